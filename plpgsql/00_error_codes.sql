@@ -1,0 +1,39 @@
+-- The one table that gives every error its stable code and HTTP status.
+-- SQL raises with the SQLSTATE; the shim maps SQLSTATE to code and status
+-- by reading this table, never by matching message text.
+insert into crypto.error_codes (sqlstate, code, http_status, title) values
+('OX000', 'VALIDATION_FAILED', 422, 'The request is not valid'),
+('OX001', 'INVALID_TOKEN', 401, 'Missing, expired or invalid credentials'),
+('OX002', 'INVALID_CREDENTIALS', 401, 'Wrong email or password'),
+('OX003', 'FORBIDDEN', 403, 'Not allowed for this account'),
+('OX004', 'NOT_FOUND', 404, 'No such resource'),
+('OX005', 'RATE_LIMITED', 429, 'Too many requests'),
+('OX006', 'EMAIL_TAKEN', 409, 'An account with this email exists'),
+('OX007', 'IDEMPOTENCY_KEY_REUSED', 422, 'The Idempotency-Key was used for another request'),
+('OX008', 'REFUSED_IN_PRODUCTION', 403, 'Refused in production'),
+('OX101', 'SESSION_CLOSED', 409, 'Predictions are closed for this session'),
+('OX102', 'SYMBOL_NOT_IN_UNIVERSE', 422, 'The symbol is not in this session''s universe'),
+('OX103', 'PREDICTION_EXISTS', 409, 'A prediction for this symbol exists'),
+('OX104', 'DAILY_LIMIT_REACHED', 409, 'The daily prediction limit is reached'),
+('OX105', 'NO_SESSION', 404, 'No session for this trading day'),
+('OX106', 'INVALID_TRANSITION', 409, 'The session cannot move to that phase'),
+('OX107', 'PRICES_MISSING', 409, 'End-of-day prices are missing'),
+('OX108', 'NOT_A_TRADING_DAY', 422, 'Not a trading day in the calendar'),
+('OX109', 'PRICE_ALREADY_SETTLED', 409, 'A settled price cannot change'),
+('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
+('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
+('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
+('OX204', 'AD_LIMIT_REACHED', 409, 'The ad reward limit is reached'),
+('23505', 'CONFLICT', 409, 'The resource exists'),
+('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
+('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),
+('22P02', 'VALIDATION_FAILED', 422, 'A value has the wrong format'),
+('22007', 'VALIDATION_FAILED', 422, 'A date or time has the wrong format'),
+('22008', 'VALIDATION_FAILED', 422, 'A date or time is out of range'),
+('42501', 'FORBIDDEN', 403, 'Not allowed for this role'),
+('57014', 'TIMEOUT', 503, 'The request took too long'),
+('40001', 'RETRY', 503, 'A concurrent change; retry'),
+('40P01', 'RETRY', 503, 'A concurrent change; retry')
+on conflict (sqlstate) do update
+set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
+

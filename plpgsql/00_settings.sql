@@ -1,0 +1,47 @@
+-- Defaults only: an admin's change survives every migrate.
+insert into crypto.settings (key, value, description) values
+('environment', '"development"', 'development or production; production refuses clock shifts and resets'),
+('clock.offset_seconds', '0', 'Shift of the database clock, for demos and tests'),
+('points.per_win', '100', 'Points for a correct prediction'),
+('predictions.base_limit', '3', 'Predictions per user and session before ad unlocks'),
+('ads.max_slot_unlocks', '7', 'Ad slot unlocks per user and session'),
+('ads.max_point_rewards', '5', 'Ad point rewards per user and session'),
+('settlement.threshold', '0.0001', 'A change this large (0.01%) or larger decides UP or DOWN'),
+('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
+('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),
+('universe.default', '["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]',
+    'Symbols of a session when neither an admin nor a previous session set them')
+on conflict (key) do nothing;
+
+create or replace function crypto.setting(p_key text) returns jsonb
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v jsonb;
+begin
+    select s.value into v from crypto.settings as s where s.key = p_key;
+    if not found then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+            detail = format('No setting %s', p_key);
+    end if;
+    return v;
+end
+$$;
+
+create or replace function crypto.setting_int(p_key text) returns bigint
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select (crypto.setting(p_key) #>> '{}')::bigint $$;
+
+create or replace function crypto.is_production() returns boolean
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select crypto.setting('environment') #>> '{}' = 'production' $$;
+
+-- Times leave the database in Korea time, the game's home zone.
+create or replace function crypto.kst(p_at timestamptz) returns text
+language sql immutable
+as $$ select to_char(p_at at time zone 'Asia/Seoul', 'YYYY-MM-DD"T"HH24:MI:SS"+09:00"') $$;
+
+grant execute on function crypto.kst(timestamptz) to app_user, app_admin, oxp_service, auditor;

@@ -1,0 +1,35 @@
+-- Ledger, settlements and the audit log are history: corrections are new
+-- rows. Grants already keep API roles out; this also stops the owner.
+create or replace function crypto.tg_append_only__refuse() returns trigger
+language plpgsql
+as $$
+begin
+    raise exception using errcode = 'OX003', message = 'FORBIDDEN',
+        detail = format('%s is append-only: %s refused', tg_table_name, tg_op);
+end
+$$;
+
+create or replace trigger ledger_transfers_append_only
+before update or delete on crypto.ledger_transfers
+for each row execute function crypto.tg_append_only__refuse();
+create or replace trigger ledger_transfers_no_truncate
+before truncate on crypto.ledger_transfers
+for each statement execute function crypto.tg_append_only__refuse();
+
+create or replace trigger ledger_entries_append_only
+before update or delete on crypto.ledger_entries
+for each row execute function crypto.tg_append_only__refuse();
+create or replace trigger ledger_entries_no_truncate
+before truncate on crypto.ledger_entries
+for each statement execute function crypto.tg_append_only__refuse();
+
+create or replace trigger audit_logs_append_only
+before update or delete on crypto.audit_logs
+for each row execute function crypto.tg_append_only__refuse();
+create or replace trigger audit_logs_no_truncate
+before truncate on crypto.audit_logs
+for each statement execute function crypto.tg_append_only__refuse();
+
+create or replace trigger settlements_append_only
+before update or delete on crypto.settlements
+for each row execute function crypto.tg_append_only__refuse();

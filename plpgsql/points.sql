@@ -1,0 +1,55 @@
+create or replace function api.points_balance() returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+begin
+    return (
+        select json_build_object('balance', a.balance, 'as_of', crypto.kst(crypto.now()))
+        from crypto.ledger_accounts as a where a.user_id = v_uid
+    );
+end
+$$;
+
+-- Newest first; the cursor is the last entry id seen, so pages stay stable
+-- while new entries arrive.
+create or replace function api.points_ledger(p_cursor bigint default null, p_limit integer default 20)
+returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_items json;
+    v_last bigint;
+    v_count integer;
+begin
+    if p_limit is null or p_limit not between 1 and 100 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'limit must be between 1 and 100';
+    end if;
+    select
+        json_agg(json_build_object(
+            'id', e.id, 'amount', e.amount, 'balance_after', e.balance_after,
+            'reason', t.reason, 'cause', t.idempotency_key, 'memo', t.memo,
+            'created_at', crypto.kst(e.created_at)
+        ) order by e.id desc),
+        min(e.id), count(*)
+    into v_items, v_last, v_count
+    from (
+        select e.* from crypto.ledger_entries as e
+        where e.account_id = crypto.user_account(v_uid) and (p_cursor is null or e.id < p_cursor)
+        order by e.id desc
+        limit p_limit
+    ) as e
+    join crypto.ledger_transfers as t on t.id = e.transfer_id;
+    return json_build_object(
+        'items', coalesce(v_items, '[]'),
+        'next_cursor', case when v_count = p_limit then v_last end
+    );
+end
+$$;
+
+grant execute on function api.points_balance() to app_user, app_admin;
+grant execute on function api.points_ledger(bigint, integer) to app_user, app_admin;

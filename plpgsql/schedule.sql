@@ -1,0 +1,78 @@
+-- Runs everything that is due at crypto.now(), in order, and records the
+-- run. pg_cron and `oxp schedule tick` both call it; a tick after downtime
+-- (or a clock jump) catches up: overdue sessions close, the right one opens.
+create or replace function crypto.schedule_tick() returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_run bigint;
+    v_now timestamptz := crypto.now();
+    v_done jsonb := '[]';
+    v_day date;
+begin
+    -- One tick at a time; a second caller has nothing to add.
+    if not pg_try_advisory_xact_lock(hashtext('crypto.schedule_tick')) then
+        return jsonb_build_object('skipped', 'another tick is running');
+    end if;
+    insert into crypto.job_runs (job, started_at, status)
+    values ('schedule_tick', clock_timestamp(), 'running')
+    returning id into v_run;
+    begin
+        for v_day in
+            select s.trading_day from crypto.session_control as s
+            join crypto.trading_calendar as c on c.trading_day = s.trading_day
+            where s.phase = 'OPEN' and c.cutoff_at <= v_now
+        loop
+            perform crypto.close_session(v_day);
+            v_done := v_done || jsonb_build_object('closed', v_day);
+        end loop;
+
+        select c.trading_day into v_day from crypto.trading_calendar as c
+        where c.cutoff_at > v_now order by c.trading_day limit 1;
+        if v_day is not null
+            and v_now >= crypto.session_opens_at(v_day)
+            and not exists (select from crypto.session_control as s where s.trading_day = v_day)
+            and not exists (select from crypto.session_control as s where s.phase = 'OPEN') then
+            perform crypto.open_session(v_day);
+            v_done := v_done || jsonb_build_object('opened', v_day);
+        end if;
+
+        -- A finished day settles as soon as every close it needs is in.
+        for v_day in
+            select s.trading_day from crypto.session_control as s
+            join crypto.trading_calendar as c on c.trading_day = s.trading_day
+            where s.phase in ('CLOSED', 'SETTLING') and c.close_at <= v_now
+            and not exists (
+                select from crypto.active_universe as u
+                where u.trading_day = s.trading_day and (
+                    not exists (
+                        select from crypto.eod_prices as e
+                        where e.trading_day = s.trading_day and e.symbol = u.symbol
+                    )
+                    or not exists (
+                        select from crypto.eod_prices as e
+                        where e.trading_day = crypto.prev_trading_day(s.trading_day) and e.symbol = u.symbol
+                    )
+                )
+            )
+            order by s.trading_day
+        loop
+            perform crypto.settle_session(v_day);
+            v_done := v_done || jsonb_build_object('settled', v_day);
+        end loop;
+
+        update crypto.job_runs
+        set finished_at = clock_timestamp(), status = 'succeeded', rows = jsonb_array_length(v_done)
+        where id = v_run;
+    exception when others then
+        update crypto.job_runs
+        set finished_at = clock_timestamp(), status = 'failed', error = sqlerrm
+        where id = v_run;
+        return jsonb_build_object('run', v_run, 'error', sqlerrm);
+    end;
+    return jsonb_build_object('run', v_run, 'now', crypto.kst(v_now), 'done', v_done);
+end
+$$;
+
+grant execute on function crypto.schedule_tick() to oxp_service;

@@ -1,0 +1,146 @@
+-- Sessions move OPEN -> CLOSED -> SETTLING -> SETTLED, one function per
+-- move. Asking for the phase a session already has changes nothing; any
+-- other jump is refused.
+
+create or replace function crypto.prev_trading_day(p_day date) returns date
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select max(c.trading_day) from crypto.trading_calendar as c where c.trading_day < p_day $$;
+
+-- A session opens at 06:00 KST the day after the previous trading day, when
+-- New York has closed it: Monday's session opens on Saturday morning.
+create or replace function crypto.session_opens_at(p_day date) returns timestamptz
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select (
+        coalesce(crypto.prev_trading_day(p_day) + 1, p_day)::timestamp
+        + make_interval(hours => crypto.setting_int('schedule.open_hour_kst')::int)
+    ) at time zone 'Asia/Seoul'
+$$;
+
+create or replace function crypto.session_move(
+    p_day date, p_from crypto.session_phase, p_to crypto.session_phase
+) returns crypto.session_control
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_session crypto.session_control;
+begin
+    select * into v_session from crypto.session_control as s where s.trading_day = p_day for update;
+    if not found then
+        raise exception using errcode = 'OX105', message = 'NO_SESSION',
+            detail = format('No session for %s', p_day);
+    end if;
+    if v_session.phase = p_to then
+        return v_session;
+    end if;
+    if v_session.phase <> p_from then
+        raise exception using errcode = 'OX106', message = 'INVALID_TRANSITION',
+            detail = format('Session %s is %s; it cannot move to %s', p_day, v_session.phase, p_to);
+    end if;
+    update crypto.session_control as s
+    set
+        phase = p_to,
+        closed_at = case when p_to = 'CLOSED' then crypto.now() else s.closed_at end,
+        settling_at = case when p_to = 'SETTLING' then crypto.now() else s.settling_at end,
+        settled_at = case when p_to = 'SETTLED' then crypto.now() else s.settled_at end
+    where s.trading_day = p_day
+    returning * into v_session;
+    return v_session;
+end
+$$;
+
+create or replace function crypto.open_session(p_day date) returns crypto.session_control
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_session crypto.session_control;
+begin
+    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
+        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
+            detail = format('%s is not a trading day in the calendar', p_day);
+    end if;
+    select * into v_session from crypto.session_control as s where s.trading_day = p_day;
+    if found then
+        if v_session.phase <> 'OPEN' then
+            raise exception using errcode = 'OX106', message = 'INVALID_TRANSITION',
+                detail = format('Session %s is %s; it cannot open again', p_day, v_session.phase);
+        end if;
+        return v_session;
+    end if;
+    if exists (select from crypto.session_control as s where s.phase = 'OPEN') then
+        raise exception using errcode = 'OX106', message = 'INVALID_TRANSITION',
+            detail = 'Another session is open; close it first';
+    end if;
+    perform crypto.ensure_universe(p_day);
+    insert into crypto.session_control (trading_day, phase, opened_at)
+    values (p_day, 'OPEN', crypto.now())
+    returning * into v_session;
+    return v_session;
+end
+$$;
+
+create or replace function crypto.close_session(p_day date) returns crypto.session_control
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.session_move(p_day, 'OPEN', 'CLOSED') $$;
+
+create or replace function crypto.begin_settling(p_day date) returns crypto.session_control
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.session_move(p_day, 'CLOSED', 'SETTLING') $$;
+
+create or replace function crypto.finish_settling(p_day date) returns crypto.session_control
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.session_move(p_day, 'SETTLING', 'SETTLED') $$;
+
+-- "Today" for a player: the open session, else the latest one.
+create or replace function crypto.current_session() returns crypto.session_control
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select s.* from crypto.session_control as s
+    order by (s.phase = 'OPEN') desc, s.trading_day desc
+    limit 1
+$$;
+
+create or replace function api.session_today() returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_session crypto.session_control := crypto.current_session();
+    v_cal crypto.trading_calendar;
+begin
+    if v_session.trading_day is null then
+        raise exception using errcode = 'OX105', message = 'NO_SESSION',
+            detail = 'No session has opened yet';
+    end if;
+    select * into v_cal from crypto.trading_calendar as c where c.trading_day = v_session.trading_day;
+    return json_build_object(
+        'trading_day', v_session.trading_day,
+        'phase', v_session.phase,
+        'cutoff_at', crypto.kst(v_cal.cutoff_at),
+        'market_open_at', crypto.kst(v_cal.open_at),
+        'market_close_at', crypto.kst(v_cal.close_at),
+        'early_close', v_cal.early_close,
+        'now', crypto.kst(crypto.now()),
+        'accepting_predictions', v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at,
+        'next_transition', case v_session.phase
+            when 'OPEN' then json_build_object('phase', 'CLOSED', 'at', crypto.kst(v_cal.cutoff_at))
+            when 'CLOSED' then json_build_object('phase', 'SETTLING', 'at', crypto.kst(v_cal.close_at))
+            when 'SETTLING' then json_build_object('phase', 'SETTLED', 'at', null)
+        end
+    );
+end
+$$;
+
+grant execute on function crypto.open_session(date) to oxp_service, app_admin;
+grant execute on function crypto.close_session(date) to oxp_service, app_admin;
+grant execute on function crypto.begin_settling(date) to oxp_service, app_admin;
+grant execute on function crypto.finish_settling(date) to oxp_service, app_admin;
+grant execute on function api.session_today() to anon, app_user, app_admin;

@@ -1,0 +1,109 @@
+-- Settles a finished trading day and pays the winners, once. The day's
+-- advisory lock makes concurrent runs queue; the second finds SETTLED.
+-- change = (close_D - close_prev) / close_prev in exact numeric; at least
+-- +threshold is UP, at most -threshold is DOWN, anything else is VOID.
+create or replace function crypto.settlement_outcome(p_change numeric) returns crypto.settlement_outcome
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select case
+        when p_change is null then 'VOID'
+        when p_change >= (crypto.setting('settlement.threshold') #>> '{}')::numeric then 'UP'
+        when p_change <= -(crypto.setting('settlement.threshold') #>> '{}')::numeric then 'DOWN'
+        else 'VOID'
+    end::crypto.settlement_outcome
+$$;
+
+create or replace function crypto.settle_session(p_day date, p_void_missing boolean default false)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_phase crypto.session_phase;
+    v_prev date := crypto.prev_trading_day(p_day);
+    v_missing text[];
+    v_points bigint := crypto.setting_int('points.per_win');
+    v_issuance bigint := crypto.system_account('issuance');
+    v_winner record;
+    v_paid integer := 0;
+begin
+    perform pg_advisory_xact_lock(hashtext('crypto.settle_session'), p_day - date '2000-01-01');
+    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
+    if v_phase is null then
+        raise exception using errcode = 'OX105', message = 'NO_SESSION',
+            detail = format('No session for %s', p_day);
+    end if;
+    if v_phase = 'SETTLED' then
+        return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', true);
+    end if;
+    if v_phase = 'OPEN' then
+        raise exception using errcode = 'OX106', message = 'INVALID_TRANSITION',
+            detail = format('Session %s is still open', p_day);
+    end if;
+
+    select array_agg(u.symbol order by u.position) into v_missing
+    from crypto.active_universe as u
+    where u.trading_day = p_day and (
+        not exists (select from crypto.eod_prices as e where e.trading_day = p_day and e.symbol = u.symbol)
+        or not exists (select from crypto.eod_prices as e where e.trading_day = v_prev and e.symbol = u.symbol)
+    );
+    if v_missing is not null and not p_void_missing then
+        raise exception using errcode = 'OX107', message = 'PRICES_MISSING',
+            detail = format('No close for %s on %s or %s', array_to_string(v_missing, ', '), p_day, v_prev);
+    end if;
+
+    perform crypto.begin_settling(p_day);
+
+    insert into crypto.settlements
+        (trading_day, symbol, prev_trading_day, close_prev, close_today, change, outcome,
+         source, fetched_at, settled_at)
+    select
+        p_day, u.symbol, v_prev, p0.close, p1.close, c.change, crypto.settlement_outcome(c.change),
+        p1.source, p1.fetched_at, crypto.now()
+    from crypto.active_universe as u
+    left join crypto.eod_prices as p1 on p1.trading_day = p_day and p1.symbol = u.symbol
+    left join crypto.eod_prices as p0 on p0.trading_day = v_prev and p0.symbol = u.symbol
+    cross join lateral (select (p1.close - p0.close) / p0.close as change) as c
+    where u.trading_day = p_day;
+
+    for v_winner in
+        select p.id, p.user_id
+        from crypto.predictions as p
+        join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+        where p.trading_day = p_day and p.choice::text = s.outcome::text
+        order by p.id
+    loop
+        perform crypto.ledger_transfer(
+            format('settlement:%s:%s', p_day, v_winner.id),
+            v_issuance, crypto.user_account(v_winner.user_id), v_points, 'settlement_award'
+        );
+        v_paid := v_paid + 1;
+    end loop;
+
+    perform crypto.finish_settling(p_day);
+    perform crypto.audit(crypto.current_actor(), 'session.settled', p_day::text,
+        jsonb_build_object('winners', v_paid, 'points', v_paid * v_points, 'voided', coalesce(v_missing, '{}')));
+    return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', false);
+end
+$$;
+
+create or replace function crypto.settlement_summary(p_day date) returns jsonb
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select jsonb_build_object(
+        'trading_day', p_day,
+        'symbols', (select count(*) from crypto.settlements as s where s.trading_day = p_day),
+        'void_symbols', (
+            select count(*) from crypto.settlements as s where s.trading_day = p_day and s.outcome = 'VOID'
+        ),
+        'winners', (
+            select count(*) from crypto.predictions as p
+            join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            where p.trading_day = p_day and p.choice::text = s.outcome::text
+        )
+    )
+$$;
+
+grant execute on function crypto.settle_session(date, boolean) to oxp_service, app_admin;

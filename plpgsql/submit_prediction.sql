@@ -1,0 +1,86 @@
+-- Every rule of a prediction, checked and written in one transaction; the
+-- database clock decides, not the phase having been advanced on time.
+create or replace function api.submit_prediction(p_symbol text, p_choice text) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_now timestamptz := crypto.now();
+    v_symbol text := upper(btrim(p_symbol));
+    v_day date;
+    v_cutoff timestamptz;
+    v_limits crypto.user_daily_limits;
+    v_limit bigint;
+    v_prediction crypto.predictions;
+begin
+    if p_choice is null or p_choice not in ('UP', 'DOWN') then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'choice must be UP or DOWN';
+    end if;
+
+    select s.trading_day, c.cutoff_at into v_day, v_cutoff
+    from crypto.session_control as s
+    join crypto.trading_calendar as c on c.trading_day = s.trading_day
+    where s.phase = 'OPEN';
+    if v_day is null or v_now >= v_cutoff then
+        raise exception using errcode = 'OX101', message = 'SESSION_CLOSED',
+            detail = coalesce(format('Predictions for %s closed at %s', v_day, crypto.kst(v_cutoff)),
+                'No session is open for predictions');
+    end if;
+
+    if not exists (
+        select from crypto.active_universe as u where u.trading_day = v_day and u.symbol = v_symbol
+    ) then
+        raise exception using errcode = 'OX102', message = 'SYMBOL_NOT_IN_UNIVERSE',
+            detail = format('%s is not in the universe of %s', left(p_symbol, 20), v_day);
+    end if;
+
+    -- The user's row for the session is the lock that serialises their
+    -- concurrent submissions, so the limit cannot be overrun by a race.
+    insert into crypto.user_daily_limits as l (user_id, trading_day)
+    values (v_uid, v_day)
+    on conflict (user_id, trading_day) do update set user_id = l.user_id
+    returning * into v_limits;
+
+    if exists (
+        select from crypto.predictions as p
+        where p.user_id = v_uid and p.trading_day = v_day and p.symbol = v_symbol
+    ) then
+        raise exception using errcode = 'OX103', message = 'PREDICTION_EXISTS',
+            detail = format('You already predicted %s for %s', v_symbol, v_day);
+    end if;
+
+    v_limit := crypto.prediction_limit(v_limits.slot_unlocks);
+    if v_limits.predictions_made >= v_limit then
+        raise exception using errcode = 'OX104', message = 'DAILY_LIMIT_REACHED',
+            detail = format('%s of %s predictions used for %s', v_limits.predictions_made, v_limit, v_day);
+    end if;
+
+    insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
+    values (v_uid, v_day, v_symbol, p_choice::crypto.prediction_choice, v_now)
+    returning * into v_prediction;
+    update crypto.user_daily_limits as l set predictions_made = l.predictions_made + 1
+    where l.user_id = v_uid and l.trading_day = v_day;
+
+    return json_build_object(
+        'id', v_prediction.id,
+        'trading_day', v_prediction.trading_day,
+        'symbol', v_prediction.symbol,
+        'choice', v_prediction.choice,
+        'created_at', crypto.kst(v_prediction.created_at),
+        'predictions_left', v_limit - v_limits.predictions_made - 1
+    );
+end
+$$;
+
+-- The daily limit: the base plus each ad slot unlock, unlocks capped.
+create or replace function crypto.prediction_limit(p_slot_unlocks integer) returns bigint
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select crypto.setting_int('predictions.base_limit')
+        + least(p_slot_unlocks, crypto.setting_int('ads.max_slot_unlocks'))
+$$;
+
+grant execute on function api.submit_prediction(text, text) to app_user, app_admin;

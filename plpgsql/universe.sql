@@ -1,0 +1,98 @@
+-- Each session has its own symbols: what an admin set for that day, else a
+-- copy of the previous session's, else the default list.
+create or replace function crypto.ensure_universe(p_day date) returns integer
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_from date;
+    v_rows integer;
+begin
+    if exists (select from crypto.active_universe as u where u.trading_day = p_day) then
+        return 0;
+    end if;
+    select max(u.trading_day) into v_from from crypto.active_universe as u where u.trading_day < p_day;
+    if v_from is not null then
+        insert into crypto.active_universe (trading_day, symbol, position)
+        select p_day, u.symbol, u.position from crypto.active_universe as u where u.trading_day = v_from;
+    else
+        insert into crypto.active_universe (trading_day, symbol, position)
+        select p_day, d.symbol, d.position
+        from jsonb_array_elements_text(crypto.setting('universe.default')) with ordinality as d (symbol, position);
+    end if;
+    get diagnostics v_rows = row_count;
+    return v_rows;
+end
+$$;
+
+create or replace function crypto.set_universe(p_day date, p_symbols text[]) returns integer
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_symbols text[];
+    v_phase crypto.session_phase;
+begin
+    select array_agg(upper(btrim(s)) order by n) into v_symbols
+    from unnest(p_symbols) with ordinality as t (s, n);
+    if coalesce(cardinality(v_symbols), 0) = 0 or cardinality(v_symbols) > 100 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A universe has between 1 and 100 symbols';
+    end if;
+    if (select count(distinct s) from unnest(v_symbols) as s) <> cardinality(v_symbols) then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A symbol is listed twice';
+    end if;
+    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
+        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
+            detail = format('%s is not a trading day in the calendar', p_day);
+    end if;
+    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day for update;
+    if v_phase is not null and v_phase <> 'OPEN' then
+        raise exception using errcode = 'OX106', message = 'INVALID_TRANSITION',
+            detail = format('Session %s is %s; its universe is final', p_day, v_phase);
+    end if;
+    if exists (
+        select from crypto.predictions as p
+        where p.trading_day = p_day and p.symbol <> all(v_symbols)
+    ) then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A symbol that already has predictions cannot be removed';
+    end if;
+    delete from crypto.active_universe as u where u.trading_day = p_day and u.symbol <> all(v_symbols);
+    insert into crypto.active_universe (trading_day, symbol, position)
+    select p_day, s::crypto.symbol, n from unnest(v_symbols) with ordinality as t (s, n)
+    on conflict (trading_day, symbol) do update set position = excluded.position;
+    perform crypto.audit(crypto.current_actor(), 'universe.set', p_day::text, jsonb_build_object('symbols', v_symbols));
+    return cardinality(v_symbols);
+end
+$$;
+
+create or replace function api.universe_today() returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_day date := (crypto.current_session()).trading_day;
+    v_prev date;
+begin
+    if v_day is null then
+        raise exception using errcode = 'OX105', message = 'NO_SESSION',
+            detail = 'No session has opened yet';
+    end if;
+    v_prev := crypto.prev_trading_day(v_day);
+    return json_build_object(
+        'trading_day', v_day,
+        'previous_trading_day', v_prev,
+        'symbols', coalesce((
+            select json_agg(json_build_object('symbol', u.symbol, 'previous_close', e.close) order by u.position)
+            from crypto.active_universe as u
+            left join crypto.eod_prices as e on e.trading_day = v_prev and e.symbol = u.symbol
+            where u.trading_day = v_day
+        ), '[]')
+    );
+end
+$$;
+
+grant execute on function crypto.set_universe(date, text[]) to oxp_service, app_admin;
+grant execute on function api.universe_today() to anon, app_user, app_admin;

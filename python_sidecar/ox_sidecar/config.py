@@ -1,0 +1,65 @@
+"""One settings object, from the environment or `.env`; DATABASE_URL overrides the local default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/oxp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    # The owner's connection: migrations and the CLI.
+    database_url: str = LOCAL_DATABASE_URL
+    # The API's connection: the rights-less `authenticator` login.
+    api_database_url: str | None = None
+    # The worker's connection: the service role.
+    worker_database_url: str | None = None
+    api_pool_size: int = 16
+
+    jwt_issuer: str = "ox-predict"
+    jwt_audience: str = "ox-predict-api"
+    jwt_access_ttl_seconds: int = 900
+    jwt_private_key_file: Path = ROOT / ".local" / "keys" / "jwt-private.pem"
+    jwt_private_key: str | None = None
+
+    cors_origins: list[str] = []
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env == "production":
+            if not self.jwt_private_key:
+                raise ValueError("JWT_PRIVATE_KEY is required in production")
+            if self.database_url == LOCAL_DATABASE_URL:
+                raise ValueError("DATABASE_URL must be set in production")
+        return self
+
+    def url_as(self, user: str) -> str:
+        """The owner's URL with another login, for the API and worker defaults."""
+        parts = conninfo_to_dict(self.database_url)
+        parts["user"] = user
+        parts.pop("password", None)
+        return make_conninfo(**parts)
+
+    @property
+    def api_url(self) -> str:
+        return self.api_database_url or self.url_as("authenticator")
+
+    @property
+    def worker_url(self) -> str:
+        return self.worker_database_url or self.url_as("oxp_service")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

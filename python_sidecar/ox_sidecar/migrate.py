@@ -1,0 +1,113 @@
+"""Versioned migrations (sql/, applied once, checksummed) then repeatable ones
+(plpgsql/, pg_cron/, re-applied every run), all under one advisory lock."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from .config import ROOT
+
+LOCK_KEY = 0x0F0A_7E57  # one number for "a migration is running"
+VERSIONED = "sql"
+REPEATABLE = ("plpgsql", "pg_cron")
+
+
+class MigrationError(Exception):
+    pass
+
+
+@dataclass
+class MigrationReport:
+    applied: list[str] = field(default_factory=list)
+    repeatable: list[str] = field(default_factory=list)
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files(root: Path, folder: str) -> list[Path]:
+    return sorted((root / folder).glob("*.sql"))
+
+
+def pending(conn: psycopg.Connection, root: Path = ROOT) -> list[str]:
+    """Versioned files not yet applied (empty means the schema is current)."""
+    exists = conn.execute("select to_regclass('migrations.applied') is not null").fetchone()
+    done: set[str] = set()
+    if exists and exists[0]:
+        done = {r[0] for r in conn.execute("select version from migrations.applied")}
+    return [p.name for p in _files(root, VERSIONED) if p.name not in done]
+
+
+def migrate(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
+    report = MigrationReport()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            conn.execute("set client_min_messages = warning")
+            conn.execute("create schema if not exists migrations")
+            conn.execute(
+                "create table if not exists migrations.applied ("
+                " version text primary key, checksum text not null,"
+                " applied_at timestamptz not null default now())"
+            )
+            recorded = dict(conn.execute("select version, checksum from migrations.applied"))
+            files = _files(root, VERSIONED)
+            unknown = set(recorded) - {p.name for p in files}
+            if unknown:
+                raise MigrationError(f"applied migrations missing from {VERSIONED}/: {sorted(unknown)}")
+            for path in files:
+                checksum = _checksum(path)
+                if path.name in recorded:
+                    if recorded[path.name] != checksum:
+                        raise MigrationError(
+                            f"{VERSIONED}/{path.name} was edited after it was applied; "
+                            "add a new migration instead"
+                        )
+                    continue
+                with conn.transaction():
+                    conn.execute(path.read_text())
+                    conn.execute(
+                        "insert into migrations.applied (version, checksum) values (%s, %s)",
+                        (path.name, checksum),
+                    )
+                report.applied.append(path.name)
+            with conn.transaction():
+                # Bodies refer to functions defined in later files.
+                conn.execute("set local check_function_bodies = off")
+                for folder in REPEATABLE:
+                    for path in _files(root, folder):
+                        conn.execute(path.read_text())
+                        report.repeatable.append(f"{folder}/{path.name}")
+                conn.execute(
+                    "update crypto.settings set value = to_jsonb(%s::text) where key = 'environment'",
+                    (environment,),
+                )
+        finally:
+            conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
+    return report
+
+
+def reset(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
+    if environment == "production":
+        raise MigrationError("db reset is refused in production")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            conn.execute("set client_min_messages = warning")
+            row = conn.execute(
+                "select crypto.setting('environment') #>> '{}'"
+                " where to_regprocedure('crypto.setting(text)') is not null"
+            ).fetchone()
+            if row and row[0] == "production":
+                raise MigrationError("db reset is refused: the database says it is production")
+            if conn.execute("select to_regclass('cron.job') is not null").fetchone()[0]:  # type: ignore[index]
+                conn.execute("select cron.unschedule(jobid) from cron.job where jobname like 'oxp-%'")
+            conn.execute("drop schema if exists api, crypto, migrations cascade")
+        finally:
+            conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
+    return migrate(dsn, environment, root)
