@@ -37,3 +37,12 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 on conflict (sqlstate) do update
 set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
 
+
+-- The shim reads the table once at start-up, as anon.
+create or replace function api.error_codes()
+returns table (sqlstate text, code text, http_status smallint, title text)
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$ select e.sqlstate, e.code, e.http_status, e.title from crypto.error_codes as e $$;
+
+grant execute on function api.error_codes() to anon;

@@ -87,3 +87,10 @@ grant select on crypto.trading_calendar to app_user;
 create policy "Error codes are public" on crypto.error_codes
 for select to anon, app_user, app_admin, oxp_service using (true);
 grant select on crypto.error_codes to anon, app_user, app_admin, oxp_service;
+
+-- The service role (worker, pg_cron, CLI) reads everything and writes only
+-- through functions, like every other role.
+alter role oxp_service bypassrls;
+grant select on all tables in schema crypto to oxp_service;
+revoke select on crypto.users, crypto.oauth_states from oxp_service;
+grant select (id, email, role, display_name, created_at, disabled_at) on crypto.users to oxp_service;

@@ -1,3 +1,29 @@
+"""`oxp`: the operator's command line."""
+
+from __future__ import annotations
+
 import typer
 
-app = typer.Typer()
+from . import (
+    cmd_calendar,
+    cmd_clock,
+    cmd_db,
+    cmd_eod,
+    cmd_run,
+    cmd_schedule,
+    cmd_session,
+    cmd_universe,
+)
+
+app = typer.Typer(
+    no_args_is_help=True, help="OX Predict operations", pretty_exceptions_enable=False
+)
+app.add_typer(cmd_db.app, name="db")
+app.add_typer(cmd_calendar.app, name="calendar")
+app.add_typer(cmd_clock.app, name="clock")
+app.add_typer(cmd_schedule.app, name="schedule")
+app.add_typer(cmd_session.app, name="session")
+app.add_typer(cmd_universe.app, name="universe")
+app.add_typer(cmd_eod.app, name="eod")
+app.command("serve")(cmd_run.serve)
+app.command("worker")(cmd_run.worker)

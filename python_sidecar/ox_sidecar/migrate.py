@@ -59,7 +59,7 @@ def migrate(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
             files = _files(root, VERSIONED)
             unknown = set(recorded) - {p.name for p in files}
             if unknown:
-                raise MigrationError(f"applied migrations missing from {VERSIONED}/: {sorted(unknown)}")
+                raise MigrationError(f"applied but missing from {VERSIONED}/: {sorted(unknown)}")
             for path in files:
                 checksum = _checksum(path)
                 if path.name in recorded:
@@ -83,8 +83,12 @@ def migrate(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
                     for path in _files(root, folder):
                         conn.execute(path.read_text())
                         report.repeatable.append(f"{folder}/{path.name}")
+                # /ready compares what is applied with what ships.
+                conn.execute("grant usage on schema migrations to authenticator")
+                conn.execute("grant select on migrations.applied to authenticator")
                 conn.execute(
-                    "update crypto.settings set value = to_jsonb(%s::text) where key = 'environment'",
+                    "update crypto.settings set value = to_jsonb(%s::text)"
+                    " where key = 'environment'",
                     (environment,),
                 )
         finally:
@@ -105,8 +109,11 @@ def reset(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
             ).fetchone()
             if row and row[0] == "production":
                 raise MigrationError("db reset is refused: the database says it is production")
-            if conn.execute("select to_regclass('cron.job') is not null").fetchone()[0]:  # type: ignore[index]
-                conn.execute("select cron.unschedule(jobid) from cron.job where jobname like 'oxp-%'")
+            has_cron = conn.execute("select to_regclass('cron.job') is not null").fetchone()
+            if has_cron and has_cron[0]:
+                conn.execute(
+                    "select cron.unschedule(jobid) from cron.job where jobname like 'oxp-%'"
+                )
             conn.execute("drop schema if exists api, crypto, migrations cascade")
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import call, console, emit, parse_day, service_connection
+
+app = typer.Typer(no_args_is_help=True, help="The symbols of a session")
+
+
+@app.command("show")
+def show(
+    day: Annotated[
+        str | None, typer.Option(help="Trading day; default the current session")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    with service_connection() as conn:
+        target = (
+            parse_day(day) if day else call(conn, "select (crypto.current_session()).trading_day")
+        )
+        rows = conn.execute(
+            "select symbol, position from crypto.active_universe"
+            " where trading_day = %s order by position",
+            (target,),
+        ).fetchall()
+    emit([{"trading_day": target, "symbol": s, "position": p} for s, p in rows], as_json)
+
+
+@app.command("set")
+def set_(
+    day: Annotated[str, typer.Option(help="Trading day")],
+    symbols: Annotated[list[str], typer.Argument(help="Symbols, in display order")],
+) -> None:
+    """Set DAY's symbols (before its session closes)."""
+    with service_connection() as conn:
+        count = call(conn, "select crypto.set_universe(%s, %s)", parse_day(day), symbols)
+    console.print(f"{day}: {count} symbols")

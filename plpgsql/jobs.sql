@@ -1,0 +1,66 @@
+-- The work queue the sidecar worker drains (what SQL cannot do itself:
+-- fetch prices, call a vendor). Claims skip locked rows, so two workers
+-- never take one job; failures back off exponentially, then go dead.
+create or replace function crypto.enqueue_job(
+    p_kind text, p_payload jsonb, p_dedupe_key text default null, p_max_attempts integer default 8
+) returns bigint
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_id bigint;
+begin
+    insert into crypto.jobs (kind, payload, dedupe_key, max_attempts, run_after, created_at)
+    values (p_kind, coalesce(p_payload, '{}'), p_dedupe_key, p_max_attempts, crypto.now(), crypto.now())
+    on conflict (dedupe_key) do nothing
+    returning id into v_id;
+    if v_id is not null then
+        perform pg_notify('oxp_jobs', p_kind);
+    end if;
+    return v_id;
+end
+$$;
+
+create or replace function crypto.claim_job(p_kinds text[]) returns crypto.jobs
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    update crypto.jobs as j
+    set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp()
+    where j.id = (
+        select q.id from crypto.jobs as q
+        where q.status = 'queued' and q.run_after <= crypto.now() and q.kind = any(p_kinds)
+        order by q.run_after, q.id
+        for update skip locked
+        limit 1
+    )
+    returning j.*
+$$;
+
+create or replace function crypto.complete_job(p_id bigint) returns void
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    update crypto.jobs set status = 'done', finished_at = crypto.now(), locked_at = null
+    where id = p_id and status = 'running'
+$$;
+
+create or replace function crypto.fail_job(p_id bigint, p_error text) returns crypto.job_status
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    update crypto.jobs
+    set
+        status = case when attempts >= max_attempts then 'dead' else 'queued' end::crypto.job_status,
+        run_after = crypto.now() + make_interval(secs => least(30 * 2 ^ (attempts - 1), 3600)),
+        last_error = left(p_error, 2000),
+        locked_at = null,
+        finished_at = case when attempts >= max_attempts then crypto.now() end
+    where id = p_id and status = 'running'
+    returning status
+$$;
+
+grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_service, app_admin;
+grant execute on function crypto.claim_job(text[]) to oxp_service;
+grant execute on function crypto.complete_job(bigint) to oxp_service;
+grant execute on function crypto.fail_job(bigint, text) to oxp_service;

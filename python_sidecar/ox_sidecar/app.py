@@ -1,0 +1,244 @@
+"""The HTTP shim: each route authenticates, calls one SQL function, maps the result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from . import logs
+from .config import ROOT, get_settings
+from .db import call_api, new_pool
+from .migrate import VERSIONED
+from .problems import Problem, error_codes_loaded, load_error_codes, problem_response
+from .tokens import TokenService, claims_json, hash_password, verify_password
+
+log = logging.getLogger("ox_sidecar")
+
+PROBLEM = {"content": {"application/problem+json": {}}, "description": "problem+json (RFC 9457)"}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.tokens = TokenService(settings)
+    app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
+    await app.state.pool.open(wait=False)
+    loader = asyncio.create_task(_load_error_codes(app.state.pool))
+    yield
+    loader.cancel()
+    await app.state.pool.close()
+
+
+async def _load_error_codes(pool: AsyncConnectionPool) -> None:
+    """Until it succeeds: the service answers /health meanwhile, errors use fallbacks."""
+    while not error_codes_loaded():
+        try:
+            async with pool.connection(timeout=10) as conn:
+                await load_error_codes(conn)
+        except Exception:
+            log.warning("could not read the error codes yet", exc_info=True)
+            await asyncio.sleep(2)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    app = FastAPI(
+        title="OX Predict API",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422)},
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    app.add_middleware(logs.RequestIdMiddleware)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        problem = Problem("VALIDATION_FAILED", f"Invalid: {fields}")
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = "NOT_FOUND" if exc.status_code in (404, 405) else "VALIDATION_FAILED"
+        return problem_response(Problem(code, str(exc.detail)), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem_response(Problem("INTERNAL"), request.url.path)
+
+    _routes(app)
+    return app
+
+
+# --- who is calling ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str
+    claims: str
+
+
+def _pool(request: Request) -> AsyncConnectionPool:
+    return request.app.state.pool  # type: ignore[no-any-return]
+
+
+def _tokens(request: Request) -> TokenService:
+    return request.app.state.tokens  # type: ignore[no-any-return]
+
+
+def optional_caller(request: Request) -> Caller:
+    header = request.headers.get("authorization")
+    if header is None:
+        return Caller("anon", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem("INVALID_TOKEN", "Use: Authorization: Bearer <token>")
+    claims = _tokens(request).verify(token.strip())
+    return Caller(claims["role"], claims_json(claims))
+
+
+def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:
+    if caller.role == "anon":
+        raise Problem("INVALID_TOKEN", "This request needs a signed-in user")
+    return caller
+
+
+Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Tokens = Annotated[TokenService, Depends(_tokens)]
+AnyCaller = Annotated[Caller, Depends(optional_caller)]
+User = Annotated[Caller, Depends(signed_in)]
+
+
+def raw_json(text: str | None, status: int = 200) -> Response:
+    if text is None:
+        raise Problem("NOT_FOUND")
+    return Response(text, status_code=status, media_type="application/json")
+
+
+# --- request bodies ----------------------------------------------------
+
+
+class Credentials(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=8, max_length=128)
+
+
+Symbol = Annotated[str, Path(min_length=1, max_length=12, pattern=r"^[A-Za-z][A-Za-z0-9.\-]*$")]
+
+
+class PredictionIn(BaseModel):
+    choice: Literal["UP", "DOWN"]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class SignupOut(TokenOut):
+    user: dict[str, Any]
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"], responses={503: PROBLEM})
+    async def ready(pool: Pool) -> dict[str, Any]:
+        expected = sorted(p.name for p in (ROOT / VERSIONED).glob("*.sql"))
+        try:
+            async with pool.connection(timeout=2) as conn:
+                cur = await conn.execute("select version from migrations.applied")
+                applied = sorted(r[0] for r in await cur.fetchall())
+        except Exception as exc:
+            raise Problem("UNAVAILABLE", "The database is unreachable") from exc
+        missing = [v for v in expected if v not in applied]
+        if not error_codes_loaded():
+            raise Problem("UNAVAILABLE", "Error codes not loaded yet")
+        if missing:
+            raise Problem("UNAVAILABLE", f"Migrations not applied: {', '.join(missing)}")
+        return {"status": "ready", "migrations": len(applied)}
+
+    @app.get("/.well-known/jwks.json", tags=["auth"])
+    async def jwks(tokens: Tokens) -> dict[str, Any]:
+        return tokens.jwks()
+
+    @app.post("/v1/auth/signup", tags=["auth"], status_code=201, response_model=SignupOut)
+    async def signup(body: Credentials, pool: Pool, tokens: Tokens) -> Any:
+        password_hash = await run_in_threadpool(hash_password, body.password)
+        user_text = await call_api(pool, "anon", "", "signup", body.email, password_hash)
+        created = json.loads(user_text or "null")
+        return JSONResponse({"user": created, **tokens.issue(created)}, status_code=201)
+
+    @app.post("/v1/auth/login", tags=["auth"], response_model=TokenOut)
+    async def login(body: Credentials, pool: Pool, tokens: Tokens) -> Any:
+        found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
+        ok = await run_in_threadpool(
+            verify_password, found["password_hash"] if found else None, body.password
+        )
+        if not found or not ok:
+            raise Problem("INVALID_CREDENTIALS", "Wrong email or password")
+        return tokens.issue(found)
+
+    @app.get("/v1/users/me", tags=["users"])
+    async def me(caller: User, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "me"))
+
+    @app.get("/v1/session/today", tags=["game"])
+    async def session_today(caller: AnyCaller, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "session_today"))
+
+    @app.get("/v1/universe/today", tags=["game"])
+    async def universe_today(caller: AnyCaller, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "universe_today"))
+
+    @app.post("/v1/predictions/{symbol}", tags=["game"], status_code=201)
+    async def predict(symbol: Symbol, body: PredictionIn, caller: User, pool: Pool) -> Response:
+        args = ("submit_prediction", symbol, body.choice)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
+
+    @app.get("/v1/points/balance", tags=["points"])
+    async def balance(caller: User, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "points_balance"))
+
+    @app.get("/v1/points/ledger", tags=["points"])
+    async def ledger(
+        caller: User,
+        pool: Pool,
+        cursor: Annotated[int | None, Query(ge=1)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> Response:
+        args = ("points_ledger", cursor, limit)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+
+
+app = create_app()

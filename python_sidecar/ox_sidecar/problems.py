@@ -1,0 +1,99 @@
+"""RFC 9457 problem+json. Status and code come from crypto.error_codes,
+looked up by SQLSTATE for database errors, by code for the sidecar's own."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from starlette.responses import Response
+
+log = logging.getLogger("ox_sidecar")
+
+PROBLEM_TYPE = "https://ox-predict.example/problems/"
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    status: int
+    title: str
+
+
+# Fallbacks until the table is read: the sidecar's own codes must work even
+# when the database is down.
+_BY_CODE: dict[str, ErrorCode] = {
+    "VALIDATION_FAILED": ErrorCode("VALIDATION_FAILED", 422, "The request is not valid"),
+    "INVALID_TOKEN": ErrorCode("INVALID_TOKEN", 401, "Missing, expired or invalid credentials"),
+    "INVALID_CREDENTIALS": ErrorCode("INVALID_CREDENTIALS", 401, "Wrong email or password"),
+    "NOT_FOUND": ErrorCode("NOT_FOUND", 404, "No such resource"),
+    "UNAVAILABLE": ErrorCode("UNAVAILABLE", 503, "The service is unavailable"),
+    "INTERNAL": ErrorCode("INTERNAL", 500, "Internal error"),
+}
+_BY_SQLSTATE: dict[str, ErrorCode] = {}
+
+
+def error_codes_loaded() -> bool:
+    return bool(_BY_SQLSTATE)
+
+
+async def load_error_codes(conn: psycopg.AsyncConnection) -> None:
+    async with conn.transaction():
+        await conn.execute("set local role anon")
+        cur = await conn.execute("select sqlstate, code, http_status, title from api.error_codes()")
+        rows = await cur.fetchall()
+    for sqlstate, code, status, title in rows:
+        entry = ErrorCode(code, status, title)
+        _BY_SQLSTATE[sqlstate] = entry
+        if sqlstate.startswith("OX"):
+            _BY_CODE[code] = entry
+
+
+def error_code(code: str) -> ErrorCode:
+    return _BY_CODE.get(code, _BY_CODE["INTERNAL"])
+
+
+class Problem(Exception):
+    def __init__(self, code: str, detail: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(code)
+        self.entry = error_code(code)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def from_database(exc: psycopg.Error, role: str) -> Problem:
+    """A database error as a problem: by SQLSTATE, with only the detail we wrote."""
+    sqlstate = exc.sqlstate or ""
+    if sqlstate == "42501" and role == "anon":
+        return Problem("INVALID_TOKEN", "This request needs a signed-in user")
+    entry = _BY_SQLSTATE.get(sqlstate)
+    if entry is None:
+        log.error("unmapped database error", extra={"sqlstate": sqlstate, "error": str(exc)})
+        return Problem("INTERNAL")
+    problem = Problem(entry.code)
+    problem.entry = entry
+    # Our functions put a sentence for people in DETAIL; constraint errors
+    # carry SQL in theirs, which never leaves the service.
+    diag = exc.diag
+    problem.detail = diag.message_detail if sqlstate.startswith("OX") else entry.title
+    return problem
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> Response:
+    body = {
+        "type": PROBLEM_TYPE + problem.entry.code.lower().replace("_", "-"),
+        "title": problem.entry.title,
+        "status": problem.entry.status,
+        "detail": problem.detail or problem.entry.title,
+        "code": problem.entry.code,
+    }
+    if instance:
+        body["instance"] = instance
+    return Response(
+        json.dumps(body),
+        status_code=problem.entry.status,
+        media_type="application/problem+json",
+        headers=problem.headers,
+    )

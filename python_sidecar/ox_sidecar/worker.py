@@ -1,0 +1,51 @@
+"""The job worker: wakes on NOTIFY (or every poll interval), claims one job at
+a time with SKIP LOCKED, runs its handler, and reports success or failure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger("ox_sidecar.worker")
+
+Handler = Callable[[psycopg.Connection, dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def run_once(conn: psycopg.Connection) -> bool:
+    """One job, if one is due; True when a job was taken."""
+    with conn.transaction():
+        job = conn.execute(
+            "select (j).id, (j).kind, (j).payload from (select crypto.claim_job(%s) as j) as c",
+            (list(HANDLERS),),
+        ).fetchone()
+    if job is None or job[0] is None:
+        return False
+    job_id, kind, payload = job
+    try:
+        with conn.transaction():
+            HANDLERS[kind](conn, payload)
+            conn.execute("select crypto.complete_job(%s)", (job_id,))
+    except Exception as exc:
+        log.warning("job failed", extra={"job": job_id, "kind": kind, "error": str(exc)})
+        with conn.transaction():
+            conn.execute("select crypto.fail_job(%s, %s)", (job_id, f"{type(exc).__name__}: {exc}"))
+    return True
+
+
+def run_forever(url: str, poll_seconds: float = 30.0) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("listen oxp_jobs")
+        log.info("worker started", extra={"kinds": sorted(HANDLERS)})
+        while True:
+            while run_once(conn):
+                pass
+            # Sleep until a NOTIFY arrives or the poll interval passes
+            # (a retry's backoff ends without a notification).
+            for _ in conn.notifies(timeout=poll_seconds, stop_after=1):
+                pass
+            time.sleep(0)
