@@ -35,7 +35,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('40001', 'RETRY', 503, 'A concurrent change; retry'),
 ('40P01', 'RETRY', 503, 'A concurrent change; retry')
 on conflict (sqlstate) do update
-set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
+    set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
 
 
 -- The shim reads the table once at start-up, as anon.

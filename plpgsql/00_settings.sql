@@ -9,8 +9,10 @@ insert into crypto.settings (key, value, description) values
 ('settlement.threshold', '0.0001', 'A change this large (0.01%) or larger decides UP or DOWN'),
 ('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
 ('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),
-('universe.default', '["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]',
-    'Symbols of a session when neither an admin nor a previous session set them')
+(
+    'universe.default', '["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]',
+    'Symbols of a session when neither an admin nor a previous session set them'
+)
 on conflict (key) do nothing;
 
 create or replace function crypto.setting(p_key text) returns jsonb

@@ -23,7 +23,9 @@ begin
 end
 $roles$;
 
-grant anon, app_user, app_admin to authenticator;
+grant anon to authenticator;
+grant app_user to authenticator;
+grant app_admin to authenticator;
 
 -- A runaway API query must not hold a connection the pool needs.
 alter role anon set statement_timeout = '5s';

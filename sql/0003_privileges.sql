@@ -55,7 +55,10 @@ grant select on crypto.ledger_accounts to app_user;
 
 create policy "Ledger entries are visible to the account owner" on crypto.ledger_entries
 for select to app_user using (
-    account_id in (select a.id from crypto.ledger_accounts as a where a.user_id = (select crypto.auth_uid()))
+    account_id in (
+        select a.id from crypto.ledger_accounts as a
+        where a.user_id = (select crypto.auth_uid())
+    )
 );
 grant select on crypto.ledger_entries to app_user;
 
