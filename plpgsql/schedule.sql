@@ -8,7 +8,7 @@ as $$
 declare
     v_run bigint;
     v_now timestamptz := crypto.now();
-    v_done jsonb := '[]';
+    v_done jsonb := '[]'::jsonb;
     v_day date;
 begin
     -- One tick at a time; a second caller has nothing to add.

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every test: lint, then pgTAP and pytest against a throwaway cluster that
+# is deleted at the end (never the `make run` data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== lint"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+# pgTAP files use psql meta-commands (\gset), which sqlfluff cannot parse.
+.venv/bin/sqlfluff lint sql plpgsql pg_cron tests/sql/helpers --processes 2 2>/dev/null
+
+work=$(mktemp -d /tmp/oxp-test.XXXXXX)
+chmod 755 "$work"
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() { scripts/localpg.sh stop "$work/pg"; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "== cluster on port $port"
+scripts/localpg.sh start "$work/pg" "$port" oxp --throwaway
+export TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/oxp"
+DATABASE_URL=$TEST_DATABASE_URL .venv/bin/oxp db migrate
+psql -q -v ON_ERROR_STOP=1 "$TEST_DATABASE_URL" -f tests/sql/helpers/setup.sql
+
+echo "== pgTAP"
+pg_prove --quiet --failures -d "$TEST_DATABASE_URL" tests/sql/*.test.sql
+
+echo "== pytest"
+.venv/bin/pytest -q "$@"

@@ -1,0 +1,45 @@
+begin;
+select plan(12);
+
+select tests.create_user('a@example.com') as a \gset
+select tests.create_user('b@example.com') as b \gset
+select crypto.system_account('issuance') as issuance \gset
+select crypto.user_account(:'a') as acct_a \gset
+select crypto.user_account(:'b') as acct_b \gset
+
+select crypto.ledger_transfer('test:1', :issuance, :acct_a, 500, 'adjustment') as t1 \gset
+select is((select balance from crypto.ledger_accounts where id = :acct_a), 500::bigint, 'credit raises the balance');
+select results_eq(
+    format('select amount, balance_after from crypto.ledger_entries where transfer_id = %s order by amount', :t1),
+    $$ values (-500::bigint, null::bigint), (500::bigint, 500::bigint) $$,
+    'two entries: the system side keeps no running balance, the user side does'
+);
+select is(
+    crypto.ledger_transfer('test:1', :issuance, :acct_a, 500, 'adjustment'), :t1::bigint,
+    'the same key and request return the first transfer'
+);
+select is((select balance from crypto.ledger_accounts where id = :acct_a), 500::bigint, '... and move nothing');
+select throws_ok(
+    format($$ select crypto.ledger_transfer('test:1', %s, %s, 501, 'adjustment') $$, :issuance, :acct_a),
+    'OX007', 'IDEMPOTENCY_KEY_REUSED', 'the same key with another amount is refused'
+);
+
+select crypto.ledger_transfer('test:2', :acct_a, :acct_b, 200, 'gift');
+select is((select balance from crypto.ledger_accounts where id = :acct_a), 300::bigint, 'debit lowers the balance');
+select is((select balance from crypto.ledger_accounts where id = :acct_b), 200::bigint, 'between users');
+select throws_ok(
+    format($$ select crypto.ledger_transfer('test:3', %s, %s, 301, 'gift') $$, :acct_a, :acct_b),
+    'OX201', 'INSUFFICIENT_POINTS', 'a balance never goes below zero'
+);
+select throws_ok(
+    format($$ select crypto.ledger_transfer('test:4', %s, %s, 0, 'gift') $$, :acct_a, :acct_b),
+    'OX000', 'VALIDATION_FAILED', 'only positive amounts move'
+);
+select is((select sum(amount)::bigint from crypto.ledger_entries), 0::bigint, 'entries sum to zero');
+
+-- History is append-only even for the owner.
+select throws_ok('update crypto.ledger_entries set amount = 1', 'OX003', 'FORBIDDEN', 'entries cannot be edited');
+select throws_ok('truncate crypto.ledger_transfers cascade', 'OX003', 'FORBIDDEN', 'the ledger cannot be truncated');
+
+select * from finish();
+rollback;
