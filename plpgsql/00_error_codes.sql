@@ -11,6 +11,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX006', 'EMAIL_TAKEN', 409, 'An account with this email exists'),
 ('OX007', 'IDEMPOTENCY_KEY_REUSED', 422, 'The Idempotency-Key was used for another request'),
 ('OX008', 'REFUSED_IN_PRODUCTION', 403, 'Refused in production'),
+('OX009', 'METHOD_NOT_ALLOWED', 405, 'This method is not allowed here'),
 ('OX101', 'SESSION_CLOSED', 409, 'Predictions are closed for this session'),
 ('OX102', 'SYMBOL_NOT_IN_UNIVERSE', 422, 'The symbol is not in this session''s universe'),
 ('OX103', 'PREDICTION_EXISTS', 409, 'A prediction for this symbol exists'),

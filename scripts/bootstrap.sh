@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap postgresql-15-plpgsql-check
-  libtap-parser-sourcehandler-pgtap-perl postgresql-client-15)
+  libtap-parser-sourcehandler-pgtap-perl postgresql-client-15 python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -21,7 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check uv
+# uv from PyPI into a tools venv of ours: Debian's own Python refuses a global pip install.
+uv=$(command -v uv || true)
+if [ -z "$uv" ]; then
+  uv=.local/tools/bin/uv
+  if [ ! -x "$uv" ]; then
+    python3 -m venv .local/tools
+    .local/tools/bin/pip install --quiet --disable-pip-version-check uv
+  fi
 fi
-uv sync --frozen --quiet
+"$uv" sync --frozen --quiet

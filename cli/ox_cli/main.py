@@ -8,6 +8,7 @@ from . import (
     cmd_calendar,
     cmd_clock,
     cmd_db,
+    cmd_demo,
     cmd_eod,
     cmd_run,
     cmd_schedule,
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True, help="OX Predict operations", pretty_exceptions_enable=False
 )
 app.add_typer(cmd_db.app, name="db")
+app.add_typer(cmd_demo.app, name="demo")
 app.add_typer(cmd_calendar.app, name="calendar")
 app.add_typer(cmd_clock.app, name="clock")
 app.add_typer(cmd_schedule.app, name="schedule")

@@ -84,7 +84,9 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = "NOT_FOUND" if exc.status_code in (404, 405) else "VALIDATION_FAILED"
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
+            exc.status_code, "VALIDATION_FAILED"
+        )
         return problem_response(Problem(code, str(exc.detail)), request.url.path)
 
     @app.exception_handler(Exception)

@@ -29,6 +29,7 @@ _BY_CODE: dict[str, ErrorCode] = {
     "INVALID_TOKEN": ErrorCode("INVALID_TOKEN", 401, "Missing, expired or invalid credentials"),
     "INVALID_CREDENTIALS": ErrorCode("INVALID_CREDENTIALS", 401, "Wrong email or password"),
     "NOT_FOUND": ErrorCode("NOT_FOUND", 404, "No such resource"),
+    "METHOD_NOT_ALLOWED": ErrorCode("METHOD_NOT_ALLOWED", 405, "This method is not allowed here"),
     "UNAVAILABLE": ErrorCode("UNAVAILABLE", 503, "The service is unavailable"),
     "INTERNAL": ErrorCode("INTERNAL", 500, "Internal error"),
 }

@@ -3,6 +3,8 @@ of auth that SQL cannot do."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -12,9 +14,9 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from authlib.jose import JsonWebKey
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from .config import Settings
 from .problems import Problem
@@ -67,13 +69,17 @@ def load_signing_key(settings: Settings) -> SigningKey:
         ensure_dev_key(settings.jwt_private_key_file)
         pem = settings.jwt_private_key_file.read_bytes()
     private = serialization.load_pem_private_key(pem, password=None)
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    public_jwk = JsonWebKey.import_key(public_pem, {"kty": "RSA"})
-    kid = public_jwk.thumbprint()
-    jwk = {**public_jwk.as_dict(), "kid": kid, "use": "sig", "alg": "RS256"}
+    public_jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    kid = _thumbprint(public_jwk)
+    jwk = {**public_jwk, "kid": kid, "use": "sig", "alg": "RS256"}
     return SigningKey(kid, pem, private.public_key(), jwk)
+
+
+def _thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: the key id is the hash of the key, so it changes when the key does."""
+    members = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
+    digest = hashlib.sha256(members.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class TokenService:

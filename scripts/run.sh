@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole service on this machine: database (with pg_cron), migrations,
+# calendar, demo data, the worker and the API on http://127.0.0.1:8000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:54329/oxp}
+scripts/localpg.sh start .local/pg 54329 oxp
+oxp=.venv/bin/oxp
+$oxp db migrate
+$oxp calendar sync
+$oxp demo seed
+$oxp schedule tick >/dev/null
+
+$oxp worker &
+worker=$!
+stop() {
+  kill "$worker" 2>/dev/null || true
+  wait "$worker" 2>/dev/null || true
+  scripts/localpg.sh stop .local/pg
+}
+trap stop EXIT
+echo "OX Predict: http://127.0.0.1:8000 (docs at /docs); .venv/bin/oxp works from another terminal. Ctrl-C stops."
+$oxp serve --host 127.0.0.1 --port 8000

@@ -1,0 +1,84 @@
+"""`oxp` commands against a real database: exit codes, messages, effects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ox_cli.main import app
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("env", "calendar")
+
+
+def oxp(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_clock_set_without_offset_is_kst(db: psycopg.Connection) -> None:
+    assert "2026-11-24T09:00:00+09:00" in oxp("clock", "set", "2026-11-24T09:00")
+    assert (
+        db.execute("select crypto.now() at time zone 'UTC'")
+        .fetchone()[0]
+        .isoformat()
+        .startswith(  # type: ignore[index]
+            "2026-11-24T00:00"
+        )
+    )
+    oxp("clock", "reset")
+    oxp("clock", "set", "yesterday-ish", code=1)
+
+
+def test_universe_set_and_show(db: psycopg.Connection) -> None:
+    oxp("universe", "set", "--day", "2026-11-30", "aapl", "MSFT", "BRK.B")
+    out = oxp("universe", "show", "--day", "2026-11-30", "--json")
+    assert '"BRK.B"' in out and '"AAPL"' in out
+    bad = oxp("universe", "set", "--day", "2026-11-26", "AAPL", code=1)  # Thanksgiving
+    assert "NOT_A_TRADING_DAY" in bad
+    dup = oxp("universe", "set", "--day", "2026-11-30", "AAPL", "aapl", code=1)
+    assert "VALIDATION_FAILED" in dup
+
+
+def test_eod_load_is_all_or_nothing(db: psycopg.Connection, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("trading_day,symbol,close\n2026-11-24,AAPL,234.56\n2026-11-24,msft,400\n")
+    assert "2 closes read, 2 new or changed" in oxp("eod", "load", str(good))
+    assert "0 new or changed" in oxp("eod", "load", str(good))
+    assert db.execute(
+        "select close::text, source from crypto.eod_prices where symbol = 'AAPL'"
+    ).fetchone() == ("234.560000", "csv:good.csv")
+
+    for name, text in {
+        "header.csv": "day,symbol,close\n2026-11-24,AAPL,1\n",
+        "negative.csv": "trading_day,symbol,close\n2026-11-24,NVDA,1\n2026-11-24,AMD,-3\n",
+        "nan.csv": "trading_day,symbol,close\n2026-11-24,NVDA,NaN\n",
+        "date.csv": "trading_day,symbol,close\n24/11/2026,NVDA,1\n",
+    }.items():
+        bad = tmp_path / name
+        bad.write_text(text)
+        assert oxp("eod", "load", str(bad), code=1).startswith("error:")
+    assert db.execute("select count(*) from crypto.eod_prices").fetchone() == (2,)
+
+
+def test_session_commands(db: psycopg.Connection) -> None:
+    oxp("clock", "set", "2026-11-24T09:00")
+    assert "OPEN" in oxp("session", "open", "--day", "2026-11-24")
+    assert "CLOSED" in oxp("session", "close")
+    assert "PRICES_MISSING" in oxp("session", "settle", "--day", "2026-11-24", code=1)
+    out = oxp("session", "settle", "--day", "2026-11-24", "--void-missing", "--json")
+    assert '"void_symbols": 10' in out
+    assert "SETTLED" in oxp("session", "show", "--day", "2026-11-24")
+    assert "INVALID_TRANSITION" in oxp("session", "close", "--day", "2026-11-24", code=1)
+
+
+def test_schedule_tick_records_a_run(db: psycopg.Connection) -> None:
+    oxp("clock", "set", "2026-11-24T09:00")
+    assert "opened" in oxp("schedule", "tick", "--json")
+    assert db.execute(
+        "select job, status::text from crypto.job_runs order by id desc limit 1"
+    ).fetchone() == ("schedule_tick", "succeeded")

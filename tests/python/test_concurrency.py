@@ -1,0 +1,167 @@
+"""Many clients at once, each on its own connection, against a real PostgreSQL:
+the rules hold under races, and points are paid exactly once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+
+from support import open_session_for, service
+
+pytestmark = pytest.mark.usefixtures("calendar")
+
+
+def new_user(db: psycopg.Connection, email: str) -> str:
+    with db.transaction():
+        db.execute("set local role anon")
+        user = db.execute(
+            "select api.signup(%s, %s)", (email, "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
+        ).fetchone()
+    assert user is not None
+    return str(user[0]["id"])
+
+
+def as_user(url: str, user_id: str, query: str, *args: Any) -> str:
+    """One request the way the shim makes it: role and claims, then one call.
+    Returns "ok" or the SQLSTATE-mapped message (our code)."""
+    with psycopg.connect(url) as conn:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "select set_config('role', 'app_user', true),"
+                    " set_config('request.jwt.claims', %s, true)",
+                    (json.dumps({"sub": user_id, "role": "app_user"}),),
+                )
+                conn.execute(query, args)
+            return "ok"
+        except psycopg.Error as exc:
+            return exc.diag.message_primary or str(exc.sqlstate)
+
+
+def race(n: int, work: Callable[[int], str]) -> Counter[str]:
+    """Start n calls together (a barrier), return how they ended."""
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> str:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return Counter(pool.map(run, range(n)))
+
+
+SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
+
+
+def test_one_user_racing_never_passes_the_daily_limit(db: psycopg.Connection, db_url: str) -> None:
+    open_session_for(db, "2026-11-27", "2026-11-27T12:00:00+09:00")
+    uid = new_user(db, "racer@example.com")
+    outcomes = race(
+        30,
+        lambda i: as_user(
+            db_url, uid, "select api.submit_prediction(%s, 'UP')", SYMBOLS[i % len(SYMBOLS)]
+        ),
+    )
+    assert outcomes["ok"] == 3, outcomes
+    assert set(outcomes) <= {"ok", "DAILY_LIMIT_REACHED", "PREDICTION_EXISTS"}
+    row = db.execute(
+        "select count(*), (select predictions_made from crypto.user_daily_limits where user_id = %s)"
+        " from crypto.predictions where user_id = %s",
+        (uid, uid),
+    ).fetchone()
+    assert row == (3, 3)
+
+
+def test_many_users_predict_at_once(db: psycopg.Connection, db_url: str) -> None:
+    open_session_for(db, "2026-11-27", "2026-11-27T12:00:00+09:00")
+    users = [new_user(db, f"u{i}@example.com") for i in range(32)]
+    outcomes = race(
+        32, lambda i: as_user(db_url, users[i], "select api.submit_prediction('NVDA', 'DOWN')")
+    )
+    assert outcomes == Counter({"ok": 32})
+    assert db.execute("select count(*) from crypto.predictions").fetchone() == (32,)
+
+
+def _settled_day(db: psycopg.Connection, players: int) -> list[str]:
+    """A closed Tuesday with `players` winners on AAPL and every close loaded."""
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    users = [new_user(db, f"p{i}@example.com") for i in range(players)]
+    url = db.info.dsn
+    for uid in users:
+        assert as_user(url, uid, "select api.submit_prediction('AAPL', 'UP')") == "ok"
+    service(db, "select crypto.clock_set('2026-11-25T07:00:00+09:00')")
+    service(db, "select crypto.close_session('2026-11-24')")
+    for day, price in (("2026-11-23", "100"), ("2026-11-24", "105")):
+        for symbol in SYMBOLS:
+            service(db, "select crypto.load_eod_price(%s, %s, %s, 'test')", day, symbol, price)
+    return users
+
+
+def test_two_settlements_at_once_pay_exactly_once(db: psycopg.Connection, db_url: str) -> None:
+    users = _settled_day(db, 25)
+
+    def settle(_: int) -> str:
+        with psycopg.connect(db_url) as conn:
+            conn.execute("set role oxp_service")
+            result = conn.execute("select crypto.settle_session('2026-11-24')").fetchone()
+            assert result is not None
+            return "repeat" if result[0]["already_settled"] else "settled"
+
+    assert race(4, settle) == Counter({"settled": 1, "repeat": 3})
+    balances = db.execute(
+        "select balance from crypto.ledger_accounts where user_id = any(%s::uuid[])", (users,)
+    ).fetchall()
+    assert sorted(b for (b,) in balances) == [100] * 25
+    assert db.execute(
+        "select count(*), sum(amount) from crypto.ledger_transfers where reason = 'settlement_award'"
+    ).fetchone() == (25, 2500)
+    assert db.execute("select sum(amount) from crypto.ledger_entries").fetchone() == (0,)
+
+
+def test_concurrent_transfers_never_overspend_nor_double_apply(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    uid = new_user(db, "spender@example.com")
+    account = db.execute("select crypto.user_account(%s)", (uid,)).fetchone()[0]  # type: ignore[index]
+    issuance = db.execute("select crypto.system_account('issuance')").fetchone()[0]  # type: ignore[index]
+    sink = db.execute("select crypto.system_account('redemptions')").fetchone()[0]  # type: ignore[index]
+    db.execute(
+        "select crypto.ledger_transfer('grant:1', %s, %s, 1000, 'adjustment')", (issuance, account)
+    )
+
+    def spend(i: int) -> str:
+        # 40 clients, 20 distinct keys (each sent twice), 70 points each:
+        # at most 14 can be paid from 1000.
+        with psycopg.connect(db_url) as conn:
+            try:
+                conn.execute(
+                    "select crypto.ledger_transfer(%s, %s, %s, 70, 'redemption')",
+                    (f"spend:{i % 20}", account, sink),
+                )
+                conn.commit()
+                return "ok"
+            except psycopg.Error as exc:
+                return exc.diag.message_primary or ""
+
+    outcomes = race(40, spend)
+    assert set(outcomes) <= {"ok", "INSUFFICIENT_POINTS"}
+    paid = db.execute(
+        "select count(*) from crypto.ledger_transfers where idempotency_key like 'spend:%%'"
+    ).fetchone()[0]  # type: ignore[index]
+    assert paid == 14
+    balance, entries_sum, last_after = db.execute(
+        "select a.balance, (select sum(e.amount) from crypto.ledger_entries as e where e.account_id = a.id),"
+        " (select e.balance_after from crypto.ledger_entries as e where e.account_id = a.id"
+        "  order by e.id desc limit 1)"
+        " from crypto.ledger_accounts as a where a.id = %s",
+        (account,),
+    ).fetchone()  # type: ignore[misc]
+    assert balance == 1000 - 14 * 70 == entries_sum == last_after
+    assert db.execute("select sum(amount) from crypto.ledger_entries").fetchone() == (0,)

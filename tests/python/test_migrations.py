@@ -1,0 +1,77 @@
+"""Versioned files apply once with a checksum; repeatable ones re-apply; all idempotent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ox_sidecar.config import ROOT
+from ox_sidecar.migrate import MigrationError, migrate, pending, reset
+
+CATALOG = """
+select
+    (select string_agg(p.oid::regprocedure::text || md5(p.prosrc) || coalesce(p.proacl::text, ''), ','
+                       order by p.oid::regprocedure::text)
+     from pg_proc as p where p.pronamespace in ('crypto'::regnamespace, 'api'::regnamespace)),
+    (select string_agg(c.relname || coalesce(c.relacl::text, ''), ',' order by c.relname)
+     from pg_class as c where c.relnamespace = 'crypto'::regnamespace),
+    (select string_agg(key || value::text, ',' order by key) from crypto.settings),
+    (select count(*) from crypto.ledger_accounts)
+"""
+
+
+def test_migrate_twice_changes_nothing(db: psycopg.Connection, db_url: str) -> None:
+    before = db.execute(CATALOG).fetchone()
+    report = migrate(db_url, "development")
+    assert report.applied == []
+    assert "plpgsql/submit_prediction.sql" in report.repeatable
+    assert db.execute(CATALOG).fetchone() == before
+    assert pending(db) == []
+
+
+def test_an_edited_applied_file_is_an_error(db_url: str, tmp_path: Path) -> None:
+    for folder in ("sql", "plpgsql", "pg_cron"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    migrate(db_url, "development", root=tmp_path)
+    seed = tmp_path / "sql" / "0004_seed.sql"
+    seed.write_text(seed.read_text() + "\n-- an innocent-looking edit\n")
+    with pytest.raises(MigrationError, match=r"0004_seed\.sql was edited"):
+        migrate(db_url, "development", root=tmp_path)
+
+
+def test_a_new_versioned_file_is_applied_once(
+    db: psycopg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    for folder in ("sql", "plpgsql", "pg_cron"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "sql" / "9999_extra.sql").write_text(
+        "create table crypto.extra (id integer primary key);\n"
+    )
+    assert migrate(db_url, "development", root=tmp_path).applied == ["9999_extra.sql"]
+    assert migrate(db_url, "development", root=tmp_path).applied == []
+    assert db.execute("select to_regclass('crypto.extra') is not null").fetchone() == (True,)
+
+
+def test_reset_rebuilds_and_refuses_production(db: psycopg.Connection, db_url: str) -> None:
+    db.execute(
+        "insert into crypto.rewards_inventory (sku, name, cost_points, stock) values ('s', 'S', 1, 1)"
+    )
+    reset(db_url, "development")
+    assert db.execute("select count(*) from crypto.rewards_inventory").fetchone() == (0,)
+    with pytest.raises(MigrationError, match="production"):
+        reset(db_url, "production")
+    migrate(db_url, "production")
+    with pytest.raises(MigrationError, match="production"):
+        reset(db_url, "development")
+    assert db.execute("select count(*) from migrations.applied").fetchone() == (4,)
+
+
+def test_the_clock_refuses_to_move_in_production(db: psycopg.Connection, db_url: str) -> None:
+    migrate(db_url, "production")
+    db.execute("set role oxp_service")
+    with pytest.raises(psycopg.Error) as info:
+        db.execute("select crypto.clock_set(now() + interval '1 day')")
+    assert info.value.sqlstate == "OX008"
