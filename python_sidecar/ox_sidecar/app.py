@@ -107,26 +107,28 @@ class Caller:
     claims: str
 
 
-def _pool(request: Request) -> AsyncConnectionPool:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a thread
+# pool, a thread hop per dependency per request.
+async def _pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 
-def _tokens(request: Request) -> TokenService:
+async def _tokens(request: Request) -> TokenService:
     return request.app.state.tokens  # type: ignore[no-any-return]
 
 
-def optional_caller(request: Request) -> Caller:
+async def optional_caller(request: Request) -> Caller:
     header = request.headers.get("authorization")
     if header is None:
         return Caller("anon", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem("INVALID_TOKEN", "Use: Authorization: Bearer <token>")
-    claims = _tokens(request).verify(token.strip())
+    claims = request.app.state.tokens.verify(token.strip())
     return Caller(claims["role"], claims_json(claims))
 
 
-def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:
+async def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:
     if caller.role == "anon":
         raise Problem("INVALID_TOKEN", "This request needs a signed-in user")
     return caller

@@ -32,10 +32,11 @@ async def call_api(
         sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * len(args))
     )
     try:
-        # Pipelined: BEGIN, the caller and the call travel in one round trip.
+        # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
         async with pool.connection() as conn, conn.pipeline():
             await conn.execute(SET_CALLER, (role, claims))
             cur = await conn.execute(query, args)
+            await conn.commit()
             row = await cur.fetchone()
     except psycopg.Error as exc:
         if exc.sqlstate is None:  # no answer from the server: pool timeout, lost link

@@ -57,7 +57,7 @@ def ensure_dev_key(path: Path) -> None:
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
-    private_pem: bytes
+    private_key: Any
     public_key: Any
     jwk: dict[str, Any]
 
@@ -72,7 +72,8 @@ def load_signing_key(settings: Settings) -> SigningKey:
     public_jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
     kid = _thumbprint(public_jwk)
     jwk = {**public_jwk, "kid": kid, "use": "sig", "alg": "RS256"}
-    return SigningKey(kid, pem, private.public_key(), jwk)
+    # Key objects, parsed once: parsing a PEM re-validates the RSA key (~30 ms).
+    return SigningKey(kid, private, private.public_key(), jwk)
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:
@@ -104,7 +105,7 @@ class TokenService:
             "exp": now + ttl,
         }
         token = jwt.encode(
-            claims, self.current.private_pem, algorithm="RS256", headers={"kid": self.current.kid}
+            claims, self.current.private_key, algorithm="RS256", headers={"kid": self.current.kid}
         )
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 

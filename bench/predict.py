@@ -1,0 +1,230 @@
+"""bench/predict: see the wrapper script of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from ox_sidecar.config import Settings
+from ox_sidecar.tokens import TokenService
+
+ROOT = Path(__file__).resolve().parents[1]
+SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
+HTTP_USERS = 8000
+PGBENCH_BASE = 1_000_000  # pgbench users are numbered from here, 500 per client
+
+PGBENCH_SCRIPT = """\\set n :n + 1
+\\set u {base} + :client_id * 500 + :n / 10
+\\set s :n % 10 + 1
+begin;
+select set_config('role', 'app_user', true), set_config('request.jwt.claims', '{{"role":"app_user","sub":"' || lpad(to_hex(:u::bigint), 32, '0')::uuid || '"}}', true);
+select api.submit_prediction((array['AAPL','MSFT','GOOGL','AMZN','NVDA','META','TSLA','AVGO','NFLX','AMD'])[:s::int], 'UP')::text;
+end;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def user_id(i: int) -> str:
+    h = f"{i:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def prepare(url: str, clients: int) -> None:
+    env = {**os.environ, "DATABASE_URL": url}
+    oxp = str(ROOT / ".venv" / "bin" / "oxp")
+    for args in (["db", "migrate"], ["calendar", "sync"]):
+        subprocess.run([oxp, *args], check=True, env=env, capture_output=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Enough slots for every symbol; a session open for hours.
+        conn.execute("update crypto.settings set value = '10' where key = 'predictions.base_limit'")
+        day = conn.execute(
+            "select trading_day from crypto.trading_calendar where cutoff_at > now() + interval '1 day'"
+            " order by trading_day limit 1"
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute("set role oxp_service")
+        conn.execute(
+            "select crypto.clock_set((select cutoff_at - interval '6 hours'"
+            " from crypto.trading_calendar where trading_day = %s))",
+            (day,),
+        )
+        conn.execute("select crypto.open_session(%s)", (day,))
+        conn.execute("reset role")
+        ids = list(range(1, HTTP_USERS + 1)) + [
+            PGBENCH_BASE + c * 500 + k for c in range(clients) for k in range(500)
+        ]
+        with conn.cursor().copy("copy crypto.users (id, email, password_hash) from stdin") as copy:
+            for i in ids:
+                copy.write_row((user_id(i), f"bench{i}@example.com", "$argon2id$bench"))
+        conn.execute(
+            "insert into crypto.ledger_accounts (kind, user_id)"
+            " select 'user', id from crypto.users where email like 'bench%'"
+        )
+        conn.execute("vacuum analyze")
+
+
+def run_pgbench(url: str, clients: int, seconds: int, work: Path) -> dict[str, float]:
+    script = work / "predict.sql"
+    script.write_text(PGBENCH_SCRIPT.format(base=PGBENCH_BASE))
+    logdir = work / "pgbench-log"
+    logdir.mkdir()
+    command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2"]
+    command += ["-T", str(seconds), "-D", "n=0", "-f", str(script)]
+    command += ["-l", "--log-prefix", str(logdir / "tx"), url]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"pgbench failed: {done.stderr[-2000:]}")
+    out = done.stdout
+    latencies = []
+    for log in logdir.iterdir():
+        for line in log.read_text().splitlines():
+            fields = line.split()
+            latencies.append(int(fields[2]) / 1000)  # microseconds -> ms
+    failed = next((line for line in out.splitlines() if "failed" in line), "")
+    tps = next(
+        float(line.split("=")[1].split()[0]) for line in out.splitlines() if line.startswith("tps")
+    )
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "rps": tps,
+        "p50_ms": q[49],
+        "p99_ms": q[98],
+        "requests": len(latencies),
+        "failed": failed,
+    }
+
+
+def run_http(
+    url: str, clients: int, seconds: int, workers: int, pool: int, work: Path
+) -> dict[str, float]:
+    settings = Settings(database_url=url, jwt_private_key_file=work / "jwt.pem")
+    tokens = TokenService(settings)
+    user_tokens = [
+        tokens.issue({"id": user_id(i), "email": "b", "role": "user"})["access_token"]
+        for i in range(1, HTTP_USERS + 1)
+    ]
+    # Symbol-major order: consecutive requests come from different users.
+    lines = [f"{token} {symbol}" for symbol in SYMBOLS for token in user_tokens]
+    requests_file = work / "requests.txt"
+    requests_file.write_text("\n".join(lines) + "\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "JWT_PRIVATE_KEY_FILE": str(work / "jwt.pem"),
+        "LOG_LEVEL": "WARNING",
+        "API_POOL_SIZE": str(pool),
+    }
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "oxp"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        threads = 2
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(clients),
+                "-d",
+                f"{seconds}s",
+                "-s",
+                str(ROOT / "bench" / "predict.lua"),
+                f"http://127.0.0.1:{port}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "REQUESTS_FILE": str(requests_file), "WRK_THREADS": str(threads)},
+        ).stdout
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    result = json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
+    if result["requests"] > len(lines):
+        raise SystemExit("not enough distinct (user, symbol) pairs for this run; raise HTTP_USERS")
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="API processes")
+    parser.add_argument("--pool", type=int, default=8, help="database connections per API process")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
+    work.chmod(0o755)
+    port = free_port()
+    subprocess.run(
+        [ROOT / "scripts" / "localpg.sh", "start", work / "pg", str(port), "oxp"], check=True
+    )
+    url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
+    try:
+        prepare(url, args.clients)
+        http = run_http(url, args.clients, args.seconds, args.workers, args.pool, work)
+        pgb = run_pgbench(url, args.clients, args.seconds, work)
+        with psycopg.connect(url) as conn:
+            stored = conn.execute("select count(*) from crypto.predictions").fetchone()[0]  # type: ignore[index]
+    finally:
+        subprocess.run([ROOT / "scripts" / "localpg.sh", "stop", work / "pg"], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(
+        f"bench/predict: {args.clients} connections, {args.seconds}s each, {os.cpu_count()} cores"
+    )
+    print(
+        f"  HTTP    POST /v1/predictions (wrk; {args.workers} API processes x {args.pool} connections)"
+    )
+    print(
+        f"          {http['rps']:8.0f} req/s   p50 {http['p50_ms']:6.2f} ms   p99 {http['p99_ms']:6.2f} ms"
+        f"   non-2xx {http['non2xx']}  socket errors {http['errors']}"
+    )
+    print("  pgbench api.submit_prediction (same role switch, prepared)")
+    print(
+        f"          {pgb['rps']:8.0f} tx/s    p50 {pgb['p50_ms']:6.2f} ms   p99 {pgb['p99_ms']:6.2f} ms"
+        f"   {pgb['failed'].strip()}"
+    )
+    print(
+        f"  ratio HTTP/pgbench: {100 * http['rps'] / pgb['rps']:.1f} %   (target >= 30 %, p99 < 50 ms)"
+    )
+    print(f"  predictions stored: {stored}")
+
+
+if __name__ == "__main__":
+    main()
