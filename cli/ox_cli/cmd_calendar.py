@@ -8,7 +8,7 @@ import typer
 
 from ox_sidecar.calendar_sync import default_years, nyse_sessions
 
-from .common import call, console, emit, parse_day, service_connection
+from .common import AsJson, call, console, emit, parse_day, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="The NYSE trading calendar")
 
@@ -29,7 +29,7 @@ def sync(
 def show(
     from_: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD)")],
     to: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD)")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """The stored sessions, times in KST."""
     with service_connection() as conn:

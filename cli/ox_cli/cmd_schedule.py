@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import typer
 
-from .common import call, console, service_connection
+from .common import AsJson, call, console, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="The daily schedule (what pg_cron runs)")
 
 
 @app.command("tick")
-def tick(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def tick(as_json: AsJson = False) -> None:
     """Run every scheduled step that is due at the database clock."""
     with service_connection() as conn:
         result = call(conn, "select crypto.schedule_tick()")

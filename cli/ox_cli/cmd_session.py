@@ -5,7 +5,17 @@ from typing import Annotated
 
 import typer
 
-from .common import call, console, emit, fail, parse_day, service_connection
+from .common import (
+    AsJson,
+    DayOrCurrent,
+    call,
+    console,
+    day_or_current,
+    emit,
+    fail,
+    parse_day,
+    service_connection,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Sessions: inspect or move by hand")
 
@@ -21,18 +31,11 @@ from crypto.session_control as s join crypto.trading_calendar as c using (tradin
 
 @app.command("show")
 def show(
-    day: Annotated[
-        str | None, typer.Option(help="Trading day; default the current session")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    day: DayOrCurrent = None,
+    as_json: AsJson = False,
 ) -> None:
     with service_connection() as conn:
-        if day:
-            cur = conn.execute(SHOW + " where s.trading_day = %s", (parse_day(day),))
-        else:
-            cur = conn.execute(
-                SHOW + " where s.trading_day = (crypto.current_session()).trading_day"
-            )
+        cur = conn.execute(SHOW + " where s.trading_day = %s", (day_or_current(conn, day),))
         row = cur.fetchone()
         if row is None:
             raise fail("NO_SESSION")
@@ -42,11 +45,7 @@ def show(
 
 def _move(function: str, day: str | None) -> None:
     with service_connection() as conn:
-        target = (
-            parse_day(day) if day else call(conn, "select (crypto.current_session()).trading_day")
-        )
-        if target is None:
-            raise fail("NO_SESSION")
+        target = day_or_current(conn, day)
         phase = call(conn, f"select (crypto.{function}(%s)).phase", target)
     console.print(f"{target}: {phase}")
 
@@ -58,7 +57,7 @@ def open_(day: Annotated[str, typer.Option(help="Trading day")]) -> None:
 
 
 @app.command("close")
-def close(day: Annotated[str | None, typer.Option(help="Trading day")] = None) -> None:
+def close(day: DayOrCurrent = None) -> None:
     """Close the open session (or DAY's)."""
     _move("close_session", day)
 
@@ -69,7 +68,7 @@ def settle(
     void_missing: Annotated[
         bool, typer.Option(help="Settle symbols without both closes as VOID")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Settle DAY and pay the winners; safe to re-run."""
     with service_connection() as conn:

@@ -4,7 +4,15 @@ from typing import Annotated
 
 import typer
 
-from .common import call, console, emit, parse_day, service_connection
+from .common import (
+    AsJson,
+    call,
+    console,
+    day_or_current,
+    emit,
+    parse_day,
+    service_connection,
+)
 
 app = typer.Typer(no_args_is_help=True, help="The symbols of a session")
 
@@ -14,12 +22,10 @@ def show(
     day: Annotated[
         str | None, typer.Option(help="Trading day; default the current session")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
 ) -> None:
     with service_connection() as conn:
-        target = (
-            parse_day(day) if day else call(conn, "select (crypto.current_session()).trading_day")
-        )
+        target = day_or_current(conn, day)
         rows = conn.execute(
             "select symbol, position from crypto.active_universe"
             " where trading_day = %s order by position",

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -82,3 +82,19 @@ def emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
     console.print(table)
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="JSON output, for scripts")]
+DayOrCurrent = Annotated[
+    str | None, typer.Option("--day", help="Trading day (YYYY-MM-DD); default the current session")
+]
+
+
+def day_or_current(conn: psycopg.Connection, day: str | None) -> dt.date:
+    """DAY as given, else the current session's (the open one, else the latest)."""
+    if day:
+        return parse_day(day)
+    current = call(conn, "select (crypto.current_session()).trading_day")
+    if current is None:
+        raise fail("NO_SESSION: no session has opened yet")
+    return current  # type: ignore[no-any-return]
