@@ -1,0 +1,44 @@
+"""Liveness, readiness, the OpenAPI document, keys, and production settings."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from ox_sidecar.config import Settings
+from support import bearer, signup
+
+
+def test_health_ready_and_openapi(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["migrations"] == 4
+    doc = client.get("/openapi.json").json()
+    for path in (
+        "/v1/auth/signup",
+        "/v1/auth/login",
+        "/v1/predictions/{symbol}",
+        "/v1/points/ledger",
+    ):
+        assert path in doc["paths"], path
+    predict = doc["paths"]["/v1/predictions/{symbol}"]["post"]
+    assert "application/problem+json" in predict["responses"]["409"]["content"]
+
+
+def test_tokens_verify_against_the_published_key(client: TestClient) -> None:
+    token = signup(client, "keys@example.com")
+    jwks = client.get("/.well-known/jwks.json").json()
+    header = jwt.get_unverified_header(token)
+    (key,) = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
+    claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"], audience="ox-predict-api")
+    assert claims["role"] == "app_user" and claims["email"] == "keys@example.com"
+    assert client.get("/v1/users/me", headers=bearer(token)).json()["email"] == "keys@example.com"
+
+
+def test_production_refuses_to_start_without_real_secrets() -> None:
+    with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY"):
+        Settings(env="production", database_url="postgresql://db/oxp")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(env="production", jwt_private_key="-----BEGIN PRIVATE KEY-----")
