@@ -1,6 +1,8 @@
 -- Every rule of a prediction, checked and written in one transaction; the
 -- database clock decides, not the phase having been advanced on time.
-create or replace function api.submit_prediction(p_symbol text, p_choice text) returns json
+create or replace function api.submit_prediction(
+    p_symbol text, p_choice text, p_idempotency_key text default null
+) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -13,7 +15,14 @@ declare
     v_limits crypto.user_daily_limits;
     v_limit bigint;
     v_prediction crypto.predictions;
+    v_scope text := 'prediction:' || v_uid;
+    v_request text := md5(v_symbol || ':' || coalesce(p_choice, ''));
+    v_replay jsonb := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
 begin
+    if v_replay is not null then
+        return v_replay::json;
+    end if;
+
     if p_choice is null or p_choice not in ('UP', 'DOWN') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'choice must be UP or DOWN';
@@ -63,14 +72,14 @@ begin
     update crypto.user_daily_limits as l set predictions_made = l.predictions_made + 1
     where l.user_id = v_uid and l.trading_day = v_day;
 
-    return json_build_object(
+    return crypto.idempotency_store(v_scope, p_idempotency_key, v_request, jsonb_build_object(
         'id', v_prediction.id,
         'trading_day', v_prediction.trading_day,
         'symbol', v_prediction.symbol,
         'choice', v_prediction.choice,
         'created_at', crypto.kst(v_prediction.created_at),
         'predictions_left', v_limit - v_limits.predictions_made - 1
-    );
+    ))::json;
 end
 $$;
 
@@ -83,4 +92,4 @@ as $$
         + least(p_slot_unlocks, crypto.setting_int('ads.max_slot_unlocks'))
 $$;
 
-grant execute on function api.submit_prediction(text, text) to app_user, app_admin;
+grant execute on function api.submit_prediction(text, text, text) to app_user, app_admin;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import AsyncConnectionPool
@@ -157,6 +158,12 @@ class Credentials(BaseModel):
 Symbol = Annotated[str, Path(min_length=1, max_length=12, pattern=r"^[A-Za-z][A-Za-z0-9.\-]*$")]
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Retry-safe writes"),
+]
+
+
 class PredictionIn(BaseModel):
     choice: Literal["UP", "DOWN"]
 
@@ -226,9 +233,27 @@ def _routes(app: FastAPI) -> None:
         return raw_json(await call_api(pool, caller.role, caller.claims, "universe_today"))
 
     @app.post("/v1/predictions/{symbol}", tags=["game"], status_code=201)
-    async def predict(symbol: Symbol, body: PredictionIn, caller: User, pool: Pool) -> Response:
-        args = ("submit_prediction", symbol, body.choice)
+    async def predict(
+        symbol: Symbol,
+        body: PredictionIn,
+        caller: User,
+        pool: Pool,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        args = ("submit_prediction", symbol, body.choice, idempotency_key)
         return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
+
+    @app.get("/v1/predictions", tags=["game"])
+    async def my_predictions(
+        caller: User, pool: Pool, trading_day: Annotated[dt.date | None, Query()] = None
+    ) -> Response:
+        args = ("my_predictions", trading_day)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+
+    @app.get("/v1/settlements/{trading_day}", tags=["game"])
+    async def settlements(trading_day: dt.date, caller: AnyCaller, pool: Pool) -> Response:
+        args = ("settlements", trading_day)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
 
     @app.get("/v1/points/balance", tags=["points"])
     async def balance(caller: User, pool: Pool) -> Response:

@@ -165,3 +165,16 @@ def test_concurrent_transfers_never_overspend_nor_double_apply(
     ).fetchone()  # type: ignore[misc]
     assert balance == 1000 - 14 * 70 == entries_sum == last_after
     assert db.execute("select sum(amount) from crypto.ledger_entries").fetchone() == (0,)
+
+
+def test_retries_with_one_key_at_once_make_one_prediction(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    open_session_for(db, "2026-11-27", "2026-11-27T12:00:00+09:00")
+    uid = new_user(db, "doubleclick@example.com")
+    outcomes = race(
+        12, lambda _: as_user(db_url, uid, "select api.submit_prediction('AAPL', 'UP', 'click-1')")
+    )
+    assert outcomes == Counter({"ok": 12})
+    assert db.execute("select count(*) from crypto.predictions").fetchone() == (1,)
+    assert db.execute("select predictions_made from crypto.user_daily_limits").fetchone() == (1,)
