@@ -36,3 +36,51 @@ end
 $$;
 
 grant execute on function crypto.load_eod_price(date, text, numeric, text, timestamptz) to oxp_service, app_admin;
+
+-- What a fetch for a trading day must bring: the day's and the previous
+-- trading day's closes for every symbol of the day's universe, and whether
+-- they are final yet (after the calendar close, early closes included).
+create or replace function crypto.eod_fetch_plan(p_day date) returns jsonb
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_cal crypto.trading_calendar;
+    v_prev date := crypto.prev_trading_day(p_day);
+begin
+    select * into v_cal from crypto.trading_calendar as c where c.trading_day = p_day;
+    if not found then
+        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
+            detail = format('%s is not a trading day in the calendar', p_day);
+    end if;
+    return jsonb_build_object(
+        'trading_day', p_day,
+        'previous_trading_day', v_prev,
+        'final', crypto.now() >= v_cal.close_at,
+        'missing', coalesce((
+            select jsonb_agg(jsonb_build_object('trading_day', d.day, 'symbol', u.symbol) order by d.day, u.position)
+            from crypto.active_universe as u
+            cross join (values (v_prev), (p_day)) as d (day)
+            where u.trading_day = p_day and d.day is not null and not exists (
+                select from crypto.eod_prices as e where e.trading_day = d.day and e.symbol = u.symbol
+            )
+        ), '[]'::jsonb)
+    );
+end
+$$;
+
+create or replace function crypto.log_eod_fetch(
+    p_day date, p_provider text, p_started_at timestamptz, p_status crypto.run_status,
+    p_rows integer, p_error text
+) returns bigint
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.eod_fetch_logs (trading_day, provider, started_at, finished_at, status, rows, error)
+    values (p_day, p_provider, p_started_at, clock_timestamp(), p_status, p_rows, left(p_error, 2000))
+    returning id
+$$;
+
+grant execute on function crypto.eod_fetch_plan(date) to oxp_service, app_admin;
+grant execute on function crypto.log_eod_fetch(date, text, timestamptz, crypto.run_status, integer, text)
+to oxp_service;

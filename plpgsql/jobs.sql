@@ -29,7 +29,11 @@ as $$
     set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp()
     where j.id = (
         select q.id from crypto.jobs as q
-        where q.status = 'queued' and q.run_after <= crypto.now() and q.kind = any(p_kinds)
+        where q.kind = any(p_kinds) and (
+            (q.status = 'queued' and q.run_after <= crypto.now())
+            -- A worker that died mid-job loses it after the lease.
+            or (q.status = 'running' and q.locked_at < clock_timestamp() - interval '10 minutes')
+        )
         order by q.run_after, q.id
         for update skip locked
         limit 1

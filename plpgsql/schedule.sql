@@ -10,6 +10,8 @@ declare
     v_now timestamptz := crypto.now();
     v_done jsonb := '[]'::jsonb;
     v_day date;
+    v_complete boolean;
+    v_fetch crypto.job_status;
 begin
     -- One tick at a time; a second caller has nothing to add.
     if not pg_try_advisory_xact_lock(hashtext('crypto.schedule_tick')) then
@@ -38,28 +40,30 @@ begin
             v_done := v_done || jsonb_build_object('opened', v_day);
         end if;
 
-        -- A finished day settles as soon as every close it needs is in.
-        for v_day in
-            select s.trading_day from crypto.session_control as s
+        -- A finished day: once New York's close is final, ask the worker
+        -- for prices; settle when every close is in, or VOID what is still
+        -- missing once the fetch has used up its retries.
+        for v_day, v_complete, v_fetch in
+            select
+                s.trading_day,
+                jsonb_array_length(crypto.eod_fetch_plan(s.trading_day) -> 'missing') = 0,
+                j.status
+            from crypto.session_control as s
             join crypto.trading_calendar as c on c.trading_day = s.trading_day
-            where s.phase in ('CLOSED', 'SETTLING') and c.close_at <= v_now
-            and not exists (
-                select from crypto.active_universe as u
-                where u.trading_day = s.trading_day and (
-                    not exists (
-                        select from crypto.eod_prices as e
-                        where e.trading_day = s.trading_day and e.symbol = u.symbol
-                    )
-                    or not exists (
-                        select from crypto.eod_prices as e
-                        where e.trading_day = crypto.prev_trading_day(s.trading_day) and e.symbol = u.symbol
-                    )
-                )
-            )
+            left join crypto.jobs as j on j.dedupe_key = 'eod.fetch:' || s.trading_day
+            where s.phase in ('CLOSED', 'SETTLING')
+            and c.close_at + make_interval(mins => crypto.setting_int('eod.fetch_delay_minutes')::int) <= v_now
             order by s.trading_day
         loop
-            perform crypto.settle_session(v_day);
-            v_done := v_done || jsonb_build_object('settled', v_day);
+            if v_complete or v_fetch = 'dead' then
+                perform crypto.settle_session(v_day, not v_complete);
+                v_done := v_done || jsonb_build_object('settled', v_day);
+            elsif v_fetch is null then
+                perform crypto.begin_settling(v_day);
+                perform crypto.enqueue_job('eod.fetch', jsonb_build_object('trading_day', v_day),
+                    'eod.fetch:' || v_day);
+                v_done := v_done || jsonb_build_object('fetching', v_day);
+            end if;
         end loop;
 
         update crypto.job_runs

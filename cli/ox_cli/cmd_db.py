@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import psycopg
 import typer
 
 from ox_sidecar.config import get_settings
@@ -16,7 +17,7 @@ def migrate_cmd() -> None:
     settings = get_settings()
     try:
         report = migrate(settings.database_url, settings.env)
-    except MigrationError as exc:
+    except (MigrationError, psycopg.Error) as exc:
         raise fail(str(exc)) from exc
     console.print(
         f"applied {len(report.applied)} versioned "
@@ -34,6 +35,6 @@ def reset_cmd(
         typer.confirm("Drop every OX Predict table in this database?", abort=True)
     try:
         report = reset(settings.database_url, settings.env)
-    except MigrationError as exc:
+    except (MigrationError, psycopg.Error) as exc:
         raise fail(str(exc)) from exc
     console.print(f"reset; applied {len(report.applied)} versioned migrations")

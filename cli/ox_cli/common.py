@@ -28,11 +28,12 @@ def fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def service_connection() -> Iterator[psycopg.Connection]:
-    """The operator's login, acting as the service role so the same grants apply."""
+def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """The operator's login, acting as the service role so the same grants apply:
+    one transaction for the whole command unless `autocommit`."""
     settings = get_settings()
     try:
-        conn = psycopg.connect(settings.database_url, autocommit=False)
+        conn = psycopg.connect(settings.database_url, autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise fail(f"cannot reach the database ({settings.database_url}): {exc}") from exc
     try:

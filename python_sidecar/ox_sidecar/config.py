@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     jwt_private_key_file: Path = ROOT / ".local" / "keys" / "jwt-private.pem"
     jwt_private_key: str | None = None
 
+    # Where closes come from: yfinance (the real source) or a CSV file (offline).
+    eod_provider: Literal["yfinance", "csv"] = "yfinance"
+    eod_csv_file: Path = ROOT / "data" / "demo_closes.csv"
+
     cors_origins: list[str] = []
     log_level: str = "INFO"
 

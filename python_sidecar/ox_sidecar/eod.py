@@ -1,15 +1,35 @@
-"""End-of-day closes: the offline CSV provider (header trading_day,symbol,close)."""
+"""End-of-day closes: providers (yfinance, CSV) and the fetch of one trading day.
+
+Only raw official closes count (never split/dividend-adjusted). SQL decides
+what is missing and whether it is final; this module only brings numbers."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+import yfinance as yf
+from yfinance.exceptions import YFRateLimitError
+
+SIX_PLACES = Decimal("0.000001")
 
 
 class CsvError(Exception):
+    pass
+
+
+class ProviderUnavailable(Exception):
+    """The source refused or failed (rate limit, outage): retry later."""
+
+
+class PricesNotFinal(Exception):
     pass
 
 
@@ -18,6 +38,14 @@ class Close:
     day: dt.date
     symbol: str
     close: Decimal
+
+
+class PriceProvider(Protocol):
+    name: str
+
+    def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
+        """The closes it has for those days and symbols; missing ones are left out."""
+        ...
 
 
 def read_closes_csv(path: Path) -> list[Close]:
@@ -40,3 +68,111 @@ def read_closes_csv(path: Path) -> list[Close]:
                 raise CsvError(f"{path.name}:{line}: close must be a positive number")
             closes.append(close)
     return closes
+
+
+@dataclass
+class CsvProvider:
+    """Offline closes from a file, for demos and tests."""
+
+    path: Path
+    name: str = "csv"
+
+    def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
+        wanted = set(symbols)
+        return [c for c in read_closes_csv(self.path) if c.day in days and c.symbol in wanted]
+
+
+@dataclass
+class YFinanceProvider:
+    """Yahoo Finance daily bars through yfinance, one symbol at a time:
+    `Ticker.history` raises on a rate limit where `download` only logs it."""
+
+    ticker: Callable[[str], Any] = yf.Ticker
+    name: str = "yfinance"
+    timeout: int = 20
+
+    def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
+        start, end = min(days), max(days) + dt.timedelta(days=1)  # end is exclusive
+        found = []
+        for symbol in symbols:
+            try:
+                frame = self.ticker(symbol).history(
+                    start=start.isoformat(),
+                    end=end.isoformat(),
+                    interval="1d",
+                    auto_adjust=False,  # raw closes, as the rules require
+                    actions=False,
+                    timeout=self.timeout,
+                )
+            except YFRateLimitError as exc:
+                raise ProviderUnavailable(f"yfinance rate limit at {symbol}") from exc
+            if frame is None or frame.empty or "Close" not in frame:
+                continue
+            for stamp, value in frame["Close"].items():
+                # Daily bars are stamped at midnight New York time: the trading day.
+                day = stamp.date()
+                if day in days and value is not None and math.isfinite(value) and value > 0:
+                    found.append(
+                        Close(day, symbol, Decimal(repr(float(value))).quantize(SIX_PLACES))
+                    )
+        return found
+
+
+@dataclass
+class FetchReport:
+    trading_day: dt.date
+    loaded: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+def fetch_day(conn: psycopg.Connection, provider: PriceProvider, day: dt.date) -> FetchReport:
+    """Fetch what `day` still misses, load it, and log the attempt, on an
+    autocommit connection acting as the service role (the provider is called
+    outside any transaction). Raises PricesNotFinal before the close."""
+    plan = conn.execute("select crypto.eod_fetch_plan(%s)", (day,)).fetchone()[0]  # type: ignore[index]
+    if not plan["final"]:
+        raise PricesNotFinal(f"closes of {day} are not final before the New York close")
+    report = FetchReport(day)
+    wanted = {(dt.date.fromisoformat(m["trading_day"]), m["symbol"]) for m in plan["missing"]}
+    if not wanted:
+        return report
+
+    started = conn.execute("select clock_timestamp()").fetchone()[0]  # type: ignore[index]
+    try:
+        closes = provider.closes({d for d, _ in wanted}, sorted({s for _, s in wanted}))
+    except ProviderUnavailable as exc:
+        conn.execute(
+            "select crypto.log_eod_fetch(%s, %s, %s, 'failed', 0, %s)",
+            (day, provider.name, started, str(exc)),
+        )
+        raise
+    with conn.transaction():
+        for c in closes:
+            if (c.day, c.symbol) in wanted:
+                conn.execute(
+                    "select crypto.load_eod_price(%s, %s, %s, %s, %s)",
+                    (c.day, c.symbol, c.close, provider.name, started),
+                )
+                report.loaded += 1
+                wanted.discard((c.day, c.symbol))
+        report.missing = [f"{s}@{d}" for d, s in sorted(wanted)]
+        conn.execute(
+            "select crypto.log_eod_fetch(%s, %s, %s, %s, %s, %s)",
+            (
+                day,
+                provider.name,
+                started,
+                "failed" if report.missing else "succeeded",
+                report.loaded,
+                f"missing: {', '.join(report.missing)}" if report.missing else None,
+            ),
+        )
+    return report
+
+
+def provider_named(name: str, csv_file: Path) -> PriceProvider:
+    if name == "csv":
+        return CsvProvider(csv_file)
+    if name == "yfinance":
+        return YFinanceProvider()
+    raise ValueError(f"unknown EOD provider {name!r} (yfinance or csv)")

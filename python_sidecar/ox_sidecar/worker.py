@@ -3,37 +3,50 @@ a time with SKIP LOCKED, runs its handler, and reports success or failure."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
+from .config import get_settings
+from .eod import fetch_day, provider_named
+
 log = logging.getLogger("ox_sidecar.worker")
 
 Handler = Callable[[psycopg.Connection, dict[str, Any]], None]
-HANDLERS: dict[str, Handler] = {}
+
+
+def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
+    """Closes for a finished day; raising makes the queue retry with backoff."""
+    settings = get_settings()
+    provider = provider_named(settings.eod_provider, settings.eod_csv_file)
+    report = fetch_day(conn, provider, dt.date.fromisoformat(payload["trading_day"]))
+    if report.missing:
+        raise RuntimeError(f"still missing: {', '.join(report.missing)}")
+
+
+HANDLERS: dict[str, Handler] = {"eod.fetch": eod_fetch}
 
 
 def run_once(conn: psycopg.Connection) -> bool:
-    """One job, if one is due; True when a job was taken."""
-    with conn.transaction():
-        job = conn.execute(
-            "select (j).id, (j).kind, (j).payload from (select crypto.claim_job(%s) as j) as c",
-            (list(HANDLERS),),
-        ).fetchone()
+    """One job, if one is due; True when a job was taken. `conn` is autocommit:
+    handlers run their own transactions (a handler may wait on the network)."""
+    job = conn.execute(
+        "select (j).id, (j).kind, (j).payload from (select crypto.claim_job(%s) as j) as c",
+        (list(HANDLERS),),
+    ).fetchone()
     if job is None or job[0] is None:
         return False
     job_id, kind, payload = job
     try:
-        with conn.transaction():
-            HANDLERS[kind](conn, payload)
-            conn.execute("select crypto.complete_job(%s)", (job_id,))
+        HANDLERS[kind](conn, payload)
     except Exception as exc:
         log.warning("job failed", extra={"job": job_id, "kind": kind, "error": str(exc)})
-        with conn.transaction():
-            conn.execute("select crypto.fail_job(%s, %s)", (job_id, f"{type(exc).__name__}: {exc}"))
+        conn.execute("select crypto.fail_job(%s, %s)", (job_id, f"{type(exc).__name__}: {exc}"))
+    else:
+        conn.execute("select crypto.complete_job(%s)", (job_id,))
     return True
 
 
@@ -48,4 +61,3 @@ def run_forever(url: str, poll_seconds: float = 30.0) -> None:
             # (a retry's backoff ends without a notification).
             for _ in conn.notifies(timeout=poll_seconds, stop_after=1):
                 pass
-            time.sleep(0)

@@ -48,8 +48,8 @@ select crypto.clock_set('2026-11-28 06:00:00+09');
 select crypto.schedule_tick();
 select results_eq(
     $$ select trading_day, phase::text from crypto.session_control where trading_day >= '2026-11-27' order by 1 $$,
-    $$ values ('2026-11-27'::date, 'CLOSED'), ('2026-11-30'::date, 'OPEN') $$,
-    'a tick after the cutoff closes Friday; at 06:00 KST Saturday Monday opens'
+    $$ values ('2026-11-27'::date, 'SETTLING'), ('2026-11-30'::date, 'OPEN') $$,
+    'a tick after Friday''s early close closes it and asks for its prices; Monday opens'
 );
 select is(
     (select array_agg(symbol::text order by position) from crypto.active_universe where trading_day = '2026-11-30'),

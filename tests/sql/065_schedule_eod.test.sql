@@ -1,0 +1,55 @@
+begin;
+select plan(9);
+
+select tests.load_calendar();
+select crypto.clock_set('2026-11-24 09:00:00+09');
+select crypto.schedule_tick();
+select tests.create_user('t@example.com') as uid \gset
+select tests.authenticate_as(:'uid');
+select api.submit_prediction('AAPL', 'UP');
+select tests.clear_authentication();
+
+-- Tuesday's close is 06:00 KST Wednesday: prices are not final before it.
+select crypto.clock_set('2026-11-25 05:59:00+09');
+select is((crypto.eod_fetch_plan('2026-11-24') ->> 'final')::boolean, false, 'not final before the close');
+select is(
+    jsonb_array_length(crypto.eod_fetch_plan('2026-11-24') -> 'missing'), 20,
+    'a fetch must bring ten closes for the day and ten for the previous trading day'
+);
+select crypto.schedule_tick();
+select is(
+    (select count(*)::int from crypto.jobs where kind = 'eod.fetch'), 0, 'no fetch is asked before the close'
+);
+
+select crypto.clock_set('2026-11-25 06:15:00+09');
+select crypto.schedule_tick();
+select results_eq(
+    $$ select kind, payload ->> 'trading_day', status::text from crypto.jobs $$,
+    $$ values ('eod.fetch', '2026-11-24', 'queued') $$,
+    '15 minutes after the close the tick asks the worker for the closes'
+);
+select is(
+    (select phase::text from crypto.session_control where trading_day = '2026-11-24'), 'SETTLING',
+    'and the session is SETTLING'
+);
+select crypto.schedule_tick();
+select is((select count(*)::int from crypto.jobs), 1, 'a second tick asks nothing more');
+
+-- Every retry failed: what is still missing settles VOID.
+select crypto.load_eod_price('2026-11-23', 'AAPL', 100, 'test');
+select crypto.load_eod_price('2026-11-24', 'AAPL', 101, 'test');
+update crypto.jobs set status = 'dead', attempts = max_attempts, last_error = 'rate limited';
+select crypto.schedule_tick();
+select is(
+    (select phase::text from crypto.session_control where trading_day = '2026-11-24'), 'SETTLED',
+    'after the last retry the tick settles anyway'
+);
+select results_eq(
+    $$ select outcome::text, count(*)::int from crypto.settlements group by 1 order by 1 $$,
+    $$ values ('UP', 1), ('VOID', 9) $$,
+    'symbols with both closes are decided, the rest are VOID'
+);
+select is((select balance from crypto.ledger_accounts where user_id = :'uid'), 100::bigint, 'the winner is paid');
+
+select * from finish();
+rollback;
