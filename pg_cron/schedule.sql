@@ -17,6 +17,8 @@ begin
     -- Every minute: what is due at the clock (cutoffs move with DST and
     -- early closes, so a fixed daily line would be wrong half the year).
     perform cron.schedule('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()');
+    -- 09:00 KST daily: the calendar must reach 60 days ahead.
+    perform cron.schedule('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()');
     reset role;
 end
 $cron$;
