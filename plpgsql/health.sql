@@ -9,7 +9,7 @@ as $$
 declare
     v_last date := (select max(c.trading_day) from crypto.trading_calendar as c);
     v_days integer := coalesce(v_last - (crypto.now() at time zone 'America/New_York')::date, -1);
-    v_status crypto.health_status := case when v_days < 60 then 'alert' else 'ok' end;
+    v_status crypto.health_status := (case when v_days < 60 then 'alert' else 'ok' end)::crypto.health_status;
 begin
     insert into crypto.system_health (at, check_name, status, details)
     values (crypto.now(), 'calendar_runway', v_status,

@@ -7,8 +7,8 @@ select is(crypto.check_calendar_runway()::text, 'ok', 'two months of calendar ah
 select crypto.clock_set('2026-10-03 12:00:00+09');
 select is(crypto.check_calendar_runway()::text, 'alert', 'less than 60 days left raises an alert');
 select is(
-    (select details ->> 'days_left' from crypto.system_health order by id desc limit 1), '58',
-    'the alert says how many days are left'
+    (select details ->> 'days_left' from crypto.system_health order by id desc limit 1), '59',
+    'the alert counts days from New York''s date (still 2 October there)'
 );
 select results_eq(
     $$ select schedule, command from cron.job where jobname = 'oxp-calendar-runway' $$,
