@@ -32,8 +32,17 @@ begin
     order by a.id
     for update;
 
-    select * into v_transfer from crypto.ledger_transfers as t where t.idempotency_key = p_key;
-    if found then
+    -- Insert first: the unique index decides, whatever plan PL/pgSQL cached
+    -- (a generic plan made while the ledger looked empty would scan it all).
+    insert into crypto.ledger_transfers
+        (idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at)
+    values (p_key, p_debit_account, p_credit_account, p_amount, p_reason, p_memo, v_at)
+    on conflict (idempotency_key) do nothing
+    returning * into v_transfer;
+    if v_transfer.id is null then
+        -- A retry. Planned afresh each time, so it always finds the index.
+        execute 'select * from crypto.ledger_transfers where idempotency_key = $1'
+            into v_transfer using p_key;
         if (v_transfer.debit_account_id, v_transfer.credit_account_id, v_transfer.amount, v_transfer.reason)
             is distinct from (p_debit_account, p_credit_account, p_amount, p_reason) then
             raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
@@ -41,11 +50,6 @@ begin
         end if;
         return v_transfer.id;
     end if;
-
-    insert into crypto.ledger_transfers
-        (idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at)
-    values (p_key, p_debit_account, p_credit_account, p_amount, p_reason, p_memo, v_at)
-    returning * into v_transfer;
 
     for v_account in
         select * from crypto.ledger_accounts as a
@@ -80,3 +84,102 @@ create or replace function crypto.user_account(p_user uuid) returns bigint
 language sql stable
 set search_path = crypto, pg_temp
 as $$ select a.id from crypto.ledger_accounts as a where a.user_id = p_user $$;
+
+-- The set-based form of ledger_transfer for a day's awards: many credits
+-- from one system account to user accounts, in one statement, so a million
+-- winners settle in seconds. Credits only: no user balance can go down.
+-- The same rules hold: one transfer per idempotency key (replays change
+-- nothing, a key reused for another request is refused), user accounts
+-- locked in id order, each entry carrying its account's balance after it.
+create or replace function crypto.ledger_credit_many(
+    p_debit_account bigint,
+    p_reason text,
+    p_keys text[],
+    p_credit_accounts bigint[],
+    p_amounts bigint[]
+) returns integer
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_at timestamptz := crypto.now();
+    v_new integer;
+begin
+    if not exists (select from crypto.ledger_accounts as a where a.id = p_debit_account and a.kind = 'system') then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'Batch credits come from a system account';
+    end if;
+    if cardinality(p_keys) is distinct from cardinality(p_credit_accounts)
+        or cardinality(p_keys) is distinct from cardinality(p_amounts) then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'keys, accounts and amounts must have the same length';
+    end if;
+    if exists (select from unnest(p_amounts) as x where x is null or x <= 0)
+        or (select count(distinct k) from unnest(p_keys) as k) <> cardinality(p_keys) then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'Each credit has its own key and a positive amount';
+    end if;
+
+    perform 1 from crypto.ledger_accounts as a
+    where a.id = any(p_credit_accounts) and a.kind = 'user'
+    order by a.id
+    for update;
+    if (select count(*) from crypto.ledger_accounts as a where a.id = any(p_credit_accounts) and a.kind = 'user')
+        <> (select count(distinct x) from unnest(p_credit_accounts) as x) then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'Batch credits go to user accounts';
+    end if;
+
+    if exists (
+        select from unnest(p_keys, p_credit_accounts, p_amounts) as i (key, account, amount)
+        join crypto.ledger_transfers as t on t.idempotency_key = i.key
+        where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
+            is distinct from (p_debit_account, i.account, i.amount, p_reason)
+    ) then
+        raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
+            detail = 'A transfer key of this batch was used for another transfer';
+    end if;
+
+    with input as (
+        select i.key, i.account, i.amount, i.n
+        from unnest(p_keys, p_credit_accounts, p_amounts) with ordinality as i (key, account, amount, n)
+        where not exists (select from crypto.ledger_transfers as t where t.idempotency_key = i.key)
+    ),
+
+    inserted as (
+        insert into crypto.ledger_transfers
+            (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+        select key, p_debit_account, account, amount, p_reason, v_at from input order by n
+        returning id, credit_account_id, amount
+    ),
+
+    -- Every statement of this query sees the balances from before it.
+    running as (
+        select
+            i.id, i.credit_account_id, i.amount,
+            a.balance + sum(i.amount) over (partition by i.credit_account_id order by i.id) as balance_after
+        from inserted as i
+        join crypto.ledger_accounts as a on a.id = i.credit_account_id
+    ),
+
+    entries as (
+        insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
+        select r.id, e.account_id, e.amount, e.balance_after, v_at
+        from running as r
+        cross join lateral (values
+            (1, p_debit_account, -r.amount, null::bigint),
+            (2, r.credit_account_id, r.amount, r.balance_after)
+        ) as e (side, account_id, amount, balance_after)
+        order by r.id, e.side
+    ),
+
+    balances as (
+        update crypto.ledger_accounts as a set balance = a.balance + s.total
+        from (select credit_account_id, sum(amount) as total from inserted group by credit_account_id) as s
+        where a.id = s.credit_account_id
+    )
+
+    select count(*) into v_new from inserted;
+    return v_new;
+end
+$$;

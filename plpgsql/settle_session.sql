@@ -25,8 +25,7 @@ declare
     v_missing text[];
     v_points bigint := crypto.setting_int('points.per_win');
     v_issuance bigint := crypto.system_account('issuance');
-    v_winner record;
-    v_paid integer := 0;
+    v_paid integer;
 begin
     perform pg_advisory_xact_lock(hashtext('crypto.settle_session'), p_day - date '2000-01-01');
     select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
@@ -67,19 +66,18 @@ begin
     cross join lateral (select (p1.close - p0.close) / p0.close as change) as c
     where u.trading_day = p_day;
 
-    for v_winner in
-        select p.id, p.user_id
-        from crypto.predictions as p
-        join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-        where p.trading_day = p_day and p.choice::text = s.outcome::text
-        order by p.id
-    loop
-        perform crypto.ledger_transfer(
-            format('settlement:%s:%s', p_day, v_winner.id),
-            v_issuance, crypto.user_account(v_winner.user_id), v_points, 'settlement_award'
-        );
-        v_paid := v_paid + 1;
-    end loop;
+    -- Every winner paid in one set-based ledger call, keyed by prediction.
+    select crypto.ledger_credit_many(
+        v_issuance, 'settlement_award',
+        coalesce(array_agg(format('settlement:%s:%s', p_day, p.id) order by p.id), '{}'),
+        coalesce(array_agg(a.id order by p.id), '{}'),
+        coalesce(array_agg(v_points order by p.id), '{}')
+    )
+    into v_paid
+    from crypto.predictions as p
+    join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    join crypto.ledger_accounts as a on a.user_id = p.user_id
+    where p.trading_day = p_day and p.choice::text = s.outcome::text;
 
     perform crypto.finish_settling(p_day);
     perform crypto.audit(crypto.current_actor(), 'session.settled', p_day::text,

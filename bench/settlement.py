@@ -1,0 +1,139 @@
+"""bench/settlement: time crypto.settle_session (outcomes and awards through
+the ledger) for growing numbers of predictions, 10 symbols per user."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from ox_sidecar.calendar_sync import nyse_sessions
+from ox_sidecar.migrate import migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY, PREV = "2026-11-24", "2026-11-23"
+
+BUILD = """
+insert into crypto.users (id, email, password_hash)
+select ('00000000-0000-0000-0000-' || lpad(to_hex(i), 12, '0'))::uuid, 'b' || i || '@example.com', '$argon2id$x'
+from generate_series(1, %(users)s) as i;
+insert into crypto.ledger_accounts (kind, user_id) select 'user', id from crypto.users;
+insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
+select u.id, %(day)s, a.symbol, (case when random() < 0.5 then 'UP' else 'DOWN' end)::crypto.prediction_choice, now()
+from crypto.users as u cross join crypto.active_universe as a where a.trading_day = %(day)s;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
+    name = f"bench_{predictions}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in BUILD.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, {"users": predictions // 10, "day": DAY})
+        conn.execute("vacuum analyze")
+        conn.execute("set role oxp_service")
+        conn.execute("select crypto.clock_set('2026-11-25T07:00:00+09:00')")
+        conn.execute("select crypto.close_session(%s)", (DAY,))
+        started = time.perf_counter()
+        result = conn.execute("select crypto.settle_session(%s)", (DAY,)).fetchone()[0]  # type: ignore[index]
+        seconds = time.perf_counter() - started
+        again = time.perf_counter()
+        repeat = conn.execute("select crypto.settle_session(%s)", (DAY,)).fetchone()[0]  # type: ignore[index]
+        repeat_seconds = time.perf_counter() - again
+        conn.execute("reset role")
+        if os.environ.get("BENCH_SCANS"):
+            for row in conn.execute(
+                "select relname, seq_scan, seq_tup_read, idx_scan from pg_stat_user_tables"
+                " where seq_scan > 2 order by seq_tup_read desc limit 6"
+            ):
+                print("   ", row)
+        paid = conn.execute(
+            "select count(*), coalesce(sum(amount), 0) from crypto.ledger_transfers where reason = 'settlement_award'"
+        ).fetchone()
+    assert repeat["already_settled"] and paid[0] == result["winners"]  # type: ignore[index]
+    return {
+        "predictions": predictions,
+        "winners": result["winners"],
+        "seconds": seconds,
+        "rerun_seconds": repeat_seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
+    work.chmod(0o755)
+    port = free_port()
+    subprocess.run(
+        [ROOT / "scripts" / "localpg.sh", "start", work / "pg", str(port), "oxp"], check=True
+    )
+    admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    template = f"postgresql://postgres@127.0.0.1:{port}/oxp_bench_template"
+    results = []
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("create database oxp_bench_template")
+        migrate(template, "development")
+        with psycopg.connect(template, autocommit=True) as conn:
+            conn.execute(
+                "select crypto.sync_calendar(%s::jsonb)", (json.dumps(nyse_sessions(2026, 2026)),)
+            )
+            conn.execute("set role oxp_service")
+            conn.execute("select crypto.clock_set('2026-11-24T09:00:00+09:00')")
+            conn.execute("select crypto.open_session(%s)", (DAY,))
+            for day, price in ((PREV, 100), (DAY, 101)):
+                for i, symbol in enumerate(
+                    ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
+                ):
+                    close = price if i < 5 else 200 - price  # five up, five down
+                    conn.execute(
+                        "select crypto.load_eod_price(%s, %s, %s, 'bench')", (day, symbol, close)
+                    )
+        for size in (int(s) for s in args.sizes.split(",")):
+            results.append(run_size(admin, "oxp_bench_template", size))
+            r = results[-1]
+            print(
+                f"  {r['predictions']:>9,} predictions  {r['winners']:>8,} winners  settle {r['seconds']:7.2f} s"
+                f"  ({r['predictions'] / r['seconds']:,.0f}/s)  re-run {r['rerun_seconds'] * 1000:.1f} ms",
+                flush=True,
+            )
+    finally:
+        subprocess.run([ROOT / "scripts" / "localpg.sh", "stop", work / "pg"], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"bench/settlement on {os.cpu_count()} cores (target: 1M in <= 30 s; 10x the work in <= 11x the time)"
+    )
+    for a, b in itertools.pairwise(results):
+        print(
+            f"  {b['predictions'] // a['predictions']}x the work: {b['seconds'] / a['seconds']:.1f}x the time"
+        )
+
+
+if __name__ == "__main__":
+    main()
