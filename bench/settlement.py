@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -87,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     args = parser.parse_args()
+    # A SIGTERM (e.g. from `timeout`) still runs the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
     work.chmod(0o755)
     port = free_port()

@@ -100,10 +100,15 @@ create or replace function crypto.ledger_credit_many(
 ) returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- A day's awards sort a few hundred thousand rows: in memory, not on disk.
+set work_mem = '128MB'
 as $$
 declare
     v_at timestamptz := crypto.now();
     v_new integer;
+    v_keys text[];
+    v_accounts bigint[];
+    v_amounts bigint[];
 begin
     if not exists (select from crypto.ledger_accounts as a where a.id = p_debit_account and a.kind = 'system') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
@@ -120,12 +125,18 @@ begin
             detail = 'Each credit has its own key and a positive amount';
     end if;
 
+    -- Joins, not `= any(array)`: PostgreSQL 15 scans a large array parameter
+    -- linearly for every row, which made a day's awards quadratic.
     perform 1 from crypto.ledger_accounts as a
-    where a.id = any(p_credit_accounts) and a.kind = 'user'
+    join (select distinct x.id from unnest(p_credit_accounts) as x (id)) as c on c.id = a.id
+    where a.kind = 'user'
     order by a.id
-    for update;
-    if (select count(*) from crypto.ledger_accounts as a where a.id = any(p_credit_accounts) and a.kind = 'user')
-        <> (select count(distinct x) from unnest(p_credit_accounts) as x) then
+    for update of a;
+    if (
+        select count(*) from crypto.ledger_accounts as a
+        join (select distinct x.id from unnest(p_credit_accounts) as x (id)) as c on c.id = a.id
+        where a.kind = 'user'
+    ) <> (select count(distinct x) from unnest(p_credit_accounts) as x) then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'Batch credits go to user accounts';
     end if;
@@ -140,16 +151,23 @@ begin
             detail = 'A transfer key of this batch was used for another transfer';
     end if;
 
-    with input as (
-        select i.key, i.account, i.amount, i.n
-        from unnest(p_keys, p_credit_accounts, p_amounts) with ordinality as i (key, account, amount, n)
-        where not exists (select from crypto.ledger_transfers as t where t.idempotency_key = i.key)
-    ),
+    -- The keys not yet paid, chosen before anything is inserted: an
+    -- anti-join in the inserting statement would re-read its own new rows.
+    select array_agg(i.key order by i.n), array_agg(i.account order by i.n), array_agg(i.amount order by i.n)
+    into v_keys, v_accounts, v_amounts
+    from unnest(p_keys, p_credit_accounts, p_amounts) with ordinality as i (key, account, amount, n)
+    where not exists (select from crypto.ledger_transfers as t where t.idempotency_key = i.key);
+    if v_keys is null then
+        return 0;
+    end if;
 
-    inserted as (
+    with     inserted as (
         insert into crypto.ledger_transfers
             (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
-        select key, p_debit_account, account, amount, p_reason, v_at from input order by n
+        select i.key, p_debit_account, i.account, i.amount, p_reason, v_at
+        from unnest(v_keys, v_accounts, v_amounts) with ordinality as i (key, account, amount, n)
+        order by i.n
+        on conflict (idempotency_key) do nothing
         returning id, credit_account_id, amount
     ),
 
