@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import psycopg
 
 from ox_sidecar.config import Settings
 from ox_sidecar.tokens import TokenService
+from throwaway import free_port, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
@@ -33,12 +31,6 @@ select set_config('role', 'app_user', true), set_config('request.jwt.claims', '{
 select api.submit_prediction((array['AAPL','MSFT','GOOGL','AMZN','NVDA','META','TSLA','AVGO','NFLX','AMD'])[:s::int], 'UP')::text;
 end;
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def user_id(i: int) -> str:
@@ -188,22 +180,13 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=8, help="database connections per API process")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
-    work.chmod(0o755)
-    port = free_port()
-    subprocess.run(
-        [ROOT / "scripts" / "localpg.sh", "start", work / "pg", str(port), "oxp"], check=True
-    )
-    url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
-    try:
+    with throwaway_cluster() as (work, port):
+        url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
         prepare(url, args.clients)
         http = run_http(url, args.clients, args.seconds, args.workers, args.pool, work)
         pgb = run_pgbench(url, args.clients, args.seconds, work)
         with psycopg.connect(url) as conn:
             stored = conn.execute("select count(*) from crypto.predictions").fetchone()[0]  # type: ignore[index]
-    finally:
-        subprocess.run([ROOT / "scripts" / "localpg.sh", "stop", work / "pg"], check=False)
-        shutil.rmtree(work, ignore_errors=True)
 
     print(
         f"bench/predict: {args.clients} connections, {args.seconds}s each, {os.cpu_count()} cores"

@@ -7,11 +7,6 @@ import argparse
 import itertools
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +15,7 @@ from psycopg import sql
 
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.migrate import migrate
+from throwaway import throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY, PREV = "2026-11-24", "2026-11-23"
@@ -33,12 +29,6 @@ insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at
 select u.id, %(day)s, a.symbol, (case when random() < 0.5 then 'UP' else 'DOWN' end)::crypto.prediction_choice, now()
 from crypto.users as u cross join crypto.active_universe as a where a.trading_day = %(day)s;
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
@@ -88,18 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     args = parser.parse_args()
-    # A SIGTERM (e.g. from `timeout`) still runs the cleanup below.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
-    work.chmod(0o755)
-    port = free_port()
-    subprocess.run(
-        [ROOT / "scripts" / "localpg.sh", "start", work / "pg", str(port), "oxp"], check=True
-    )
-    admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    template = f"postgresql://postgres@127.0.0.1:{port}/oxp_bench_template"
-    results = []
-    try:
+    results: list[dict[str, float]] = []
+    with throwaway_cluster() as (_, port):
+        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        template = f"postgresql://postgres@127.0.0.1:{port}/oxp_bench_template"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("create database oxp_bench_template")
         migrate(template, "development")
@@ -126,9 +108,6 @@ def main() -> None:
                 f"  ({r['predictions'] / r['seconds']:,.0f}/s)  re-run {r['rerun_seconds'] * 1000:.1f} ms",
                 flush=True,
             )
-    finally:
-        subprocess.run([ROOT / "scripts" / "localpg.sh", "stop", work / "pg"], check=False)
-        shutil.rmtree(work, ignore_errors=True)
     print(
         f"bench/settlement on {os.cpu_count()} cores (target: 1M in <= 30 s; 10x the work in <= 11x the time)"
     )

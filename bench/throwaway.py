@@ -1,0 +1,41 @@
+"""A throwaway PostgreSQL cluster for the benchmarks: started on a free port,
+stopped and deleted afterwards, even when the run is interrupted."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCALPG = ROOT / "scripts" / "localpg.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[tuple[Path, int]]:
+    """(a work folder, the cluster's port). Durability stays on: a benchmark measures the real thing."""
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout` still gets the cleanup
+    work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
+    work.chmod(0o755)
+    port = free_port()
+    try:
+        subprocess.run([LOCALPG, "start", work / "pg", str(port), "oxp"], check=True)
+        yield work, port
+    finally:
+        subprocess.run([LOCALPG, "stop", work / "pg"], check=False)
+        shutil.rmtree(work, ignore_errors=True)
