@@ -46,6 +46,8 @@ def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
             if statement.strip():
                 conn.execute(statement, {"users": predictions // 10, "day": DAY})
         conn.execute("vacuum analyze")
+        # The setup's own writes must not be flushed during the timed settlement.
+        conn.execute("checkpoint")
         conn.execute("set role oxp_service")
         conn.execute("select crypto.clock_set('2026-11-25T07:00:00+09:00')")
         conn.execute("select crypto.close_session(%s)", (DAY,))

@@ -18,6 +18,8 @@ create or replace function crypto.settle_session(p_day date, p_void_missing bool
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- A day's winners are sorted and aggregated in memory, not on disk.
+set work_mem = '128MB'
 as $$
 declare
     v_phase crypto.session_phase;

@@ -178,3 +178,23 @@ def test_retries_with_one_key_at_once_make_one_prediction(
     assert outcomes == Counter({"ok": 12})
     assert db.execute("select count(*) from crypto.predictions").fetchone() == (1,)
     assert db.execute("select predictions_made from crypto.user_daily_limits").fetchone() == (1,)
+
+
+def test_workers_racing_never_take_one_job_twice(db: psycopg.Connection, db_url: str) -> None:
+    service(db, "select crypto.clock_set('2026-11-25T07:00:00+09:00')")
+    for i in range(10):
+        service(db, "select crypto.enqueue_job('eod.fetch', %s::jsonb)", f'{{"n": {i}}}')
+
+    def claim(_: int) -> str:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("set role oxp_service")
+            row = conn.execute("select (crypto.claim_job(array['eod.fetch'])).id").fetchone()
+            return str(row[0]) if row and row[0] is not None else "none"
+
+    outcomes = race(16, claim)
+    taken = [k for k in outcomes if k != "none"]
+    assert len(taken) == 10 and all(outcomes[k] == 1 for k in taken), outcomes
+    assert outcomes["none"] == 6
+    assert db.execute(
+        "select count(*) from crypto.jobs where status = 'running' and attempts = 1"
+    ).fetchone() == (10,)
