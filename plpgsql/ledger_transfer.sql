@@ -153,7 +153,7 @@ begin
 
     -- The keys not yet paid, chosen before anything is inserted: an
     -- anti-join in the inserting statement would re-read its own new rows.
-    select array_agg(i.key order by i.n), array_agg(i.account order by i.n), array_agg(i.amount order by i.n)
+    select array_agg(i.key), array_agg(i.account), array_agg(i.amount)
     into v_keys, v_accounts, v_amounts
     from unnest(p_keys, p_credit_accounts, p_amounts) with ordinality as i (key, account, amount, n)
     where not exists (select from crypto.ledger_transfers as t where t.idempotency_key = i.key);
@@ -188,7 +188,9 @@ begin
             (1, p_debit_account, -r.amount, null::bigint),
             (2, r.credit_account_id, r.amount, r.balance_after)
         ) as e (side, account_id, amount, balance_after)
-        order by r.id, e.side
+        -- Per account, entry ids follow the running balance; this is the
+        -- window's own order, so no second sort.
+        order by r.credit_account_id, r.id, e.side
     ),
 
     balances as (

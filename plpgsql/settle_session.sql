@@ -69,11 +69,13 @@ begin
     where u.trading_day = p_day;
 
     -- Every winner paid in one set-based ledger call, keyed by prediction.
+    -- Aggregates of one query read the same rows in the same order, so the
+    -- three arrays line up element by element without sorting.
     select crypto.ledger_credit_many(
         v_issuance, 'settlement_award',
-        coalesce(array_agg(format('settlement:%s:%s', p_day, p.id) order by p.id), '{}'),
-        coalesce(array_agg(a.id order by p.id), '{}'),
-        coalesce(array_agg(v_points order by p.id), '{}')
+        coalesce(array_agg(format('settlement:%s:%s', p_day, p.id)), '{}'),
+        coalesce(array_agg(a.id), '{}'),
+        coalesce(array_agg(v_points), '{}')
     )
     into v_paid
     from crypto.predictions as p
