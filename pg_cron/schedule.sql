@@ -14,8 +14,15 @@ begin
     -- Jobs run as the service role, which is also who owns them: pg_cron
     -- upserts a named job per (name, owner).
     set local role oxp_service;
-    -- Every minute: what is due at the clock (cutoffs move with DST and
-    -- early closes, so a fixed daily line would be wrong half the year).
+    -- The day of SPEC 2, in UTC (KST is UTC+9 all year). Each named job runs
+    -- what is due at that moment and records its run under its name.
+    perform cron.schedule('oxp-open-session', '0 21 * * *', $$select crypto.schedule_tick('open_session')$$);
+    perform cron.schedule('oxp-eod-fetch', '15 21 * * *', $$select crypto.schedule_tick('eod_fetch')$$);
+    perform cron.schedule('oxp-settle', '30 21 * * *', $$select crypto.schedule_tick('settle')$$);
+    -- NYSE open - 5 min is 13:25 UTC in New York summer time, 14:25 in winter.
+    perform cron.schedule('oxp-cutoff', '25 13,14 * * 1-5', $$select crypto.schedule_tick('cutoff')$$);
+    -- Every minute: the catch-up after downtime, and what fixed lines cannot
+    -- know (a summer close is 05:00 KST, an early close 03:00 KST).
     perform cron.schedule('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()');
     -- 09:00 KST daily: the calendar must reach 60 days ahead.
     perform cron.schedule('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()');

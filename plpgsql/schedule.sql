@@ -1,7 +1,9 @@
 -- Runs everything that is due at crypto.now(), in order, and records the
--- run. pg_cron and `oxp schedule tick` both call it; a tick after downtime
--- (or a clock jump) catches up: overdue sessions close, the right one opens.
-create or replace function crypto.schedule_tick() returns jsonb
+-- run under the calling job's name. pg_cron's named jobs and `oxp schedule
+-- tick` all call it; whatever the hour, it does only what is due, so a tick
+-- after downtime (or a clock jump) catches up: overdue sessions close, the
+-- right one opens, finished days fetch and settle.
+create or replace function crypto.schedule_tick(p_job text default 'schedule_tick') returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -18,7 +20,7 @@ begin
         return jsonb_build_object('skipped', 'another tick is running');
     end if;
     insert into crypto.job_runs (job, started_at, status)
-    values ('schedule_tick', clock_timestamp(), 'running')
+    values (p_job, clock_timestamp(), 'running')
     returning id into v_run;
     begin
         for v_day in
@@ -79,4 +81,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.schedule_tick() to oxp_service;
+grant execute on function crypto.schedule_tick(text) to oxp_service;

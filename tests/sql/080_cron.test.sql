@@ -1,17 +1,33 @@
 begin;
-select plan(3);
+select plan(4);
 
 select results_eq(
-    $$ select schedule, command, username::text from cron.job where jobname = 'oxp-schedule-tick' $$,
-    $$ values ('* * * * *'::text, 'select crypto.schedule_tick()'::text, 'oxp_service') $$,
-    'the schedule tick runs every minute (UTC), as the service role'
+    $$ select jobname::text collate "default", schedule, command from cron.job where jobname like 'oxp-%' order by jobname $$,
+    $$ values
+        ('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()'),
+        ('oxp-cutoff', '25 13,14 * * 1-5', 'select crypto.schedule_tick(''cutoff'')'),
+        ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
+        ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
+        ('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()'),
+        ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')')
+    $$,
+    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, the cutoff, 09:00, and the minute catch-up'
 );
 select is(
-    (select database::text from cron.job where jobname = 'oxp-schedule-tick'), current_database()::text,
-    'in this database'
+    (select count(*)::int from cron.job where jobname like 'oxp-%' and (username <> 'oxp_service' or not active
+        or database <> current_database())),
+    0, 'every job runs active, in this database, as the service role'
+);
+
+select tests.load_calendar();
+select crypto.clock_set('2026-11-24 06:00:00+09');
+select crypto.schedule_tick('open_session');
+select is(
+    (select job from crypto.job_runs order by id desc limit 1), 'open_session', 'a named job records its run'
 );
 select is(
-    (select active from cron.job where jobname = 'oxp-schedule-tick'), true, 'and is active'
+    (select phase::text from crypto.session_control where trading_day = '2026-11-24'), 'OPEN',
+    'and does what is due'
 );
 
 select * from finish();
