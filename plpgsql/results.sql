@@ -1,18 +1,5 @@
 -- What a day's settlement decided: per symbol for everyone, per prediction
--- for its owner. A prediction's outcome is derived, never stored twice.
-create or replace function crypto.prediction_outcome(
-    p_choice crypto.prediction_choice, p_settled crypto.settlement_outcome
-) returns text
-language sql immutable
-as $$
-    select case
-        when p_settled is null then 'PENDING'
-        when p_settled = 'VOID' then 'VOID'
-        when p_choice::text = p_settled::text then 'WON'
-        else 'LOST'
-    end
-$$;
-
+-- for its owner (crypto.prediction_outcome, beside the settlement rule).
 create or replace function api.my_predictions(p_day date default null) returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp

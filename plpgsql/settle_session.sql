@@ -14,6 +14,29 @@ as $$
     end::crypto.settlement_outcome
 $$;
 
+-- The one definition of a win: the choice matches the decided direction.
+-- Stable, as the enum-to-text cast is: declared immutable it would not be
+-- inlined, and joins on it would call it once per row.
+create or replace function crypto.prediction_won(
+    p_choice crypto.prediction_choice, p_settled crypto.settlement_outcome
+) returns boolean
+language sql stable
+as $$ select p_choice::text = p_settled::text $$;
+
+-- A prediction's outcome, derived from its symbol's settlement, never stored.
+create or replace function crypto.prediction_outcome(
+    p_choice crypto.prediction_choice, p_settled crypto.settlement_outcome
+) returns text
+language sql stable
+as $$
+    select case
+        when p_settled is null then 'PENDING'
+        when p_settled = 'VOID' then 'VOID'
+        when crypto.prediction_won(p_choice, p_settled) then 'WON'
+        else 'LOST'
+    end
+$$;
+
 create or replace function crypto.settle_session(p_day date, p_void_missing boolean default false)
 returns jsonb
 language plpgsql volatile security definer
@@ -43,12 +66,9 @@ begin
             detail = format('Session %s is still open', p_day);
     end if;
 
-    select array_agg(u.symbol order by u.position) into v_missing
-    from crypto.active_universe as u
-    where u.trading_day = p_day and (
-        not exists (select from crypto.eod_prices as e where e.trading_day = p_day and e.symbol = u.symbol)
-        or not exists (select from crypto.eod_prices as e where e.trading_day = v_prev and e.symbol = u.symbol)
-    );
+    -- The same list the tick and the EOD fetch go by.
+    select array_agg(distinct m ->> 'symbol') into v_missing
+    from jsonb_array_elements(crypto.eod_fetch_plan(p_day) -> 'missing') as m;
     if v_missing is not null and not p_void_missing then
         raise exception using errcode = 'OX107', message = 'PRICES_MISSING',
             detail = format('No close for %s on %s or %s', array_to_string(v_missing, ', '), p_day, v_prev);
@@ -81,7 +101,7 @@ begin
     from crypto.predictions as p
     join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
     join crypto.ledger_accounts as a on a.user_id = p.user_id
-    where p.trading_day = p_day and p.choice::text = s.outcome::text;
+    where p.trading_day = p_day and crypto.prediction_won(p.choice, s.outcome);
 
     perform crypto.finish_settling(p_day);
     perform crypto.audit(crypto.current_actor(), 'session.settled', p_day::text,
@@ -103,7 +123,7 @@ as $$
         'winners', (
             select count(*) from crypto.predictions as p
             join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-            where p.trading_day = p_day and p.choice::text = s.outcome::text
+            where p.trading_day = p_day and crypto.prediction_won(p.choice, s.outcome)
         )
     )
 $$;
