@@ -3,6 +3,7 @@ stopped and deleted afterwards, even when the run is interrupted."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -27,14 +28,18 @@ def _interrupt(*_: object) -> None:
 
 
 @contextmanager
-def throwaway_cluster() -> Iterator[tuple[Path, int]]:
+def throwaway_cluster(shared_buffers: str = "256MB") -> Iterator[tuple[Path, int]]:
     """(a work folder, the cluster's port). Durability stays on: a benchmark measures the real thing."""
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout` still gets the cleanup
     work = Path(tempfile.mkdtemp(prefix="oxp-bench."))
     work.chmod(0o755)
     port = free_port()
     try:
-        subprocess.run([LOCALPG, "start", work / "pg", str(port), "oxp"], check=True)
+        subprocess.run(
+            [LOCALPG, "start", work / "pg", str(port), "oxp"],
+            check=True,
+            env={**os.environ, "OXP_PG_SHARED_BUFFERS": shared_buffers},
+        )
         yield work, port
     finally:
         subprocess.run([LOCALPG, "stop", work / "pg"], check=False)

@@ -25,6 +25,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
 ('OX204', 'AD_LIMIT_REACHED', 409, 'The ad reward limit is reached'),
+('OX205', 'REDEMPTION_FINAL', 409, 'The redemption can no longer change'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
 ('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
 ('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),
@@ -47,3 +48,12 @@ set search_path = crypto, pg_temp
 as $$ select e.sqlstate, e.code, e.http_status, e.title from crypto.error_codes as e $$;
 
 grant execute on function api.error_codes() to anon;
+
+-- A refusal that must be remembered cannot be raised: raising rolls back
+-- the record of it. Such functions store and return {"problem": ...}
+-- instead, and the shim answers it exactly as it answers a raised error.
+create or replace function crypto.problem(p_sqlstate text, p_detail text) returns jsonb
+language sql immutable
+as $$ select jsonb_build_object('problem', jsonb_build_object('sqlstate', p_sqlstate, 'detail', p_detail)) $$;
+
+grant execute on function crypto.problem(text, text) to app_user, app_admin, oxp_service;

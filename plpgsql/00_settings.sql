@@ -8,6 +8,7 @@ insert into crypto.settings (key, value, description) values
 ('ads.max_point_rewards', '5', 'Ad point rewards per user and session'),
 ('settlement.threshold', '0.0001', 'A change this large (0.01%) or larger decides UP or DOWN'),
 ('eod.fetch_delay_minutes', '15', 'Minutes after the calendar close before closes are fetched'),
+('rewards.vendor_failure_rate', '0', 'Share (0 to 1) of issues the simulated reward vendor refuses'),
 ('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
 ('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),
 (

@@ -45,3 +45,33 @@ create or replace function crypto.current_actor() returns text
 language sql stable
 set search_path = crypto, pg_temp
 as $$ select coalesce('user:' || crypto.auth_uid()::text, 'role:' || session_user) $$;
+
+-- Walks the chain in order: each row must link to the hash of the row
+-- before it and hash to its own content. Names the first row that does not
+-- (an edited row fails its own hash; a removed one breaks the next link).
+create or replace function crypto.audit_verify() returns jsonb
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    with checked as (
+        select
+            l.id,
+            case
+                when l.prev_hash is distinct from lag(l.hash) over (order by l.id)
+                    then 'prev_hash is not the hash of the row before it'
+                when l.hash <> crypto.audit_hash(l.prev_hash, l.at, l.actor, l.action, l.subject, l.details)
+                    then 'the row does not match its hash'
+            end as problem
+        from crypto.audit_logs as l
+    )
+    select jsonb_build_object(
+        'rows_checked', (select count(*) from checked),
+        'ok', not exists (select from checked as c where c.problem is not null),
+        'first_bad', (
+            select jsonb_build_object('id', c.id, 'problem', c.problem)
+            from checked as c where c.problem is not null order by c.id limit 1
+        )
+    )
+$$;
+
+grant execute on function crypto.audit_verify() to oxp_service, app_admin, auditor;

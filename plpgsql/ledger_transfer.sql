@@ -1,7 +1,10 @@
 -- The one function that moves points. Every caller passes an idempotency
--- key derived from the cause (settlement:D:prediction, redeem:<key>, ...):
--- the same key with the same request returns the first transfer, the same
--- key with another request is refused.
+-- key derived from the cause (settlement:D:prediction, redeem:<key>, ...).
+-- The key remembers the first result, a refusal included: the same key with
+-- the same request returns the stored transfer and moves nothing, the same
+-- key with another request is refused. A refusal (INSUFFICIENT_POINTS) is
+-- not raised here but stored and returned, so that it outlives the caller's
+-- decision to raise; callers check `refusal`.
 create or replace function crypto.ledger_transfer(
     p_key text,
     p_debit_account bigint,
@@ -9,7 +12,7 @@ create or replace function crypto.ledger_transfer(
     p_amount bigint,
     p_reason text,
     p_memo text default null
-) returns bigint
+) returns crypto.ledger_transfers
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -17,11 +20,13 @@ declare
     v_at timestamptz := crypto.now();
     v_transfer crypto.ledger_transfers;
     v_account crypto.ledger_accounts;
+    v_refusal text;
     v_delta bigint;
 begin
-    if p_amount is null or p_amount <= 0 then
+    if p_amount is null or p_amount <= 0 or p_key is null or p_reason is null
+        or p_debit_account is not distinct from p_credit_account then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'A transfer moves a positive amount';
+            detail = 'A transfer moves a positive amount between two accounts under a key';
     end if;
 
     -- Fixed lock order (by id) on the user accounts involved: parallel
@@ -32,11 +37,22 @@ begin
     order by a.id
     for update;
 
+    select a.* into v_account from crypto.ledger_accounts as a
+    where a.id = p_debit_account;
+    if v_account.id is null
+        or not exists (select from crypto.ledger_accounts as a where a.id = p_credit_account) then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+            detail = 'No such ledger account';
+    end if;
+    if v_account.kind = 'user' and v_account.balance < p_amount then
+        v_refusal := 'OX201';
+    end if;
+
     -- Insert first: the unique index decides, whatever plan PL/pgSQL cached
     -- (a generic plan made while the ledger looked empty would scan it all).
     insert into crypto.ledger_transfers
-        (idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at)
-    values (p_key, p_debit_account, p_credit_account, p_amount, p_reason, p_memo, v_at)
+        (idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at, refusal)
+    values (p_key, p_debit_account, p_credit_account, p_amount, p_reason, p_memo, v_at, v_refusal)
     on conflict (idempotency_key) do nothing
     returning * into v_transfer;
     if v_transfer.id is null then
@@ -48,7 +64,10 @@ begin
             raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
                 detail = format('Transfer key %s was used for another transfer', p_key);
         end if;
-        return v_transfer.id;
+        return v_transfer;
+    end if;
+    if v_refusal is not null then
+        return v_transfer;
     end if;
 
     for v_account in
@@ -58,10 +77,6 @@ begin
     loop
         v_delta := case when v_account.id = p_debit_account then -p_amount else p_amount end;
         if v_account.kind = 'user' then
-            if v_account.balance + v_delta < 0 then
-                raise exception using errcode = 'OX201', message = 'INSUFFICIENT_POINTS',
-                    detail = format('Balance %s, needed %s', v_account.balance, p_amount);
-            end if;
             update crypto.ledger_accounts as a set balance = a.balance + v_delta
             where a.id = v_account.id;
             insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
@@ -71,7 +86,28 @@ begin
             values (v_transfer.id, v_account.id, v_delta, null, v_at);
         end if;
     end loop;
-    return v_transfer.id;
+
+    perform crypto.audit(crypto.current_actor(), 'points.transfer', p_key, jsonb_build_object(
+        'transfer_id', v_transfer.id, 'debit', p_debit_account, 'credit', p_credit_account,
+        'amount', p_amount, 'reason', p_reason
+    ));
+    return v_transfer;
+end
+$$;
+
+-- For callers that turn a stored refusal into the caller's error.
+create or replace function crypto.raise_refusal(p_transfer crypto.ledger_transfers) returns bigint
+language plpgsql immutable
+as $$
+begin
+    if p_transfer.refusal = 'OX201' then
+        raise exception using errcode = 'OX201', message = 'INSUFFICIENT_POINTS',
+            detail = format('This needs %s points, more than the balance', p_transfer.amount);
+    elsif p_transfer.refusal is not null then
+        raise exception using errcode = p_transfer.refusal, message = 'REFUSED',
+            detail = 'The ledger refused this transfer';
+    end if;
+    return p_transfer.id;
 end
 $$;
 
@@ -106,6 +142,9 @@ as $$
 declare
     v_at timestamptz := crypto.now();
     v_new integer;
+    v_total bigint;
+    v_first bigint;
+    v_last bigint;
     v_keys text[];
     v_accounts bigint[];
     v_amounts bigint[];
@@ -199,7 +238,17 @@ begin
         where a.id = s.credit_account_id
     )
 
-    select count(*) into v_new from inserted;
+    select count(*), sum(i.amount), min(i.id), max(i.id) into v_new, v_total, v_first, v_last
+    from inserted as i;
+    -- One audit row per batch: a million rows through the chain's lock
+    -- would be the settlement's slowest part, and the transfers themselves
+    -- are append-only; the row names the range and the total.
+    if v_new > 0 then
+        perform crypto.audit(crypto.current_actor(), 'points.transfer_batch', p_reason, jsonb_build_object(
+            'debit', p_debit_account, 'transfers', v_new, 'amount', v_total,
+            'first_transfer_id', v_first, 'last_transfer_id', v_last
+        ));
+    end if;
     return v_new;
 end
 $$;

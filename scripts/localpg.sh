@@ -31,7 +31,7 @@ start)
       echo "cron.host = '$dir'"
       echo "timezone = 'UTC'"
       echo "max_connections = 300"
-      echo "shared_buffers = 256MB"
+      echo "shared_buffers = ${OXP_PG_SHARED_BUFFERS:-256MB}"
       if [ "$throwaway" = --throwaway ]; then
         # Durability buys nothing in a cluster deleted after the run.
         echo "fsync = off"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import typer
 
 from . import (
+    cmd_audit,
     cmd_calendar,
     cmd_clock,
     cmd_db,
     cmd_demo,
     cmd_eod,
+    cmd_integrity,
+    cmd_points,
+    cmd_rewards,
     cmd_run,
     cmd_schedule,
     cmd_session,
@@ -27,5 +31,9 @@ app.add_typer(cmd_schedule.app, name="schedule")
 app.add_typer(cmd_session.app, name="session")
 app.add_typer(cmd_universe.app, name="universe")
 app.add_typer(cmd_eod.app, name="eod")
+app.add_typer(cmd_rewards.app, name="rewards")
+app.add_typer(cmd_points.app, name="points")
+app.add_typer(cmd_integrity.app, name="integrity")
+app.add_typer(cmd_audit.app, name="audit")
 app.command("serve")(cmd_run.serve)
 app.command("worker")(cmd_run.worker)

@@ -164,6 +164,19 @@ IdempotencyKey = Annotated[
 ]
 
 
+Sku = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")]
+AdId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[a-z0-9\-]+$")]
+Cursor = Annotated[int | None, Query(ge=1)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+# Spending and earning points: a missing key is how a double click pays twice.
+RequiredIdempotencyKey = Annotated[
+    str,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Required"),
+]
+
+
 class PredictionIn(BaseModel):
     choice: Literal["UP", "DOWN"]
 
@@ -261,13 +274,43 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/v1/points/ledger", tags=["points"])
     async def ledger(
-        caller: User,
-        pool: Pool,
-        cursor: Annotated[int | None, Query(ge=1)] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        caller: User, pool: Pool, cursor: Cursor = None, limit: Limit = 20
     ) -> Response:
         args = ("points_ledger", cursor, limit)
         return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+
+    @app.get("/v1/users/stats", tags=["users"])
+    async def stats(caller: User, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "user_stats"))
+
+    @app.get("/v1/rewards", tags=["rewards"])
+    async def rewards(caller: AnyCaller, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "rewards"))
+
+    @app.post("/v1/rewards/{sku}/redeem", tags=["rewards"], status_code=201)
+    async def redeem(
+        sku: Sku, caller: User, pool: Pool, idempotency_key: RequiredIdempotencyKey
+    ) -> Response:
+        args = ("redeem_reward", sku, idempotency_key)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
+
+    @app.get("/v1/rewards/redemptions", tags=["rewards"])
+    async def redemptions(
+        caller: User, pool: Pool, cursor: Cursor = None, limit: Limit = 20
+    ) -> Response:
+        args = ("my_redemptions", cursor, limit)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+
+    @app.get("/v1/ads", tags=["ads"])
+    async def ads(caller: AnyCaller, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "ads"))
+
+    @app.post("/v1/ads/{ad_id}/click", tags=["ads"], status_code=201)
+    async def click_ad(
+        ad_id: AdId, caller: User, pool: Pool, idempotency_key: RequiredIdempotencyKey
+    ) -> Response:
+        args = ("click_ad", ad_id, idempotency_key)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
 
 
 app = create_app()

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from .problems import Problem, from_database
+from .problems import Problem, from_database, from_sqlstate
 
 SET_CALLER = "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
 
@@ -27,10 +27,16 @@ def new_pool(url: str, size: int) -> AsyncConnectionPool:
 async def call_api(
     pool: AsyncConnectionPool, role: str, claims: str, function: str, *args: Any
 ) -> str | None:
-    """`api.<function>(args)` as the caller; its JSON result as text, untouched."""
-    query = sql.SQL("select api.{}({})::text").format(
-        sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * len(args))
-    )
+    """`api.<function>(args)` as the caller; its JSON result as text, untouched.
+
+    A function that must remember a refusal (under an Idempotency-Key)
+    cannot raise it, as raising would undo the record; it returns
+    `{"problem": {"sqlstate", "detail"}}`, answered here like a raised error.
+    """
+    query = sql.SQL(
+        "select r::text, r -> 'problem' ->> 'sqlstate', r -> 'problem' ->> 'detail'"
+        " from api.{}({}) as r"
+    ).format(sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
     try:
         # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
         async with pool.connection() as conn, conn.pipeline():
@@ -42,4 +48,9 @@ async def call_api(
         if exc.sqlstate is None:  # no answer from the server: pool timeout, lost link
             raise Problem("UNAVAILABLE", "The database is unreachable") from exc
         raise from_database(exc, role) from exc
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    text, sqlstate, detail = row
+    if sqlstate is not None:
+        raise from_sqlstate(sqlstate, detail)
+    return text  # type: ignore[no-any-return]

@@ -82,6 +82,17 @@ def from_database(exc: psycopg.Error, role: str) -> Problem:
     return problem
 
 
+def from_sqlstate(sqlstate: str, detail: str | None) -> Problem:
+    """A refusal a function returned instead of raising (see db.call_api)."""
+    entry = _BY_SQLSTATE.get(sqlstate)
+    if entry is None or not sqlstate.startswith("OX"):
+        log.error("unmapped returned problem", extra={"sqlstate": sqlstate})
+        return Problem("INTERNAL")
+    problem = Problem(entry.code, detail)
+    problem.entry = entry
+    return problem
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
     body = {
         "type": PROBLEM_TYPE + problem.entry.code.lower().replace("_", "-"),

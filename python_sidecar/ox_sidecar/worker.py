@@ -12,6 +12,7 @@ import psycopg
 
 from .config import get_settings
 from .eod import fetch_day, provider_named
+from .vendor import VendorRefused, vendor_for
 
 log = logging.getLogger("ox_sidecar.worker")
 
@@ -27,7 +28,22 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
         raise RuntimeError(f"still missing: {', '.join(report.missing)}")
 
 
-HANDLERS: dict[str, Handler] = {"eod.fetch": eod_fetch}
+def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
+    """Ask the vendor for one redemption; its answer becomes ISSUED or FAILED in SQL."""
+    redemption_id = payload["redemption_id"]
+    row = conn.execute("select crypto.redemption_to_issue(%s)", (redemption_id,)).fetchone()
+    redemption = row[0] if row else None
+    if redemption is None:
+        return  # cancelled meanwhile, or finished by an earlier attempt
+    try:
+        ref = vendor_for(conn).issue(redemption)
+    except VendorRefused as exc:
+        conn.execute("select crypto.redemption_failed(%s, %s)", (redemption_id, str(exc)))
+        return
+    conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
+
+
+HANDLERS: dict[str, Handler] = {"eod.fetch": eod_fetch, "reward.issue": reward_issue}
 
 
 def run_once(conn: psycopg.Connection) -> bool:

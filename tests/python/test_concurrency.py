@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from support import open_session_for, service
 
 pytestmark = pytest.mark.usefixtures("calendar")
+T = TypeVar("T")
 
 
 def new_user(db: psycopg.Connection, email: str) -> str:
@@ -45,16 +46,21 @@ def as_user(url: str, user_id: str, query: str, *args: Any) -> str:
             return exc.diag.message_primary or str(exc.sqlstate)
 
 
-def race(n: int, work: Callable[[int], str]) -> Counter[str]:
-    """Start n calls together (a barrier), return how they ended."""
+def race_each(n: int, work: Callable[[int], T]) -> list[T]:
+    """Start n calls together (a barrier); what each returned, in call order."""
     barrier = threading.Barrier(n)
 
-    def run(i: int) -> str:
+    def run(i: int) -> T:
         barrier.wait()
         return work(i)
 
     with ThreadPoolExecutor(max_workers=n) as pool:
-        return Counter(pool.map(run, range(n)))
+        return list(pool.map(run, range(n)))
+
+
+def race(n: int, work: Callable[[int], str]) -> Counter[str]:
+    """Start n calls together (a barrier), return how they ended."""
+    return Counter(race_each(n, work))
 
 
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
@@ -136,24 +142,29 @@ def test_concurrent_transfers_never_overspend_nor_double_apply(
         "select crypto.ledger_transfer('grant:1', %s, %s, 1000, 'adjustment')", (issuance, account)
     )
 
-    def spend(i: int) -> str:
+    def spend(i: int) -> tuple[str, str]:
         # 40 clients, 20 distinct keys (each sent twice), 70 points each:
         # at most 14 can be paid from 1000.
+        key = f"spend:{i % 20}"
         with psycopg.connect(db_url) as conn:
-            try:
-                conn.execute(
-                    "select crypto.ledger_transfer(%s, %s, %s, 70, 'redemption')",
-                    (f"spend:{i % 20}", account, sink),
-                )
-                conn.commit()
-                return "ok"
-            except psycopg.Error as exc:
-                return exc.diag.message_primary or ""
+            refusal = conn.execute(
+                "select (crypto.ledger_transfer(%s, %s, %s, 70, 'redemption')).refusal",
+                (key, account, sink),
+            ).fetchone()[0]  # type: ignore[index]
+            conn.commit()
+            return key, refusal or "paid"
 
-    outcomes = race(40, spend)
-    assert set(outcomes) <= {"ok", "INSUFFICIENT_POINTS"}
+    outcomes = race_each(40, spend)
+    by_key: dict[str, set[str]] = {}
+    for key, outcome in outcomes:
+        by_key.setdefault(key, set()).add(outcome)
+    # Both clients of a key got the same answer, a refusal included.
+    assert all(len(answers) == 1 for answers in by_key.values())
+    answers = sorted(next(iter(a)) for a in by_key.values())
+    assert answers == ["OX201"] * 6 + ["paid"] * 14
     paid = db.execute(
-        "select count(*) from crypto.ledger_transfers where idempotency_key like 'spend:%%'"
+        "select count(*) from crypto.ledger_transfers"
+        " where idempotency_key like 'spend:%%' and refusal is null"
     ).fetchone()[0]  # type: ignore[index]
     assert paid == 14
     balance, entries_sum, last_after = db.execute(

@@ -1,5 +1,5 @@
 begin;
-select plan(17);
+select plan(21);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -69,7 +69,37 @@ select is(
 -- anon may only sign up, look up a login, and read public game state.
 select function_privs_are('api', 'me', array[]::text[], 'anon', array[]::text[], 'anon cannot call api.me');
 
--- The auditor reads everything and writes nothing.
+-- Money tables: no role but their owner, who owns the ledger function,
+-- can write them; everyone else goes through the functions.
+select is_empty(
+    $$ select r.rolname, c.relname, p.privilege
+       from pg_roles as r
+       cross join (values ('ledger_accounts'), ('ledger_transfers'), ('ledger_entries'), ('audit_logs'),
+           ('rewards_inventory'), ('rewards_redemptions'), ('ad_unlocks'), ('settlements'), ('idempotent_requests')) as c (relname)
+       cross join (values ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE')) as p (privilege)
+       where r.rolname in ('anon', 'authenticator', 'app_user', 'app_admin', 'oxp_service', 'auditor')
+         and has_table_privilege(r.rolname, 'crypto.' || c.relname, p.privilege) $$,
+    'no API, service or auditor role can write a money table'
+);
+select is(
+    (select pg_get_userbyid(proowner) from pg_proc where oid = 'crypto.ledger_transfer'::regproc),
+    (select pg_get_userbyid(relowner) from pg_class where oid = 'crypto.ledger_transfers'::regclass),
+    'the ledger function runs as the ledger tables'' owner'
+);
+
+-- The auditor reads every table (secret columns aside) and writes nothing.
+select is_empty(
+    $$ select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+       where n.nspname = 'crypto' and c.relkind = 'r' and c.relname not in ('users', 'oauth_states')
+         and not has_table_privilege('auditor', c.oid, 'SELECT') $$,
+    'the auditor reads every table'
+);
+select is_empty(
+    $$ select c.relname, p.privilege from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+       cross join (values ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE')) as p (privilege)
+       where n.nspname = 'crypto' and c.relkind = 'r' and has_table_privilege('auditor', c.oid, p.privilege) $$,
+    'the auditor can write no table'
+);
 set local role auditor;
 select lives_ok('select count(*) from crypto.ledger_entries', 'the auditor reads the ledger');
 select throws_ok(

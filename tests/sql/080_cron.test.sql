@@ -7,11 +7,12 @@ select results_eq(
         ('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()'),
         ('oxp-cutoff', '25 13,14 * * 1-5', 'select crypto.schedule_tick(''cutoff'')'),
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
+        ('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()'),
         ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
         ('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()'),
         ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')')
     $$,
-    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, the cutoff, 09:00, and the minute catch-up'
+    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, the cutoff, 07:00, 09:00, and the minute catch-up'
 );
 select is(
     (select count(*)::int from cron.job where jobname like 'oxp-%' and (username <> 'oxp_service' or not active

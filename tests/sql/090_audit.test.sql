@@ -1,5 +1,5 @@
 begin;
-select plan(4);
+select plan(8);
 
 select crypto.audit('test', 'test.first', 'a', '{"n": 1}') as first \gset
 select crypto.audit('test', 'test.second', 'b', '{"n": 2}') as second \gset
@@ -22,6 +22,21 @@ select isnt(
 select throws_ok(
     format('delete from crypto.audit_logs where id = %s', :first), 'OX003', 'FORBIDDEN', 'audit rows cannot be deleted'
 );
+
+select crypto.audit('test', 'test.third', 'c', '{"n": 3}') as third \gset
+select is(crypto.audit_verify() ->> 'ok', 'true', 'an untouched chain verifies');
+
+-- A superuser can get past the trigger; the chain still tells.
+set local session_replication_role = replica;
+update crypto.audit_logs set details = '{"n": 20}' where id = :second;
+select is(crypto.audit_verify() -> 'first_bad', jsonb_build_object('id', :second, 'problem', 'the row does not match its hash'),
+    'an edited row is named');
+update crypto.audit_logs set details = '{"n": 2}' where id = :second;
+select is(crypto.audit_verify() ->> 'ok', 'true', 'undoing the edit restores the chain');
+delete from crypto.audit_logs where id = :second;
+select is(crypto.audit_verify() -> 'first_bad', jsonb_build_object('id', :third, 'problem', 'prev_hash is not the hash of the row before it'),
+    'a removed row breaks the link of the next one');
+set local session_replication_role = origin;
 
 select * from finish();
 rollback;

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import typer
+
+from .common import AsJson, call, console, emit, err_console, service_connection
+
+app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log")
+
+
+@app.command("verify")
+def verify(as_json: AsJson = False) -> None:
+    """Walk the chain end to end; exit 1 naming the first row that does not verify."""
+    with service_connection() as conn:
+        result = call(conn, "select crypto.audit_verify()")
+    if as_json:
+        emit(result, True)
+    elif result["ok"]:
+        console.print(f"ok: {result['rows_checked']} rows, the chain is intact")
+    else:
+        bad = result["first_bad"]
+        err_console.print(f"audit row {bad['id']}: {bad['problem']}", markup=False)
+    if not result["ok"]:
+        raise typer.Exit(1)

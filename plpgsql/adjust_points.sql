@@ -1,0 +1,53 @@
+-- An admin's correction: a new transfer with the adjustments account, up
+-- or down, never below zero, audited with who and why. A refusal is kept
+-- under its key like a success, so a retried command gives the same answer.
+create or replace function crypto.adjust_points(
+    p_email text, p_amount bigint, p_reason text, p_key text
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_user crypto.users;
+    v_adjustments bigint := crypto.system_account('adjustments');
+    v_account bigint;
+    v_transfer crypto.ledger_transfers;
+begin
+    if p_amount is null or p_amount = 0 or coalesce(btrim(p_reason), '') = ''
+        or p_key is null or length(p_key) not between 1 and 150 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'An adjustment has a non-zero amount, a reason and a key';
+    end if;
+    select u.* into v_user from crypto.users as u where u.email = lower(btrim(p_email));
+    if v_user.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+            detail = format('No user %s', left(p_email, 254));
+    end if;
+    v_account := crypto.user_account(v_user.id);
+
+    v_transfer := crypto.ledger_transfer(
+        'adjust:' || p_key,
+        case when p_amount > 0 then v_adjustments else v_account end,
+        case when p_amount > 0 then v_account else v_adjustments end,
+        abs(p_amount), 'adjustment', btrim(p_reason)
+    );
+    if v_transfer.refusal is not null then
+        return crypto.problem(v_transfer.refusal,
+            format('%s has fewer than %s points', v_user.email, abs(p_amount)));
+    end if;
+    -- A retry finds the audit row of the first call and adds none.
+    if not exists (
+        select from crypto.audit_logs as l where l.action = 'points.adjust' and l.subject = 'adjust:' || p_key
+    ) then
+        perform crypto.audit(crypto.current_actor(), 'points.adjust', 'adjust:' || p_key, jsonb_build_object(
+            'email', v_user.email, 'amount', p_amount, 'reason', btrim(p_reason), 'transfer_id', v_transfer.id
+        ));
+    end if;
+    return jsonb_build_object(
+        'transfer_id', v_transfer.id, 'email', v_user.email, 'amount', p_amount,
+        'balance', (select a.balance from crypto.ledger_accounts as a where a.id = v_account)
+    );
+end
+$$;
+
+grant execute on function crypto.adjust_points(text, bigint, text, text) to oxp_service, app_admin;

@@ -1,0 +1,171 @@
+-- Every invariant of points, stock and settlement, as one query each; an
+-- empty result means healthy. Constraints already forbid most of these: the
+-- checks are for what a constraint cannot see (sums across rows), and for
+-- proof that nothing got past the constraints.
+create or replace function crypto.integrity_violations()
+returns table (check_name text, subject text, details jsonb)
+language sql stable security definer
+set search_path = crypto, pg_temp
+set work_mem = '128MB'
+as $$
+    -- A posted transfer has exactly its two entries: -amount on the debit
+    -- account, +amount on the credit account. A refused one has none.
+    select 'transfer_entries', 'transfer:' || t.id,
+        jsonb_build_object('refusal', t.refusal, 'entries', coalesce(e.n, 0), 'debit_side', e.debit_side,
+            'credit_side', e.credit_side, 'amount', t.amount)
+    from crypto.ledger_transfers as t
+    left join (
+        select e.transfer_id, count(*) as n,
+            sum(e.amount) filter (where e.amount < 0) as debit_side,
+            sum(e.amount) filter (where e.amount > 0) as credit_side,
+            array_agg(e.account_id order by e.amount) as accounts
+        from crypto.ledger_entries as e group by e.transfer_id
+    ) as e on e.transfer_id = t.id
+    where (t.refusal is not null and e.n is not null)
+        or (t.refusal is null and (
+            e.n is distinct from 2 or e.debit_side is distinct from -t.amount
+            or e.credit_side is distinct from t.amount
+            or e.accounts is distinct from array[t.debit_account_id, t.credit_account_id]
+        ))
+
+    union all
+    select 'ledger_sum', 'all entries', jsonb_build_object('sum', sum(e.amount))
+    from crypto.ledger_entries as e
+    having coalesce(sum(e.amount), 0) <> 0
+
+    -- A user's stored balance is the sum of their entries; a system account
+    -- keeps none (its balance is the sum of its entries, by definition).
+    union all
+    select 'balance_mismatch', 'account:' || a.id,
+        jsonb_build_object('stored', a.balance, 'entries', coalesce(s.total, 0), 'kind', a.kind)
+    from crypto.ledger_accounts as a
+    left join (
+        select e.account_id, sum(e.amount) as total from crypto.ledger_entries as e group by e.account_id
+    ) as s on s.account_id = a.id
+    where (a.kind = 'user' and a.balance <> coalesce(s.total, 0)) or (a.kind = 'system' and a.balance <> 0)
+
+    -- Each user entry's balance_after is the running sum up to it.
+    union all
+    select 'balance_chain', 'entry:' || r.id,
+        jsonb_build_object('account', r.account_id, 'balance_after', r.balance_after, 'running', r.running)
+    from (
+        select e.id, e.account_id, e.balance_after, a.kind,
+            sum(e.amount) over (partition by e.account_id order by e.id) as running
+        from crypto.ledger_entries as e
+        join crypto.ledger_accounts as a on a.id = e.account_id
+    ) as r
+    where (r.kind = 'user' and r.balance_after is distinct from r.running)
+        or (r.kind = 'system' and r.balance_after is not null)
+
+    union all
+    select 'negative_balance', 'account:' || a.id, jsonb_build_object('balance', a.balance)
+    from crypto.ledger_accounts as a
+    where a.kind = 'user' and a.balance < 0
+
+    -- reserved and issued are counts of redemptions, within stock.
+    union all
+    select 'inventory', 'sku:' || i.sku,
+        jsonb_build_object('stock', i.stock, 'reserved', i.reserved, 'issued', i.issued,
+            'requested_redemptions', coalesce(c.requested, 0), 'issued_redemptions', coalesce(c.issued, 0))
+    from crypto.rewards_inventory as i
+    left join (
+        select r.sku, count(*) filter (where r.status = 'REQUESTED') as requested,
+            count(*) filter (where r.status = 'ISSUED') as issued
+        from crypto.rewards_redemptions as r group by r.sku
+    ) as c on c.sku = i.sku
+    where i.reserved <> coalesce(c.requested, 0) or i.issued <> coalesce(c.issued, 0)
+        or i.reserved + i.issued > i.stock or i.stock < 0
+
+    -- A redemption was paid for exactly once, and refunded exactly what
+    -- was paid when it failed or was cancelled, never otherwise.
+    union all
+    select 'redemption_ledger', 'redemption:' || r.id,
+        jsonb_build_object('status', r.status, 'cost', r.cost_points, 'debit', d.amount, 'refund', f.amount)
+    from crypto.rewards_redemptions as r
+    left join crypto.ledger_transfers as d on d.id = r.debit_transfer_id
+    left join crypto.ledger_transfers as f on f.id = r.refund_transfer_id
+    left join crypto.ledger_accounts as a on a.user_id = r.user_id
+    where d.refusal is not null or d.amount is distinct from r.cost_points
+        or d.debit_account_id is distinct from a.id
+        or (r.status in ('FAILED', 'CANCELLED') and (
+            f.refusal is not null or f.amount is distinct from d.amount
+            or f.credit_account_id is distinct from d.debit_account_id
+        ))
+        or (r.status not in ('FAILED', 'CANCELLED') and r.refund_transfer_id is not null)
+
+    -- A settled session settled every symbol it had predictions on.
+    union all
+    select 'unsettled_prediction', 'prediction:' || p.id,
+        jsonb_build_object('trading_day', p.trading_day, 'symbol', p.symbol)
+    from crypto.predictions as p
+    join crypto.session_control as c on c.trading_day = p.trading_day and c.phase = 'SETTLED'
+    where not exists (
+        select from crypto.settlements as s where s.trading_day = p.trading_day and s.symbol = p.symbol
+    )
+
+    -- An award pays one winning prediction of its day, to its owner.
+    union all
+    select 'award_without_win', 'transfer:' || t.id,
+        jsonb_build_object('key', t.idempotency_key, 'outcome', s.outcome, 'choice', p.choice)
+    from crypto.ledger_transfers as t
+    left join crypto.predictions as p
+        on t.idempotency_key ~ '^settlement:\d{4}-\d{2}-\d{2}:\d+$'
+        and p.id = split_part(t.idempotency_key, ':', 3)::bigint
+        and p.trading_day = split_part(t.idempotency_key, ':', 2)::date
+    left join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    left join crypto.ledger_accounts as a on a.user_id = p.user_id
+    where t.reason = 'settlement_award'
+        and (p.id is null or s.outcome is null or not crypto.prediction_won(p.choice, s.outcome)
+            or t.credit_account_id is distinct from a.id)
+
+    -- ... and every winning prediction of a settled day was paid.
+    union all
+    select 'win_without_award', 'prediction:' || p.id,
+        jsonb_build_object('trading_day', p.trading_day, 'symbol', p.symbol)
+    from crypto.predictions as p
+    join crypto.session_control as c on c.trading_day = p.trading_day and c.phase = 'SETTLED'
+    join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    where crypto.prediction_won(p.choice, s.outcome) and not exists (
+        select from crypto.ledger_transfers as t
+        where t.idempotency_key = 'settlement:' || p.trading_day || ':' || p.id and t.refusal is null
+    )
+
+    -- An ad's points arrived, and only for a POINTS ad.
+    union all
+    select 'ad_reward_ledger', 'ad_unlock:' || u.id,
+        jsonb_build_object('reward_kind', u.reward_kind, 'transfer_id', u.transfer_id)
+    from crypto.ad_unlocks as u
+    left join crypto.ledger_transfers as t on t.id = u.transfer_id
+    where (u.reward_kind = 'POINTS') <> (t.id is not null and t.refusal is null)
+$$;
+
+-- The daily run: records what it found, raises an alert row on any
+-- violation, and returns the count.
+create or replace function crypto.run_integrity_check() returns integer
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_run bigint;
+    v_found jsonb;
+    v_count integer;
+begin
+    insert into crypto.job_runs (job, started_at, status)
+    values ('integrity_check', clock_timestamp(), 'running')
+    returning id into v_run;
+    select coalesce(jsonb_agg(to_jsonb(v)), '[]'), count(*) into v_found, v_count
+    from crypto.integrity_violations() as v;
+    insert into crypto.system_health (at, check_name, status, details)
+    values (crypto.now(), 'integrity', (case when v_count = 0 then 'ok' else 'alert' end)::crypto.health_status,
+        jsonb_build_object('violations', v_count,
+            'first', (select coalesce(jsonb_agg(x), '[]') from (
+                select x from jsonb_array_elements(v_found) as x limit 100) as f)));
+    update crypto.job_runs
+    set finished_at = clock_timestamp(), status = 'succeeded', rows = v_count
+    where id = v_run;
+    return v_count;
+end
+$$;
+
+grant execute on function crypto.integrity_violations() to oxp_service, app_admin, auditor;
+grant execute on function crypto.run_integrity_check() to oxp_service, app_admin;

@@ -1,0 +1,292 @@
+-- Rewards: a redemption debits the points and reserves one unit in one
+-- transaction; the worker asks the vendor, then the redemption is ISSUED
+-- (reserved -> issued) or FAILED (refund, unit released); an admin may
+-- CANCEL one that is not issued (refund, unit released).
+--
+-- Lock order, everywhere: the redemption row, then the user's ledger account
+-- (inside crypto.ledger_transfer), then the inventory row. A new redemption
+-- holds no redemption row anyone waits for, so no cycle can form.
+
+create or replace function crypto.reward_json(p_reward crypto.rewards_inventory) returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_object(
+        'sku', p_reward.sku, 'name', p_reward.name, 'cost_points', p_reward.cost_points,
+        'stock', p_reward.stock, 'available', p_reward.stock - p_reward.reserved - p_reward.issued,
+        'reserved', p_reward.reserved, 'issued', p_reward.issued, 'active', p_reward.active
+    )
+$$;
+
+create or replace function crypto.redemption_json(p_redemption crypto.rewards_redemptions) returns jsonb
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select jsonb_build_object(
+        'id', p_redemption.id, 'sku', p_redemption.sku, 'cost_points', p_redemption.cost_points,
+        'status', p_redemption.status, 'vendor_ref', p_redemption.vendor_ref, 'error', p_redemption.error,
+        'created_at', crypto.kst(p_redemption.created_at), 'updated_at', crypto.kst(p_redemption.updated_at)
+    )
+$$;
+
+create or replace function api.rewards() returns json
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select json_build_object('items', coalesce(json_agg(crypto.reward_json(r) order by r.cost_points, r.sku), '[]'))
+    from crypto.rewards_inventory as r
+    where r.active
+$$;
+
+-- The redemption rule: debit and reserve together, or neither. Refusals
+-- (unknown or inactive SKU, not enough points, no unit left) are stored
+-- under the Idempotency-Key like a success, so a retry gets the same answer.
+create or replace function api.redeem_reward(p_sku text, p_idempotency_key text) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_scope text := 'redeem:' || v_uid;
+    v_request text := md5(coalesce(p_sku, ''));
+    v_replay jsonb;
+    v_reward crypto.rewards_inventory;
+    v_transfer crypto.ledger_transfers;
+    v_redemption crypto.rewards_redemptions;
+    v_state text;
+    v_detail text;
+begin
+    if p_idempotency_key is null then
+        -- Spending without a key is how a double click spends twice.
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'Redeeming needs an Idempotency-Key header';
+    end if;
+    v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
+    if v_replay is not null then
+        return v_replay::json;
+    end if;
+
+    begin
+        select r.* into v_reward from crypto.rewards_inventory as r where r.sku = p_sku;
+        if v_reward.sku is null then
+            raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+                detail = format('No reward %s', left(p_sku, 40));
+        elsif not v_reward.active then
+            raise exception using errcode = 'OX203', message = 'REWARD_INACTIVE',
+                detail = format('%s is not available', v_reward.sku);
+        end if;
+
+        v_transfer := crypto.ledger_transfer(
+            'redeem:' || v_uid || ':' || p_idempotency_key,
+            crypto.user_account(v_uid), crypto.system_account('redemptions'),
+            v_reward.cost_points, 'redemption', v_reward.sku
+        );
+        perform crypto.raise_refusal(v_transfer);
+
+        update crypto.rewards_inventory as r set reserved = r.reserved + 1
+        where r.sku = v_reward.sku and r.active and r.reserved + r.issued < r.stock
+        returning r.* into v_reward;
+        if v_reward.sku is null then
+            raise exception using errcode = 'OX202', message = 'OUT_OF_STOCK',
+                detail = format('No unit of %s is left', p_sku);
+        end if;
+
+        insert into crypto.rewards_redemptions
+            (user_id, sku, cost_points, status, idempotency_key, debit_transfer_id, created_at, updated_at)
+        values (v_uid, v_reward.sku, v_reward.cost_points, 'REQUESTED', p_idempotency_key, v_transfer.id,
+            crypto.now(), crypto.now())
+        returning * into v_redemption;
+        perform crypto.enqueue_job('reward.issue', jsonb_build_object('redemption_id', v_redemption.id),
+            'reward.issue:' || v_redemption.id);
+    exception when sqlstate 'OX004' or sqlstate 'OX201' or sqlstate 'OX202' or sqlstate 'OX203' then
+        -- Everything above is undone; only the answer is kept.
+        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
+        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
+            crypto.problem(v_state, v_detail))::json;
+    end;
+    return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
+        crypto.redemption_json(v_redemption))::json;
+end
+$$;
+
+create or replace function api.my_redemptions(p_cursor bigint default null, p_limit integer default 20)
+returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_items json;
+    v_last bigint;
+    v_count integer;
+begin
+    if p_limit is null or p_limit not between 1 and 100 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'limit must be between 1 and 100';
+    end if;
+    select json_agg(crypto.redemption_json(r) order by r.id desc), min(r.id), count(*)
+    into v_items, v_last, v_count
+    from (
+        select r.* from crypto.rewards_redemptions as r
+        where r.user_id = v_uid and (p_cursor is null or r.id < p_cursor)
+        order by r.id desc
+        limit p_limit
+    ) as r;
+    return json_build_object(
+        'items', coalesce(v_items, '[]'),
+        'next_cursor', case when v_count = p_limit then v_last end
+    );
+end
+$$;
+
+-- The worker's view of a redemption it is about to send to the vendor:
+-- null once it is no longer REQUESTED (cancelled, or done by a retry).
+create or replace function crypto.redemption_to_issue(p_id bigint) returns jsonb
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select crypto.redemption_json(r) || jsonb_build_object('user_id', r.user_id)
+    from crypto.rewards_redemptions as r
+    where r.id = p_id and r.status = 'REQUESTED'
+$$;
+
+create or replace function crypto.redemption_issued(p_id bigint, p_vendor_ref text) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    if v_redemption.status = 'ISSUED' then
+        return crypto.redemption_json(v_redemption);
+    elsif v_redemption.status <> 'REQUESTED' then
+        raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
+            detail = format('Redemption %s is %s', p_id, v_redemption.status);
+    end if;
+    update crypto.rewards_inventory as r set reserved = r.reserved - 1, issued = r.issued + 1
+    where r.sku = v_redemption.sku;
+    update crypto.rewards_redemptions as r
+    set status = 'ISSUED', vendor_ref = p_vendor_ref, updated_at = crypto.now()
+    where r.id = p_id
+    returning * into v_redemption;
+    perform crypto.audit(crypto.current_actor(), 'reward.issued', p_id::text,
+        jsonb_build_object('sku', v_redemption.sku, 'vendor_ref', p_vendor_ref));
+    return crypto.redemption_json(v_redemption);
+end
+$$;
+
+-- FAILED (the vendor refused) and CANCELLED (an admin) both give back
+-- exactly what was taken: the amount of the debit transfer, once.
+create or replace function crypto.redemption_release(
+    p_id bigint, p_status crypto.redemption_status, p_error text
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+    v_debit crypto.ledger_transfers;
+    v_refund crypto.ledger_transfers;
+begin
+    if p_status not in ('FAILED', 'CANCELLED') then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A redemption is released as FAILED or CANCELLED';
+    end if;
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    if v_redemption.status = p_status then
+        return crypto.redemption_json(v_redemption);
+    elsif v_redemption.status <> 'REQUESTED' then
+        raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
+            detail = format('Redemption %s is %s', p_id, v_redemption.status);
+    end if;
+    if p_status = 'CANCELLED' and exists (
+        -- The vendor may be issuing it right now: a cancel would refund a
+        -- reward the user then also gets. Holding the job row also keeps a
+        -- worker from claiming it until this commits.
+        select from crypto.jobs as j
+        where j.dedupe_key = 'reward.issue:' || p_id and j.status = 'running'
+        for update
+    ) then
+        raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
+            detail = format('Redemption %s is with the vendor now; try again shortly', p_id);
+    end if;
+
+    select t.* into v_debit from crypto.ledger_transfers as t where t.id = v_redemption.debit_transfer_id;
+    v_refund := crypto.ledger_transfer(
+        'refund:redemption:' || p_id, v_debit.credit_account_id, v_debit.debit_account_id,
+        v_debit.amount, 'refund', v_redemption.sku
+    );
+    perform crypto.raise_refusal(v_refund);
+    update crypto.rewards_inventory as r set reserved = r.reserved - 1 where r.sku = v_redemption.sku;
+    update crypto.rewards_redemptions as r
+    set status = p_status, refund_transfer_id = v_refund.id, error = left(p_error, 500), updated_at = crypto.now()
+    where r.id = p_id
+    returning * into v_redemption;
+    -- A queued vendor call for a cancelled redemption has nothing to do.
+    update crypto.jobs as j set status = 'done', finished_at = crypto.now()
+    where j.dedupe_key = 'reward.issue:' || p_id and j.status = 'queued';
+    perform crypto.audit(crypto.current_actor(), 'reward.' || lower(p_status::text), p_id::text,
+        jsonb_build_object('sku', v_redemption.sku, 'refund_transfer_id', v_refund.id, 'error', p_error));
+    return crypto.redemption_json(v_redemption);
+end
+$$;
+
+create or replace function crypto.redemption_failed(p_id bigint, p_error text) returns jsonb
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.redemption_release(p_id, 'FAILED', p_error) $$;
+
+create or replace function crypto.cancel_redemption(p_id bigint, p_reason text) returns jsonb
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.redemption_release(p_id, 'CANCELLED', coalesce(p_reason, 'cancelled by an admin')) $$;
+
+-- Adds a SKU or changes one; stock can never fall below what is already
+-- reserved or issued (the table's CHECK says so too).
+create or replace function crypto.upsert_reward(
+    p_sku text, p_name text, p_cost bigint, p_stock integer, p_active boolean default true
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_reward crypto.rewards_inventory;
+begin
+    if p_sku is null or p_sku !~ '^[A-Za-z0-9_\-]{1,40}$' or coalesce(btrim(p_name), '') = ''
+        or p_cost is null or p_cost <= 0 or p_stock is null or p_stock < 0 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A reward has a SKU (letters, digits, _ or -), a name, a positive cost and a stock >= 0';
+    end if;
+    select r.* into v_reward from crypto.rewards_inventory as r where r.sku = p_sku for update;
+    if v_reward.sku is not null and p_stock < v_reward.reserved + v_reward.issued then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = format('%s has %s units reserved or issued; stock cannot be %s',
+                p_sku, v_reward.reserved + v_reward.issued, p_stock);
+    end if;
+    insert into crypto.rewards_inventory as r (sku, name, cost_points, stock, active)
+    values (p_sku, btrim(p_name), p_cost, p_stock, coalesce(p_active, true))
+    on conflict (sku) do update
+        set name = excluded.name, cost_points = excluded.cost_points,
+            stock = excluded.stock, active = excluded.active
+    returning * into v_reward;
+    perform crypto.audit(crypto.current_actor(), 'reward.upsert', p_sku, crypto.reward_json(v_reward));
+    return crypto.reward_json(v_reward);
+end
+$$;
+
+grant execute on function crypto.reward_json(crypto.rewards_inventory) to oxp_service, app_admin, auditor;
+grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
+grant execute on function api.rewards() to anon, app_user, app_admin;
+grant execute on function api.redeem_reward(text, text) to app_user, app_admin;
+grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
+grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
+grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
+grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
+grant execute on function crypto.cancel_redemption(bigint, text) to oxp_service, app_admin;
+grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_service, app_admin;

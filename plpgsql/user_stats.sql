@@ -1,0 +1,67 @@
+-- The caller's dashboard. The streak counts consecutive wins back from the
+-- latest decided prediction; VOID and pending ones neither extend nor break it.
+create or replace function api.user_stats() returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+begin
+    return (
+        with mine as (
+            select p.id, p.trading_day, crypto.prediction_outcome(p.choice, s.outcome) as outcome,
+                coalesce(t.amount, 0) as points
+            from crypto.predictions as p
+            left join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            left join crypto.ledger_transfers as t
+                on t.idempotency_key = format('settlement:%s:%s', p.trading_day, p.id) and t.refusal is null
+            where p.user_id = v_uid
+        ),
+
+        decided as (
+            select m.outcome, row_number() over (order by m.trading_day desc, m.id desc) as n
+            from mine as m where m.outcome in ('WON', 'LOST')
+        ),
+
+        days as (
+            select
+                m.trading_day,
+                count(*) as predictions,
+                count(*) filter (where m.outcome = 'WON') as won,
+                count(*) filter (where m.outcome = 'LOST') as lost,
+                count(*) filter (where m.outcome = 'VOID') as void,
+                sum(m.points) as points
+            from mine as m
+            join crypto.session_control as c on c.trading_day = m.trading_day and c.phase = 'SETTLED'
+            group by m.trading_day
+            order by m.trading_day desc
+            limit 5
+        )
+
+        select json_build_object(
+            'balance', (select a.balance from crypto.ledger_accounts as a where a.user_id = v_uid),
+            'predictions', (select count(*) from mine),
+            'won', (select count(*) from mine as m where m.outcome = 'WON'),
+            'lost', (select count(*) from mine as m where m.outcome = 'LOST'),
+            'void', (select count(*) from mine as m where m.outcome = 'VOID'),
+            'pending', (select count(*) from mine as m where m.outcome = 'PENDING'),
+            'win_rate', (
+                select round(count(*) filter (where d.outcome = 'WON')::numeric / nullif(count(*), 0), 4)
+                from decided as d
+            ),
+            'current_streak', (
+                select coalesce(min(d.n) filter (where d.outcome = 'LOST') - 1, count(*)) from decided as d
+            ),
+            'recent_settlements', coalesce((
+                select json_agg(json_build_object(
+                    'trading_day', d.trading_day, 'predictions', d.predictions, 'won', d.won,
+                    'lost', d.lost, 'void', d.void, 'points', d.points
+                ) order by d.trading_day desc)
+                from days as d
+            ), '[]')
+        )
+    );
+end
+$$;
+
+grant execute on function api.user_stats() to app_user, app_admin;
