@@ -43,9 +43,13 @@ begin
             'email', v_user.email, 'amount', p_amount, 'reason', btrim(p_reason), 'transfer_id', v_transfer.id
         ));
     end if;
+    -- The balance right after this transfer, as stored: a retry answers the same.
     return jsonb_build_object(
         'transfer_id', v_transfer.id, 'email', v_user.email, 'amount', p_amount,
-        'balance', (select a.balance from crypto.ledger_accounts as a where a.id = v_account)
+        'balance_after', (
+            select e.balance_after from crypto.ledger_entries as e
+            where e.transfer_id = v_transfer.id and e.account_id = v_account
+        )
     );
 end
 $$;

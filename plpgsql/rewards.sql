@@ -73,6 +73,11 @@ begin
         elsif not v_reward.active then
             raise exception using errcode = 'OX203', message = 'REWARD_INACTIVE',
                 detail = format('%s is not available', v_reward.sku);
+        elsif v_reward.reserved + v_reward.issued >= v_reward.stock then
+            -- Said first, as it is the answer more points would not change;
+            -- the reserving UPDATE below is what decides under a race.
+            raise exception using errcode = 'OX202', message = 'OUT_OF_STOCK',
+                detail = format('No unit of %s is left', v_reward.sku);
         end if;
 
         v_transfer := crypto.ledger_transfer(

@@ -59,7 +59,7 @@ def run_once(conn: psycopg.Connection) -> bool:
     try:
         HANDLERS[kind](conn, payload)
     except Exception as exc:
-        log.warning("job failed", extra={"job": job_id, "kind": kind, "error": str(exc)})
+        log.warning("job failed: %s", exc, extra={"job": job_id, "kind": kind, "error": str(exc)})
         conn.execute("select crypto.fail_job(%s, %s)", (job_id, f"{type(exc).__name__}: {exc}"))
     else:
         conn.execute("select crypto.complete_job(%s)", (job_id,))

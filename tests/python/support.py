@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import psycopg
 from fastapi.testclient import TestClient
@@ -40,3 +43,29 @@ def signup(client: TestClient, email: str, password: str = "correct horse batter
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+T = TypeVar("T")
+SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
+
+
+def new_user(db: psycopg.Connection, email: str) -> str:
+    with db.transaction():
+        db.execute("set local role anon")
+        user = db.execute(
+            "select api.signup(%s, %s)", (email, "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
+        ).fetchone()
+    assert user is not None
+    return str(user[0]["id"])
+
+
+def race_each(n: int, work: Callable[[int], T]) -> list[T]:
+    """Start n calls together (a barrier); what each returned, in call order."""
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> T:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(run, range(n)))

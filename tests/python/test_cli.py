@@ -82,3 +82,44 @@ def test_schedule_tick_records_a_run(db: psycopg.Connection) -> None:
     assert db.execute(
         "select job, status::text from crypto.job_runs order by id desc limit 1"
     ).fetchone() == ("schedule_tick", "succeeded")
+
+
+def test_rewards_points_integrity_and_audit(db: psycopg.Connection) -> None:
+    oxp("rewards", "add", "MUG", "--name", "A mug", "--cost", "300", "--stock", "2")
+    assert '"available": 2' in oxp("rewards", "list", "--json")
+    assert "VALIDATION_FAILED" in oxp(
+        "rewards", "add", "bad sku", "--name", "x", "--cost", "1", "--stock", "1", code=1
+    )
+    with db.transaction():
+        db.execute("set local role anon")
+        db.execute(
+            "select api.signup('cli@example.com', '$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA')"
+        )
+    assert '"balance_after": 500' in oxp(
+        "points", "adjust", "cli@example.com", "500", "--reason", "welcome", "--key", "a1", "--json"
+    )
+    # A negative amount; refused below zero, and the refusal is the key's answer.
+    assert "INSUFFICIENT_POINTS" in oxp(
+        "points", "adjust", "cli@example.com", "-600", "--reason", "oops", "--key", "a2", code=1
+    )
+    assert "INSUFFICIENT_POINTS" in oxp(
+        "points", "adjust", "cli@example.com", "-600", "--reason", "oops", "--key", "a2", code=1
+    )
+    assert '"balance_after": 400' in oxp(
+        "points", "adjust", "cli@example.com", "-100", "--reason", "fix", "--key", "a3", "--json"
+    )
+    assert "NOT_FOUND" in oxp("points", "adjust", "who@example.com", "1", "--reason", "x", code=1)
+    assert "every invariant holds" in oxp("integrity", "check")
+    assert "the chain is intact" in oxp("audit", "verify")
+
+    # A superuser edits history behind the triggers: both checks say so.
+    with db.transaction():
+        db.execute("set local session_replication_role = replica")
+        db.execute("update crypto.ledger_accounts set balance = 999999 where kind = 'user'")
+        bad_row = db.execute(
+            "update crypto.audit_logs set details = details || '{\"amount\": 5000}'"
+            " where id = (select min(id) from crypto.audit_logs where action = 'points.adjust')"
+            " returning id"
+        ).fetchone()[0]  # type: ignore[index]
+    assert "balance_mismatch" in oxp("integrity", "check", code=1)
+    assert f"audit row {bad_row}: the row does not match its hash" in oxp("audit", "verify", code=1)

@@ -4,29 +4,16 @@ the rules hold under races, and points are paid exactly once."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
 
-from support import open_session_for, service
+from support import SYMBOLS, new_user, open_session_for, race_each, service
 
 pytestmark = pytest.mark.usefixtures("calendar")
-T = TypeVar("T")
-
-
-def new_user(db: psycopg.Connection, email: str) -> str:
-    with db.transaction():
-        db.execute("set local role anon")
-        user = db.execute(
-            "select api.signup(%s, %s)", (email, "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
-        ).fetchone()
-    assert user is not None
-    return str(user[0]["id"])
 
 
 def as_user(url: str, user_id: str, query: str, *args: Any) -> str:
@@ -46,24 +33,9 @@ def as_user(url: str, user_id: str, query: str, *args: Any) -> str:
             return exc.diag.message_primary or str(exc.sqlstate)
 
 
-def race_each(n: int, work: Callable[[int], T]) -> list[T]:
-    """Start n calls together (a barrier); what each returned, in call order."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> T:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
-
-
 def race(n: int, work: Callable[[int], str]) -> Counter[str]:
     """Start n calls together (a barrier), return how they ended."""
     return Counter(race_each(n, work))
-
-
-SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
 
 
 def test_one_user_racing_never_passes_the_daily_limit(db: psycopg.Connection, db_url: str) -> None:

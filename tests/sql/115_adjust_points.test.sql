@@ -1,15 +1,16 @@
 begin;
-select plan(8);
+select plan(9);
 
 select tests.create_user('adj@example.com') as u \gset
-select is((crypto.adjust_points('ADJ@example.com', 250, 'goodwill', 'k1') ->> 'balance')::bigint, 250::bigint,
+select is((crypto.adjust_points('ADJ@example.com', 250, 'goodwill', 'k1') ->> 'balance_after')::bigint, 250::bigint,
     'a positive adjustment credits the user');
-select is((crypto.adjust_points('adj@example.com', -50, 'correction', 'k2') ->> 'balance')::bigint, 200::bigint,
+select is((crypto.adjust_points('adj@example.com', -50, 'correction', 'k2') ->> 'balance_after')::bigint, 200::bigint,
     'a negative one debits');
 select is(crypto.adjust_points('adj@example.com', -201, 'too much', 'k3') #>> '{problem,sqlstate}', 'OX201',
     'never below zero');
-select is((crypto.adjust_points('adj@example.com', 250, 'goodwill', 'k1') ->> 'balance')::bigint, 200::bigint,
-    'a retried adjustment applies once');
+select is((crypto.adjust_points('adj@example.com', 250, 'goodwill', 'k1') ->> 'balance_after')::bigint, 250::bigint,
+    'a retried adjustment answers as the first time');
+select is((select balance from crypto.ledger_accounts where user_id = :'u'), 200::bigint, '... and applies once');
 select throws_ok($$ select crypto.adjust_points('adj@example.com', 251, 'goodwill', 'k1') $$, 'OX007',
     'IDEMPOTENCY_KEY_REUSED', 'a key reused for another adjustment is refused');
 select throws_ok($$ select crypto.adjust_points('nobody@example.com', 1, 'x', 'k4') $$, 'OX004', 'NOT_FOUND',
@@ -18,7 +19,7 @@ select throws_ok($$ select crypto.adjust_points('adj@example.com', 1, ' ', 'k5')
     'an adjustment needs a reason');
 select results_eq(
     $$ select details ->> 'reason', (details ->> 'amount')::int from crypto.audit_logs
-       where action = 'points.adjust' order by id $$,
+       where action = 'points.adjust' and details ->> 'email' = 'adj@example.com' order by id $$,
     $$ values ('goodwill', 250), ('correction', -50) $$,
     'each applied adjustment is audited once, with its reason'
 );
