@@ -26,6 +26,8 @@ begin
     perform cron.schedule('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()');
     -- 09:00 KST daily: the calendar must reach 60 days ahead.
     perform cron.schedule('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()');
+    -- Links the audit rows committed since the last run into the hash chain.
+    perform cron.schedule('oxp-audit-seal', '* * * * *', 'select crypto.audit_seal()');
     -- 07:00 KST daily, after the day's settlement: every ledger, stock and
     -- settlement invariant; a violation leaves an alert row.
     perform cron.schedule('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()');

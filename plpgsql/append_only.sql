@@ -23,9 +23,25 @@ create or replace trigger ledger_entries_no_truncate
 before truncate on crypto.ledger_entries
 for each statement execute function crypto.tg_append_only__refuse();
 
+-- An audit row changes once: when it is sealed into the chain, its content
+-- untouched. Nothing else is ever allowed.
+create or replace function crypto.tg_audit_logs__seal_only() returns trigger
+language plpgsql
+as $$
+begin
+    if tg_op = 'UPDATE' and old.seq is null and new.seq is not null
+        and (new.id, new.at, new.actor, new.action, new.subject, new.details, new.txid)
+        is not distinct from (old.id, old.at, old.actor, old.action, old.subject, old.details, old.txid) then
+        return new;
+    end if;
+    raise exception using errcode = 'OX003', message = 'FORBIDDEN',
+        detail = format('audit_logs is append-only: %s refused', tg_op);
+end
+$$;
+
 create or replace trigger audit_logs_append_only
 before update or delete on crypto.audit_logs
-for each row execute function crypto.tg_append_only__refuse();
+for each row execute function crypto.tg_audit_logs__seal_only();
 create or replace trigger audit_logs_no_truncate
 before truncate on crypto.audit_logs
 for each statement execute function crypto.tg_append_only__refuse();

@@ -1,25 +1,50 @@
--- Appends one row to the hash chain. The chain lock serialises writers so
--- each row's prev_hash is the hash of the row committed just before it.
+-- Appends one row; crypto.audit_seal links it into the hash chain once it
+-- has committed. No lock: audited writers never wait for each other here.
 create or replace function crypto.audit(
     p_actor text, p_action text, p_subject text, p_details jsonb
 ) returns bigint
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.audit_logs (at, actor, action, subject, details)
+    values (crypto.now(), p_actor, p_action, p_subject, coalesce(p_details, '{}'))
+    returning id
+$$;
+
+-- Links every row that can no longer change into the chain, in id order,
+-- each hashing the previous row's hash with its own content. A row is final
+-- once its transaction has ended: every transaction older than the oldest
+-- one still running has (and the caller's own rows are final to the caller).
+-- One sealer at a time, so positions never fork.
+create or replace function crypto.audit_seal() returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
+    v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    v_own xid8 := pg_current_xact_id_if_assigned();
+    v_seq bigint;
     v_prev bytea;
-    v_at timestamptz := crypto.now();
-    v_id bigint;
+    v_hash bytea;
+    v_row crypto.audit_logs;
+    v_count integer := 0;
 begin
-    perform pg_advisory_xact_lock(hashtext('crypto.audit_logs'));
-    select a.hash into v_prev from crypto.audit_logs as a order by a.id desc limit 1;
-    insert into crypto.audit_logs (at, actor, action, subject, details, prev_hash, hash)
-    values (
-        v_at, p_actor, p_action, p_subject, coalesce(p_details, '{}'), v_prev,
-        crypto.audit_hash(v_prev, v_at, p_actor, p_action, p_subject, coalesce(p_details, '{}'))
-    )
-    returning id into v_id;
-    return v_id;
+    perform pg_advisory_xact_lock(hashtext('crypto.audit_seal'));
+    select l.seq, l.hash into v_seq, v_prev from crypto.audit_logs as l
+    where l.seq is not null order by l.seq desc limit 1;
+    for v_row in
+        select * from crypto.audit_logs as l
+        where l.seq is null and (l.txid < v_horizon or l.txid = v_own)
+        order by l.id
+    loop
+        v_seq := coalesce(v_seq, 0) + 1;
+        v_hash := crypto.audit_hash(v_prev, v_row.at, v_row.actor, v_row.action, v_row.subject, v_row.details);
+        update crypto.audit_logs as l set seq = v_seq, prev_hash = v_prev, hash = v_hash
+        where l.id = v_row.id;
+        v_prev := v_hash;
+        v_count := v_count + 1;
+    end loop;
+    return v_count;
 end
 $$;
 
@@ -56,22 +81,29 @@ as $$
     with checked as (
         select
             l.id,
+            l.seq,
             case
-                when l.prev_hash is distinct from lag(l.hash) over (order by l.id)
+                when l.seq is distinct from lag(l.seq) over (order by l.seq) + 1 and l.seq <> 1
+                    then 'a row before it in the chain is missing'
+                when l.prev_hash is distinct from lag(l.hash) over (order by l.seq)
                     then 'prev_hash is not the hash of the row before it'
                 when l.hash <> crypto.audit_hash(l.prev_hash, l.at, l.actor, l.action, l.subject, l.details)
                     then 'the row does not match its hash'
             end as problem
         from crypto.audit_logs as l
+        where l.seq is not null
     )
     select jsonb_build_object(
         'rows_checked', (select count(*) from checked),
+        -- Not yet sealed (written in the last minute, or still in flight).
+        'pending', (select count(*) from crypto.audit_logs as l where l.seq is null),
         'ok', not exists (select from checked as c where c.problem is not null),
         'first_bad', (
             select jsonb_build_object('id', c.id, 'problem', c.problem)
-            from checked as c where c.problem is not null order by c.id limit 1
+            from checked as c where c.problem is not null order by c.seq limit 1
         )
     )
 $$;
 
 grant execute on function crypto.audit_verify() to oxp_service, app_admin, auditor;
+grant execute on function crypto.audit_seal() to oxp_service, app_admin;

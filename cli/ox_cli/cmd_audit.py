@@ -9,13 +9,16 @@ app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log")
 
 @app.command("verify")
 def verify(as_json: AsJson = False) -> None:
-    """Walk the chain end to end; exit 1 naming the first row that does not verify."""
-    with service_connection() as conn:
+    """Seal what has committed, then walk the chain end to end; exit 1 naming
+    the first row that does not verify."""
+    with service_connection(autocommit=True) as conn:
+        call(conn, "select crypto.audit_seal()")
         result = call(conn, "select crypto.audit_verify()")
     if as_json:
         emit(result, True)
     elif result["ok"]:
-        console.print(f"ok: {result['rows_checked']} rows, the chain is intact")
+        pending = f", {result['pending']} still in flight" if result["pending"] else ""
+        console.print(f"ok: {result['rows_checked']} rows, the chain is intact{pending}")
     else:
         bad = result["first_bad"]
         err_console.print(f"audit row {bad['id']}: {bad['problem']}", markup=False)

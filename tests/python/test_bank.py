@@ -213,6 +213,19 @@ def test_bank_under_races_retries_and_killed_backends(db: psycopg.Connection, db
     assert all(op.acked for op in done), [op for op in done if not op.acked]
     books = _books(db)
     assert books == {"negative": 0, "sum": 0, "violations": []}
+    # Every movement is in the audit chain, and the chain verifies.
+    service(db, "select crypto.audit_seal()")
+    assert service(db, "select crypto.audit_verify()") | {"rows_checked": None} == {
+        "ok": True,
+        "pending": 0,
+        "first_bad": None,
+        "rows_checked": None,
+    }
+    assert db.execute(
+        "select count(*) from crypto.ledger_transfers as t where t.refusal is null"
+        " and t.reason <> 'settlement_award' and not exists (select from crypto.audit_logs as l"
+        "  where l.action = 'points.transfer' and l.subject = t.idempotency_key)"
+    ).fetchone() == (0,)
 
     # Each key applied once, and every acknowledged operation is there.
     for op in done:

@@ -63,7 +63,7 @@ select throws_ok(
 );
 select is((select sum(amount)::bigint from crypto.ledger_entries), 0::bigint, 'entries sum to zero');
 select is(
-    (select count(*)::int from crypto.audit_logs where action = 'points.transfer'), 3,
+    (select count(*)::int from crypto.audit_logs where action = 'points.transfer' and subject like 'test:%'), 3,
     'each movement is in the audit log; refusals and replays are not movements'
 );
 

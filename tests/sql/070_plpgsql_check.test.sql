@@ -10,7 +10,11 @@ select is_empty(
     join pg_language as l on l.oid = p.prolang
     cross join lateral plpgsql_check_function_tb(
         p.oid,
-        relid => case when p.prorettype = 'trigger'::regtype then 'crypto.ledger_entries'::regclass else 0 end
+        -- A trigger function is checked against a table it is attached to.
+        relid => case when p.prorettype = 'trigger'::regtype then coalesce(
+            (select t.tgrelid from pg_trigger as t where t.tgfoid = p.oid order by t.tgrelid limit 1),
+            'crypto.ledger_entries'::regclass
+        ) else 0 end
     ) as c
     where n.nspname in ('crypto', 'api') and l.lanname = 'plpgsql'
     $$,

@@ -4,6 +4,7 @@ select plan(4);
 select results_eq(
     $$ select jobname::text collate "default", schedule, command from cron.job where jobname like 'oxp-%' order by jobname $$,
     $$ values
+        ('oxp-audit-seal', '* * * * *', 'select crypto.audit_seal()'),
         ('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()'),
         ('oxp-cutoff', '25 13,14 * * 1-5', 'select crypto.schedule_tick(''cutoff'')'),
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),

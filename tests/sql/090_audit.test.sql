@@ -1,8 +1,11 @@
 begin;
-select plan(8);
+select plan(11);
 
 select crypto.audit('test', 'test.first', 'a', '{"n": 1}') as first \gset
 select crypto.audit('test', 'test.second', 'b', '{"n": 2}') as second \gset
+select is((select count(*)::int from crypto.audit_logs where hash is null), 2, 'a new row waits to be sealed');
+select is(crypto.audit_seal(), 2, 'the sealer links the rows that can no longer change');
+select is(crypto.audit_seal(), 0, 'and each only once');
 
 select is(
     (select prev_hash from crypto.audit_logs where id = :second),
@@ -24,6 +27,7 @@ select throws_ok(
 );
 
 select crypto.audit('test', 'test.third', 'c', '{"n": 3}') as third \gset
+select crypto.audit_seal();
 select is(crypto.audit_verify() ->> 'ok', 'true', 'an untouched chain verifies');
 
 -- A superuser can get past the trigger; the chain still tells.
@@ -34,7 +38,7 @@ select is(crypto.audit_verify() -> 'first_bad', jsonb_build_object('id', :second
 update crypto.audit_logs set details = '{"n": 2}' where id = :second;
 select is(crypto.audit_verify() ->> 'ok', 'true', 'undoing the edit restores the chain');
 delete from crypto.audit_logs where id = :second;
-select is(crypto.audit_verify() -> 'first_bad', jsonb_build_object('id', :third, 'problem', 'prev_hash is not the hash of the row before it'),
+select is(crypto.audit_verify() -> 'first_bad', jsonb_build_object('id', :third, 'problem', 'a row before it in the chain is missing'),
     'a removed row breaks the link of the next one');
 set local session_replication_role = origin;
 
