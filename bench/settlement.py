@@ -7,6 +7,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
         conn.execute("vacuum analyze")
         # The setup's own writes must not be flushed during the timed settlement.
         conn.execute("checkpoint")
+        if os.environ.get("BENCH_EXPLAIN"):
+            # Every statement's plan with timings (and trigger times) in the server log.
+            conn.execute("load 'auto_explain'")
+            for name, value in (
+                ("log_min_duration", "50"),
+                ("log_analyze", "on"),
+                ("log_nested_statements", "on"),
+                ("log_triggers", "on"),
+                ("log_buffers", "on"),
+            ):
+                conn.execute(f"set auto_explain.{name} = '{value}'")
         conn.execute("set role oxp_service")
         conn.execute("select crypto.clock_set('2026-11-25T07:00:00+09:00')")
         conn.execute("select crypto.close_session(%s)", (DAY,))
@@ -84,7 +96,7 @@ def main() -> None:
     parser.add_argument("--shared-buffers", default="4GB")
     args = parser.parse_args()
     results: list[dict[str, float]] = []
-    with throwaway_cluster(args.shared_buffers) as (_, port):
+    with throwaway_cluster(args.shared_buffers) as (work, port):
         admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         template = f"postgresql://postgres@127.0.0.1:{port}/oxp_bench_template"
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -117,6 +129,8 @@ def main() -> None:
                 f"  ({r['predictions'] / r['seconds']:,.0f}/s)  re-run {r['rerun_seconds'] * 1000:.1f} ms",
                 flush=True,
             )
+        if os.environ.get("BENCH_EXPLAIN"):
+            shutil.copy(work / "pg" / "server.log", os.environ["BENCH_EXPLAIN"])
     print(
         f"bench/settlement on {os.cpu_count()} cores, shared_buffers {args.shared_buffers}"
         " (target: 1M in <= 30 s; 10x the work in <= 11x the time)"

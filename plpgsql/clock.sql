@@ -19,6 +19,7 @@ begin
     update crypto.settings
     set value = to_jsonb(extract(epoch from p_at - now())), updated_at = now()
     where key = 'clock.offset_seconds';
+    perform crypto.audit(crypto.current_actor(), 'clock.set', null, jsonb_build_object('at', p_at));
     return crypto.now();
 end
 $$;
@@ -30,6 +31,7 @@ as $$
 begin
     update crypto.settings set value = '0', updated_at = now()
     where key = 'clock.offset_seconds';
+    perform crypto.audit(crypto.current_actor(), 'clock.reset', null, '{}');
     return crypto.now();
 end
 $$;

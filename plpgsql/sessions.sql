@@ -48,6 +48,9 @@ begin
         settled_at = case when p_to = 'SETTLED' then crypto.now() else s.settled_at end
     where s.trading_day = p_day
     returning * into v_session;
+    -- Whether the tick or an operator moved it, the trail shows who and when.
+    perform crypto.audit(crypto.current_actor(), 'session.' || lower(p_to::text), p_day::text,
+        jsonb_build_object('from', p_from));
     return v_session;
 end
 $$;

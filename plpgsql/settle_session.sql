@@ -88,23 +88,29 @@ begin
     cross join lateral (select (p1.close - p0.close) / p0.close as change) as c
     where u.trading_day = p_day;
 
-    -- Every winner paid in one set-based ledger call, keyed by prediction.
-    -- Aggregates of one query read the same rows in the same order, so the
-    -- three arrays line up element by element without sorting.
+    -- Every winner paid in one set-based ledger call, keyed by prediction,
+    -- in prediction order: consecutive keys land on neighbouring index
+    -- pages instead of all over the key index, which at a million awards
+    -- is the difference between cache hits and misses. The arrays are
+    -- aggregated from one ordered row source, so they line up.
     select crypto.ledger_credit_many(
         v_issuance, 'settlement_award',
-        coalesce(array_agg(format('settlement:%s:%s', p_day, p.id)), '{}'),
-        coalesce(array_agg(a.id), '{}'),
+        coalesce(array_agg(w.key), '{}'),
+        coalesce(array_agg(w.account), '{}'),
         coalesce(array_agg(v_points), '{}')
     )
     into v_paid
-    from crypto.predictions as p
-    join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-    join crypto.ledger_accounts as a on a.user_id = p.user_id
-    where p.trading_day = p_day and crypto.prediction_won(p.choice, s.outcome);
+    from (
+        select format('settlement:%s:%s', p_day, p.id) as key, a.id as account
+        from crypto.predictions as p
+        join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+        join crypto.ledger_accounts as a on a.user_id = p.user_id
+        where p.trading_day = p_day and crypto.prediction_won(p.choice, s.outcome)
+        order by p.id
+    ) as w;
 
     perform crypto.finish_settling(p_day);
-    perform crypto.audit(crypto.current_actor(), 'session.settled', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'settlement.awarded', p_day::text,
         jsonb_build_object('winners', v_paid, 'points', v_paid * v_points, 'voided', coalesce(v_missing, '{}')));
     return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', false);
 end

@@ -1,5 +1,5 @@
 begin;
-select plan(11);
+select plan(13);
 
 select crypto.audit('test', 'test.first', 'a', '{"n": 1}') as first \gset
 select crypto.audit('test', 'test.second', 'b', '{"n": 2}') as second \gset
@@ -41,6 +41,19 @@ delete from crypto.audit_logs where id = :second;
 select is(crypto.audit_verify() -> 'first_bad', jsonb_build_object('id', :third, 'problem', 'a row before it in the chain is missing'),
     'a removed row breaks the link of the next one');
 set local session_replication_role = origin;
+
+-- Admin actions land in the trail: the clock, session moves, stock.
+select tests.load_calendar();
+select crypto.clock_set('2026-11-24 09:00:00+09');
+select tests.open_session('2026-11-24');
+select crypto.close_session('2026-11-24');
+select crypto.upsert_reward('MUG', 'A mug', 1, 1);
+select results_eq(
+    $$ select action, subject from crypto.audit_logs where action in ('session.closed', 'reward.upsert') order by id $$,
+    $$ values ('session.closed', '2026-11-24'), ('reward.upsert', 'MUG') $$,
+    'session moves and inventory changes are audited'
+);
+select is((select count(*)::int from crypto.audit_logs where action = 'clock.set'), 2, 'so is every clock shift');
 
 select * from finish();
 rollback;
