@@ -101,18 +101,18 @@ def main() -> None:
             violations = conn.execute(
                 "select count(*) from crypto.integrity_violations()"
             ).fetchone()[0]  # type: ignore[index]
-            # What pg_cron's sealer does each minute, here for the whole run at once.
-            started = time.perf_counter()
+            # pg_cron's sealer ran every minute during the run; seal the rest, verify all.
             sealed = conn.execute("select crypto.audit_seal()").fetchone()[0]  # type: ignore[index]
-            seal_seconds = time.perf_counter() - started
+            started = time.perf_counter()
             verified = conn.execute("select crypto.audit_verify()").fetchone()[0]  # type: ignore[index]
+            verify_seconds = time.perf_counter() - started
     print(
         f"bench/ledger on {os.cpu_count()} cores, {args.seconds} s per run, durable commits;"
         f" integrity violations afterwards: {violations}"
     )
     print(
-        f"  audit chain: {sealed:,} rows sealed in {seal_seconds:.2f} s"
-        f" ({sealed / max(seal_seconds, 1e-9):,.0f} rows/s); verify ok: {verified['ok']}"
+        f"  audit chain: {verified['rows_checked']:,} rows ({sealed:,} sealed at the end, the rest"
+        f" by pg_cron during the run); verified in {verify_seconds:.2f} s, ok: {verified['ok']}"
     )
 
 

@@ -122,6 +122,8 @@ def run_http(
         "JWT_PRIVATE_KEY_FILE": str(work / "jwt.pem"),
         "LOG_LEVEL": "WARNING",
         "API_POOL_SIZE": str(pool),
+        # One IP sends everything here; bench/ratelimit measures the limiter.
+        "RATE_LIMITS_ENABLED": "false",
     }
     server = subprocess.Popen(
         [

@@ -28,6 +28,8 @@ begin
     perform cron.schedule('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()');
     -- Links the audit rows committed since the last run into the hash chain.
     perform cron.schedule('oxp-audit-seal', '* * * * *', 'select crypto.audit_seal()');
+    -- Rate-limit windows older than two hours are never read again.
+    perform cron.schedule('oxp-rate-limit-cleanup', '7 * * * *', 'select crypto.rate_limit_cleanup()');
     -- 07:00 KST daily, after the day's settlement: every ledger, stock and
     -- settlement invariant; a violation leaves an alert row.
     perform cron.schedule('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()');

@@ -9,6 +9,10 @@ insert into crypto.settings (key, value, description) values
 ('settlement.threshold', '0.0001', 'A change this large (0.01%) or larger decides UP or DOWN'),
 ('eod.fetch_delay_minutes', '15', 'Minutes after the calendar close before closes are fetched'),
 ('rewards.vendor_failure_rate', '0', 'Share (0 to 1) of issues the simulated reward vendor refuses'),
+('ratelimit.ip_per_minute', '100', 'Requests per client IP per minute, every route'),
+('ratelimit.predictions_per_minute', '5', 'Prediction submissions per user per minute'),
+('ratelimit.predictions_per_hour', '30', 'Prediction submissions per user per hour'),
+('ratelimit.point_reads_per_minute', '20', 'Points balance and ledger reads per user per minute'),
 ('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
 ('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),
 (

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from . import logs
+from . import logs, ratelimit
 from .config import ROOT, get_settings
 from .db import call_api, new_pool
 from .migrate import VERSIONED
@@ -36,6 +36,8 @@ PROBLEM = {"content": {"application/problem+json": {}}, "description": "problem+
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.tokens = TokenService(settings)
+    app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
+    app.state.rate_limits = settings.rate_limits_enabled
     app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
     await app.state.pool.open(wait=False)
     loader = asyncio.create_task(_load_error_codes(app.state.pool))
@@ -62,7 +64,8 @@ def create_app() -> FastAPI:
         title="OX Predict API",
         version="0.1.0",
         lifespan=lifespan,
-        responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422)},
+        responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422, 429)},
+        dependencies=[Depends(rate_limited)],
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -119,6 +122,14 @@ async def _tokens(request: Request) -> TokenService:
 
 
 async def optional_caller(request: Request) -> Caller:
+    cached = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    request.state.caller = caller = _caller_from_header(request)
+    return caller
+
+
+def _caller_from_header(request: Request) -> Caller:
     header = request.headers.get("authorization")
     if header is None:
         return Caller("anon", "")
@@ -127,6 +138,27 @@ async def optional_caller(request: Request) -> Caller:
         raise Problem("INVALID_TOKEN", "Use: Authorization: Bearer <token>")
     claims = request.app.state.tokens.verify(token.strip())
     return Caller(claims["role"], claims_json(claims))
+
+
+async def rate_limited(request: Request) -> None:
+    """Every route but the probes: per client IP, plus per user for the kinds
+    with limits of their own. Runs before the route's own auth, so requests
+    with a bad token count against their IP too."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    if not request.app.state.rate_limits or path in ratelimit.EXEMPT:
+        return
+    try:
+        caller = await optional_caller(request)
+        user = json.loads(caller.claims)["sub"] if caller.claims else None
+    except Problem:
+        user = None
+    peer = request.client.host if request.client else "unknown"
+    ip = ratelimit.client_ip(
+        peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies
+    )
+    kinds = ratelimit.KINDS.get((request.method, path), [])
+    request.state.ratelimit = await ratelimit.check(request.app.state.pool, ip, user, kinds)
 
 
 async def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:

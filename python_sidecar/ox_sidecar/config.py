@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     eod_csv_file: Path = ROOT / "data" / "demo_closes.csv"
 
     cors_origins: list[str] = []
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
+    trusted_proxies: list[str] = []
+    # Off only to measure what the limiter costs (bench/ratelimit).
+    rate_limits_enabled: bool = True
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -54,7 +54,12 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                extra = [(b"x-request-id", rid.encode())]
+                # What the rate limiter counted, on every answer it let through.
+                state = scope.get("state") or {}
+                for name, value in (state.get("ratelimit") or {}).items():
+                    extra.append((name.lower().encode(), value.encode()))
+                message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         try:

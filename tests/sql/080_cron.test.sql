@@ -10,6 +10,7 @@ select results_eq(
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
         ('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()'),
         ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
+        ('oxp-rate-limit-cleanup', '7 * * * *', 'select crypto.rate_limit_cleanup()'),
         ('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()'),
         ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')')
     $$,

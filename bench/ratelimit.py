@@ -1,0 +1,134 @@
+"""bench/ratelimit: the limiter's cost per request. First api.rate_limit on its
+own (sequential calls, one connection), then GET /v1/points/balance (two limited
+buckets: the IP and the user's point reads) under wrk with the limiter on and
+off. Limits are raised so that nothing is refused: this measures the counting."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from ox_sidecar.config import Settings
+from ox_sidecar.migrate import migrate
+from ox_sidecar.tokens import TokenService
+from throwaway import free_port, throwaway_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wrk(url: str, token: str, clients: int, seconds: int) -> tuple[float, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(clients),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        raise SystemExit(f"refused or failed requests during the run:\n{out}")
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    assert p50 is not None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
+    return rps, float(p50.group(1)) * scale
+
+
+def serve(url: str, work: Path, enabled: bool) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "JWT_PRIVATE_KEY_FILE": str(work / "jwt.pem"),
+        "LOG_LEVEL": "WARNING",
+        "API_POOL_SIZE": "8",
+        "RATE_LIMITS_ENABLED": "true" if enabled else "false",
+    }
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "oxp"), "serve", "--port", str(port)],
+        env=env,
+        start_new_session=True,
+    )
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return server, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=5000)
+    args = parser.parse_args()
+    with throwaway_cluster() as (work, port):
+        url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
+        migrate(url, "development")
+        with psycopg.connect(url, autocommit=True) as conn:
+            for key in ("ratelimit.ip_per_minute", "ratelimit.point_reads_per_minute"):
+                conn.execute(
+                    "update crypto.settings set value = '1000000000' where key = %s", (key,)
+                )
+            user = conn.execute(
+                "select (api.signup('bench@example.com', '$argon2id$bench') ->> 'id')::uuid"
+            ).fetchone()[0]  # type: ignore[index]
+            conn.execute("set role anon")
+            started = time.perf_counter()
+            for _ in range(args.calls):
+                conn.execute(
+                    "select api.rate_limit('127.0.0.1', %s, array['point_reads'])", (user,)
+                )
+            per_call_us = (time.perf_counter() - started) / args.calls * 1e6
+        token = TokenService(
+            Settings(database_url=url, jwt_private_key_file=work / "jwt.pem")
+        ).issue({"id": str(user), "email": "bench@example.com", "role": "user"})["access_token"]
+        results = {}
+        for enabled in (False, True):
+            server, api_port = serve(url, work, enabled)
+            try:
+                results[enabled] = wrk(
+                    f"http://127.0.0.1:{api_port}/v1/points/balance",
+                    token,
+                    args.clients,
+                    args.seconds,
+                )
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=20)
+    (off_rps, off_p50), (on_rps, on_p50) = results[False], results[True]
+    print(
+        f"bench/ratelimit on {os.cpu_count()} cores, {args.clients} connections, {args.seconds} s each"
+    )
+    print(f"  api.rate_limit alone (IP + user bucket, commit):  {per_call_us:7.0f} us per call")
+    print(f"  GET /v1/points/balance, limiter off:  {off_rps:8.0f} req/s   p50 {off_p50:6.2f} ms")
+    print(f"  GET /v1/points/balance, limiter on:   {on_rps:8.0f} req/s   p50 {on_p50:6.2f} ms")
+    print(
+        f"  cost: {100 * (1 - on_rps / off_rps):.1f} % of throughput,"
+        f" {1e6 / on_rps - 1e6 / off_rps:.0f} us of service time per request"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Who the client is for rate limiting, and the headers of the answer. The
+counting and the limits live in SQL (api.rate_limit, crypto.settings)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+
+from psycopg_pool import AsyncConnectionPool
+
+from .db import call_api
+from .problems import Problem
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The request kinds with limits of their own, by route (method, path template).
+KINDS: dict[tuple[str, str], list[str]] = {
+    ("POST", "/v1/predictions/{symbol}"): ["predictions"],
+    ("GET", "/v1/points/balance"): ["point_reads"],
+    ("GET", "/v1/points/ledger"): ["point_reads"],
+}
+# Probes of load balancers and orchestrators are never limited.
+EXEMPT = frozenset({"/health", "/ready"})
+
+
+def parse_networks(values: Iterable[str]) -> list[Network]:
+    return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> str:
+    """The peer, unless the peer is a trusted proxy: then the rightmost address
+    in X-Forwarded-For that is not one of ours (anything left of it is what
+    the client claimed, and a client can claim anything)."""
+
+    def is_trusted(address: str) -> bool:
+        ip = _ip(address)
+        return ip is not None and any(ip in net for net in trusted)
+
+    if not forwarded_for or not is_trusted(peer):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        if _ip(hop) is None:
+            return peer  # a malformed chain: fall back to who connected
+        if not is_trusted(hop):
+            return hop
+    return peer
+
+
+def headers(tightest: dict[str, int] | None, retry_after: int | None = None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if tightest:
+        out = {
+            "RateLimit-Limit": str(tightest["limit"]),
+            "RateLimit-Remaining": str(tightest["remaining"]),
+            "RateLimit-Reset": str(tightest["reset"]),
+        }
+    if retry_after:
+        out["Retry-After"] = str(retry_after)
+    return out
+
+
+async def check(
+    pool: AsyncConnectionPool, ip: str, user: str | None, kinds: list[str]
+) -> dict[str, str]:
+    """Counts this request; the headers to send, or RATE_LIMITED."""
+    answer = json.loads(await call_api(pool, "anon", "", "rate_limit", ip, user, kinds) or "{}")
+    if not answer.get("allowed", False):
+        retry = int(answer.get("retry_after") or 1)
+        raise Problem(
+            "RATE_LIMITED",
+            f"Too many requests; retry in {retry} s",
+            headers=headers(answer.get("tightest"), retry),
+        )
+    return headers(answer.get("tightest"))

@@ -1,0 +1,113 @@
+"""Rate limits (SPEC 5): counted in PostgreSQL, so every API process shares
+them; 429 problem+json with Retry-After and RateLimit headers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from ox_sidecar.ratelimit import client_ip
+from support import bearer, open_session_for, service, signup
+
+pytestmark = pytest.mark.usefixtures("calendar")
+
+
+def set_limit(db: psycopg.Connection, key: str, value: int) -> None:
+    with db.transaction():
+        db.execute("update crypto.settings set value = %s where key = %s", (str(value), key))
+
+
+def test_predictions_per_minute_then_the_window_slides(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    h = bearer(signup(client, "fast@example.com"))
+    symbols = ["AAPL", "MSFT", "NVDA", "TSLA", "AMD", "META"]
+    answers = [
+        client.post(f"/v1/predictions/{s}", json={"choice": "UP"}, headers=h) for s in symbols
+    ]
+    # Three are accepted, two refused by the daily limit: all five count.
+    assert [a.status_code for a in answers[:5]] == [201, 201, 201, 409, 409]
+    assert answers[4].headers["RateLimit-Remaining"] == "0"
+    limited = answers[5]
+    assert limited.status_code == 429
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert limited.json()["code"] == "RATE_LIMITED"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["RateLimit-Limit"] == "5"
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    assert db.execute("select count(*) from crypto.predictions").fetchone() == (3,)
+    # Other users and other routes are not affected.
+    other = bearer(signup(client, "calm@example.com"))
+    assert (
+        client.post("/v1/predictions/AAPL", json={"choice": "UP"}, headers=other).status_code == 201
+    )
+    assert client.get("/v1/session/today", headers=h).status_code == 200
+
+    # Two minutes later the previous window no longer weighs.
+    service(db, "select crypto.clock_set('2026-11-24T09:02:30+09:00')")
+    again = client.post("/v1/predictions/META", json={"choice": "UP"}, headers=h)
+    assert again.status_code == 409 and again.json()["code"] == "DAILY_LIMIT_REACHED"
+
+
+def test_predictions_per_hour(client: TestClient, db: psycopg.Connection) -> None:
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    set_limit(db, "ratelimit.predictions_per_minute", 1000)
+    set_limit(db, "ratelimit.predictions_per_hour", 4)
+    h = bearer(signup(client, "hourly@example.com"))
+    codes = []
+    for minute in range(6):
+        service(
+            db,
+            "select crypto.clock_set(%s::timestamptz)",
+            f"2026-11-24T09:{10 + minute:02d}:00+09:00",
+        )
+        codes.append(
+            client.post("/v1/predictions/AAPL", json={"choice": "UP"}, headers=h).status_code
+        )
+    assert codes == [201, 409, 409, 409, 429, 429]
+
+
+def test_point_reads_per_minute(client: TestClient, db: psycopg.Connection) -> None:
+    set_limit(db, "ratelimit.point_reads_per_minute", 3)
+    h = bearer(signup(client, "reader@example.com"))
+    codes = [client.get("/v1/points/balance", headers=h).status_code for _ in range(3)]
+    codes.append(client.get("/v1/points/ledger", headers=h).status_code)
+    assert codes == [200, 200, 200, 429]
+    assert client.get("/v1/users/me", headers=h).status_code == 200
+
+
+def test_every_route_per_ip_but_the_probes(client: TestClient, db: psycopg.Connection) -> None:
+    set_limit(db, "ratelimit.ip_per_minute", 4)
+    codes = [client.get("/v1/rewards").status_code for _ in range(3)]
+    # A bad token still counts against its IP.
+    codes.append(client.get("/v1/users/me", headers={"Authorization": "Bearer junk"}).status_code)
+    codes.append(client.get("/v1/ads").status_code)
+    assert codes == [200, 200, 200, 401, 429]
+    assert all(client.get(p).status_code in (200, 503) for p in ("/health", "/ready") * 5)
+
+
+def test_every_api_process_shares_the_count(env: None, db: psycopg.Connection) -> None:
+    from ox_sidecar.app import create_app
+
+    set_limit(db, "ratelimit.ip_per_minute", 4)
+    with (
+        TestClient(create_app(), raise_server_exceptions=False) as one,
+        TestClient(create_app(), raise_server_exceptions=False) as two,
+    ):
+        codes = [c.get("/v1/rewards").status_code for c in (one, two, one, two, one)]
+    assert codes == [200, 200, 200, 200, 429]
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
+    trusted = [ipaddress.ip_network("10.0.0.0/8")]
+    # A client talking to us directly cannot choose its IP with a header.
+    assert client_ip("203.0.113.9", "1.2.3.4", trusted) == "203.0.113.9"
+    # Through our proxy: the address the proxy saw, not what the client claimed left of it.
+    assert client_ip("10.0.0.2", "1.2.3.4, 198.51.100.7", trusted) == "198.51.100.7"
+    assert client_ip("10.0.0.2", "198.51.100.7, 10.0.0.5", trusted) == "198.51.100.7"
+    assert client_ip("10.0.0.2", "not-an-ip", trusted) == "10.0.0.2"
+    assert client_ip("10.0.0.2", None, trusted) == "10.0.0.2"
