@@ -13,6 +13,8 @@ insert into crypto.settings (key, value, description) values
 ('ratelimit.predictions_per_minute', '5', 'Prediction submissions per user per minute'),
 ('ratelimit.predictions_per_hour', '30', 'Prediction submissions per user per hour'),
 ('ratelimit.point_reads_per_minute', '20', 'Points balance and ledger reads per user per minute'),
+('auth.refresh_ttl_days', '30', 'Days a refresh token stays valid if unused'),
+('auth.oauth_state_minutes', '10', 'Minutes an OAuth sign-in may take from redirect to callback'),
 ('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
 ('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),
 (

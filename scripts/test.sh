@@ -10,6 +10,16 @@ echo "== lint"
 # pgTAP files use psql meta-commands (\gset), which sqlfluff cannot parse.
 .venv/bin/sqlfluff lint sql plpgsql pg_cron tests/sql/helpers --processes 2 2>/dev/null
 
+# The sign-in tests run a local OpenID provider on Node.js (tests/oidc).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+[ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] ||
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+
 work=$(mktemp -d /tmp/oxp-test.XXXXXX)
 chmod 755 "$work"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -12,12 +12,14 @@ from . import (
     cmd_demo,
     cmd_eod,
     cmd_integrity,
+    cmd_keys,
     cmd_points,
     cmd_rewards,
     cmd_run,
     cmd_schedule,
     cmd_session,
     cmd_universe,
+    cmd_users,
 )
 
 app = typer.Typer(
@@ -35,5 +37,7 @@ app.add_typer(cmd_rewards.app, name="rewards")
 app.add_typer(cmd_points.app, name="points")
 app.add_typer(cmd_integrity.app, name="integrity")
 app.add_typer(cmd_audit.app, name="audit")
+app.add_typer(cmd_users.app, name="users")
+app.add_typer(cmd_keys.app, name="keys")
 app.command("serve")(cmd_run.serve)
 app.command("worker")(cmd_run.worker)

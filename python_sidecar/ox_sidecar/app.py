@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
+import pyotp
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from . import logs, ratelimit
 from .config import ROOT, get_settings
 from .db import call_api, new_pool
 from .migrate import VERSIONED
+from .oauth import OidcClient
 from .problems import Problem, error_codes_loaded, load_error_codes, problem_response
-from .tokens import TokenService, claims_json, hash_password, verify_password
+from .tokens import (
+    TokenService,
+    claims_json,
+    hash_password,
+    new_refresh_token,
+    refresh_hash,
+    verify_password,
+)
 
 log = logging.getLogger("ox_sidecar")
 
@@ -36,6 +47,7 @@ PROBLEM = {"content": {"application/problem+json": {}}, "description": "problem+
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.tokens = TokenService(settings)
+    app.state.oidc = OidcClient(settings)
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.rate_limits = settings.rate_limits_enabled
     app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
@@ -64,7 +76,7 @@ def create_app() -> FastAPI:
         title="OX Predict API",
         version="0.1.0",
         lifespan=lifespan,
-        responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422, 429)},
+        responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422, 429, 503)},
         dependencies=[Depends(rate_limited)],
     )
     if settings.cors_origins:
@@ -167,7 +179,19 @@ async def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Call
     return caller
 
 
+async def admin(caller: Annotated[Caller, Depends(signed_in)]) -> Caller:
+    if caller.role != "app_admin":
+        raise Problem("FORBIDDEN", "Admins only")
+    return caller
+
+
+async def _oidc(request: Request) -> OidcClient:
+    return request.app.state.oidc  # type: ignore[no-any-return]
+
+
 Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Admin = Annotated[Caller, Depends(admin)]
+Oidc = Annotated[OidcClient, Depends(_oidc)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
 AnyCaller = Annotated[Caller, Depends(optional_caller)]
 User = Annotated[Caller, Depends(signed_in)]
@@ -213,14 +237,53 @@ class PredictionIn(BaseModel):
     choice: Literal["UP", "DOWN"]
 
 
+class LoginIn(Credentials):
+    otp: str | None = Field(default=None, pattern=r"^[0-9]{6}$", description="Admins: TOTP code")
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=20, max_length=200)
+
+
+class OAuthCallbackIn(BaseModel):
+    code: str = Field(min_length=1, max_length=2048)
+    state: str = Field(min_length=32, max_length=200)
+
+
 class TokenOut(BaseModel):
     access_token: str
     token_type: str
     expires_in: int
+    refresh_token: str
 
 
 class SignupOut(TokenOut):
     user: dict[str, Any]
+
+
+async def start_session(
+    pool: AsyncConnectionPool, tokens: TokenService, user: dict[str, Any]
+) -> dict[str, Any]:
+    """Our tokens for a user who just proved who they are: a short access
+    token and the first refresh token of a new family."""
+    access = tokens.issue(user)
+    refresh, digest = new_refresh_token()
+    role = "app_admin" if user["role"] == "admin" else "app_user"
+    claims = claims_json({"sub": str(user["id"]), "role": role})
+    await call_api(pool, role, claims, "issue_refresh", digest)
+    return {**access, "refresh_token": refresh}
+
+
+def totp_step(secret: str, code: str) -> int | None:
+    """The time step a code belongs to (now, or one step either side for clock
+    drift); None when it matches none."""
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    for drift in (0, -1, 1):
+        at = now + drift * totp.interval
+        if hmac.compare_digest(totp.at(at), code):
+            return int(totp.timecode(dt.datetime.fromtimestamp(at, dt.UTC)))
+    return None
 
 
 def _routes(app: FastAPI) -> None:
@@ -253,17 +316,90 @@ def _routes(app: FastAPI) -> None:
         password_hash = await run_in_threadpool(hash_password, body.password)
         user_text = await call_api(pool, "anon", "", "signup", body.email, password_hash)
         created = json.loads(user_text or "null")
-        return JSONResponse({"user": created, **tokens.issue(created)}, status_code=201)
+        session = await start_session(pool, tokens, created)
+        return JSONResponse({"user": created, **session}, status_code=201)
 
     @app.post("/v1/auth/login", tags=["auth"], response_model=TokenOut)
-    async def login(body: Credentials, pool: Pool, tokens: Tokens) -> Any:
+    async def login(body: LoginIn, pool: Pool, tokens: Tokens) -> Any:
         found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
         ok = await run_in_threadpool(
             verify_password, found["password_hash"] if found else None, body.password
         )
         if not found or not ok:
             raise Problem("INVALID_CREDENTIALS", "Wrong email or password")
-        return tokens.issue(found)
+        if found["mfa"]:
+            # Admins: the password and a code from their authenticator, used once.
+            if body.otp is None:
+                raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
+            mfa = json.loads(await call_api(pool, "anon", "", "mfa_secret", found["id"]) or "{}")
+            step = totp_step(mfa["secret"], body.otp) if mfa.get("secret") else None
+            accepted = step is not None and json.loads(
+                await call_api(pool, "anon", "", "mfa_accept", found["id"], step) or "{}"
+            ).get("accepted")
+            if not accepted:
+                raise Problem("INVALID_CREDENTIALS", "Wrong or already used one-time code")
+        return await start_session(pool, tokens, found)
+
+    @app.post("/v1/auth/refresh", tags=["auth"], response_model=TokenOut)
+    async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:
+        new, digest = new_refresh_token()
+        args = ("refresh", refresh_hash(body.refresh_token), digest)
+        user = json.loads(await call_api(pool, "anon", "", *args) or "null")
+        return {**tokens.issue(user), "refresh_token": new}
+
+    @app.post("/v1/auth/logout", tags=["auth"])
+    async def logout(body: RefreshIn, pool: Pool) -> Response:
+        """Revokes the refresh token's whole family; access tokens expire on their own."""
+        args = ("logout", refresh_hash(body.refresh_token))
+        return raw_json(await call_api(pool, "anon", "", *args))
+
+    @app.get("/v1/auth/oauth/google", tags=["auth"], status_code=302)
+    async def oauth_google(pool: Pool, oidc: Oidc) -> Response:
+        if not oidc.configured:
+            raise Problem("UNAVAILABLE", "Google sign-in is not configured here")
+        auth = await oidc.authorization()
+        args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri)
+        await call_api(pool, "anon", "", "oauth_begin", *args)
+        return RedirectResponse(auth.url, status_code=302)
+
+    async def finish_oauth(
+        pool: AsyncConnectionPool, tokens: TokenService, oidc: OidcClient, code: str, state: str
+    ) -> dict[str, Any]:
+        # Spent first, in its own transaction: a replayed callback fails here
+        # even if this one fails further on.
+        flow = json.loads(await call_api(pool, "anon", "", "oauth_consume", state) or "{}")
+        id_token = await oidc.exchange(code, flow["code_verifier"], flow["redirect_uri"])
+        claims = await oidc.verify(id_token, flow["nonce"])
+        if claims.get("email_verified") is not True or not claims.get("email"):
+            raise Problem("EMAIL_NOT_VERIFIED", "Google has not verified this account's email")
+        args = ("oauth_login", state, str(claims["sub"]), str(claims["email"]))
+        user = json.loads(await call_api(pool, "anon", "", *args) or "null")
+        return await start_session(pool, tokens, user)
+
+    @app.get("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
+    async def oauth_callback(
+        pool: Pool,
+        tokens: Tokens,
+        oidc: Oidc,
+        code: Annotated[str | None, Query(max_length=2048)] = None,
+        state: Annotated[str | None, Query(max_length=200)] = None,
+        error: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Any:
+        """Where the browser comes back from Google."""
+        if error or not code or not state or len(state) < 32:
+            raise Problem("OAUTH_FAILED", f"Sign-in did not complete: {error or 'no code'}")
+        return await finish_oauth(pool, tokens, oidc, code, state)
+
+    @app.post("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
+    async def oauth_callback_app(
+        body: Annotated[OAuthCallbackIn, Body()], pool: Pool, tokens: Tokens, oidc: Oidc
+    ) -> Any:
+        """The same, for an app that caught the redirect itself."""
+        return await finish_oauth(pool, tokens, oidc, body.code, body.state)
+
+    @app.get("/admin/health", tags=["admin"])
+    async def admin_health(caller: Admin, pool: Pool) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, "admin_health"))
 
     @app.get("/v1/users/me", tags=["users"])
     async def me(caller: User, pool: Pool) -> Response:

@@ -31,6 +31,21 @@ class Settings(BaseSettings):
     jwt_access_ttl_seconds: int = 900
     jwt_private_key_file: Path = ROOT / ".local" / "keys" / "jwt-private.pem"
     jwt_private_key: str | None = None
+    # During a rotation: the key before, still accepted (and published) until
+    # every token it signed has expired.
+    jwt_previous_private_key: str | None = None
+    # Admin tokens have a key of their own; by default beside the user key file.
+    jwt_admin_private_key_file: Path | None = None
+    jwt_admin_private_key: str | None = None
+    jwt_admin_previous_private_key: str | None = None
+
+    # Google sign-in (OpenID Connect); the issuer is discovered from its
+    # /.well-known/openid-configuration, so a local server can stand in.
+    google_oidc_issuer: str = "https://accounts.google.com"
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    # Where Google sends the browser back: this API's callback, as registered.
+    oauth_redirect_uri: str = "http://127.0.0.1:8000/v1/auth/oauth/callback"
 
     # Where closes come from: yfinance (the real source) or a CSV file (offline).
     eod_provider: Literal["yfinance", "csv"] = "yfinance"
@@ -46,11 +61,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
         if self.env == "production":
-            if not self.jwt_private_key:
-                raise ValueError("JWT_PRIVATE_KEY is required in production")
+            if not self.jwt_private_key or not self.jwt_admin_private_key:
+                raise ValueError("JWT_PRIVATE_KEY and JWT_ADMIN_PRIVATE_KEY are required")
             if self.database_url == LOCAL_DATABASE_URL:
                 raise ValueError("DATABASE_URL must be set in production")
         return self
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.jwt_admin_private_key_file or (
+            self.jwt_private_key_file.parent / "jwt-admin-private.pem"
+        )
 
     def url_as(self, user: str) -> str:
         """The owner's URL with another login, for the API and worker defaults."""

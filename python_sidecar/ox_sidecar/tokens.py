@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,6 @@ from jwt.algorithms import RSAAlgorithm
 
 from .config import Settings
 from .problems import Problem
-
-ROLES = frozenset({"app_user", "app_admin"})
 
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 # Verifying against this when the email is unknown keeps both paths equally slow.
@@ -62,18 +61,17 @@ class SigningKey:
     jwk: dict[str, Any]
 
 
-def load_signing_key(settings: Settings) -> SigningKey:
-    if settings.jwt_private_key:
-        pem = settings.jwt_private_key.encode()
-    else:
-        ensure_dev_key(settings.jwt_private_key_file)
-        pem = settings.jwt_private_key_file.read_bytes()
+def signing_key(pem: bytes) -> SigningKey:
     private = serialization.load_pem_private_key(pem, password=None)
     public_jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
     kid = _thumbprint(public_jwk)
     jwk = {**public_jwk, "kid": kid, "use": "sig", "alg": "RS256"}
     # Key objects, parsed once: parsing a PEM re-validates the RSA key (~30 ms).
     return SigningKey(kid, private, private.public_key(), jwk)
+
+
+def load_signing_key(settings: Settings) -> SigningKey:
+    return KeyRing.for_users(settings).current
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:
@@ -83,37 +81,118 @@ def _thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def previous_file(current: Path) -> Path:
+    return current.with_name(current.stem + ".previous" + current.suffix)
+
+
+def rotate_key_file(current: Path) -> str:
+    """`oxp keys rotate`: the current key becomes the previous one (still
+    accepted until its tokens expire), and a new current key is made. Returns
+    the new key id. API processes notice the change within seconds."""
+    ensure_dev_key(current)
+    current.replace(previous_file(current))
+    ensure_dev_key(current)
+    return signing_key(current.read_bytes()).kid
+
+
+class KeyRing:
+    """The signing key of one audience (users or admins) and, during a
+    rotation, the key before it. Files are re-read when they change."""
+
+    RELOAD_SECONDS = 5.0
+
+    def __init__(self, current_pem: str | None, previous_pem: str | None, key_file: Path | None):
+        self._current_pem = current_pem
+        self._previous_pem = previous_pem
+        self._file = key_file
+        self._stamp: tuple[float, float] | None = None
+        self._checked = 0.0
+        self._load()
+
+    @classmethod
+    def for_users(cls, settings: Settings) -> KeyRing:
+        file = None if settings.jwt_private_key else settings.jwt_private_key_file
+        return cls(settings.jwt_private_key, settings.jwt_previous_private_key, file)
+
+    @classmethod
+    def for_admins(cls, settings: Settings) -> KeyRing:
+        file = None if settings.jwt_admin_private_key else settings.admin_key_file
+        return cls(settings.jwt_admin_private_key, settings.jwt_admin_previous_private_key, file)
+
+    def _file_stamp(self) -> tuple[float, float]:
+        assert self._file is not None
+        prev = previous_file(self._file)
+        return (self._file.stat().st_mtime, prev.stat().st_mtime if prev.exists() else 0.0)
+
+    def _load(self) -> None:
+        if self._file is not None:
+            ensure_dev_key(self._file)
+            self.current = signing_key(self._file.read_bytes())
+            prev = previous_file(self._file)
+            previous = signing_key(prev.read_bytes()) if prev.exists() else None
+            self._stamp = self._file_stamp()
+        else:
+            assert self._current_pem is not None
+            self.current = signing_key(self._current_pem.encode())
+            previous = signing_key(self._previous_pem.encode()) if self._previous_pem else None
+        self.keys = {k.kid: k for k in (self.current, previous) if k is not None}
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if self._file is None or now - self._checked < self.RELOAD_SECONDS:
+            return
+        self._checked = now
+        if self._file_stamp() != self._stamp:
+            self._load()
+
+
 class TokenService:
+    """Issues and verifies our access tokens. User tokens (role app_user) and
+    admin tokens (role app_admin) are signed with different keys, and a
+    token's role must match the key that signed it."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.keys = {k.kid: k for k in [load_signing_key(settings)]}
-        self.current = next(iter(self.keys.values()))
+        self.rings = {
+            "app_user": KeyRing.for_users(settings),
+            "app_admin": KeyRing.for_admins(settings),
+        }
+
+    def _refresh(self) -> None:
+        for ring in self.rings.values():
+            ring.refresh()
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.jwk for k in self.keys.values()]}
+        self._refresh()
+        return {"keys": [k.jwk for ring in self.rings.values() for k in ring.keys.values()]}
 
     def issue(self, user: dict[str, Any]) -> dict[str, Any]:
+        self._refresh()
         now = int(time.time())
         ttl = self.settings.jwt_access_ttl_seconds
+        role = "app_admin" if user["role"] == "admin" else "app_user"
+        key = self.rings[role].current
         claims = {
             "iss": self.settings.jwt_issuer,
             "aud": self.settings.jwt_audience,
             "sub": str(user["id"]),
             "email": user["email"],
-            "role": "app_admin" if user["role"] == "admin" else "app_user",
+            "role": role,
             "iat": now,
             "exp": now + ttl,
         }
-        token = jwt.encode(
-            claims, self.current.private_key, algorithm="RS256", headers={"kid": self.current.kid}
-        )
+        token = jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
     def verify(self, token: str) -> dict[str, Any]:
         """Claims of a token we signed, or INVALID_TOKEN; the algorithm and key are pinned."""
+        self._refresh()
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            key = self.keys.get(kid) if isinstance(kid, str) else None
+            role, key = next(
+                ((r, ring.keys[kid]) for r, ring in self.rings.items() if kid in ring.keys),
+                (None, None),
+            )
             if key is None:
                 raise Problem("INVALID_TOKEN", "Unknown signing key")
             claims = jwt.decode(
@@ -126,9 +205,19 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise Problem("INVALID_TOKEN", "The token is invalid or expired") from exc
-        if claims.get("role") not in ROLES:
-            raise Problem("INVALID_TOKEN", "The token carries no valid role")
+        if claims.get("role") != role:
+            raise Problem("INVALID_TOKEN", "The token's role does not match its signing key")
         return claims
+
+
+def new_refresh_token() -> tuple[str, bytes]:
+    """An opaque token for the client and the hash the database keeps."""
+    token = secrets.token_urlsafe(32)
+    return token, refresh_hash(token)
+
+
+def refresh_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def claims_json(claims: dict[str, Any] | None) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from .config import get_settings
 from .eod import fetch_day, provider_named
@@ -70,7 +73,11 @@ def run_forever(url: str, poll_seconds: float = 30.0) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("listen oxp_jobs")
         log.info("worker started", extra={"kinds": sorted(HANDLERS)})
+        name = f"{socket.gethostname()}:{os.getpid()}"
         while True:
+            conn.execute(
+                "select crypto.worker_heartbeat(%s, %s)", (name, Jsonb({"kinds": sorted(HANDLERS)}))
+            )
             while run_once(conn):
                 pass
             # Sleep until a NOTIFY arrives or the poll interval passes

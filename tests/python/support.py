@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import psycopg
 from fastapi.testclient import TestClient
 
@@ -69,3 +76,34 @@ def race_each(n: int, work: Callable[[int], T]) -> list[T]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(run, range(n)))
+
+
+OXP = Path(sys.executable).parent / "oxp"
+
+
+@contextmanager
+def running_api(port: int | None = None) -> Iterator[str]:
+    """`oxp serve` (uvicorn) as a real process with this environment; its base URL."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [OXP, "serve", "--port", str(port), "--workers", "1"],
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            proc.kill()
+            raise RuntimeError(f"API not ready: {proc.stderr.read() if proc.stderr else ''!r}")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from support import free_port
+from support import running_api
 
 OXP = Path(sys.executable).parent / "oxp"
 
@@ -29,29 +28,8 @@ def oxp(*args: str) -> str:
 
 @pytest.fixture
 def api(env: None) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [OXP, "serve", "--port", str(port), "--workers", "1"],
-        env=os.environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            proc.kill()
-            pytest.fail(f"API did not become ready: {proc.stderr.read() if proc.stderr else ''}")
+    with running_api() as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_signup_predict_settle_pays_100(api: str, db: psycopg.Connection, tmp_path: Path) -> None:

@@ -42,5 +42,7 @@ def test_tokens_verify_against_the_published_key(client: TestClient) -> None:
 def test_production_refuses_to_start_without_real_secrets() -> None:
     with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY"):
         Settings(env="production", database_url="postgresql://db/oxp")
+    with pytest.raises(ValidationError, match="JWT_ADMIN_PRIVATE_KEY"):
+        Settings(env="production", jwt_private_key="pem", database_url="postgresql://db/oxp")
     with pytest.raises(ValidationError, match="DATABASE_URL"):
-        Settings(env="production", jwt_private_key="-----BEGIN PRIVATE KEY-----")
+        Settings(env="production", jwt_private_key="pem", jwt_admin_private_key="pem")

@@ -1,0 +1,265 @@
+-- Refresh tokens, admins' second factor and Google sign-in: the state of
+-- each lives here; the sidecar does only the cryptography SQL cannot
+-- (random tokens, TOTP codes, the identity provider's signatures).
+
+create or replace function crypto.user_json(p_user crypto.users) returns json
+language sql stable
+as $$ select json_build_object('id', p_user.id, 'email', p_user.email, 'role', p_user.role) $$;
+
+-- A new family for the signed-in caller (after a password or Google login).
+create or replace function api.issue_refresh(p_hash bytea) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_expires timestamptz := crypto.now() + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer);
+begin
+    insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
+    values (v_uid, gen_random_uuid(), p_hash, crypto.now(), v_expires);
+    return json_build_object('refresh_expires_at', crypto.kst(v_expires));
+end
+$$;
+
+-- Rotation: the presented token is spent and a new one of its family
+-- issued. A token presented twice was copied: the family is revoked, and
+-- that revocation is kept (returned as a problem, not raised).
+create or replace function api.refresh(p_hash bytea, p_new_hash bytea) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_token crypto.refresh_tokens;
+    v_user crypto.users;
+    v_now timestamptz := crypto.now();
+begin
+    select t.* into v_token from crypto.refresh_tokens as t where t.token_hash = p_hash for update;
+    if v_token.id is null then
+        raise exception using errcode = 'OX001', message = 'INVALID_TOKEN', detail = 'Unknown refresh token';
+    end if;
+    if v_token.used_at is not null or v_token.revoked_at is not null then
+        if v_token.used_at is not null then
+            update crypto.refresh_tokens as t set revoked_at = v_now
+            where t.family_id = v_token.family_id and t.revoked_at is null;
+            perform crypto.audit('user:' || v_token.user_id, 'auth.refresh_reused', v_token.family_id::text, '{}');
+        end if;
+        return crypto.problem('OX001', 'This refresh token is no longer valid; sign in again');
+    end if;
+    select u.* into v_user from crypto.users as u where u.id = v_token.user_id and u.disabled_at is null;
+    if v_token.expires_at <= v_now or v_user.id is null then
+        raise exception using errcode = 'OX001', message = 'INVALID_TOKEN', detail = 'The refresh token expired';
+    end if;
+    update crypto.refresh_tokens as t set used_at = v_now where t.id = v_token.id;
+    insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
+    values (v_user.id, v_token.family_id, p_new_hash, v_now,
+        v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer));
+    return crypto.user_json(v_user);
+end
+$$;
+
+-- Ends the session the token belongs to. Says the same whether or not the
+-- token was known, so it tells a caller nothing.
+create or replace function api.logout(p_hash bytea) returns json
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    update crypto.refresh_tokens as t set revoked_at = crypto.now()
+    where t.revoked_at is null
+        and t.family_id = (select f.family_id from crypto.refresh_tokens as f where f.token_hash = p_hash);
+    select json_build_object('logged_out', true);
+$$;
+
+-- The admin's TOTP secret, for the sidecar to check a code after the
+-- password was verified; null for everyone else.
+create or replace function api.mfa_secret(p_user uuid) returns json
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select json_build_object('secret', (
+        select u.totp_secret from crypto.users as u where u.id = p_user and u.role = 'admin'
+    ))
+$$;
+
+-- A code is accepted once: a step at or before the last accepted one is a replay.
+create or replace function api.mfa_accept(p_user uuid, p_step bigint) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    update crypto.users as u set totp_last_step = p_step
+    where u.id = p_user and u.role = 'admin' and (u.totp_last_step is null or u.totp_last_step < p_step);
+    if not found then
+        return json_build_object('accepted', false);
+    end if;
+    perform crypto.audit('user:' || p_user, 'auth.admin_login', p_user::text, '{}');
+    return json_build_object('accepted', true);
+end
+$$;
+
+create or replace function crypto.make_admin(p_email text, p_totp_secret text) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_user crypto.users;
+begin
+    if p_totp_secret is null or p_totp_secret !~ '^[A-Z2-7]{16,}$' then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A TOTP secret is base32, 16 characters or more';
+    end if;
+    update crypto.users as u set role = 'admin', totp_secret = p_totp_secret, totp_last_step = null
+    where u.email = lower(btrim(p_email)) and u.disabled_at is null
+    returning u.* into v_user;
+    if v_user.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+            detail = format('No user %s', left(p_email, 254));
+    end if;
+    perform crypto.audit(crypto.current_actor(), 'user.make_admin', v_user.email, '{}');
+    return crypto.user_json(v_user);
+end
+$$;
+
+-- Google sign-in: the redirect leaves a single-use state (with the nonce
+-- and the PKCE verifier) that expires; the callback spends it.
+create or replace function api.oauth_begin(p_state text, p_nonce text, p_verifier text, p_redirect_uri text)
+returns json
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.oauth_states (state, nonce, code_verifier, redirect_uri, created_at, expires_at)
+    values (p_state, p_nonce, p_verifier, p_redirect_uri, crypto.now(),
+        crypto.now() + make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer));
+    select json_build_object('state', p_state);
+$$;
+
+create or replace function api.oauth_consume(p_state text) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_row crypto.oauth_states;
+begin
+    update crypto.oauth_states as s set used_at = crypto.now()
+    where s.state = p_state and s.used_at is null and s.expires_at > crypto.now()
+    returning s.* into v_row;
+    if v_row.state is null then
+        raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
+            detail = 'Unknown, used or expired sign-in state; start again';
+    end if;
+    return json_build_object('nonce', v_row.nonce, 'code_verifier', v_row.code_verifier,
+        'redirect_uri', v_row.redirect_uri);
+end
+$$;
+
+-- After the sidecar verified the ID token of a spent state: the user with
+-- this Google subject, else the user with this (verified) email, linked,
+-- else a new user.
+create or replace function api.oauth_login(p_state text, p_sub text, p_email text) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_email text := lower(btrim(p_email));
+    v_user crypto.users;
+begin
+    update crypto.oauth_states as s set completed_at = crypto.now()
+    where s.state = p_state and s.used_at is not null and s.completed_at is null
+        and s.used_at > crypto.now() - make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer);
+    if not found then
+        raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
+            detail = 'This sign-in was not started here or already finished';
+    end if;
+    select u.* into v_user from crypto.users as u where u.google_sub = p_sub;
+    if v_user.id is null then
+        select u.* into v_user from crypto.users as u where u.email = v_email for update;
+        if v_user.id is not null and v_user.google_sub is not null then
+            raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
+                detail = 'This email is linked to another Google account';
+        elsif v_user.id is not null then
+            update crypto.users as u set google_sub = p_sub where u.id = v_user.id returning u.* into v_user;
+            perform crypto.audit('user:' || v_user.id, 'auth.google_linked', v_user.email, '{}');
+        else
+            insert into crypto.users (email, google_sub) values (v_email, p_sub) returning * into v_user;
+            insert into crypto.ledger_accounts (kind, user_id) values ('user', v_user.id);
+            perform crypto.audit('user:' || v_user.id, 'auth.google_signup', v_user.email, '{}');
+        end if;
+    end if;
+    if v_user.disabled_at is not null then
+        raise exception using errcode = 'OX002', message = 'INVALID_CREDENTIALS', detail = 'This account is disabled';
+    end if;
+    return crypto.user_json(v_user);
+end
+$$;
+
+create or replace function crypto.worker_heartbeat(p_worker text, p_details jsonb) returns void
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.worker_heartbeats (worker, seen_at, details) values (p_worker, crypto.now(), p_details)
+    on conflict (worker) do update set seen_at = excluded.seen_at, details = excluded.details
+$$;
+
+-- What an operator looks at first: the database, pg_cron's jobs and their
+-- last runs, the workers, the batch runs, the queue and open alerts.
+create or replace function api.admin_health() returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_cron json;
+begin
+    if not exists (select from crypto.users as u where u.id = v_uid and u.role = 'admin')
+        or current_setting('request.jwt.claims', true)::json ->> 'role' is distinct from 'app_admin' then
+        raise exception using errcode = 'OX003', message = 'FORBIDDEN', detail = 'Admins only';
+    end if;
+    if to_regclass('cron.job') is not null then
+        execute $q$
+            select coalesce(json_agg(json_build_object(
+                'job', j.jobname, 'schedule', j.schedule, 'active', j.active,
+                'last_status', r.status, 'last_start', crypto.kst(r.start_time)
+            ) order by j.jobname), '[]')
+            from cron.job as j
+            left join lateral (
+                select d.status, d.start_time from cron.job_run_details as d
+                where d.jobid = j.jobid order by d.start_time desc limit 1
+            ) as r on true
+        $q$ into v_cron;
+    end if;
+    return json_build_object(
+        'database', json_build_object('ok', true, 'now', crypto.kst(crypto.now()), 'version', version()),
+        'pg_cron', coalesce(v_cron, '"not installed in this database"'::json),
+        'workers', (select coalesce(json_agg(json_build_object(
+            'worker', w.worker, 'seen_at', crypto.kst(w.seen_at),
+            'seconds_ago', round(extract(epoch from crypto.now() - w.seen_at))
+        ) order by w.worker), '[]') from crypto.worker_heartbeats as w),
+        'batch_runs', (select coalesce(json_agg(json_build_object(
+            'job', r.job, 'status', r.status, 'started_at', crypto.kst(r.started_at),
+            'finished_at', crypto.kst(r.finished_at), 'rows', r.rows, 'error', r.error
+        ) order by r.job), '[]') from (
+            select distinct on (j.job) j.* from crypto.job_runs as j order by j.job, j.started_at desc
+        ) as r),
+        'queue', (select coalesce(json_object_agg(q.status, q.n), '{}') from (
+            select j.status, count(*) as n from crypto.jobs as j group by j.status
+        ) as q),
+        'alerts', (select coalesce(json_agg(json_build_object(
+            'check', h.check_name, 'at', crypto.kst(h.at), 'details', h.details
+        ) order by h.at desc), '[]') from (
+            select distinct on (s.check_name) s.* from crypto.system_health as s
+            order by s.check_name, s.at desc
+        ) as h where h.status = 'alert')
+    );
+end
+$$;
+
+grant execute on function api.issue_refresh(bytea) to app_user, app_admin;
+grant execute on function api.refresh(bytea, bytea) to anon;
+grant execute on function api.logout(bytea) to anon;
+grant execute on function api.mfa_secret(uuid) to anon;
+grant execute on function api.mfa_accept(uuid, bigint) to anon;
+grant execute on function crypto.make_admin(text, text) to oxp_service;
+grant execute on function api.oauth_begin(text, text, text, text) to anon;
+grant execute on function api.oauth_consume(text) to anon;
+grant execute on function api.oauth_login(text, text, text) to anon;
+grant execute on function crypto.worker_heartbeat(text, jsonb) to oxp_service;
+grant execute on function api.admin_health() to app_admin;

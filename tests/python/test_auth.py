@@ -1,0 +1,164 @@
+"""Our tokens (refresh rotation, logout, key rotation, the forgery matrix) and
+admins with a second factor, over HTTP against a real database."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import jwt
+import psycopg
+import pyotp
+from cryptography.hazmat.primitives import serialization
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from ox_cli.main import app as cli
+from ox_sidecar.config import get_settings
+from ox_sidecar.tokens import KeyRing
+from support import bearer, signup
+
+PASSWORD = "correct horse battery"
+
+
+def login(client: TestClient, email: str, **extra: str) -> TestClient:
+    return client.post("/v1/auth/login", json={"email": email, "password": PASSWORD, **extra})  # type: ignore[return-value]
+
+
+def test_refresh_rotates_and_a_reused_token_revokes_its_family(client: TestClient) -> None:
+    first = client.post("/v1/auth/signup", json={"email": "r@example.com", "password": PASSWORD})
+    refresh1 = first.json()["refresh_token"]
+    r = client.post("/v1/auth/refresh", json={"refresh_token": refresh1})
+    assert r.status_code == 200, r.text
+    refresh2 = r.json()["refresh_token"]
+    assert refresh2 != refresh1
+    assert client.get("/v1/users/me", headers=bearer(r.json()["access_token"])).status_code == 200
+
+    # The spent token again: a thief has a copy. Both it and its successor die.
+    stolen = client.post("/v1/auth/refresh", json={"refresh_token": refresh1})
+    assert stolen.status_code == 401 and stolen.json()["code"] == "INVALID_TOKEN"
+    after = client.post("/v1/auth/refresh", json={"refresh_token": refresh2})
+    assert after.status_code == 401
+
+    # A new login is a new family; logout ends it.
+    refresh3 = login(client, "r@example.com").json()["refresh_token"]
+    assert client.post("/v1/auth/logout", json={"refresh_token": refresh3}).json() == {
+        "logged_out": True
+    }
+    assert client.post("/v1/auth/refresh", json={"refresh_token": refresh3}).status_code == 401
+    garbage = client.post("/v1/auth/refresh", json={"refresh_token": "x" * 43})
+    assert garbage.status_code == 401 and garbage.json()["code"] == "INVALID_TOKEN"
+
+
+def _b64(data: dict[str, object]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_forged_tokens_are_refused(client: TestClient) -> None:
+    token = signup(client, "victim@example.com")
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    settings = get_settings()
+    ring = KeyRing.for_users(settings)
+    public_pem = ring.current.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    head, body, signature = token.split(".")
+    other_key = KeyRing(None, None, Path(settings.jwt_private_key_file).parent / "other.pem")
+    now = int(time.time())
+
+    def signed(changes: dict[str, object], kid: str | None = header["kid"]) -> str:
+        return jwt.encode(
+            {**claims, **changes}, ring.current.private_key, algorithm="RS256", headers={"kid": kid}
+        )
+
+    forgeries = {
+        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': header['kid']})}.{body}.",
+        # The classic confusion: HMAC keyed with the public key we publish.
+        "HS256 with our public key": f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': header['kid']})}"
+        f".{body}.{_hs256(public_pem, _b64({'alg': 'HS256', 'typ': 'JWT', 'kid': header['kid']}), body)}",
+        "unknown kid": signed({}, kid="not-our-key"),
+        "another key, our kid": jwt.encode(
+            claims, other_key.current.private_key, algorithm="RS256", headers={"kid": header["kid"]}
+        ),
+        "tampered claims": f"{head}.{_b64({**claims, 'sub': '00000000-0000-0000-0000-000000000000'})}"
+        f".{signature}",
+        "expired": signed({"iat": now - 3600, "exp": now - 60}),
+        "wrong issuer": signed({"iss": "someone-else"}),
+        "wrong audience": signed({"aud": "another-api"}),
+        "a user key claiming the admin role": signed({"role": "app_admin"}),
+        "no role": jwt.encode(
+            {k: v for k, v in claims.items() if k != "role"},
+            ring.current.private_key,
+            algorithm="RS256",
+            headers={"kid": header["kid"]},
+        ),
+    }
+    for name, forged in forgeries.items():
+        r = client.get("/v1/users/me", headers=bearer(forged))
+        assert r.status_code == 401, name
+        assert r.json()["code"] == "INVALID_TOKEN", name
+    assert client.get("/v1/users/me", headers=bearer(token)).status_code == 200
+
+
+def _hs256(key: bytes, head: str, body: str) -> str:
+    import hashlib
+    import hmac
+
+    mac = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def test_key_rotation_keeps_old_tokens_valid(client: TestClient) -> None:
+    before = signup(client, "rotate@example.com")
+    old_kid = jwt.get_unverified_header(before)["kid"]
+    result = CliRunner().invoke(cli, ["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    time.sleep(KeyRing.RELOAD_SECONDS + 0.2)  # the API re-reads changed key files
+    kids = {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+    assert old_kid in kids and len(kids) == 3  # users: new + previous; admins: one
+    after = login(client, "rotate@example.com").json()["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] != old_kid
+    for token in (before, after):
+        assert client.get("/v1/users/me", headers=bearer(token)).status_code == 200
+
+
+def test_admin_needs_a_second_factor(client: TestClient, db: psycopg.Connection) -> None:
+    user_token = signup(client, "boss@example.com")
+    result = CliRunner().invoke(cli, ["users", "create-admin", "boss@example.com"])
+    assert result.exit_code == 0, result.output
+    secret = result.output.split("TOTP secret (shown once): ")[1].split()[0]
+    assert "totp_secret" not in json.dumps(
+        client.get("/v1/users/me", headers=bearer(user_token)).json()
+    )
+
+    no_code = login(client, "boss@example.com")
+    assert no_code.status_code == 401 and no_code.json()["code"] == "MFA_REQUIRED"
+    wrong = login(
+        client,
+        "boss@example.com",
+        otp="000000" if pyotp.TOTP(secret).now() != "000000" else "111111",
+    )
+    assert wrong.status_code == 401 and wrong.json()["code"] == "INVALID_CREDENTIALS"
+    code = pyotp.TOTP(secret).now()
+    ok = login(client, "boss@example.com", otp=code)
+    assert ok.status_code == 200, ok.text
+    admin_token = ok.json()["access_token"]
+    assert jwt.decode(admin_token, options={"verify_signature": False})["role"] == "app_admin"
+    admin_kid = jwt.get_unverified_header(admin_token)["kid"]
+    assert admin_kid != jwt.get_unverified_header(user_token)["kid"]  # a key of its own
+    replay = login(client, "boss@example.com", otp=code)
+    assert replay.status_code == 401, "a one-time code works once"
+
+    health = client.get("/admin/health", headers=bearer(admin_token))
+    assert health.status_code == 200, health.text
+    assert set(health.json()) >= {"database", "pg_cron", "workers", "batch_runs", "queue", "alerts"}
+    someone = signup(client, "someone@example.com")
+    forbidden = client.get("/admin/health", headers=bearer(someone))
+    assert forbidden.status_code == 403 and forbidden.json()["code"] == "FORBIDDEN"
+    assert client.get("/admin/health").status_code == 401
+    actions = [a for (a,) in db.execute("select action from crypto.audit_logs order by id")]
+    assert "user.make_admin" in actions and "auth.admin_login" in actions
