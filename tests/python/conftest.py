@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +23,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.config import get_settings
 from ox_sidecar.migrate import migrate
-from support import free_port
+from support import free_port, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "oxp_template"
@@ -113,6 +114,13 @@ def client(env: None) -> Iterator[TestClient]:
     from ox_sidecar.app import create_app
 
     with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def live_client(env: None) -> Iterator[httpx.Client]:
+    """The API as a real process (uvicorn), for the tests that must cross a real socket."""
+    with running_api() as base, httpx.Client(base_url=base, timeout=30) as c:
         yield c
 
 

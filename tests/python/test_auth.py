@@ -8,11 +8,12 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import jwt
 import psycopg
 import pyotp
+import pytest
 from cryptography.hazmat.primitives import serialization
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ox_cli.main import app as cli
@@ -20,14 +21,21 @@ from ox_sidecar.config import get_settings
 from ox_sidecar.tokens import KeyRing
 from support import bearer, signup
 
+
+@pytest.fixture
+def client(live_client: httpx.Client) -> httpx.Client:
+    """These tests talk to the API under uvicorn, over a real socket."""
+    return live_client
+
+
 PASSWORD = "correct horse battery"
 
 
-def login(client: TestClient, email: str, **extra: str) -> TestClient:
-    return client.post("/v1/auth/login", json={"email": email, "password": PASSWORD, **extra})  # type: ignore[return-value]
+def login(client: httpx.Client, email: str, **extra: str) -> httpx.Response:
+    return client.post("/v1/auth/login", json={"email": email, "password": PASSWORD, **extra})
 
 
-def test_refresh_rotates_and_a_reused_token_revokes_its_family(client: TestClient) -> None:
+def test_refresh_rotates_and_a_reused_token_revokes_its_family(client: httpx.Client) -> None:
     first = client.post("/v1/auth/signup", json={"email": "r@example.com", "password": PASSWORD})
     refresh1 = first.json()["refresh_token"]
     r = client.post("/v1/auth/refresh", json={"refresh_token": refresh1})
@@ -57,7 +65,7 @@ def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def test_forged_tokens_are_refused(client: TestClient) -> None:
+def test_forged_tokens_are_refused(client: httpx.Client) -> None:
     token = signup(client, "victim@example.com")
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -112,7 +120,7 @@ def _hs256(key: bytes, head: str, body: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def test_key_rotation_keeps_old_tokens_valid(client: TestClient) -> None:
+def test_key_rotation_keeps_old_tokens_valid(client: httpx.Client) -> None:
     before = signup(client, "rotate@example.com")
     old_kid = jwt.get_unverified_header(before)["kid"]
     result = CliRunner().invoke(cli, ["keys", "rotate"])
@@ -126,7 +134,7 @@ def test_key_rotation_keeps_old_tokens_valid(client: TestClient) -> None:
         assert client.get("/v1/users/me", headers=bearer(token)).status_code == 200
 
 
-def test_admin_needs_a_second_factor(client: TestClient, db: psycopg.Connection) -> None:
+def test_admin_needs_a_second_factor(client: httpx.Client, db: psycopg.Connection) -> None:
     user_token = signup(client, "boss@example.com")
     result = CliRunner().invoke(cli, ["users", "create-admin", "boss@example.com"])
     assert result.exit_code == 0, result.output

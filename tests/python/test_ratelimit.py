@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import ipaddress
 
+import httpx
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
 from ox_sidecar.ratelimit import client_ip
-from support import bearer, open_session_for, service, signup
+from support import bearer, open_session_for, running_api, service, signup
 
 pytestmark = pytest.mark.usefixtures("calendar")
+
+
+@pytest.fixture
+def client(live_client: httpx.Client) -> httpx.Client:
+    """These tests talk to the API under uvicorn, over a real socket."""
+    return live_client
 
 
 def set_limit(db: psycopg.Connection, key: str, value: int) -> None:
@@ -21,7 +27,7 @@ def set_limit(db: psycopg.Connection, key: str, value: int) -> None:
 
 
 def test_predictions_per_minute_then_the_window_slides(
-    client: TestClient, db: psycopg.Connection
+    client: httpx.Client, db: psycopg.Connection
 ) -> None:
     open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
     h = bearer(signup(client, "fast@example.com"))
@@ -53,7 +59,7 @@ def test_predictions_per_minute_then_the_window_slides(
     assert again.status_code == 409 and again.json()["code"] == "DAILY_LIMIT_REACHED"
 
 
-def test_predictions_per_hour(client: TestClient, db: psycopg.Connection) -> None:
+def test_predictions_per_hour(client: httpx.Client, db: psycopg.Connection) -> None:
     open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
     set_limit(db, "ratelimit.predictions_per_minute", 1000)
     set_limit(db, "ratelimit.predictions_per_hour", 4)
@@ -71,7 +77,7 @@ def test_predictions_per_hour(client: TestClient, db: psycopg.Connection) -> Non
     assert codes == [201, 409, 409, 409, 429, 429]
 
 
-def test_point_reads_per_minute(client: TestClient, db: psycopg.Connection) -> None:
+def test_point_reads_per_minute(client: httpx.Client, db: psycopg.Connection) -> None:
     set_limit(db, "ratelimit.point_reads_per_minute", 3)
     h = bearer(signup(client, "reader@example.com"))
     codes = [client.get("/v1/points/balance", headers=h).status_code for _ in range(3)]
@@ -80,7 +86,7 @@ def test_point_reads_per_minute(client: TestClient, db: psycopg.Connection) -> N
     assert client.get("/v1/users/me", headers=h).status_code == 200
 
 
-def test_every_route_per_ip_but_the_probes(client: TestClient, db: psycopg.Connection) -> None:
+def test_every_route_per_ip_but_the_probes(client: httpx.Client, db: psycopg.Connection) -> None:
     set_limit(db, "ratelimit.ip_per_minute", 4)
     codes = [client.get("/v1/rewards").status_code for _ in range(3)]
     # A bad token still counts against its IP.
@@ -91,14 +97,9 @@ def test_every_route_per_ip_but_the_probes(client: TestClient, db: psycopg.Conne
 
 
 def test_every_api_process_shares_the_count(env: None, db: psycopg.Connection) -> None:
-    from ox_sidecar.app import create_app
-
     set_limit(db, "ratelimit.ip_per_minute", 4)
-    with (
-        TestClient(create_app(), raise_server_exceptions=False) as one,
-        TestClient(create_app(), raise_server_exceptions=False) as two,
-    ):
-        codes = [c.get("/v1/rewards").status_code for c in (one, two, one, two, one)]
+    with running_api() as one, running_api() as two:
+        codes = [httpx.get(f"{base}/v1/rewards").status_code for base in (one, two, one, two, one)]
     assert codes == [200, 200, 200, 200, 429]
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import jwt
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
 from support import bearer, open_session_for, service, signup
 
 pytestmark = pytest.mark.usefixtures("calendar")
+
+
+@pytest.fixture
+def client(live_client: httpx.Client) -> httpx.Client:
+    """These tests talk to the API under uvicorn, over a real socket."""
+    return live_client
+
 
 INJECTIONS = [
     "' or '1'='1",
@@ -27,7 +34,7 @@ INJECTIONS = [
 
 
 @pytest.fixture
-def world(client: TestClient, db: psycopg.Connection) -> dict[str, dict[str, str]]:
+def world(client: httpx.Client, db: psycopg.Connection) -> dict[str, dict[str, str]]:
     """Alice has predictions, points, a redemption and an ad reward; Bob has nothing."""
     with db.transaction():
         db.execute("update crypto.settings set value = '100000' where key like 'ratelimit.%'")
@@ -59,7 +66,7 @@ def world(client: TestClient, db: psycopg.Connection) -> dict[str, dict[str, str
 
 
 def test_no_endpoint_shows_one_user_anothers_data(
-    client: TestClient, world: dict[str, dict[str, str]], db: psycopg.Connection
+    client: httpx.Client, world: dict[str, dict[str, str]], db: psycopg.Connection
 ) -> None:
     alice_id = db.execute(
         "select id::text from crypto.users where email = 'alice@example.com'"
@@ -97,7 +104,7 @@ def _counts(db: psycopg.Connection) -> tuple[object, ...]:
 
 
 def test_injection_strings_change_nothing_and_never_5xx(
-    client: TestClient, world: dict[str, dict[str, str]], db: psycopg.Connection
+    client: httpx.Client, world: dict[str, dict[str, str]], db: psycopg.Connection
 ) -> None:
     before = _counts(db)
     bob = world["bob"]
@@ -130,7 +137,7 @@ def test_injection_strings_change_nothing_and_never_5xx(
     assert db.execute("select to_regclass('crypto.users') is not null").fetchone() == (True,)
 
 
-def test_no_input_raises_a_role(client: TestClient, db: psycopg.Connection) -> None:
+def test_no_input_raises_a_role(client: httpx.Client, db: psycopg.Connection) -> None:
     r = client.post(
         "/v1/auth/signup",
         json={"email": "climber@example.com", "password": "a good password", "role": "admin"},
