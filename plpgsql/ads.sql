@@ -32,9 +32,9 @@ declare
     v_state text;
     v_detail text;
 begin
-    if p_idempotency_key is null then
+    if p_idempotency_key is null or length(p_idempotency_key) > 150 then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'An ad reward needs an Idempotency-Key header';
+            detail = 'An ad reward needs an Idempotency-Key header of 1 to 150 characters';
     end if;
     v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
     if v_replay is not null then

@@ -29,14 +29,19 @@ language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
+    v_family uuid;
     v_token crypto.refresh_tokens;
     v_user crypto.users;
     v_now timestamptz := crypto.now();
 begin
-    select t.* into v_token from crypto.refresh_tokens as t where t.token_hash = p_hash for update;
-    if v_token.id is null then
+    select t.family_id into v_family from crypto.refresh_tokens as t where t.token_hash = p_hash;
+    if v_family is null then
         raise exception using errcode = 'OX001', message = 'INVALID_TOKEN', detail = 'Unknown refresh token';
     end if;
+    -- One change to a family at a time: a revocation must see the token a
+    -- concurrent rotation is adding, so it waits for it to commit.
+    perform crypto.lock_refresh_family(v_family);
+    select t.* into v_token from crypto.refresh_tokens as t where t.token_hash = p_hash;
     if v_token.used_at is not null or v_token.revoked_at is not null then
         if v_token.used_at is not null then
             update crypto.refresh_tokens as t set revoked_at = v_now
@@ -60,14 +65,24 @@ $$;
 -- Ends the session the token belongs to. Says the same whether or not the
 -- token was known, so it tells a caller nothing.
 create or replace function api.logout(p_hash bytea) returns json
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
-    update crypto.refresh_tokens as t set revoked_at = crypto.now()
-    where t.revoked_at is null
-        and t.family_id = (select f.family_id from crypto.refresh_tokens as f where f.token_hash = p_hash);
-    select json_build_object('logged_out', true);
+declare
+    v_family uuid := (select f.family_id from crypto.refresh_tokens as f where f.token_hash = p_hash);
+begin
+    if v_family is not null then
+        perform crypto.lock_refresh_family(v_family);
+        update crypto.refresh_tokens as t set revoked_at = crypto.now()
+        where t.family_id = v_family and t.revoked_at is null;
+    end if;
+    return json_build_object('logged_out', true);
+end
 $$;
+
+create or replace function crypto.lock_refresh_family(p_family uuid) returns void
+language sql volatile
+as $$ select pg_advisory_xact_lock(hashtextextended('crypto.refresh_tokens:' || p_family::text, 0)) $$;
 
 -- The admin's TOTP secret, for the sidecar to check a code after the
 -- password was verified; null for everyone else.
@@ -114,6 +129,10 @@ begin
         raise exception using errcode = 'OX004', message = 'NOT_FOUND',
             detail = format('No user %s', left(p_email, 254));
     end if;
+    -- Sessions begun as a user must not turn into admin sessions on their
+    -- next refresh: an admin session starts with the second factor.
+    update crypto.refresh_tokens as t set revoked_at = crypto.now()
+    where t.user_id = v_user.id and t.revoked_at is null;
     perform crypto.audit(crypto.current_actor(), 'user.make_admin', v_user.email, '{}');
     return crypto.user_json(v_user);
 end
@@ -186,6 +205,11 @@ begin
     end if;
     if v_user.disabled_at is not null then
         raise exception using errcode = 'OX002', message = 'INVALID_CREDENTIALS', detail = 'This account is disabled';
+    end if;
+    if v_user.role = 'admin' then
+        -- An admin session needs the second factor; Google's sign-in is not it.
+        raise exception using errcode = 'OX010', message = 'MFA_REQUIRED',
+            detail = 'Admins sign in with their password and a one-time code';
     end if;
     return crypto.user_json(v_user);
 end

@@ -7,6 +7,8 @@ returns table (check_name text, subject text, details jsonb)
 language sql stable security definer
 set search_path = crypto, pg_temp
 set work_mem = '128MB'
+-- Award keys embed a date: read them the way settlement wrote them.
+set datestyle = 'ISO, YMD'
 as $$
     -- A posted transfer has exactly its two entries: -amount on the debit
     -- account, +amount on the credit account. A refused one has none.
@@ -128,6 +130,30 @@ as $$
     where crypto.prediction_won(p.choice, s.outcome) and not exists (
         select from crypto.ledger_transfers as t
         where t.idempotency_key = 'settlement:' || p.trading_day || ':' || p.id and t.refusal is null
+    )
+
+    -- Every movement through a system account has its cause on record: an
+    -- award its winning prediction (checked above), a redemption's debit or
+    -- refund its redemption, an ad reward its unlock, an adjustment its
+    -- audited admin action. Anything else minted or burned points.
+    union all
+    select 'unexplained_transfer', 'transfer:' || t.id,
+        jsonb_build_object('reason', t.reason, 'amount', t.amount, 'key', t.idempotency_key)
+    from crypto.ledger_transfers as t
+    join crypto.ledger_accounts as d on d.id = t.debit_account_id
+    join crypto.ledger_accounts as c on c.id = t.credit_account_id
+    where t.refusal is null and (d.kind = 'system' or c.kind = 'system') and not (
+        (d.code = 'issuance' and t.reason = 'settlement_award')
+        or (c.code = 'redemptions' and exists (
+            select from crypto.rewards_redemptions as r where r.debit_transfer_id = t.id
+        ))
+        or (d.code = 'redemptions' and exists (
+            select from crypto.rewards_redemptions as r where r.refund_transfer_id = t.id
+        ))
+        or (d.code = 'ads' and exists (select from crypto.ad_unlocks as u where u.transfer_id = t.id))
+        or ('adjustments' in (d.code, c.code) and exists (
+            select from crypto.audit_logs as l where l.action = 'points.adjust' and l.subject = t.idempotency_key
+        ))
     )
 
     -- An ad's points arrived, and only for a POINTS ad.

@@ -55,10 +55,11 @@ declare
     v_state text;
     v_detail text;
 begin
-    if p_idempotency_key is null then
-        -- Spending without a key is how a double click spends twice.
+    if p_idempotency_key is null or length(p_idempotency_key) > 150 then
+        -- Spending without a key is how a double click spends twice. The
+        -- ledger key adds the user to it, and must stay within 200 characters.
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'Redeeming needs an Idempotency-Key header';
+            detail = 'Redeeming needs an Idempotency-Key header of 1 to 150 characters';
     end if;
     v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
     if v_replay is not null then
@@ -87,17 +88,22 @@ begin
         );
         perform crypto.raise_refusal(v_transfer);
 
+        -- Reserve at the price that was debited; a price changed meanwhile
+        -- undoes the whole attempt, which the client may simply retry.
         update crypto.rewards_inventory as r set reserved = r.reserved + 1
         where r.sku = v_reward.sku and r.active and r.reserved + r.issued < r.stock
         returning r.* into v_reward;
         if v_reward.sku is null then
             raise exception using errcode = 'OX202', message = 'OUT_OF_STOCK',
                 detail = format('No unit of %s is left', p_sku);
+        elsif v_reward.cost_points <> v_transfer.amount then
+            raise exception using errcode = '40001', message = 'RETRY',
+                detail = format('The price of %s changed; try again', v_reward.sku);
         end if;
 
         insert into crypto.rewards_redemptions
             (user_id, sku, cost_points, status, idempotency_key, debit_transfer_id, created_at, updated_at)
-        values (v_uid, v_reward.sku, v_reward.cost_points, 'REQUESTED', p_idempotency_key, v_transfer.id,
+        values (v_uid, v_reward.sku, v_transfer.amount, 'REQUESTED', p_idempotency_key, v_transfer.id,
             crypto.now(), crypto.now())
         returning * into v_redemption;
         perform crypto.enqueue_job('reward.issue', jsonb_build_object('redemption_id', v_redemption.id),
@@ -195,6 +201,7 @@ declare
     v_redemption crypto.rewards_redemptions;
     v_debit crypto.ledger_transfers;
     v_refund crypto.ledger_transfers;
+    v_job crypto.job_status;
 begin
     if p_status not in ('FAILED', 'CANCELLED') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
@@ -210,14 +217,15 @@ begin
         raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
             detail = format('Redemption %s is %s', p_id, v_redemption.status);
     end if;
-    if p_status = 'CANCELLED' and exists (
-        -- The vendor may be issuing it right now: a cancel would refund a
-        -- reward the user then also gets. Holding the job row also keeps a
-        -- worker from claiming it until this commits.
-        select from crypto.jobs as j
-        where j.dedupe_key = 'reward.issue:' || p_id and j.status = 'running'
-        for update
-    ) then
+    -- The vendor call's job row, locked whatever its state: a worker claims
+    -- with SKIP LOCKED, so it cannot take the job while this runs, and finds
+    -- it done afterwards. If a worker holds it already, the vendor may be
+    -- issuing the reward right now, and a cancel would refund a reward the
+    -- user then also gets.
+    select j.status into v_job from crypto.jobs as j
+    where j.dedupe_key = 'reward.issue:' || p_id
+    for update;
+    if p_status = 'CANCELLED' and v_job = 'running' then
         raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
             detail = format('Redemption %s is with the vendor now; try again shortly', p_id);
     end if;

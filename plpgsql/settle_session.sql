@@ -41,6 +41,8 @@ create or replace function crypto.settle_session(p_day date, p_void_missing bool
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- Settlement keys embed the day as text: ISO, whatever the session's DateStyle.
+set datestyle = 'ISO, YMD'
 -- A day's winners are sorted and aggregated in memory, not on disk.
 set work_mem = '128MB'
 as $$

@@ -3,6 +3,8 @@
 create or replace function api.user_stats() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
+-- Settlement keys embed the day as text: ISO, whatever the session's DateStyle.
+set datestyle = 'ISO, YMD'
 as $$
 declare
     v_uid uuid := crypto.require_user();

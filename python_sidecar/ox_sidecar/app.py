@@ -227,9 +227,10 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 # Spending and earning points: a missing key is how a double click pays twice.
+# At most 150 characters: the ledger key adds the user's id to it.
 RequiredIdempotencyKey = Annotated[
     str,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Required"),
+    Header(alias="Idempotency-Key", min_length=1, max_length=150, description="Required"),
 ]
 
 

@@ -54,6 +54,8 @@ def test_redeem_then_the_worker_issues(
     assert sold_out.status_code == 409 and sold_out.json()["code"] == "OUT_OF_STOCK"
     missing_key = client.post("/v1/rewards/HAT/redeem", headers=user)
     assert missing_key.status_code == 422 and missing_key.json()["code"] == "VALIDATION_FAILED"
+    long_key = client.post("/v1/rewards/HAT/redeem", headers={**user, "Idempotency-Key": "k" * 151})
+    assert long_key.status_code == 422 and long_key.json()["code"] == "VALIDATION_FAILED"
     assert client.get("/v1/points/balance", headers=user).json()["balance"] == 200
 
     with psycopg.connect(db_url, autocommit=True) as worker:
@@ -101,7 +103,8 @@ def test_ads_raise_the_limit_and_pay_points(
     assert over.status_code == 409 and over.json()["code"] == "DAILY_LIMIT_REACHED"
 
     for i in range(5):
-        paid = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": f"p{i}"})
+        key = f"p{i}" if i else "k" * 150  # the longest key still fits the ledger's
+        paid = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": key})
         assert paid.status_code == 201 and paid.json()["points"] == 20
     capped = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": "p5"})
     assert capped.status_code == 409 and capped.json()["code"] == "AD_LIMIT_REACHED"

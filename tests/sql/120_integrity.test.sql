@@ -1,5 +1,5 @@
 begin;
-select plan(15);
+select plan(16);
 
 -- A healthy history: a settled day with a winner and a loser, a redemption
 -- issued, one failed, an ad reward.
@@ -69,7 +69,10 @@ select ok(pg_temp.found('award_without_win'), 'an award without a winning predic
 update crypto.ledger_transfers set refusal = 'OX201' where id = (select transfer_id from crypto.ad_unlocks);
 select ok(pg_temp.found('ad_reward_ledger'), 'an ad unlock whose ledger side does not match');
 
+-- Points minted through the ledger function itself, with no cause on record.
 set local session_replication_role = origin;
+select crypto.ledger_transfer('gift:1', crypto.system_account('issuance'), crypto.user_account(:'l'), 50, 'gift');
+select ok(pg_temp.found('unexplained_transfer'), 'a system-account movement with no cause');
 select cmp_ok(crypto.run_integrity_check(), '>', 0, 'the daily run counts them');
 select is((select status::text from crypto.system_health where check_name = 'integrity' order by id desc limit 1),
     'alert', '... and raises an alert row');

@@ -1,5 +1,5 @@
 begin;
-select plan(16);
+select plan(19);
 
 select tests.create_user('t@example.com') as u \gset
 select tests.authenticate_as(:'u');
@@ -44,6 +44,20 @@ select throws_ok($$ select crypto.make_admin('t@example.com', 'not base32!') $$,
 select crypto.make_admin('t@example.com', 'JBSWY3DPEHPK3PXP');
 select is(api.mfa_accept(:'u', 100)::jsonb ->> 'accepted', 'true', 'a code of a new time step is accepted');
 select is(api.mfa_accept(:'u', 100)::jsonb ->> 'accepted', 'false', 'the same step again is a replay');
+
+-- An admin session begins with the second factor, never without it.
+select tests.create_user('m@example.com') as m \gset
+select tests.authenticate_as(:'m');
+select api.issue_refresh(sha256('m1'));
+select tests.clear_authentication();
+select crypto.make_admin('m@example.com', 'JBSWY3DPEHPK3PXP');
+select is(api.refresh(sha256('m1'), sha256('m2'))::jsonb #>> '{problem,sqlstate}', 'OX001',
+    'promotion ends the sessions begun as a user');
+select api.oauth_begin(repeat('c', 43), repeat('n', 43), 'verifier', 'http://cb');
+select api.oauth_consume(repeat('c', 43));
+select throws_ok(format('select api.oauth_login(%L, %L, %L)', repeat('c', 43), 'g-m', 'm@example.com'),
+    'OX010', 'MFA_REQUIRED', 'Google sign-in is not an admin''s second factor');
+select is((select google_sub from crypto.users where email = 'm@example.com'), null, '... and links nothing');
 
 select * from finish();
 rollback;
