@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 from ox_sidecar.config import Settings
 from ox_sidecar.tokens import TokenService
-from throwaway import free_port, throwaway_cluster
+from throwaway import running_api, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
@@ -115,36 +112,10 @@ def run_http(
     lines = [f"{token} {symbol}" for symbol in SYMBOLS for token in user_tokens]
     requests_file = work / "requests.txt"
     requests_file.write_text("\n".join(lines) + "\n")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "JWT_PRIVATE_KEY_FILE": str(work / "jwt.pem"),
-        "LOG_LEVEL": "WARNING",
-        "API_POOL_SIZE": str(pool),
-        # One IP sends everything here; bench/ratelimit measures the limiter.
-        "RATE_LIMITS_ENABLED": "false",
-    }
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "oxp"),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    # One IP sends everything here; bench/ratelimit measures the limiter.
+    with running_api(
+        url, work, workers=workers, API_POOL_SIZE=str(pool), RATE_LIMITS_ENABLED="false"
+    ) as base:
         threads = 2
         out = subprocess.run(
             [
@@ -157,16 +128,13 @@ def run_http(
                 f"{seconds}s",
                 "-s",
                 str(ROOT / "bench" / "predict.lua"),
-                f"http://127.0.0.1:{port}",
+                base,
             ],
             check=True,
             capture_output=True,
             text=True,
             env={**os.environ, "REQUESTS_FILE": str(requests_file), "WRK_THREADS": str(threads)},
         ).stdout
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     result = json.loads(next(line[5:] for line in out.splitlines() if line.startswith("JSON ")))
     if result["requests"] > len(lines):
         raise SystemExit("not enough distinct (user, symbol) pairs for this run; raise HTTP_USERS")

@@ -8,18 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 from ox_sidecar.config import Settings
 from ox_sidecar.migrate import migrate
 from ox_sidecar.tokens import TokenService
-from throwaway import free_port, throwaway_cluster
+from throwaway import running_api, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,31 +50,6 @@ def wrk(url: str, token: str, clients: int, seconds: int) -> tuple[float, float]
     return rps, float(p50.group(1)) * scale
 
 
-def serve(url: str, work: Path, enabled: bool) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "JWT_PRIVATE_KEY_FILE": str(work / "jwt.pem"),
-        "LOG_LEVEL": "WARNING",
-        "API_POOL_SIZE": "8",
-        "RATE_LIMITS_ENABLED": "true" if enabled else "false",
-    }
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "oxp"), "serve", "--port", str(port)],
-        env=env,
-        start_new_session=True,
-    )
-    for _ in range(200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return server, port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=16)
@@ -106,17 +79,11 @@ def main() -> None:
         ).issue({"id": str(user), "email": "bench@example.com", "role": "user"})["access_token"]
         results = {}
         for enabled in (False, True):
-            server, api_port = serve(url, work, enabled)
-            try:
+            flag = "true" if enabled else "false"
+            with running_api(url, work, API_POOL_SIZE="8", RATE_LIMITS_ENABLED=flag) as base:
                 results[enabled] = wrk(
-                    f"http://127.0.0.1:{api_port}/v1/points/balance",
-                    token,
-                    args.clients,
-                    args.seconds,
+                    f"{base}/v1/points/balance", token, args.clients, args.seconds
                 )
-            finally:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=20)
     (off_rps, off_p50), (on_rps, on_p50) = results[False], results[True]
     print(
         f"bench/ratelimit on {os.cpu_count()} cores, {args.clients} connections, {args.seconds} s each"

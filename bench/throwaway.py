@@ -9,9 +9,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALPG = ROOT / "scripts" / "localpg.sh"
@@ -44,3 +47,43 @@ def throwaway_cluster(shared_buffers: str = "256MB") -> Iterator[tuple[Path, int
     finally:
         subprocess.run([LOCALPG, "stop", work / "pg"], check=False)
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def running_api(url: str, work: Path, workers: int = 1, **env: str) -> Iterator[str]:
+    """`oxp serve` against the throwaway cluster until it answers /ready; its base URL.
+    `env` adds settings (API_POOL_SIZE="8", RATE_LIMITS_ENABLED="false", ...)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "oxp"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={
+            **os.environ,
+            "DATABASE_URL": url,
+            "JWT_PRIVATE_KEY_FILE": str(work / "jwt.pem"),
+            "LOG_LEVEL": "WARNING",
+            **env,
+        },
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the API did not become ready")
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)

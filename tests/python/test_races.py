@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -20,6 +21,20 @@ def as_user(conn: psycopg.Connection, uid: str) -> None:
         "select set_config('role', 'app_user', true), set_config('request.jwt.claims', %s, true)",
         (json.dumps({"sub": uid, "role": "app_user"}),),
     )
+
+
+def wait_until_blocked(db: psycopg.Connection, conn: psycopg.Connection) -> bool:
+    """True once `conn`'s backend waits on a lock (so the interleaving is set),
+    False if it never does within 10 s."""
+    pid = conn.info.backend_pid
+    for _ in range(200):
+        row = db.execute(
+            "select wait_event_type from pg_stat_activity where pid = %s", (pid,)
+        ).fetchone()
+        if row and row[0] == "Lock":
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def in_thread(work: Any) -> tuple[threading.Thread, dict[str, Any]]:
@@ -64,8 +79,7 @@ def test_a_cancel_keeps_the_worker_off_the_vendor_call(db: psycopg.Connection, d
             return answer
 
         thread, out = in_thread(cancel)
-        thread.join(0.5)
-        waited = thread.is_alive()
+        waited = wait_until_blocked(db, admin)
         worker.execute("set role oxp_service")
         try:
             claimed = worker.execute(
@@ -111,8 +125,7 @@ def test_reuse_detection_revokes_a_token_minted_by_a_concurrent_rotation(
             return answer
 
         thread, out = in_thread(reuse)
-        thread.join(0.5)
-        waited = thread.is_alive()
+        waited = wait_until_blocked(db, thief)
         rotating.commit()
         thread.join(10)
         assert waited, "the reuse waits for the rotation"
@@ -140,8 +153,7 @@ def test_a_price_change_during_a_redemption_charges_nothing(
             return answer
 
         thread, out = in_thread(redeem)
-        thread.join(0.5)
-        waited = thread.is_alive()
+        waited = wait_until_blocked(db, buyer)
         try:
             service(db, "select crypto.upsert_reward('LAMP', 'A lamp', 300, 5)")
         finally:
