@@ -1,13 +1,12 @@
 -- Every rule of a prediction, checked and written in one transaction; the
 -- database clock decides, not the phase having been advanced on time.
-create or replace function api.submit_prediction(
-    p_symbol text, p_choice text, p_idempotency_key text default null
-) returns json
-language plpgsql volatile security definer
+create or replace function crypto.place_prediction(p_uid uuid, p_symbol text, p_choice text)
+returns jsonb
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_uid uuid := crypto.require_user();
+    v_uid uuid := p_uid;
     v_now timestamptz := crypto.now();
     v_symbol text := upper(btrim(p_symbol));
     v_day date;
@@ -15,14 +14,7 @@ declare
     v_limits crypto.user_daily_limits;
     v_limit bigint;
     v_prediction crypto.predictions;
-    v_scope text := 'prediction:' || v_uid;
-    v_request text := md5(v_symbol || ':' || coalesce(p_choice, ''));
-    v_replay jsonb := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
 begin
-    if v_replay is not null then
-        return v_replay::json;
-    end if;
-
     if p_choice is null or p_choice not in ('UP', 'DOWN') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'choice must be UP or DOWN';
@@ -72,14 +64,50 @@ begin
     update crypto.user_daily_limits as l set predictions_made = l.predictions_made + 1
     where l.user_id = v_uid and l.trading_day = v_day;
 
-    return crypto.idempotency_store(v_scope, p_idempotency_key, v_request, jsonb_build_object(
+    return jsonb_build_object(
         'id', v_prediction.id,
         'trading_day', v_prediction.trading_day,
         'symbol', v_prediction.symbol,
         'choice', v_prediction.choice,
         'created_at', crypto.kst(v_prediction.created_at),
         'predictions_left', v_limit - v_limits.predictions_made - 1
-    ))::json;
+    );
+end
+$$;
+
+-- POST /v1/predictions/{symbol}. With an Idempotency-Key, the key keeps its
+-- first answer, a refusal included: a retry gets the same answer even if
+-- the reason has gone since (a later ad unlock, say).
+create or replace function api.submit_prediction(
+    p_symbol text, p_choice text, p_idempotency_key text default null
+) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+    v_scope text := 'prediction:' || v_uid;
+    v_request text := md5(upper(btrim(p_symbol)) || ':' || coalesce(p_choice, ''));
+    v_replay jsonb;
+    v_state text;
+    v_detail text;
+begin
+    if p_idempotency_key is null then
+        -- No key, no subtransaction: the common path stays as cheap as it was.
+        return crypto.place_prediction(v_uid, p_symbol, p_choice)::json;
+    end if;
+    v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
+    if v_replay is not null then
+        return v_replay::json;
+    end if;
+    begin
+        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
+            crypto.place_prediction(v_uid, p_symbol, p_choice))::json;
+    exception when sqlstate 'OX101' or sqlstate 'OX102' or sqlstate 'OX103' or sqlstate 'OX104' then
+        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
+        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
+            crypto.problem(v_state, v_detail))::json;
+    end;
 end
 $$;
 

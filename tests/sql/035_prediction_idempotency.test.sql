@@ -1,5 +1,5 @@
 begin;
-select plan(6);
+select plan(9);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -21,9 +21,27 @@ select throws_ok(
     $$ select api.submit_prediction('AAPL', 'DOWN', 'key-1') $$, 'OX007', 'IDEMPOTENCY_KEY_REUSED',
     'the same key with another request is refused'
 );
+select is(
+    api.submit_prediction('AAPL', 'UP', 'key-2')::jsonb #>> '{problem,sqlstate}', 'OX103',
+    'a new key for the same prediction is a new request, refused as PREDICTION_EXISTS'
+);
 select throws_ok(
-    $$ select api.submit_prediction('AAPL', 'UP', 'key-2') $$, 'OX103', 'PREDICTION_EXISTS',
-    'a new key for the same prediction is a new request'
+    $$ select api.submit_prediction('AAPL', 'UP') $$, 'OX103', 'PREDICTION_EXISTS',
+    'without a key the refusal is raised as before'
+);
+
+-- A refusal is the key's answer too: an ad unlock later does not change it.
+select api.submit_prediction('MSFT', 'UP', 'key-3');
+select api.submit_prediction('NVDA', 'UP', 'key-4');
+select is(
+    api.submit_prediction('TSLA', 'UP', 'key-5')::jsonb #>> '{problem,sqlstate}', 'OX104', 'the daily limit'
+);
+select tests.clear_authentication();
+update crypto.user_daily_limits set slot_unlocks = 1 where user_id = :'uid';
+select tests.authenticate_as(:'uid');
+select is(
+    api.submit_prediction('TSLA', 'UP', 'key-5')::jsonb #>> '{problem,sqlstate}', 'OX104',
+    'a retry with the same key keeps the first answer'
 );
 
 select tests.clear_authentication();
