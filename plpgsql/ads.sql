@@ -25,7 +25,6 @@ declare
     v_replay jsonb;
     v_ad crypto.ads;
     v_day date;
-    v_cutoff timestamptz;
     v_limits crypto.user_daily_limits;
     v_transfer crypto.ledger_transfers;
     v_unlock crypto.ad_unlocks;
@@ -48,16 +47,8 @@ begin
                 detail = format('No active ad %s', left(p_ad_id, 40));
         end if;
 
-        -- The same session and cutoff as predictions: a slot after the cutoff
-        -- would unlock nothing.
-        select s.trading_day, c.cutoff_at into v_day, v_cutoff
-        from crypto.session_control as s
-        join crypto.trading_calendar as c on c.trading_day = s.trading_day
-        where s.phase = 'OPEN';
-        if v_day is null or crypto.now() >= v_cutoff then
-            raise exception using errcode = 'OX101', message = 'SESSION_CLOSED',
-                detail = 'Ad rewards count towards the session taking predictions; none is';
-        end if;
+        -- The session predictions go to: a slot after its cutoff would unlock nothing.
+        v_day := crypto.accepting_session();
 
         insert into crypto.user_daily_limits as l (user_id, trading_day)
         values (v_uid, v_day)

@@ -149,3 +149,28 @@ grant execute on function crypto.finish_settling(date) to oxp_service, app_admin
 grant execute on function api.session_today() to anon, app_user, app_admin;
 grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
+
+-- The session taking predictions now: OPEN and before its cutoff, by the
+-- one clock (the submission checks the time itself; it does not rely on the
+-- phase having been advanced on time). Predictions and ad unlocks both
+-- count towards it.
+create or replace function crypto.accepting_session() returns date
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_day date;
+    v_cutoff timestamptz;
+begin
+    select s.trading_day, c.cutoff_at into v_day, v_cutoff
+    from crypto.session_control as s
+    join crypto.trading_calendar as c on c.trading_day = s.trading_day
+    where s.phase = 'OPEN';
+    if v_day is null or crypto.now() >= v_cutoff then
+        raise exception using errcode = 'OX101', message = 'SESSION_CLOSED',
+            detail = coalesce(format('Predictions for %s closed at %s', v_day, crypto.kst(v_cutoff)),
+                'No session is open for predictions');
+    end if;
+    return v_day;
+end
+$$;

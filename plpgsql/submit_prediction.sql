@@ -10,7 +10,6 @@ declare
     v_now timestamptz := crypto.now();
     v_symbol text := upper(btrim(p_symbol));
     v_day date;
-    v_cutoff timestamptz;
     v_limits crypto.user_daily_limits;
     v_limit bigint;
     v_prediction crypto.predictions;
@@ -20,15 +19,7 @@ begin
             detail = 'choice must be UP or DOWN';
     end if;
 
-    select s.trading_day, c.cutoff_at into v_day, v_cutoff
-    from crypto.session_control as s
-    join crypto.trading_calendar as c on c.trading_day = s.trading_day
-    where s.phase = 'OPEN';
-    if v_day is null or v_now >= v_cutoff then
-        raise exception using errcode = 'OX101', message = 'SESSION_CLOSED',
-            detail = coalesce(format('Predictions for %s closed at %s', v_day, crypto.kst(v_cutoff)),
-                'No session is open for predictions');
-    end if;
+    v_day := crypto.accepting_session();
 
     if not exists (
         select from crypto.active_universe as u where u.trading_day = v_day and u.symbol = v_symbol
