@@ -70,10 +70,6 @@ def signing_key(pem: bytes) -> SigningKey:
     return SigningKey(kid, private, private.public_key(), jwk)
 
 
-def load_signing_key(settings: Settings) -> SigningKey:
-    return KeyRing.for_users(settings).current
-
-
 def _thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638: the key id is the hash of the key, so it changes when the key does."""
     members = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
