@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import json
@@ -53,6 +54,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
     await app.state.pool.open(wait=False)
     loader = asyncio.create_task(_load_error_codes(app.state.pool))
+    # Serve once the codes are read, so no early answer falls back to a 500;
+    # if the database is not up yet, keep trying in the background.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(loader), timeout=5)
     yield
     loader.cancel()
     await app.state.pool.close()
