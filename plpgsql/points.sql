@@ -1,3 +1,27 @@
+-- One rule for every cursor page: 1 to 100 items, newest first; the cursor
+-- is the last id seen, so pages stay stable while new rows arrive.
+create or replace function crypto.page_limit(p_limit integer) returns integer
+language plpgsql immutable
+as $$
+begin
+    if p_limit is null or p_limit not between 1 and 100 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'limit must be between 1 and 100';
+    end if;
+    return p_limit;
+end
+$$;
+
+create or replace function crypto.page(p_items json, p_last bigint, p_count integer, p_limit integer)
+returns json
+language sql immutable
+as $$
+    select json_build_object(
+        'items', coalesce(p_items, '[]'),
+        'next_cursor', case when p_count = p_limit then p_last end
+    )
+$$;
+
 create or replace function api.points_balance() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -12,8 +36,6 @@ begin
 end
 $$;
 
--- Newest first; the cursor is the last entry id seen, so pages stay stable
--- while new entries arrive.
 create or replace function api.points_ledger(p_cursor bigint default null, p_limit integer default 20)
 returns json
 language plpgsql stable security definer
@@ -25,10 +47,7 @@ declare
     v_last bigint;
     v_count integer;
 begin
-    if p_limit is null or p_limit not between 1 and 100 then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'limit must be between 1 and 100';
-    end if;
+    perform crypto.page_limit(p_limit);
     select
         json_agg(json_build_object(
             'id', e.id, 'amount', e.amount, 'balance_after', e.balance_after,
@@ -44,10 +63,7 @@ begin
         limit p_limit
     ) as e
     join crypto.ledger_transfers as t on t.id = e.transfer_id;
-    return json_build_object(
-        'items', coalesce(v_items, '[]'),
-        'next_cursor', case when v_count = p_limit then v_last end
-    );
+    return crypto.page(v_items, v_last, v_count, p_limit);
 end
 $$;
 

@@ -130,10 +130,7 @@ declare
     v_last bigint;
     v_count integer;
 begin
-    if p_limit is null or p_limit not between 1 and 100 then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'limit must be between 1 and 100';
-    end if;
+    perform crypto.page_limit(p_limit);
     select json_agg(crypto.redemption_json(r) order by r.id desc), min(r.id), count(*)
     into v_items, v_last, v_count
     from (
@@ -142,10 +139,7 @@ begin
         order by r.id desc
         limit p_limit
     ) as r;
-    return json_build_object(
-        'items', coalesce(v_items, '[]'),
-        'next_cursor', case when v_count = p_limit then v_last end
-    );
+    return crypto.page(v_items, v_last, v_count, p_limit);
 end
 $$;
 

@@ -126,6 +126,7 @@ def create_app() -> FastAPI:
 class Caller:
     role: str
     claims: str
+    sub: str | None = None
 
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in a thread
@@ -154,7 +155,7 @@ def _caller_from_header(request: Request) -> Caller:
     if scheme.lower() != "bearer" or not token:
         raise Problem("INVALID_TOKEN", "Use: Authorization: Bearer <token>")
     claims = request.app.state.tokens.verify(token.strip())
-    return Caller(claims["role"], claims_json(claims))
+    return Caller(claims["role"], claims_json(claims), str(claims["sub"]))
 
 
 async def rate_limited(request: Request) -> None:
@@ -166,8 +167,7 @@ async def rate_limited(request: Request) -> None:
     if not request.app.state.rate_limits or path in ratelimit.EXEMPT:
         return
     try:
-        caller = await optional_caller(request)
-        user = json.loads(caller.claims)["sub"] if caller.claims else None
+        user = (await optional_caller(request)).sub
     except Problem:
         user = None
     peer = request.client.host if request.client else "unknown"

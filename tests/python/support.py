@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -107,3 +108,11 @@ def running_api(port: int | None = None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def act_as(conn: psycopg.Connection, uid: str) -> None:
+    """Become a user on this connection as the shim does: role and claims, for the transaction."""
+    conn.execute(
+        "select set_config('role', 'app_user', true), set_config('request.jwt.claims', %s, true)",
+        (json.dumps({"sub": uid, "role": "app_user"}),),
+    )

@@ -6,7 +6,6 @@ business facts kept apart from the ledger."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -18,7 +17,7 @@ import psycopg
 import pytest
 
 from ox_sidecar.worker import run_once
-from support import SYMBOLS, new_user, race_each, service
+from support import SYMBOLS, act_as, new_user, race_each, service
 
 pytestmark = pytest.mark.usefixtures("calendar")
 
@@ -36,22 +35,15 @@ class Op:
     answer: Any = None
 
 
-def _as_user(conn: psycopg.Connection, uid: str) -> None:
-    conn.execute(
-        "select set_config('role', 'app_user', true), set_config('request.jwt.claims', %s, true)",
-        (json.dumps({"sub": uid, "role": "app_user"}),),
-    )
-
-
 def _attempt(url: str, op: Op) -> Any:
     """One try of one operation in its own transaction; the short sleep before
     COMMIT leaves the killer a window inside the transaction."""
     with psycopg.connect(url, application_name=APP) as conn:
         if op.kind == "redeem":
-            _as_user(conn, op.user)
+            act_as(conn, op.user)
             row = conn.execute("select api.redeem_reward(%s, %s)", (op.arg, op.key)).fetchone()
         elif op.kind == "ad":
-            _as_user(conn, op.user)
+            act_as(conn, op.user)
             row = conn.execute("select api.click_ad(%s, %s)", (op.arg, op.key)).fetchone()
         elif op.kind == "adjust":
             conn.execute("set local role oxp_service")
@@ -141,7 +133,7 @@ def test_bank_under_races_retries_and_killed_backends(db: psycopg.Connection, db
     users = [new_user(db, f"bank{i}@example.com") for i in range(8)]
     for uid in users:
         with db.transaction():
-            _as_user(db, uid)
+            act_as(db, uid)
             for symbol in rng.sample(SYMBOLS, 3):
                 db.execute(
                     "select api.submit_prediction(%s, %s)", (symbol, rng.choice(["UP", "DOWN"]))
@@ -295,7 +287,7 @@ def test_twenty_users_race_for_the_last_unit(db: psycopg.Connection, db_url: str
 
     def redeem(i: int) -> str:
         with psycopg.connect(db_url) as conn:
-            _as_user(conn, users[i])
+            act_as(conn, users[i])
             answer = conn.execute("select api.redeem_reward('LAST', 'buy')").fetchone()[0]  # type: ignore[index]
             conn.commit()
         return answer["problem"]["sqlstate"] if "problem" in answer else "won"

@@ -3,7 +3,6 @@ the rules hold under races, and points are paid exactly once."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from support import SYMBOLS, new_user, open_session_for, race_each, service
+from support import SYMBOLS, act_as, new_user, open_session_for, race_each, service
 
 pytestmark = pytest.mark.usefixtures("calendar")
 
@@ -22,11 +21,7 @@ def as_user(url: str, user_id: str, query: str, *args: Any) -> str:
     with psycopg.connect(url) as conn:
         try:
             with conn.transaction():
-                conn.execute(
-                    "select set_config('role', 'app_user', true),"
-                    " set_config('request.jwt.claims', %s, true)",
-                    (json.dumps({"sub": user_id, "role": "app_user"}),),
-                )
+                act_as(conn, user_id)
                 conn.execute(query, args)
             return "ok"
         except psycopg.Error as exc:

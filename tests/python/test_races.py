@@ -3,7 +3,6 @@ connection while another goes on, so the interleaving is certain."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -11,16 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from support import new_user, service
+from support import act_as, new_user, service
 
 pytestmark = pytest.mark.usefixtures("calendar")
-
-
-def as_user(conn: psycopg.Connection, uid: str) -> None:
-    conn.execute(
-        "select set_config('role', 'app_user', true), set_config('request.jwt.claims', %s, true)",
-        (json.dumps({"sub": uid, "role": "app_user"}),),
-    )
 
 
 def wait_until_blocked(db: psycopg.Connection, conn: psycopg.Connection) -> bool:
@@ -56,7 +48,7 @@ def test_a_cancel_keeps_the_worker_off_the_vendor_call(db: psycopg.Connection, d
     service(db, "select crypto.adjust_points('cancel@example.com', 100, 'start', 's')")
     service(db, "select crypto.upsert_reward('CAP', 'A cap', 100, 1)")
     with psycopg.connect(db_url) as user:
-        as_user(user, uid)
+        act_as(user, uid)
         rid = user.execute("select api.redeem_reward('CAP', 'k')").fetchone()[0]["id"]  # type: ignore[index]
         user.commit()
 
@@ -106,7 +98,7 @@ def test_reuse_detection_revokes_a_token_minted_by_a_concurrent_rotation(
 ) -> None:
     uid = new_user(db, "family@example.com")
     with db.transaction():
-        as_user(db, uid)
+        act_as(db, uid)
         db.execute("select api.issue_refresh(sha256('t1'))")
     with db.transaction():
         db.execute("set local role anon")
@@ -147,7 +139,7 @@ def test_a_price_change_during_a_redemption_charges_nothing(
         blocker.execute("select 1 from crypto.ledger_accounts where id = %s for update", (account,))
 
         def redeem() -> Any:
-            as_user(buyer, uid)
+            act_as(buyer, uid)
             answer = buyer.execute("select api.redeem_reward('LAMP', 'k1')").fetchone()[0]  # type: ignore[index]
             buyer.commit()
             return answer
