@@ -24,6 +24,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX107', 'PRICES_MISSING', 409, 'End-of-day prices are missing'),
 ('OX108', 'NOT_A_TRADING_DAY', 422, 'Not a trading day in the calendar'),
 ('OX109', 'PRICE_ALREADY_SETTLED', 409, 'A settled price cannot change'),
+('OX110', 'MARKET_NOT_CLOSED', 409, 'New York has not closed this trading day yet'),
+('OX111', 'NOT_SETTLED', 409, 'The session is not settled yet'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
@@ -51,6 +53,15 @@ set search_path = crypto, pg_temp
 as $$ select e.sqlstate, e.code, e.http_status, e.title from crypto.error_codes as e $$;
 
 grant execute on function api.error_codes() to anon;
+
+-- The stable code of a SQLSTATE, for functions that raise a rule's code
+-- that they did not choose themselves.
+create or replace function crypto.error_code(p_sqlstate text) returns text
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select coalesce((select e.code from crypto.error_codes as e where e.sqlstate = p_sqlstate), 'ERROR') $$;
+
+grant execute on function crypto.error_code(text) to oxp_service, app_admin;
 
 -- A refusal that must be remembered cannot be raised: raising rolls back
 -- the record of it. Such functions store and return {"problem": ...}

@@ -49,3 +49,24 @@ for each statement execute function crypto.tg_append_only__refuse();
 create or replace trigger settlements_append_only
 before update or delete on crypto.settlements
 for each row execute function crypto.tg_append_only__refuse();
+create or replace trigger settlements_no_truncate
+before truncate on crypto.settlements
+for each statement execute function crypto.tg_append_only__refuse();
+
+-- Corrections are history too: a correction of a correction is a new one.
+do $append_only$
+declare
+    t text;
+begin
+    foreach t in array array[
+        'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers'
+    ] loop
+        execute format(
+            'create or replace trigger %1$s_append_only before update or delete on crypto.%1$I '
+            'for each row execute function crypto.tg_append_only__refuse()', t);
+        execute format(
+            'create or replace trigger %1$s_no_truncate before truncate on crypto.%1$I '
+            'for each statement execute function crypto.tg_append_only__refuse()', t);
+    end loop;
+end
+$append_only$;

@@ -19,6 +19,23 @@ begin
 end
 $$;
 
+-- An admin's request: an admin user, with a token signed by the admin key
+-- (the shim puts app_admin in the claims only for those).
+create or replace function crypto.require_admin() returns uuid
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_uid uuid := crypto.require_user();
+begin
+    if not exists (select from crypto.users as u where u.id = v_uid and u.role = 'admin')
+        or current_setting('request.jwt.claims', true)::json ->> 'role' is distinct from 'app_admin' then
+        raise exception using errcode = 'OX003', message = 'FORBIDDEN', detail = 'Admins only';
+    end if;
+    return v_uid;
+end
+$$;
+
 create or replace function api.signup(p_email text, p_password_hash text) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp

@@ -154,7 +154,44 @@ as $$
         or ('adjustments' in (d.code, c.code) and exists (
             select from crypto.audit_logs as l where l.action = 'points.adjust' and l.subject = t.idempotency_key
         ))
+        or ('issuance' in (d.code, c.code) and t.reason = 'settlement_correction' and exists (
+            select from crypto.correction_transfers as k where k.transfer_id = t.id
+        ))
     )
+
+    -- A correction's transfer moves exactly what it recorded, between the
+    -- prediction's owner and the issuance account, in the recorded direction.
+    union all
+    select 'correction_ledger', 'prediction:' || k.prediction_id,
+        jsonb_build_object('correction', k.correction_id, 'amount', k.amount, 'transfer_id', k.transfer_id,
+            'transferred', t.amount, 'refusal', t.refusal)
+    from crypto.correction_transfers as k
+    join crypto.predictions as p on p.id = k.prediction_id
+    join crypto.ledger_accounts as a on a.user_id = p.user_id
+    left join crypto.ledger_transfers as t on t.id = k.transfer_id
+    where k.transfer_id is not null and (
+        t.refusal is not null or t.amount is distinct from abs(k.amount)
+        or (k.amount > 0 and (t.credit_account_id <> a.id or t.debit_account_id <> crypto.system_account('issuance')))
+        or (k.amount < 0 and (t.debit_account_id <> a.id or t.credit_account_id <> crypto.system_account('issuance')))
+    )
+
+    -- A corrected prediction holds what its latest correction says it
+    -- should (plus what was written off), and wins under the settlement
+    -- players see exactly when that target is a win's.
+    union all
+    select 'corrected_prediction_points', 'prediction:' || p.id,
+        jsonb_build_object('held', crypto.prediction_points(p.id), 'target', x.target,
+            'written_off', x.written_off, 'outcome', s.outcome, 'choice', p.choice)
+    from (
+        select k.prediction_id,
+            (array_agg(k.target order by k.correction_id desc))[1] as target,
+            (array_agg(k.written_off order by k.correction_id desc))[1] as written_off
+        from crypto.correction_transfers as k group by k.prediction_id
+    ) as x
+    join crypto.predictions as p on p.id = x.prediction_id
+    join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    where crypto.prediction_points(p.id) <> x.target + x.written_off
+        or (x.target > 0) <> crypto.prediction_won(p.choice, s.outcome)
 
     -- An ad's points arrived, and only for a POINTS ad.
     union all

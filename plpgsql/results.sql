@@ -3,8 +3,6 @@
 create or replace function api.my_predictions(p_day date default null) returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
--- Settlement keys embed the day as text: ISO, whatever the session's DateStyle.
-set datestyle = 'ISO, YMD'
 as $$
 declare
     v_uid uuid := crypto.require_user();
@@ -17,12 +15,11 @@ begin
                 'id', p.id, 'symbol', p.symbol, 'choice', p.choice,
                 'created_at', crypto.kst(p.created_at),
                 'outcome', crypto.prediction_outcome(p.choice, s.outcome),
-                'points', coalesce(t.amount, 0)
+                'points', crypto.prediction_points(p.id),
+                'corrected', s.correction_id is not null
             ) order by p.id)
             from crypto.predictions as p
-            left join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-            left join crypto.ledger_transfers as t
-                on t.idempotency_key = format('settlement:%s:%s', p.trading_day, p.id)
+            left join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
             where p.user_id = v_uid and p.trading_day = v_day
         ), '[]')
     );
@@ -49,9 +46,38 @@ begin
                 'symbol', s.symbol, 'previous_trading_day', s.prev_trading_day,
                 'close_previous', s.close_prev, 'close', s.close_today, 'change', s.change,
                 'outcome', s.outcome, 'source', s.source, 'fetched_at', crypto.kst(s.fetched_at),
-                'settled_at', crypto.kst(s.settled_at)
+                'settled_at', crypto.kst(s.settled_at),
+                'correction_id', s.correction_id,
+                'original', case when s.correction_id is not null then json_build_object(
+                    'close_previous', o.close_prev, 'close', o.close_today, 'change', o.change, 'outcome', o.outcome
+                ) end
             ) order by s.symbol)
-            from crypto.settlements as s where s.trading_day = p_day
+            from crypto.current_settlements as s
+            join crypto.settlements as o on o.trading_day = s.trading_day and o.symbol = s.symbol
+            where s.trading_day = p_day
+        ), '[]'),
+        -- A correction is part of the public record: when, why, what changed.
+        'corrections', coalesce((
+            select json_agg(json_build_object(
+                'id', c.id, 'corrected_at', crypto.kst(c.created_at), 'reason', c.reason,
+                'closes', (
+                    select json_agg(json_build_object(
+                        'trading_day', k.trading_day, 'symbol', k.symbol, 'old_close', k.old_close,
+                        'new_close', k.new_close
+                    ) order by k.trading_day, k.symbol)
+                    from crypto.eod_price_corrections as k where k.correction_id = c.id
+                ),
+                'outcomes', (
+                    select json_agg(json_build_object(
+                        'symbol', r.symbol, 'from', r.previous_outcome, 'to', r.outcome
+                    ) order by r.symbol)
+                    from crypto.settlement_revisions as r where r.correction_id = c.id and r.trading_day = p_day
+                )
+            ) order by c.id)
+            from crypto.settlement_corrections as c
+            where exists (
+                select from crypto.settlement_revisions as r where r.correction_id = c.id and r.trading_day = p_day
+            )
         ), '[]')
     );
 end

@@ -7,6 +7,11 @@ language sql stable
 set search_path = crypto, pg_temp
 as $$ select max(c.trading_day) from crypto.trading_calendar as c where c.trading_day < p_day $$;
 
+create or replace function crypto.next_trading_day(p_day date) returns date
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select min(c.trading_day) from crypto.trading_calendar as c where c.trading_day > p_day $$;
+
 -- A session opens at 06:00 KST the day after the previous trading day, when
 -- New York has closed it: Monday's session opens on Saturday morning.
 create or replace function crypto.session_opens_at(p_day date) returns timestamptz
@@ -149,6 +154,7 @@ grant execute on function crypto.finish_settling(date) to oxp_service, app_admin
 grant execute on function api.session_today() to anon, app_user, app_admin;
 grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
+grant execute on function crypto.next_trading_day(date) to oxp_service, app_admin, auditor;
 
 -- The session taking predictions now: OPEN and before its cutoff, by the
 -- one clock (the submission checks the time itself; it does not rely on the

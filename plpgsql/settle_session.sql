@@ -37,12 +37,17 @@ as $$
     end
 $$;
 
+-- One settlement or correction of a day at a time: concurrent runs queue
+-- on the day's lock (taken in day order when a correction spans days).
+create or replace function crypto.lock_settlement_day(p_day date) returns void
+language sql volatile
+set search_path = crypto, pg_temp
+as $$ select pg_advisory_xact_lock(hashtext('crypto.settle_session'), p_day - date '2000-01-01') $$;
+
 create or replace function crypto.settle_session(p_day date, p_void_missing boolean default false)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Settlement keys embed the day as text: ISO, whatever the session's DateStyle.
-set datestyle = 'ISO, YMD'
 -- A day's winners are sorted and aggregated in memory, not on disk.
 set work_mem = '128MB'
 as $$
@@ -53,8 +58,9 @@ declare
     v_points bigint := crypto.setting_int('points.per_win');
     v_issuance bigint := crypto.system_account('issuance');
     v_paid integer;
+    v_close_at timestamptz;
 begin
-    perform pg_advisory_xact_lock(hashtext('crypto.settle_session'), p_day - date '2000-01-01');
+    perform crypto.lock_settlement_day(p_day);
     select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
     if v_phase is null then
         raise exception using errcode = 'OX105', message = 'NO_SESSION',
@@ -66,6 +72,14 @@ begin
     if v_phase = 'OPEN' then
         raise exception using errcode = 'OX106', message = 'INVALID_TRANSITION',
             detail = format('Session %s is still open', p_day);
+    end if;
+    -- Closed to predictions is not closed in New York: until the calendar
+    -- close, the day's result does not exist, whatever prices were loaded.
+    select c.close_at into v_close_at from crypto.trading_calendar as c where c.trading_day = p_day;
+    if crypto.now() < v_close_at then
+        raise exception using errcode = 'OX110', message = 'MARKET_NOT_CLOSED',
+            detail = format('%s has not closed yet: New York closes it at %s (KST); it settles after that',
+                p_day, crypto.kst(v_close_at));
     end if;
 
     -- The same list the tick and the EOD fetch go by.
@@ -103,7 +117,7 @@ begin
     )
     into v_paid
     from (
-        select format('settlement:%s:%s', p_day, p.id) as key, a.id as account
+        select crypto.award_key(p_day, p.id) as key, a.id as account
         from crypto.predictions as p
         join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
         join crypto.ledger_accounts as a on a.user_id = p.user_id
@@ -126,11 +140,11 @@ as $$
         'trading_day', p_day,
         'symbols', (select count(*) from crypto.settlements as s where s.trading_day = p_day),
         'void_symbols', (
-            select count(*) from crypto.settlements as s where s.trading_day = p_day and s.outcome = 'VOID'
+            select count(*) from crypto.current_settlements as s where s.trading_day = p_day and s.outcome = 'VOID'
         ),
         'winners', (
             select count(*) from crypto.predictions as p
-            join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
             where p.trading_day = p_day and crypto.prediction_won(p.choice, s.outcome)
         )
     )

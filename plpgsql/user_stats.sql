@@ -3,8 +3,6 @@
 create or replace function api.user_stats() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
--- Settlement keys embed the day as text: ISO, whatever the session's DateStyle.
-set datestyle = 'ISO, YMD'
 as $$
 declare
     v_uid uuid := crypto.require_user();
@@ -12,11 +10,9 @@ begin
     return (
         with mine as (
             select p.id, p.trading_day, crypto.prediction_outcome(p.choice, s.outcome) as outcome,
-                coalesce(t.amount, 0) as points
+                crypto.prediction_points(p.id) as points
             from crypto.predictions as p
-            left join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-            left join crypto.ledger_transfers as t
-                on t.idempotency_key = format('settlement:%s:%s', p.trading_day, p.id) and t.refusal is null
+            left join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
             where p.user_id = v_uid
         ),
 

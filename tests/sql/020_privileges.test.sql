@@ -75,7 +75,9 @@ select is_empty(
     $$ select r.rolname, c.relname, p.privilege
        from pg_roles as r
        cross join (values ('ledger_accounts'), ('ledger_transfers'), ('ledger_entries'), ('audit_logs'),
-           ('rewards_inventory'), ('rewards_redemptions'), ('ad_unlocks'), ('settlements'), ('idempotent_requests')) as c (relname)
+           ('rewards_inventory'), ('rewards_redemptions'), ('ad_unlocks'), ('settlements'), ('idempotent_requests'),
+           ('settlement_corrections'), ('eod_price_corrections'), ('settlement_revisions'), ('correction_transfers'),
+           ('eod_prices')) as c (relname)
        cross join (values ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE')) as p (privilege)
        where r.rolname in ('anon', 'authenticator', 'app_user', 'app_admin', 'oxp_service', 'auditor')
          and has_table_privilege(r.rolname, 'crypto.' || c.relname, p.privilege) $$,

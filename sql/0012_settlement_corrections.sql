@@ -1,0 +1,83 @@
+-- Corrections without editing history. A close that a settlement read is
+-- never overwritten in place by a load: an operator corrects it, with a
+-- reason, and the correction is recorded beside what it replaced. The
+-- original settlement rows stay as they were; each correction appends the
+-- recomputed rows of the symbols it changed, and the latest one is what
+-- players see. Compensating transfers pay new winners and take back awards
+-- that were paid wrongly, each tied to its correction and prediction.
+
+create table crypto.settlement_corrections (
+    id bigint generated always as identity primary key,
+    trading_day date not null references crypto.session_control (trading_day),
+    reason text not null check (length(btrim(reason)) between 3 and 500),
+    actor text not null,
+    created_at timestamptz not null,
+    summary jsonb not null default '{}'
+);
+
+-- The closes a correction replaced: old and new side by side.
+create table crypto.eod_price_corrections (
+    correction_id bigint not null references crypto.settlement_corrections,
+    trading_day date not null,
+    symbol crypto.symbol not null,
+    old_close numeric(20, 6) check (old_close > 0),
+    old_source text,
+    old_fetched_at timestamptz,
+    new_close numeric(20, 6) not null check (new_close > 0),
+    primary key (correction_id, trading_day, symbol),
+    check (old_close is distinct from new_close)
+);
+
+-- A settlement row as a correction recomputed it, for each symbol whose
+-- closes changed, in each settled session that read them.
+create table crypto.settlement_revisions (
+    correction_id bigint not null references crypto.settlement_corrections,
+    trading_day date not null,
+    symbol crypto.symbol not null,
+    prev_trading_day date not null check (prev_trading_day < trading_day),
+    close_prev numeric(20, 6),
+    close_today numeric(20, 6),
+    change numeric,
+    outcome crypto.settlement_outcome not null,
+    previous_outcome crypto.settlement_outcome not null,
+    revised_at timestamptz not null,
+    primary key (trading_day, symbol, correction_id),
+    foreign key (trading_day, symbol) references crypto.settlements,
+    check (
+        outcome = 'VOID'
+        or (close_prev is not null and close_today is not null and change is not null)
+    )
+);
+
+-- What a correction did to one prediction whose result it flipped: the
+-- points it should now hold for it (`target`), the transfer that moved the
+-- difference, and what could not be taken back because the player had
+-- already spent it (written off by the house; a balance never goes below
+-- zero and a player never owes points).
+create table crypto.correction_transfers (
+    correction_id bigint not null references crypto.settlement_corrections,
+    prediction_id bigint not null references crypto.predictions,
+    target bigint not null check (target >= 0),
+    amount bigint not null,
+    transfer_id bigint references crypto.ledger_transfers,
+    written_off bigint not null default 0 check (written_off >= 0),
+    primary key (prediction_id, correction_id),
+    check ((amount = 0) = (transfer_id is null))
+);
+
+create index correction_transfers_by_transfer on crypto.correction_transfers (transfer_id);
+
+alter table crypto.settlement_corrections enable row level security;
+alter table crypto.eod_price_corrections enable row level security;
+alter table crypto.settlement_revisions enable row level security;
+alter table crypto.correction_transfers enable row level security;
+
+-- Corrections are part of the public settlement record, like settlements.
+create policy "Settlement corrections are public" on crypto.settlement_corrections
+for select to app_user using (true);
+create policy "Settlement revisions are public" on crypto.settlement_revisions
+for select to app_user using (true);
+grant select on crypto.settlement_corrections, crypto.settlement_revisions to app_user;
+
+grant select on crypto.settlement_corrections, crypto.eod_price_corrections, crypto.settlement_revisions,
+crypto.correction_transfers to oxp_service, auditor;
