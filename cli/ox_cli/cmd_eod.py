@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from psycopg.types.json import Jsonb
 
 from ox_sidecar.config import get_settings
 from ox_sidecar.eod import (
@@ -13,37 +14,51 @@ from ox_sidecar.eod import (
     ProviderUnavailable,
     fetch_day,
     provider_named,
-    read_closes_csv,
+    read_csv_rows,
 )
 
-from .common import AsJson, call, console, fail, parse_day, service_connection
+from .common import AsJson, call, console, err_console, fail, parse_day, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="End-of-day closes")
 
 
 @app.command("load")
-def load(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Load raw closes from a CSV with header trading_day,symbol,close (all or nothing)."""
+def load(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: trading_day,symbol,close")
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Load raw closes from a CSV, all or nothing: any refused row (a day not yet
+    closed in New York, not a trading day, a symbol twice, a close a settlement
+    already read) is named with its line, and none of the file is loaded."""
     try:
-        closes = read_closes_csv(file)
+        rows = read_csv_rows(file)
     except CsvError as exc:
         raise fail(str(exc)) from exc
-    source = f"csv:{file.name}"
     with service_connection() as conn:
-        changed = sum(
-            bool(
-                call(
-                    conn,
-                    "select crypto.load_eod_price(%s, %s, %s, %s)",
-                    c.day,
-                    c.symbol,
-                    c.close,
-                    source,
+        problems = conn.execute(
+            "select line, code, detail from crypto.eod_prices_problems(%s)", (Jsonb(rows),)
+        ).fetchall()
+        if problems:
+            summary = f"{len(problems)} of {len(rows)} rows refused, nothing loaded"
+            if as_json:
+                refused = [{"line": n, "code": c, "detail": d} for n, c, d in problems]
+                error = {"code": problems[0][1], "detail": summary, "rows": refused}
+                typer.echo(json.dumps({"error": error}))
+                raise typer.Exit(1)
+            for line, code, detail in problems:
+                err_console.print(
+                    f"{file.name}:{line}: {code}: {detail}", markup=False, soft_wrap=True
                 )
-            )
-            for c in closes
+            raise fail(summary)
+        result = call(
+            conn, "select crypto.load_eod_prices(%s, %s)", Jsonb(rows), f"csv:{file.name}"
         )
-    console.print(f"{len(closes)} closes read, {changed} new or changed")
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        console.print(f"{result['read']} closes read, {result['changed']} new or changed")
 
 
 @app.command("fetch")

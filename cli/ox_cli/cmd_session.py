@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from psycopg.types.json import Jsonb
+
+from ox_sidecar.eod import CsvError, read_csv_rows
 
 from .common import (
     AsJson,
@@ -77,3 +81,49 @@ def settle(
         typer.echo(json.dumps(result))
     else:
         console.print(result)
+
+
+@app.command("correct")
+def correct(
+    day: Annotated[str, typer.Option(help="The settled trading day to correct (YYYY-MM-DD)")],
+    csv: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="Corrected closes: trading_day,symbol,close"
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why (shown to players and auditors)")],
+    as_json: AsJson = False,
+) -> None:
+    """Correct closes that settled DAY read. Outcomes are recomputed in every
+    settled session that read a corrected close; new winners are paid and wrong
+    awards taken back (never below a zero balance: the rest is written off).
+    Running it again changes nothing."""
+    try:
+        rows = read_csv_rows(csv)
+    except CsvError as exc:
+        raise fail(str(exc)) from exc
+    with service_connection() as conn:
+        result = call(
+            conn,
+            "select crypto.correct_settlement(%s, %s, %s)",
+            parse_day(day),
+            Jsonb(rows),
+            reason,
+        )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    if result["correction_id"] is None:
+        console.print(f"{day}: {result['detail']}")
+        return
+    console.print(
+        f"{day}: correction {result['correction_id']}, {result['closes_changed']} closes changed"
+    )
+    emit(result["symbols"], False, ["trading_day", "symbol", "from", "to"])
+    paid, reversed_ = result["paid"], result["reversed"]
+    console.print(
+        f"paid {paid['points']} points to {paid['predictions']} predictions; "
+        f"took back {reversed_['points']} from {reversed_['predictions']}; "
+        f"written off {result['written_off']}"
+    )

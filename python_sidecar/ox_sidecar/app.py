@@ -12,12 +12,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pyotp
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -256,6 +258,18 @@ class OAuthCallbackIn(BaseModel):
     state: str = Field(min_length=32, max_length=200)
 
 
+class CloseIn(BaseModel):
+    trading_day: dt.date = Field(description="New York date of the close")
+    symbol: str = Field(min_length=1, max_length=10, pattern=r"^[A-Za-z][A-Za-z0-9.\-]*$")
+    close: Decimal = Field(gt=0, lt=Decimal("1e14"), description="Raw official close")
+
+
+class CorrectionIn(BaseModel):
+    trading_day: dt.date = Field(description="The settled session (New York date) to correct")
+    closes: list[CloseIn] = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=3, max_length=500, description="Shown to players and auditors")
+
+
 class TokenOut(BaseModel):
     access_token: str
     token_type: str
@@ -406,6 +420,17 @@ def _routes(app: FastAPI) -> None:
     @app.get("/admin/health", tags=["admin"])
     async def admin_health(caller: Admin, pool: Pool) -> Response:
         return raw_json(await call_api(pool, caller.role, caller.claims, "admin_health"))
+
+    @app.post("/admin/settlement/correct", tags=["admin"])
+    async def admin_correct_settlement(body: CorrectionIn, caller: Admin, pool: Pool) -> Response:
+        """Correct the closes a settled day read: outcomes recomputed, winners paid, wrong
+        awards reversed (never below a zero balance); a retry changes nothing."""
+        closes = [
+            {"trading_day": c.trading_day.isoformat(), "symbol": c.symbol, "close": str(c.close)}
+            for c in body.closes
+        ]
+        args = ("admin_correct_settlement", body.trading_day, Jsonb(closes), body.reason)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
 
     @app.get("/v1/users/me", tags=["users"])
     async def me(caller: User, pool: Pool) -> Response:

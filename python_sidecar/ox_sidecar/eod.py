@@ -48,6 +48,28 @@ class PriceProvider(Protocol):
         ...
 
 
+CSV_HEADER = ["trading_day", "symbol", "close"]
+
+
+def read_csv_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a closes file as text, each with its line number: the database
+    judges every row (crypto.eod_prices_problems) and names each refused one."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames != CSV_HEADER:
+                raise CsvError(f"{path.name}: the header must be {','.join(CSV_HEADER)}")
+            rows = [
+                {"line": line, **{k: row.get(k) for k in CSV_HEADER}}
+                for line, row in enumerate(reader, start=2)
+            ]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CsvError(f"{path.name}: not a UTF-8 CSV file ({exc})") from exc
+    if not rows:
+        raise CsvError(f"{path.name}: no rows after the header")
+    return rows
+
+
 def read_closes_csv(path: Path) -> list[Close]:
     """Every row or an error naming the first bad line: a half-loaded file is worse than none."""
     with path.open(newline="") as fh:

@@ -53,15 +53,22 @@ def test_eod_load_is_all_or_nothing(db: psycopg.Connection, tmp_path: Path) -> N
         "select close::text, source from crypto.eod_prices where symbol = 'AAPL'"
     ).fetchone() == ("234.560000", "csv:good.csv")
 
-    for name, text in {
-        "header.csv": "day,symbol,close\n2026-11-24,AAPL,1\n",
-        "negative.csv": "trading_day,symbol,close\n2026-11-24,NVDA,1\n2026-11-24,AMD,-3\n",
-        "nan.csv": "trading_day,symbol,close\n2026-11-24,NVDA,NaN\n",
-        "date.csv": "trading_day,symbol,close\n24/11/2026,NVDA,1\n",
+    for name, (text, says) in {
+        "header.csv": ("day,symbol,close\n2026-11-24,AAPL,1\n", "header must be"),
+        "negative.csv": (
+            "trading_day,symbol,close\n2026-11-24,NVDA,1\n2026-11-24,AMD,-3\n",
+            "negative.csv:3: VALIDATION_FAILED: The close of AMD on 2026-11-24 must be a positive",
+        ),
+        "nan.csv": ("trading_day,symbol,close\n2026-11-24,NVDA,NaN\n", "NaN is not a number"),
+        "date.csv": (
+            "trading_day,symbol,close\n24/11/2026,NVDA,1\n",
+            "date.csv:2: VALIDATION_FAILED: 24/11/2026 is not a date",
+        ),
     }.items():
         bad = tmp_path / name
         bad.write_text(text)
-        assert oxp("eod", "load", str(bad), code=1).startswith("error:")
+        out = oxp("eod", "load", str(bad), code=1)
+        assert "error:" in out and says in out
     assert db.execute("select count(*) from crypto.eod_prices").fetchone() == (2,)
 
 
@@ -69,6 +76,8 @@ def test_session_commands(db: psycopg.Connection) -> None:
     oxp("clock", "set", "2026-11-24T09:00")
     assert "OPEN" in oxp("session", "open", "--day", "2026-11-24")
     assert "CLOSED" in oxp("session", "close")
+    assert "MARKET_NOT_CLOSED" in oxp("session", "settle", "--day", "2026-11-24", code=1)
+    oxp("clock", "set", "2026-11-25T07:00")  # New York has closed the 24th
     assert "PRICES_MISSING" in oxp("session", "settle", "--day", "2026-11-24", code=1)
     out = oxp("session", "settle", "--day", "2026-11-24", "--void-missing", "--json")
     assert '"void_symbols": 10' in out

@@ -86,6 +86,7 @@ def test_thanksgiving_week(client: TestClient, db: psycopg.Connection, tmp_path:
     assert client.get("/v1/points/balance", headers=h).json()["balance"] == 100
 
     assert predict("MSFT", "DOWN") == 201  # will win
+    oxp("clock", "set", "2026-11-25T06:05")  # closes exist once New York has closed the day
     load("2026-11-24")
     at("2026-11-25T06:15")  # one tick: closes Tuesday, opens Wednesday, settles Tuesday
     assert phases(db) == {"2026-11-23": "SETTLED", "2026-11-24": "SETTLED", "2026-11-25": "OPEN"}
@@ -102,6 +103,7 @@ def test_thanksgiving_week(client: TestClient, db: psycopg.Connection, tmp_path:
 
     # Friday closes early (13:00 New York = 03:00 KST Saturday).
     assert predict("AAPL", "DOWN") == 201  # will lose
+    oxp("clock", "set", "2026-11-28T03:05")
     load("2026-11-27")
     at("2026-11-28T03:14")
     assert phases(db)["2026-11-27"] == "CLOSED"
