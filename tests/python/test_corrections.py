@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ox_cli.main import app
-from support import act_as, bearer, new_user, open_session_for, signup
+from support import act_as, bearer, new_user, open_session_for, race_each, signup
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("env", "calendar")
@@ -186,4 +186,63 @@ def test_a_wrong_close_is_corrected_by_cli_and_admin_api(
     assert "settlement.corrected" in {
         a for (a,) in db.execute("select action from crypto.audit_logs")
     }
+    assert db.execute("select count(*) from crypto.integrity_violations()").fetchone() == (0,)
+
+
+def as_service(url: str, query: str, *args: object) -> str:
+    """One call as the service role on its own connection: "ok" or the error's code."""
+    with psycopg.connect(url) as conn:
+        try:
+            with conn.transaction():
+                conn.execute("set local role oxp_service")
+                row = conn.execute(query, args).fetchone()
+        except psycopg.Error as exc:
+            return exc.diag.message_primary or str(exc.sqlstate)
+    problem = row[0].get("problem") if row and isinstance(row[0], dict) else None
+    return "refused" if problem else "ok"
+
+
+def test_corrections_racing_each_other_and_spending_pay_once(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    """8 identical corrections and 20 players spending the award being taken
+    back, all at once: one correction applies, no deadlock, no balance below
+    zero, and every point is accounted for (taken back or written off)."""
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    winners = [new_user(db, f"w{i}@example.com") for i in range(20)]
+    for uid in winners:
+        predict(db, uid, ("AAPL", "UP"))
+    loser = new_user(db, "down@example.com")
+    predict(db, loser, ("AAPL", "DOWN"))
+    oxp("clock", "set", "2026-11-25T07:00")
+    oxp("schedule", "tick")
+    rows = [{"trading_day": "2026-11-23", "symbol": "AAPL", "close": "100"}]
+    rows += [{"trading_day": "2026-11-24", "symbol": "AAPL", "close": "110"}]
+    with db.transaction():
+        db.execute("set local role oxp_service")
+        db.execute("select crypto.load_eod_prices(%s, 'test')", (json.dumps(rows),))
+        db.execute("select crypto.settle_session('2026-11-24', true)")
+
+    fix = json.dumps([{"trading_day": "2026-11-24", "symbol": "AAPL", "close": "90"}])
+
+    def work(i: int) -> str:
+        if i < 8:
+            return as_service(
+                db_url, "select crypto.correct_settlement('2026-11-24', %s, 'typo')", fix
+            )
+        email = f"w{i - 8}@example.com"
+        return as_service(
+            db_url, "select crypto.adjust_points(%s, -70, 'shop', %s)", email, f"spend-{i}"
+        )
+
+    outcomes = race_each(28, work)
+    assert outcomes[:8] == ["ok"] * 8, outcomes
+    assert set(outcomes[8:]) <= {"ok", "refused"}, outcomes
+    spent = outcomes[8:].count("ok")
+    assert db.execute("select count(*) from crypto.settlement_corrections").fetchone() == (1,)
+    written_off = db.execute("select sum(written_off) from crypto.correction_transfers").fetchone()
+    assert written_off == (70 * spent,)
+    bal = balances(db)
+    assert bal.pop("down@example.com") == 100
+    assert set(bal.values()) == {0}, "every wrong award taken back or spent"
     assert db.execute("select count(*) from crypto.integrity_violations()").fetchone() == (0,)
