@@ -7,8 +7,6 @@ returns table (check_name text, subject text, details jsonb)
 language sql stable security definer
 set search_path = crypto, pg_temp
 set work_mem = '128MB'
--- Award keys embed a date: read them the way settlement wrote them.
-set datestyle = 'ISO, YMD'
 as $$
     -- A posted transfer has exactly its two entries: -amount on the debit
     -- account, +amount on the credit account. A refused one has none.
@@ -110,10 +108,7 @@ as $$
     select 'award_without_win', 'transfer:' || t.id,
         jsonb_build_object('key', t.idempotency_key, 'outcome', s.outcome, 'choice', p.choice)
     from crypto.ledger_transfers as t
-    left join crypto.predictions as p
-        on t.idempotency_key ~ '^settlement:\d{4}-\d{2}-\d{2}:\d+$'
-        and p.id = split_part(t.idempotency_key, ':', 3)::bigint
-        and p.trading_day = split_part(t.idempotency_key, ':', 2)::date
+    left join crypto.predictions as p on t.idempotency_key = crypto.award_key(p.trading_day, p.id)
     left join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
     left join crypto.ledger_accounts as a on a.user_id = p.user_id
     where t.reason = 'settlement_award'
@@ -129,7 +124,7 @@ as $$
     join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
     where crypto.prediction_won(p.choice, s.outcome) and not exists (
         select from crypto.ledger_transfers as t
-        where t.idempotency_key = 'settlement:' || p.trading_day || ':' || p.id and t.refusal is null
+        where t.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
     )
 
     -- Every movement through a system account has its cause on record: an

@@ -3,7 +3,7 @@
 -- session that read a corrected close, compensating transfers keyed,
 -- idempotent and audited, and a reversal never below a zero balance.
 begin;
-select plan(29);
+select plan(31);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -187,6 +187,21 @@ select throws_ok(
 select throws_ok(
     $$ delete from crypto.eod_price_corrections $$, 'OX003', 'FORBIDDEN',
     'and so are the replaced closes'
+);
+
+-- What integrity finds when the correction record and the ledger disagree.
+select crypto.ledger_transfer('correction:999:1', crypto.system_account('issuance'), crypto.user_account(:'bob'),
+    5, 'settlement_correction');
+select ok(
+    exists (select from crypto.integrity_violations() where check_name = 'unexplained_transfer'),
+    'a correction transfer with no correction behind it is unexplained'
+);
+insert into crypto.correction_transfers (correction_id, prediction_id, target, amount, transfer_id, written_off)
+select max(c.id), (select p.id from crypto.predictions as p where p.user_id = :'carol'), 0, 0, null, 0
+from crypto.settlement_corrections as c;
+select ok(
+    exists (select from crypto.integrity_violations() where check_name = 'corrected_prediction_points'),
+    'a prediction holding other than its correction says is found'
 );
 
 select * from finish();
