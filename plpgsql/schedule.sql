@@ -6,57 +6,78 @@
 create or replace function crypto.schedule_tick(p_job text default 'schedule_tick') returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- A named job and the minute tick start together at 06:00: the second waits
+-- for the first and records its own (usually empty) run, instead of
+-- returning unrecorded. A tick stuck for longer gives up, recorded.
+set lock_timeout = '50s'
 as $$
 declare
     v_run bigint;
     v_now timestamptz := crypto.now();
     v_done jsonb := '[]'::jsonb;
+    v_failed jsonb := '[]'::jsonb;
     v_day date;
     v_complete boolean;
     v_fetch crypto.job_status;
 begin
-    -- One tick at a time; a second caller has nothing to add.
-    if not pg_try_advisory_xact_lock(hashtext('crypto.schedule_tick')) then
+    begin
+        perform pg_advisory_xact_lock(hashtext('crypto.schedule_tick'));
+    exception when lock_not_available then
+        insert into crypto.job_runs (job, started_at, finished_at, status, error)
+        values (p_job, clock_timestamp(), clock_timestamp(), 'failed', 'another tick held the lock for 50 s');
         return jsonb_build_object('skipped', 'another tick is running');
-    end if;
+    end;
     insert into crypto.job_runs (job, started_at, status)
     values (p_job, clock_timestamp(), 'running')
     returning id into v_run;
+
     begin
-        for v_day in
-            select s.trading_day from crypto.session_control as s
-            join crypto.trading_calendar as c on c.trading_day = s.trading_day
-            where s.phase = 'OPEN' and c.cutoff_at <= v_now
-        loop
+    -- Each step in a subtransaction of its own: a settlement that fails
+    -- must not undo the same tick's close of another session or the
+    -- opening of the next one. A failed step is retried by the next tick.
+    for v_day in
+        select s.trading_day from crypto.session_control as s
+        join crypto.trading_calendar as c on c.trading_day = s.trading_day
+        where s.phase = 'OPEN' and c.cutoff_at <= v_now
+    loop
+        begin
             perform crypto.close_session(v_day);
             v_done := v_done || jsonb_build_object('closed', v_day);
-        end loop;
+        exception when others then
+            v_failed := v_failed || crypto.tick_failure('close', v_day, sqlstate, sqlerrm);
+        end;
+    end loop;
 
-        select c.trading_day into v_day from crypto.trading_calendar as c
-        where c.cutoff_at > v_now order by c.trading_day limit 1;
-        if v_day is not null
-            and v_now >= crypto.session_opens_at(v_day)
-            and not exists (select from crypto.session_control as s where s.trading_day = v_day)
-            and not exists (select from crypto.session_control as s where s.phase = 'OPEN') then
+    select c.trading_day into v_day from crypto.trading_calendar as c
+    where c.cutoff_at > v_now order by c.trading_day limit 1;
+    if v_day is not null
+        and v_now >= crypto.session_opens_at(v_day)
+        and not exists (select from crypto.session_control as s where s.trading_day = v_day)
+        and not exists (select from crypto.session_control as s where s.phase = 'OPEN') then
+        begin
             perform crypto.open_session(v_day);
             v_done := v_done || jsonb_build_object('opened', v_day);
-        end if;
+        exception when others then
+            v_failed := v_failed || crypto.tick_failure('open', v_day, sqlstate, sqlerrm);
+        end;
+    end if;
 
-        -- A finished day: once New York's close is final, ask the worker
-        -- for prices; settle when every close is in, or VOID what is still
-        -- missing once the fetch has used up its retries.
-        for v_day, v_complete, v_fetch in
-            select
-                s.trading_day,
-                jsonb_array_length(crypto.eod_fetch_plan(s.trading_day) -> 'missing') = 0,
-                j.status
-            from crypto.session_control as s
-            join crypto.trading_calendar as c on c.trading_day = s.trading_day
-            left join crypto.jobs as j on j.dedupe_key = 'eod.fetch:' || s.trading_day
-            where s.phase in ('CLOSED', 'SETTLING')
-            and c.close_at + make_interval(mins => crypto.setting_int('eod.fetch_delay_minutes')::int) <= v_now
-            order by s.trading_day
-        loop
+    -- A finished day: once New York's close is final, ask the worker
+    -- for prices; settle when every close is in, or VOID what is still
+    -- missing once the fetch has used up its retries.
+    for v_day, v_complete, v_fetch in
+        select
+            s.trading_day,
+            jsonb_array_length(crypto.eod_fetch_plan(s.trading_day) -> 'missing') = 0,
+            j.status
+        from crypto.session_control as s
+        join crypto.trading_calendar as c on c.trading_day = s.trading_day
+        left join crypto.jobs as j on j.dedupe_key = 'eod.fetch:' || s.trading_day
+        where s.phase in ('CLOSED', 'SETTLING')
+        and c.close_at + make_interval(mins => crypto.setting_int('eod.fetch_delay_minutes')::int) <= v_now
+        order by s.trading_day
+    loop
+        begin
             if v_complete or v_fetch = 'dead' then
                 perform crypto.settle_session(v_day, not v_complete);
                 v_done := v_done || jsonb_build_object('settled', v_day);
@@ -66,19 +87,37 @@ begin
                     'eod.fetch:' || v_day);
                 v_done := v_done || jsonb_build_object('fetching', v_day);
             end if;
-        end loop;
+        exception when others then
+            v_failed := v_failed || crypto.tick_failure('settle', v_day, sqlstate, sqlerrm);
+        end;
+    end loop;
 
-        update crypto.job_runs
-        set finished_at = clock_timestamp(), status = 'succeeded', rows = jsonb_array_length(v_done)
-        where id = v_run;
     exception when others then
-        update crypto.job_runs
-        set finished_at = clock_timestamp(), status = 'failed', error = sqlerrm
-        where id = v_run;
-        return jsonb_build_object('run', v_run, 'error', sqlerrm);
+        v_failed := v_failed || crypto.tick_failure('tick', null, sqlstate, sqlerrm);
     end;
-    return jsonb_build_object('run', v_run, 'now', crypto.kst(v_now), 'done', v_done);
+
+    update crypto.job_runs
+    set finished_at = clock_timestamp(),
+        status = (case when jsonb_array_length(v_failed) = 0 then 'succeeded' else 'failed' end)::crypto.run_status,
+        rows = jsonb_array_length(v_done),
+        error = case when jsonb_array_length(v_failed) > 0 then left(v_failed::text, 2000) end
+    where id = v_run;
+    if jsonb_array_length(v_failed) > 0 then
+        insert into crypto.system_health (at, check_name, status, details)
+        values (crypto.now(), 'schedule_tick', 'alert', jsonb_build_object('run', v_run, 'failed', v_failed));
+    end if;
+    return jsonb_build_object('run', v_run, 'now', crypto.kst(v_now), 'done', v_done, 'failed', v_failed);
 end
+$$;
+
+-- One failed step of a tick, as the run's error and the alert name it.
+create or replace function crypto.tick_failure(p_step text, p_day date, p_sqlstate text, p_error text)
+returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_array(jsonb_build_object(
+        'step', p_step, 'trading_day', p_day, 'sqlstate', p_sqlstate, 'error', p_error
+    ))
 $$;
 
 grant execute on function crypto.schedule_tick(text) to oxp_service;

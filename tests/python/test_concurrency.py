@@ -3,6 +3,7 @@ the rules hold under races, and points are paid exactly once."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -176,3 +177,33 @@ def test_workers_racing_never_take_one_job_twice(db: psycopg.Connection, db_url:
     assert db.execute(
         "select count(*) from crypto.jobs where status = 'running' and attempts = 1"
     ).fetchone() == (10,)
+
+
+def test_a_named_job_waits_for_the_minute_tick_and_records_its_run(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    """06:00 KST: pg_cron starts `oxp-open-session` and the minute tick at once.
+    The one that comes second waits for the first and records its own run."""
+    holder = psycopg.connect(db_url)
+    holder.execute("select pg_advisory_xact_lock(hashtext('crypto.schedule_tick'))")
+    result: list[Any] = []
+    named = threading.Thread(
+        target=lambda: result.append(service_call(db_url, "open_session")), daemon=True
+    )
+    named.start()
+    named.join(timeout=1.5)
+    assert named.is_alive(), "the named job waits while the tick holds the lock"
+    holder.rollback()
+    holder.close()
+    named.join(timeout=30)
+    assert result and "run" in result[0], result
+    assert db.execute(
+        "select status::text from crypto.job_runs where job = 'open_session'"
+    ).fetchall() == [("succeeded",)]
+
+
+def service_call(url: str, job: str) -> Any:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("set role oxp_service")
+        row = conn.execute("select crypto.schedule_tick(%s)", (job,)).fetchone()
+        return None if row is None else row[0]
