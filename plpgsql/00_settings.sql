@@ -8,6 +8,11 @@ insert into crypto.settings (key, value, description) values
 ('ads.max_point_rewards', '5', 'Ad point rewards per user and session'),
 ('settlement.threshold', '0.0001', 'A change this large (0.01%) or larger decides UP or DOWN'),
 ('eod.fetch_delay_minutes', '15', 'Minutes after the calendar close before closes are fetched'),
+(
+    'eod.void_deadline_minutes', '120',
+    'Closes still missing this many minutes before the next session''s cutoff are settled VOID'
+),
+('eod.retry_max_seconds', '900', 'Longest wait between two attempts of a price fetch'),
 ('rewards.vendor_failure_rate', '0', 'Share (0 to 1) of issues the simulated reward vendor refuses'),
 ('ratelimit.ip_per_minute', '100', 'Requests per client IP per minute, every route'),
 ('ratelimit.predictions_per_minute', '5', 'Prediction submissions per user per minute'),

@@ -53,15 +53,35 @@ create or replace function crypto.fail_job(p_id bigint, p_error text) returns cr
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
-    update crypto.jobs
-    set
-        status = case when attempts >= max_attempts then 'dead' else 'queued' end::crypto.job_status,
-        run_after = crypto.now() + make_interval(secs => least(30 * 2 ^ (attempts - 1), 3600)),
-        last_error = left(p_error, 2000),
-        locked_at = null,
-        finished_at = case when attempts >= max_attempts then crypto.now() end
-    where id = p_id and status = 'running'
-    returning status
+    with failed as (
+        update crypto.jobs
+        set
+            status = case when attempts >= max_attempts then 'dead' else 'queued' end::crypto.job_status,
+            run_after = crypto.now() + make_interval(secs => least(
+                30 * 2 ^ (attempts - 1),
+                -- A price fetch keeps trying often until its day's deadline.
+                case when kind = 'eod.fetch' then crypto.setting_int('eod.retry_max_seconds') else 3600 end
+            )),
+            last_error = left(p_error, 2000),
+            locked_at = null,
+            finished_at = case when attempts >= max_attempts then crypto.now() end
+        where id = p_id and status = 'running'
+        returning *
+    ),
+
+    -- A price fetch that fails is worth a look from its first failure, long
+    -- before its day would be VOID.
+    alerted as (
+        insert into crypto.system_health (at, check_name, status, details)
+        select crypto.now(), 'eod_fetch', 'alert', jsonb_build_object(
+            'trading_day', f.payload ->> 'trading_day', 'error', f.last_error,
+            'deadline', crypto.kst(crypto.eod_deadline((f.payload ->> 'trading_day')::date))
+        )
+        from failed as f
+        where f.kind = 'eod.fetch' and f.attempts = 1
+    )
+
+    select f.status from failed as f
 $$;
 
 grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_service, app_admin;

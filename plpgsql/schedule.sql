@@ -63,8 +63,10 @@ begin
     end if;
 
     -- A finished day: once New York's close is final, ask the worker
-    -- for prices; settle when every close is in, or VOID what is still
-    -- missing once the fetch has used up its retries.
+    -- for prices and settle when every close is in. A price outage never
+    -- VOIDs a day by itself: the fetch retries until the day's deadline
+    -- (crypto.eod_deadline), and only then is what is still missing VOID,
+    -- with an alert naming the symbols.
     for v_day, v_complete, v_fetch in
         select
             s.trading_day,
@@ -78,13 +80,21 @@ begin
         order by s.trading_day
     loop
         begin
-            if v_complete or v_fetch = 'dead' then
-                perform crypto.settle_session(v_day, not v_complete);
+            if v_complete then
+                perform crypto.settle_session(v_day);
                 v_done := v_done || jsonb_build_object('settled', v_day);
+            elsif v_fetch is not null and v_now >= crypto.eod_deadline(v_day) then
+                insert into crypto.system_health (at, check_name, status, details)
+                values (v_now, 'eod_void', 'alert', jsonb_build_object(
+                    'trading_day', v_day, 'deadline', crypto.kst(crypto.eod_deadline(v_day)),
+                    'missing', crypto.eod_fetch_plan(v_day) -> 'missing'));
+                perform crypto.settle_session(v_day, true);
+                v_done := v_done || jsonb_build_object('settled_void_missing', v_day);
             elsif v_fetch is null then
                 perform crypto.begin_settling(v_day);
+                -- Attempts enough to outlast the deadline at the capped backoff.
                 perform crypto.enqueue_job('eod.fetch', jsonb_build_object('trading_day', v_day),
-                    'eod.fetch:' || v_day);
+                    'eod.fetch:' || v_day, 1000);
                 v_done := v_done || jsonb_build_object('fetching', v_day);
             end if;
         exception when others then
@@ -109,6 +119,21 @@ begin
     return jsonb_build_object('run', v_run, 'now', crypto.kst(v_now), 'done', v_done, 'failed', v_failed);
 end
 $$;
+
+-- Until when a finished day's closes are waited for: the next session's
+-- cutoff minus eod.void_deadline_minutes (default 2 hours), so players see
+-- the result before they predict again. An admin can load closes any time
+-- before it and the day settles normally.
+create or replace function crypto.eod_deadline(p_day date) returns timestamptz
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select c.cutoff_at - make_interval(mins => crypto.setting_int('eod.void_deadline_minutes')::int)
+    from crypto.trading_calendar as c
+    where c.trading_day = crypto.next_trading_day(p_day)
+$$;
+
+grant execute on function crypto.eod_deadline(date) to oxp_service, app_admin, auditor;
 
 -- One failed step of a tick, as the run's error and the alert name it.
 create or replace function crypto.tick_failure(p_step text, p_day date, p_sqlstate text, p_error text)

@@ -1,5 +1,5 @@
 begin;
-select plan(9);
+select plan(13);
 
 select tests.load_calendar();
 select crypto.clock_set('2026-11-24 09:00:00+09');
@@ -35,19 +35,40 @@ select is(
 select crypto.schedule_tick();
 select is((select count(*)::int from crypto.jobs), 1, 'a second tick asks nothing more');
 
--- Every retry failed: what is still missing settles VOID.
+-- A price outage never VOIDs a day by itself.
 select crypto.load_eod_price('2026-11-23', 'AAPL', 100, 'test');
 select crypto.load_eod_price('2026-11-24', 'AAPL', 101, 'test');
+update crypto.jobs set status = 'running', attempts = 1, locked_at = clock_timestamp();
+select crypto.fail_job(id, 'YFRateLimitError: Too Many Requests') from crypto.jobs;
+select is(
+    (select details ->> 'deadline' from crypto.system_health where check_name = 'eod_fetch' and status = 'alert'),
+    '2026-11-25T21:25:00+09:00', 'the first failed fetch raises an alert naming the deadline'
+);
+update crypto.jobs set status = 'running', attempts = 9, locked_at = clock_timestamp();
+select crypto.fail_job(id, 'still down') from crypto.jobs;
+select is(
+    (select run_after - crypto.now() from crypto.jobs), interval '15 minutes',
+    'retries are never more than 15 minutes apart'
+);
 update crypto.jobs set status = 'dead', attempts = max_attempts, last_error = 'rate limited';
+select crypto.clock_set('2026-11-25 21:24:00+09');
 select crypto.schedule_tick();
 select is(
-    (select phase::text from crypto.session_control where trading_day = '2026-11-24'), 'SETTLED',
-    'after the last retry the tick settles anyway'
+    (select phase::text from crypto.session_control where trading_day = '2026-11-24'), 'SETTLING',
+    'before the deadline (2 hours before the next cutoff) nothing is VOID, even with the fetch dead'
 );
+select crypto.clock_set('2026-11-25 21:25:00+09');
+select is(crypto.schedule_tick() -> 'done' -> 0, '{"settled_void_missing": "2026-11-24"}',
+    'at the deadline the day settles with what it has');
 select results_eq(
     $$ select outcome::text, count(*)::int from crypto.settlements group by 1 order by 1 $$,
     $$ values ('UP', 1), ('VOID', 9) $$,
     'symbols with both closes are decided, the rest are VOID'
+);
+select is(
+    (select jsonb_array_length(details -> 'missing') from crypto.system_health
+     where check_name = 'eod_void' and status = 'alert'),
+    18, 'and an alert names every missing close'
 );
 select is((select balance from crypto.ledger_accounts where user_id = :'uid'), 100::bigint, 'the winner is paid');
 
