@@ -7,7 +7,9 @@
 -- The key of a prediction's award. ISO date whatever the session's
 -- DateStyle: a key written under one style must be found under another.
 create or replace function crypto.award_key(p_day date, p_prediction bigint) returns text
-language sql immutable
+-- Stable as to_char is: declared immutable it would not be inlined into the
+-- joins that build a key per prediction.
+language sql stable
 as $$ select 'settlement:' || to_char(p_day, 'YYYY-MM-DD') || ':' || p_prediction $$;
 
 create or replace view crypto.current_settlements as
@@ -52,6 +54,22 @@ as $$
     where p.id = p_prediction
 $$;
 
+-- Points a prediction earned under its current result: what its latest
+-- correction says it should hold, else what it holds. It differs from
+-- prediction_points only by what a reversal could not take back.
+create or replace function crypto.prediction_award(p_prediction bigint) returns bigint
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select coalesce(
+        (
+            select c.target from crypto.correction_transfers as c
+            where c.prediction_id = p_prediction order by c.correction_id desc limit 1
+        ),
+        crypto.prediction_points(p_prediction)
+    )
+$$;
+
 -- Corrects the closes that settled session p_day read (its own and the
 -- previous trading day's) and recomputes every settled session that read a
 -- changed close: p_day, the day before (whose close it was) and the day
@@ -66,6 +84,8 @@ create or replace function crypto.correct_settlement(p_day date, p_closes jsonb,
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- Days leave as ISO text (audit subject, summary), whatever the caller's DateStyle.
+set datestyle = 'ISO, YMD'
 as $$
 declare
     v_prev date := crypto.prev_trading_day(p_day);
@@ -114,7 +134,8 @@ begin
     -- own bounds (the two days it read, the symbols it had).
     with rows as (
         select
-            coalesce((r.value ->> 'line')::integer, r.n::integer) as line,
+            case when r.value ->> 'line' ~ '^\d{1,9}$' then (r.value ->> 'line')::integer
+                else r.n::integer end as line,
             crypto.try_date(r.value ->> 'trading_day') as trading_day,
             upper(btrim(r.value ->> 'symbol')) as symbol
         from jsonb_array_elements(p_closes) with ordinality as r (value, n)
@@ -136,7 +157,7 @@ begin
     )
 
     select string_agg(format('line %s: %s', p.line, p.detail), E'\n' order by p.line),
-        (array_agg(p.sqlstate order by p.line))[1], count(*)
+        (array_agg(p.sqlstate order by p.line))[1], count(distinct p.line)
     into v_problems, v_first, v_count
     from problems as p;
     if v_count > 0 then
@@ -208,10 +229,13 @@ begin
          previous_outcome, revised_at)
     select
         v_correction, s.trading_day, s.symbol, s.prev_trading_day, p0.close, p1.close, c.change,
-        crypto.settlement_outcome(c.change), s.outcome, crypto.now()
+        crypto.settlement_outcome_at(c.change, coalesce(sc.settlement_threshold,
+            (crypto.setting('settlement.threshold') #>> '{}')::numeric)),
+        s.outcome, crypto.now()
     from jsonb_array_elements(v_stale) as x
     join crypto.current_settlements as s
         on s.trading_day = (x ->> 'trading_day')::date and s.symbol = x ->> 'symbol'
+    join crypto.session_control as sc on sc.trading_day = s.trading_day
     left join crypto.eod_prices as p1 on p1.trading_day = s.trading_day and p1.symbol = s.symbol
     left join crypto.eod_prices as p0 on p0.trading_day = s.prev_trading_day and p0.symbol = s.symbol
     cross join lateral (select (p1.close - p0.close) / p0.close as change) as c;
@@ -231,14 +255,24 @@ begin
     for v_row in
         select
             p.id, a.id as account,
-            case when crypto.prediction_won(p.choice, r.outcome) then v_points else 0 end as target,
-            crypto.prediction_points(p.id) as held
+            x.target,
+            x.held
         from crypto.settlement_revisions as r
         join crypto.predictions as p on p.trading_day = r.trading_day and p.symbol = r.symbol
+        join crypto.session_control as sc on sc.trading_day = r.trading_day
         join crypto.ledger_accounts as a on a.user_id = p.user_id
+        cross join lateral (
+            select
+                case when crypto.prediction_won(p.choice, r.outcome)
+                    then coalesce(sc.points_per_win, v_points) else 0 end as target,
+                crypto.prediction_points(p.id) as held
+        ) as x
         where r.correction_id = v_correction
             and crypto.prediction_won(p.choice, r.outcome) <> crypto.prediction_won(p.choice, r.previous_outcome)
-        order by a.id, p.id
+        -- A player owed a payment on one day and a reversal on another (a
+        -- close is read by two days): the payment lands first, so the
+        -- reversal takes from it before anything is written off.
+        order by a.id, x.target > x.held desc, p.id
     loop
         v_delta := v_row.target - v_row.held;
         v_take := 0;
@@ -294,6 +328,7 @@ $$;
 
 grant execute on function crypto.award_key(date, bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
+grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.correct_settlement(date, jsonb, text) to oxp_service, app_admin;
 
 -- The admin route's entry: same function, the admin named in the audit.

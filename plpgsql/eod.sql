@@ -22,9 +22,11 @@ begin
         detail := format('%s is not a ticker symbol', coalesce(p_symbol, 'NULL'));
         return;
     end if;
-    if p_close is null or p_close <= 0 or p_close >= 1e14 then
+    -- Closes are stored to six places: judge the value that would be stored.
+    if p_close is null or round(p_close, 6) <= 0 or p_close >= 1e14 then
         sqlstate := 'OX000';
-        detail := format('The close of %s on %s must be a positive number below 10^14', v_symbol, p_day);
+        detail := format('The close of %s on %s must be a positive number below 10^14 (six decimal places)',
+            v_symbol, p_day);
         return;
     end if;
     select * into v_cal from crypto.trading_calendar as c where c.trading_day = p_day;
@@ -47,7 +49,7 @@ begin
     -- no settlement read a value, and each keeps the closes it used. A close
     -- on record that a settlement read, VOID or not, never changes here.
     select e.close into v_old from crypto.eod_prices as e where e.trading_day = p_day and e.symbol = v_symbol;
-    if v_old <> p_close then
+    if v_old <> round(p_close, 6) then
         select s.trading_day into v_read_by from crypto.settlements as s
         where s.symbol = v_symbol and p_day in (s.trading_day, s.prev_trading_day)
         order by s.trading_day limit 1;
@@ -85,7 +87,7 @@ begin
     end if;
     if exists (
         select from crypto.eod_prices as e
-        where e.trading_day = p_day and e.symbol = v_symbol and e.close = p_close
+        where e.trading_day = p_day and e.symbol = v_symbol and e.close = round(p_close, 6)
     ) then
         return false;
     end if;
@@ -116,7 +118,8 @@ begin
     return query
     with rows as (
         select
-            coalesce((r.value ->> 'line')::integer, r.n::integer) as line,
+            case when r.value ->> 'line' ~ '^\d{1,9}$' then (r.value ->> 'line')::integer
+                else r.n::integer end as line,
             crypto.try_date(r.value ->> 'trading_day') as trading_day,
             upper(btrim(r.value ->> 'symbol')) as symbol,
             crypto.try_numeric(r.value ->> 'close') as close,
@@ -174,7 +177,7 @@ begin
             detail = 'Closes need a source (where they came from)';
     end if;
     select string_agg(format('line %s: %s', p.line, p.detail), E'\n' order by p.line),
-        (array_agg(p.sqlstate order by p.line))[1], count(*)
+        (array_agg(p.sqlstate order by p.line))[1], count(distinct p.line)
     into v_problems, v_first, v_count
     from crypto.eod_prices_problems(p_rows) as p;
     if v_count > 0 then

@@ -15,8 +15,11 @@ begin
                 'id', p.id, 'symbol', p.symbol, 'choice', p.choice,
                 'created_at', crypto.kst(p.created_at),
                 'outcome', crypto.prediction_outcome(p.choice, s.outcome),
-                'points', crypto.prediction_points(p.id),
-                'corrected', s.correction_id is not null
+                'points', crypto.prediction_award(p.id),
+                'corrected', s.correction_id is not null,
+                -- An award a correction reversed after it was spent: the
+                -- player keeps it (written off by the house).
+                'kept_after_correction', crypto.prediction_points(p.id) - crypto.prediction_award(p.id)
             ) order by p.id)
             from crypto.predictions as p
             left join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol

@@ -6,10 +6,8 @@
 create or replace function crypto.schedule_tick(p_job text default 'schedule_tick') returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- A named job and the minute tick start together at 06:00: the second waits
--- for the first and records its own (usually empty) run, instead of
--- returning unrecorded. A tick stuck for longer gives up, recorded.
-set lock_timeout = '50s'
+-- Job keys and alerts name days as ISO text, whatever the caller's DateStyle.
+set datestyle = 'ISO, YMD'
 as $$
 declare
     v_run bigint;
@@ -19,7 +17,13 @@ declare
     v_day date;
     v_complete boolean;
     v_fetch crypto.job_status;
+    v_lock_timeout text := current_setting('lock_timeout');
+    v_detail text;
 begin
+    -- A named job and the minute tick start together at 06:00: the second
+    -- waits for the first and records its own (usually empty) run, instead
+    -- of returning unrecorded. A tick stuck for longer gives up, recorded.
+    perform set_config('lock_timeout', '50s', true);
     begin
         perform pg_advisory_xact_lock(hashtext('crypto.schedule_tick'));
     exception when lock_not_available then
@@ -27,6 +31,7 @@ begin
         values (p_job, clock_timestamp(), clock_timestamp(), 'failed', 'another tick held the lock for 50 s');
         return jsonb_build_object('skipped', 'another tick is running');
     end;
+    perform set_config('lock_timeout', v_lock_timeout, true);
     insert into crypto.job_runs (job, started_at, status)
     values (p_job, clock_timestamp(), 'running')
     returning id into v_run;
@@ -44,7 +49,8 @@ begin
             perform crypto.close_session(v_day);
             v_done := v_done || jsonb_build_object('closed', v_day);
         exception when others then
-            v_failed := v_failed || crypto.tick_failure('close', v_day, sqlstate, sqlerrm);
+            get stacked diagnostics v_detail = pg_exception_detail;
+            v_failed := v_failed || crypto.tick_failure('close', v_day, sqlstate, sqlerrm, v_detail);
         end;
     end loop;
 
@@ -58,7 +64,8 @@ begin
             perform crypto.open_session(v_day);
             v_done := v_done || jsonb_build_object('opened', v_day);
         exception when others then
-            v_failed := v_failed || crypto.tick_failure('open', v_day, sqlstate, sqlerrm);
+            get stacked diagnostics v_detail = pg_exception_detail;
+            v_failed := v_failed || crypto.tick_failure('open', v_day, sqlstate, sqlerrm, v_detail);
         end;
     end if;
 
@@ -98,12 +105,14 @@ begin
                 v_done := v_done || jsonb_build_object('fetching', v_day);
             end if;
         exception when others then
-            v_failed := v_failed || crypto.tick_failure('settle', v_day, sqlstate, sqlerrm);
+            get stacked diagnostics v_detail = pg_exception_detail;
+            v_failed := v_failed || crypto.tick_failure('settle', v_day, sqlstate, sqlerrm, v_detail);
         end;
     end loop;
 
     exception when others then
-        v_failed := v_failed || crypto.tick_failure('tick', null, sqlstate, sqlerrm);
+        get stacked diagnostics v_detail = pg_exception_detail;
+        v_failed := v_failed || crypto.tick_failure('tick', null, sqlstate, sqlerrm, v_detail);
     end;
 
     update crypto.job_runs
@@ -112,9 +121,15 @@ begin
         rows = jsonb_array_length(v_done),
         error = case when jsonb_array_length(v_failed) > 0 then left(v_failed::text, 2000) end
     where id = v_run;
-    if jsonb_array_length(v_failed) > 0 then
+    -- One alert per failure, not one a minute while it lasts: a step that
+    -- failed the same way in the last hour is already on record.
+    if jsonb_array_length(v_failed) > 0 and not exists (
+        select from crypto.system_health as h
+        where h.check_name = 'schedule_tick' and h.status = 'alert' and h.at > v_now - interval '1 hour'
+        and crypto.tick_failure_keys(h.details -> 'failed') = crypto.tick_failure_keys(v_failed)
+    ) then
         insert into crypto.system_health (at, check_name, status, details)
-        values (crypto.now(), 'schedule_tick', 'alert', jsonb_build_object('run', v_run, 'failed', v_failed));
+        values (v_now, 'schedule_tick', 'alert', jsonb_build_object('run', v_run, 'failed', v_failed));
     end if;
     return jsonb_build_object('run', v_run, 'now', crypto.kst(v_now), 'done', v_done, 'failed', v_failed);
 end
@@ -128,21 +143,39 @@ create or replace function crypto.eod_deadline(p_day date) returns timestamptz
 language sql stable
 set search_path = crypto, pg_temp
 as $$
-    select c.cutoff_at - make_interval(mins => crypto.setting_int('eod.void_deadline_minutes')::int)
-    from crypto.trading_calendar as c
-    where c.trading_day = crypto.next_trading_day(p_day)
+    select coalesce(
+        (
+            select c.cutoff_at - make_interval(mins => crypto.setting_int('eod.void_deadline_minutes')::int)
+            from crypto.trading_calendar as c
+            where c.trading_day = crypto.next_trading_day(p_day)
+        ),
+        -- A calendar that ends with this day (its runway alert is already
+        -- open): a day later than the close, never never.
+        (select c.close_at + interval '1 day' from crypto.trading_calendar as c where c.trading_day = p_day)
+    )
 $$;
 
 grant execute on function crypto.eod_deadline(date) to oxp_service, app_admin, auditor;
 
 -- One failed step of a tick, as the run's error and the alert name it.
-create or replace function crypto.tick_failure(p_step text, p_day date, p_sqlstate text, p_error text)
-returns jsonb
-language sql immutable
+create or replace function crypto.tick_failure(
+    p_step text, p_day date, p_sqlstate text, p_error text, p_detail text
+) returns jsonb
+language sql stable
 as $$
     select jsonb_build_array(jsonb_build_object(
-        'step', p_step, 'trading_day', p_day, 'sqlstate', p_sqlstate, 'error', p_error
+        'step', p_step, 'trading_day', to_char(p_day, 'YYYY-MM-DD'), 'sqlstate', p_sqlstate,
+        'error', p_error, 'detail', p_detail
     ))
+$$;
+
+-- What makes two failures the same: step, day and code, not the wording.
+create or replace function crypto.tick_failure_keys(p_failed jsonb) returns text[]
+language sql immutable
+as $$
+    select coalesce(array_agg(k.key order by k.key), '{}')
+    from jsonb_array_elements(p_failed) as f
+    cross join lateral (select concat_ws('|', f ->> 'step', f ->> 'trading_day', f ->> 'sqlstate') as key) as k
 $$;
 
 grant execute on function crypto.schedule_tick(text) to oxp_service;

@@ -2,17 +2,23 @@
 -- advisory lock makes concurrent runs queue; the second finds SETTLED.
 -- change = (close_D - close_prev) / close_prev in exact numeric; at least
 -- +threshold is UP, at most -threshold is DOWN, anything else is VOID.
-create or replace function crypto.settlement_outcome(p_change numeric) returns crypto.settlement_outcome
-language sql stable
-set search_path = crypto, pg_temp
+create or replace function crypto.settlement_outcome_at(p_change numeric, p_threshold numeric)
+returns crypto.settlement_outcome
+language sql immutable
 as $$
     select case
         when p_change is null then 'VOID'
-        when p_change >= (crypto.setting('settlement.threshold') #>> '{}')::numeric then 'UP'
-        when p_change <= -(crypto.setting('settlement.threshold') #>> '{}')::numeric then 'DOWN'
+        when p_change >= p_threshold then 'UP'
+        when p_change <= -p_threshold then 'DOWN'
         else 'VOID'
     end::crypto.settlement_outcome
 $$;
+
+-- By today's threshold (settlement.threshold).
+create or replace function crypto.settlement_outcome(p_change numeric) returns crypto.settlement_outcome
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select crypto.settlement_outcome_at(p_change, (crypto.setting('settlement.threshold') #>> '{}')::numeric) $$;
 
 -- The one definition of a win: the choice matches the decided direction.
 -- Stable, as the enum-to-text cast is: declared immutable it would not be
@@ -48,6 +54,8 @@ create or replace function crypto.settle_session(p_day date, p_void_missing bool
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- Days leave as ISO text (audit subjects, details), whatever the caller's DateStyle.
+set datestyle = 'ISO, YMD'
 -- A day's winners are sorted and aggregated in memory, not on disk.
 set work_mem = '128MB'
 as $$
@@ -56,6 +64,7 @@ declare
     v_prev date := crypto.prev_trading_day(p_day);
     v_missing text[];
     v_points bigint := crypto.setting_int('points.per_win');
+    v_threshold numeric := (crypto.setting('settlement.threshold') #>> '{}')::numeric;
     v_issuance bigint := crypto.system_account('issuance');
     v_paid integer;
     v_close_at timestamptz;
@@ -91,12 +100,16 @@ begin
     end if;
 
     perform crypto.begin_settling(p_day);
+    -- The terms of this day, kept for any later correction of it.
+    update crypto.session_control
+    set points_per_win = v_points, settlement_threshold = v_threshold
+    where trading_day = p_day;
 
     insert into crypto.settlements
         (trading_day, symbol, prev_trading_day, close_prev, close_today, change, outcome,
          source, fetched_at, settled_at)
     select
-        p_day, u.symbol, v_prev, p0.close, p1.close, c.change, crypto.settlement_outcome(c.change),
+        p_day, u.symbol, v_prev, p0.close, p1.close, c.change, crypto.settlement_outcome_at(c.change, v_threshold),
         p1.source, p1.fetched_at, crypto.now()
     from crypto.active_universe as u
     left join crypto.eod_prices as p1 on p1.trading_day = p_day and p1.symbol = u.symbol

@@ -11,8 +11,7 @@ create table crypto.settlement_corrections (
     trading_day date not null references crypto.session_control (trading_day),
     reason text not null check (length(btrim(reason)) between 3 and 500),
     actor text not null,
-    created_at timestamptz not null,
-    summary jsonb not null default '{}'
+    created_at timestamptz not null
 );
 
 -- The closes a correction replaced: old and new side by side.
@@ -72,12 +71,18 @@ alter table crypto.eod_price_corrections enable row level security;
 alter table crypto.settlement_revisions enable row level security;
 alter table crypto.correction_transfers enable row level security;
 
--- Corrections are part of the public settlement record, like settlements.
-create policy "Settlement corrections are public" on crypto.settlement_corrections
-for select to app_user using (true);
-create policy "Settlement revisions are public" on crypto.settlement_revisions
-for select to app_user using (true);
-grant select on crypto.settlement_corrections, crypto.settlement_revisions to app_user;
+-- Players read corrections through api.settlements (which leaves out who
+-- made them), never the tables.
+
+-- The terms a day was settled on, so that a correction months later
+-- recomputes it by the same threshold and pays the same points per win,
+-- whatever the settings say by then.
+alter table crypto.session_control
+add column points_per_win bigint check (points_per_win > 0),
+add column settlement_threshold numeric check (settlement_threshold > 0);
 
 grant select on crypto.settlement_corrections, crypto.eod_price_corrections, crypto.settlement_revisions,
 crypto.correction_transfers to oxp_service, auditor;
+
+-- Replaced by a five-argument form (with the error's detail) in plpgsql/schedule.sql.
+drop function if exists crypto.tick_failure(text, date, text, text);

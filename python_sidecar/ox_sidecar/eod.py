@@ -59,12 +59,15 @@ def read_csv_rows(path: Path) -> list[dict[str, Any]]:
             reader = csv.DictReader(fh)
             if reader.fieldnames != CSV_HEADER:
                 raise CsvError(f"{path.name}: the header must be {','.join(CSV_HEADER)}")
-            rows = [
-                {"line": line, **{k: row.get(k) for k in CSV_HEADER}}
-                for line, row in enumerate(reader, start=2)
-            ]
+            rows, extra = [], []
+            for row in reader:
+                if None in row:  # more fields than the header names
+                    extra.append(str(reader.line_num))
+                rows.append({"line": reader.line_num, **{k: row.get(k) for k in CSV_HEADER}})
     except (UnicodeDecodeError, csv.Error) as exc:
         raise CsvError(f"{path.name}: not a UTF-8 CSV file ({exc})") from exc
+    if extra:
+        raise CsvError(f"{path.name}: more than 3 fields on line {', '.join(extra)}")
     if not rows:
         raise CsvError(f"{path.name}: no rows after the header")
     return rows
@@ -169,7 +172,9 @@ def fetch_day(conn: psycopg.Connection, provider: PriceProvider, day: dt.date) -
         )
         raise
     with conn.transaction():
-        for c in closes:
+        # In (day, symbol) order: each load takes its day's settlement locks,
+        # and days locked out of order would deadlock with a correction.
+        for c in sorted(closes, key=lambda c: (c.day, c.symbol)):
             if (c.day, c.symbol) in wanted:
                 conn.execute(
                     "select crypto.load_eod_price(%s, %s, %s, %s, %s)",

@@ -157,14 +157,24 @@ def test_a_wrong_close_is_corrected_by_cli_and_admin_api(
     assert client.post("/admin/settlement/correct", json=body).status_code == 401
     denied = client.post("/admin/settlement/correct", json={}, headers=bearer(player))
     assert denied.status_code == 403 and denied.json()["code"] == "FORBIDDEN"
-    for bad in (
-        {**body, "reason": ""},
-        {**body, "closes": []},
-        {**body, "closes": [{"trading_day": "2026-11-24", "symbol": "AAPL", "close": "-1"}]},
-        {**body, "trading_day": "2026-11-26"},
+    for bad, status, code in (
+        ({**body, "reason": ""}, 422, "VALIDATION_FAILED"),
+        ({**body, "closes": []}, 422, "VALIDATION_FAILED"),
+        (
+            {**body, "closes": [{"trading_day": "2026-11-24", "symbol": "AAPL", "close": "-1"}]},
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            {**body, "closes": [{"trading_day": "2026-11-25", "symbol": "AAPL", "close": "1"}]},
+            409,
+            "MARKET_NOT_CLOSED",
+        ),
+        ({**body, "trading_day": "2026-11-26"}, 404, "NO_SESSION"),
+        ({**body, "trading_day": "2026-11-25"}, 409, "NOT_SETTLED"),
     ):
         r = client.post("/admin/settlement/correct", json=bad, headers=bearer(token))
-        assert r.status_code in (404, 409, 422), r.text
+        assert (r.status_code, r.json()["code"]) == (status, code), r.text
         assert r.headers["content-type"] == "application/problem+json"
     assert balances(db)["wrong@example.com"] == 0, "refused corrections changed nothing"
     r = client.post("/admin/settlement/correct", json=body, headers=bearer(token))

@@ -3,7 +3,7 @@
 -- NYSE did not trade, a file all or nothing with every refused row named,
 -- and a close that a settlement read, VOID included, never changed by a load.
 begin;
-select plan(17);
+select plan(19);
 
 create function pg_temp.error_of(p_sql text) returns text
 language plpgsql
@@ -65,7 +65,7 @@ select is(
     || 'line 4: 2026-11-27 has not closed yet: New York closes it at 2026-11-28T03:00:00+09:00 (KST), so AAPL has no close' || E'\n'
     || 'line 5: TSLA on 2026-11-25 is given 2 times' || E'\n'
     || 'line 6: TSLA on 2026-11-25 is given 2 times' || E'\n'
-    || 'line 7: The close of AVGO on 2026-11-25 must be a positive number below 10^14' || E'\n'
+    || 'line 7: The close of AVGO on 2026-11-25 must be a positive number below 10^14 (six decimal places)' || E'\n'
     || 'line 8: 11/25/2026 is not a date (YYYY-MM-DD)' || E'\n'
     || 'line 9: abc is not a number',
     'a file names every refused row, with its line and its rule'
@@ -120,6 +120,16 @@ select lives_ok(
 select is(
     (select close_today from crypto.settlements where trading_day = '2026-11-27' and symbol = 'NVDA'), null,
     'and the settlement keeps the closes it used'
+);
+
+-- Closes are kept to six places: judged as stored.
+select throws_ok(
+    $$ select crypto.load_eod_price('2026-11-25', 'AMD', 0.0000001, 'csv') $$, 'OX000', 'VALIDATION_FAILED',
+    'a close that rounds to zero is refused by the rule, not by the table'
+);
+select is(
+    crypto.load_eod_price('2026-11-27', 'AAPL', 111.0000004, 'csv'), false,
+    'a settled close given with more places but the same stored value is no change'
 );
 
 select function_privs_are(

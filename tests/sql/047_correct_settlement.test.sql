@@ -3,7 +3,7 @@
 -- session that read a corrected close, compensating transfers keyed,
 -- idempotent and audited, and a reversal never below a zero balance.
 begin;
-select plan(31);
+select plan(32);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -12,6 +12,7 @@ select tests.create_user('alice@example.com') as alice \gset
 select tests.create_user('bob@example.com') as bob \gset
 select tests.create_user('carol@example.com') as carol \gset
 select tests.create_user('dave@example.com') as dave \gset
+select tests.create_user('eve@example.com') as eve \gset
 select tests.create_user('admin@example.com') as admin \gset
 update crypto.users set role = 'admin', totp_secret = 'JBSWY3DPEHPK3PXP' where id = :'admin';
 
@@ -21,6 +22,8 @@ select tests.authenticate_as(:'bob');
 select api.submit_prediction('AAPL', 'DOWN');
 select tests.authenticate_as(:'carol');
 select api.submit_prediction('NVDA', 'UP');
+select tests.authenticate_as(:'eve');
+select api.submit_prediction('AAPL', 'UP');
 select tests.clear_authentication();
 
 select crypto.clock_set('2026-11-24 22:00Z');
@@ -37,14 +40,18 @@ select crypto.settle_session('2026-11-24', true);
 select tests.open_session('2026-11-25');
 select tests.authenticate_as(:'dave');
 select api.submit_prediction('AAPL', 'UP');
+select tests.authenticate_as(:'eve');
+select api.submit_prediction('AAPL', 'UP');
 select tests.clear_authentication();
 select crypto.clock_set('2026-11-25 22:00Z');
 select crypto.close_session('2026-11-25');
 select crypto.load_eod_price('2026-11-25', 'AAPL', 100.5, 'test');
 select crypto.settle_session('2026-11-25', true);
 
--- Alice spends 60 of her 100 points before anyone notices the mistake.
+-- Alice spends 60 of her 100 points before anyone notices the mistake, eve
+-- all of hers (she picked UP on both days: one close decides both).
 select crypto.adjust_points('alice@example.com', -60, 'spent in the shop', 'spend-1');
+select crypto.adjust_points('eve@example.com', -100, 'spent in the shop', 'spend-2');
 
 select throws_ok(
     $$ select crypto.correct_settlement('2026-11-24', '[{"trading_day": "2026-11-24", "symbol": "AAPL", "close": 99}]', '') $$,
@@ -81,15 +88,21 @@ select results_eq(
     $$ select u.email::text, a.balance from crypto.ledger_accounts as a join crypto.users as u on u.id = a.user_id
        where u.email <> 'admin@example.com' order by u.email $$,
     $$ values ('alice@example.com', 0::bigint), ('bob@example.com', 100::bigint), ('carol@example.com', 100::bigint),
-       ('dave@example.com', 100::bigint) $$,
+       ('dave@example.com', 100::bigint), ('eve@example.com', 0::bigint) $$,
     'new winners are paid; the wrong award is taken back as far as the balance allows'
+);
+select is(
+    (select sum(written_off)::int from crypto.correction_transfers as k
+     join crypto.predictions as p on p.id = k.prediction_id where p.user_id = :'eve'),
+    0, 'eve''s payment for the 25th lands before the reversal of the 24th takes it: nothing written off'
 );
 select is((:'fix'::jsonb ->> 'written_off')::int, 60, 'what alice had spent is written off, never owed');
 select is(
-    (:'fix'::jsonb -> 'paid'), '{"points": 300, "predictions": 3}'::jsonb, 'three predictions paid 100 each'
+    (:'fix'::jsonb -> 'paid'), '{"points": 400, "predictions": 4}'::jsonb, 'four predictions paid 100 each'
 );
 select is(
-    (:'fix'::jsonb -> 'reversed'), '{"points": 40, "predictions": 1}'::jsonb, 'one award reversed, 40 points of it'
+    (:'fix'::jsonb -> 'reversed'), '{"points": 140, "predictions": 2}'::jsonb,
+    'two awards reversed: all of eve''s, 40 points of alice''s'
 );
 select is(
     (select outcome::text from crypto.settlements where trading_day = '2026-11-24' and symbol = 'AAPL'), 'UP',
@@ -123,7 +136,7 @@ select is(
 );
 select is(
     (select sum(balance)::int from crypto.ledger_accounts where kind = 'user'), 300,
-    'and pays nothing twice'
+    'and pays nothing twice (bob, carol, dave)'
 );
 
 -- What the players see.
@@ -134,9 +147,10 @@ select is(
     'LOST', 'alice sees her AAPL prediction lost'
 );
 select is(
-    (select (i ->> 'points')::int from json_array_elements(api.my_predictions('2026-11-24') -> 'items') as i
+    (select jsonb_build_object('points', i -> 'points', 'kept', i -> 'kept_after_correction')
+     from json_array_elements(api.my_predictions('2026-11-24') -> 'items') as i
      where i ->> 'symbol' = 'AAPL'),
-    60, 'holding the 60 points that were written off'
+    '{"points": 0, "kept": 60}', 'earning nothing, and keeping the 60 points that were written off'
 );
 select is(
     (api.settlements('2026-11-24') -> 'corrections' -> 0 ->> 'reason'),
@@ -157,7 +171,10 @@ select throws_ok(
 );
 select tests.clear_authentication();
 
--- The first close was right after all: an admin puts it back.
+-- The first close was right after all: an admin puts it back, after the
+-- settings changed. The day is recomputed on the terms it was settled on.
+update crypto.settings set value = '500' where key = 'points.per_win';
+update crypto.settings set value = '0.5' where key = 'settlement.threshold';
 select tests.authenticate_as(:'admin', 'app_admin');
 select is(
     (api.admin_correct_settlement('2026-11-24', '[{"trading_day": "2026-11-24", "symbol": "AAPL", "close": 101}]',
@@ -171,7 +188,7 @@ select results_eq(
     $$ select u.email::text, a.balance from crypto.ledger_accounts as a join crypto.users as u on u.id = a.user_id
        where u.email <> 'admin@example.com' order by u.email $$,
     $$ values ('alice@example.com', 40::bigint), ('bob@example.com', 0::bigint), ('carol@example.com', 100::bigint),
-       ('dave@example.com', 0::bigint) $$,
+       ('dave@example.com', 0::bigint), ('eve@example.com', 0::bigint) $$,
     'a win restored pays only what the prediction no longer holds (100 - 60 kept)'
 );
 select is(

@@ -45,19 +45,17 @@ select is(
     '2026-11-24', 'and an alert names the day'
 );
 
+select crypto.schedule_tick();
+select is(
+    (select count(*)::int from crypto.system_health where check_name = 'schedule_tick'), 1,
+    'the same failure a minute later is recorded in its run but alerts once'
+);
+
 drop trigger refuse_settlements on crypto.settlements;
 select is(crypto.schedule_tick() -> 'done', '[{"settled": "2026-11-24"}]', 'the next tick retries and settles');
 select is(
     (select status::text from crypto.job_runs where job = 'schedule_tick' order by id desc limit 1), 'succeeded',
     'and records its success'
-);
-
--- A named job that starts while the minute tick holds the lock waits for
--- it and records its own run (lock_timeout on the function).
-select is(
-    (select p.proconfig @> array['lock_timeout=50s'] from pg_proc as p
-     where p.oid = 'crypto.schedule_tick(text)'::regprocedure),
-    true, 'the tick waits for the lock (50 s at most) instead of returning unrecorded'
 );
 
 select * from finish();
