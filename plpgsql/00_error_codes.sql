@@ -33,6 +33,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 -- every stable code lives in one table.
 ('OX125', 'CONFIRMATION_REQUIRED', 428, 'This action needs a confirmation'),
 ('OX126', 'KEY_ROTATED_RECENTLY', 409, 'The signing key was rotated within the access-token lifetime'),
+('OX127', 'TICK_FAILED', 500, 'A scheduled step failed; the run records the error'),
+('OX128', 'MIGRATION_FAILED', 500, 'A migration failed; nothing of it was applied'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,13 +17,17 @@ from ox_sidecar.eod import (
     read_closes_csv,
 )
 
-from .common import AsJson, call, console, fail, parse_day, service_connection
+from .common import AsJson, call, console, emit, fail, parse_day, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="End-of-day closes")
 
 
 @app.command("load")
-def load(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+def load(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: trading_day,symbol,close")
+    ],
+) -> None:
     """Load raw closes from a CSV with header trading_day,symbol,close (all or nothing)."""
     try:
         closes = read_closes_csv(file)
@@ -46,28 +51,76 @@ def load(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> 
     console.print(f"{len(closes)} closes read, {changed} new or changed")
 
 
+class Provider(StrEnum):
+    yfinance = "yfinance"
+    csv = "csv"
+
+
 @app.command("fetch")
 def fetch(
     day: Annotated[str, typer.Option(help="Trading day (New York date)")],
     provider: Annotated[
-        str | None, typer.Option(help="yfinance or csv; default EOD_PROVIDER (yfinance)")
+        Provider | None, typer.Option(help="Default EOD_PROVIDER (yfinance)")
     ] = None,
     file: Annotated[Path | None, typer.Option(help="CSV file for --provider csv")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Fetch the raw closes DAY still misses (and the previous trading day's)."""
     settings = get_settings()
-    source = provider_named(provider or settings.eod_provider, file or settings.eod_csv_file)
+    name = provider.value if provider else settings.eod_provider
+    csv_file = file or settings.eod_csv_file
+    try:
+        source = provider_named(name, csv_file)
+    except ValueError as exc:
+        raise fail("VALIDATION_FAILED", f"EOD_PROVIDER: {exc}") from exc
+    if name == "csv" and not csv_file.is_file():
+        raise fail("VALIDATION_FAILED", f"no CSV file {csv_file} (--file or EOD_CSV_FILE)")
     with service_connection(autocommit=True) as conn:
         try:
             report = fetch_day(conn, source, parse_day(day))
-        except (PricesNotFinal, ProviderUnavailable, CsvError) as exc:
-            raise fail(str(exc)) from exc
+        except PricesNotFinal as exc:
+            raise fail("PRICES_MISSING", str(exc)) from exc
+        except ProviderUnavailable as exc:
+            raise fail("UNAVAILABLE", f"{source.name}: {exc}") from exc
+        except CsvError as exc:
+            raise fail("VALIDATION_FAILED", str(exc)) from exc
     if as_json:
         typer.echo(
             json.dumps({"trading_day": day, "loaded": report.loaded, "missing": report.missing})
         )
     else:
-        console.print(f"{day}: {report.loaded} closes loaded, missing: {report.missing or 'none'}")
+        missing = ", ".join(report.missing) or "none"
+        console.print(f"{day}: {report.loaded} closes loaded, missing: {missing}", markup=False)
     if report.missing:
         raise typer.Exit(1)
+
+
+@app.command("show")
+def show(
+    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD, New York date)")],
+    as_json: AsJson = False,
+) -> None:
+    """DAY's closes (source, fetched at), what is still missing for its
+    settlement, the fetch job, and every fetch attempt with its error."""
+    with service_connection() as conn:
+        report = call(conn, "select crypto.eod_day(%s)", parse_day(day))
+    if as_json:
+        emit(report, True)
+        return
+    job = report["fetch_job"]
+    job_text = f"job {job['id']} {job['status']}, attempt {job['attempts']}/{job['max_attempts']}"
+    emit(
+        {
+            "trading_day": report["trading_day"],
+            "previous_trading_day": report["previous_trading_day"],
+            "close_at": report["close_at"],
+            "final": report["final"],
+            "fetch_job": job_text if job else "none",
+            "missing": ", ".join(f"{m['symbol']} on {m['trading_day']}" for m in report["missing"])
+            or "none",
+        },
+        False,
+    )
+    emit(report["closes"], False, ["symbol", "close", "source", "fetched_at", "previous_close"])
+    console.print("fetch attempts:")
+    emit(report["attempts"], False, ["started_at", "provider", "status", "rows", "error"])
