@@ -100,22 +100,30 @@ def show(
     day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD, New York date)")],
     as_json: AsJson = False,
 ) -> None:
-    """DAY's closes (source, fetched at), what is still missing for its
-    settlement, the fetch job, and every fetch attempt with its error."""
+    """DAY's closes, what is missing, and every fetch attempt.
+
+    Each close with its source and fetch time; the closes DAY's settlement
+    still needs (DAY's and the previous trading day's); the fetch job; and
+    every attempt in crypto.eod_fetch_logs with its error.
+    """
     with service_connection() as conn:
         report = call(conn, "select crypto.eod_day(%s)", parse_day(day))
     if as_json:
         emit(report, True)
         return
     job = report["fetch_job"]
-    job_text = f"job {job['id']} {job['status']}, attempt {job['attempts']}/{job['max_attempts']}"
+    job_text = (
+        f"job {job['id']} {job['status']}, attempt {job['attempts']}/{job['max_attempts']}"
+        if job
+        else None
+    )
     emit(
         {
             "trading_day": report["trading_day"],
             "previous_trading_day": report["previous_trading_day"],
             "close_at": report["close_at"],
             "final": report["final"],
-            "fetch_job": job_text if job else "none",
+            "fetch_job": job_text or "none",
             "missing": ", ".join(f"{m['symbol']} on {m['trading_day']}" for m in report["missing"])
             or "none",
         },

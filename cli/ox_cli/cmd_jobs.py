@@ -28,8 +28,10 @@ def list_(
 
 @app.command("retry")
 def retry(job_id: JobId, as_json: AsJson = False) -> None:
-    """Run a dead, cancelled or waiting job now (one more attempt if it used
-    them all); audited."""
+    """Run a dead, cancelled or waiting job now; audited.
+
+    A job that used all its attempts gets one more.
+    """
     with service_connection() as conn:
         job = call(conn, "select crypto.job_retry(%s)", job_id)
     say(f"job {job['id']} ({job['kind']}): {job['status']}, runs now", as_json, **job)
@@ -43,8 +45,11 @@ def cancel(
     ),
     as_json: AsJson = False,
 ) -> None:
-    """Never run a queued or dead job again; audited. A reward's vendor call
-    is cancelled with its redemption (oxp rewards cancel)."""
+    """Never run a queued or dead job again; audited.
+
+    A reward's vendor call is cancelled with its redemption instead
+    (oxp rewards cancel), which gives the points back.
+    """
     with service_connection() as conn:
         job = call(conn, "select crypto.job_cancel(%s, %s)", job_id, reason)
     say(f"job {job['id']} ({job['kind']}): {job['status']}", as_json, **job)

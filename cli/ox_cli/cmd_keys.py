@@ -26,9 +26,12 @@ def rotate(
     ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """A new signing key; the old one stays valid (and in the JWKS) until the
-    next rotation, so tokens it signed live out their lifetime. A second
-    rotation within that lifetime is refused without --force."""
+    """A new signing key; the old one stays valid until the next.
+
+    The old key stays in the JWKS, so tokens it signed live out their
+    lifetime. A second rotation within that lifetime would retire it early
+    and sign everyone out: it is refused without --force.
+    """
     settings = get_settings()
     name = "JWT_ADMIN" if admin else "JWT"
     if (settings.jwt_admin_private_key if admin else settings.jwt_private_key) is not None:

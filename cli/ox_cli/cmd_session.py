@@ -10,6 +10,7 @@ from .common import (
     DayOrCurrent,
     Yes,
     call,
+    cell,
     confirm,
     console,
     day_or_current,
@@ -58,8 +59,11 @@ def list_(
     limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 30,
     as_json: AsJson = False,
 ) -> None:
-    """Sessions newest first: phase, counts, and each VOID with its reason
-    (threshold: the change was too small; missing_price: which day's close)."""
+    """Sessions newest first: phase, counts, VOIDs with their reason.
+
+    A VOID is "threshold" (the change was too small) or "missing_price"
+    (naming the day whose close is missing).
+    """
     first = parse_day(from_) if from_ else None
     last = parse_day(to) if to else None
     with service_connection() as conn:
@@ -73,7 +77,7 @@ def list_(
 def _void_text(void: dict[str, Any]) -> str:
     if void["reason"] == "missing_price":
         return "no close on " + " and ".join(void["missing"])
-    return f"change {void['change']} inside the threshold"
+    return f"change {cell(void['change'])} inside the threshold"
 
 
 def _move(function: str, day: str | None, as_json: bool) -> None:
@@ -101,8 +105,11 @@ def close(
     yes: Yes = False,
     as_json: AsJson = False,
 ) -> None:
-    """Close DAY's session, or the open one (which needs --yes): no more
-    predictions are accepted."""
+    """Close DAY's session, or the open one with --yes.
+
+    No more predictions are accepted. Without --day, the current session is
+    closed only with --yes (or when confirmed at a terminal).
+    """
     if day is None:
         with service_connection() as conn:
             current = call(conn, "select (crypto.current_session()).trading_day")

@@ -14,8 +14,10 @@ def show(
     key: Annotated[str | None, typer.Argument(help="One setting; default all")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Every setting (or KEY) with its value, the rule a new value must
-    follow, and when it last changed (KST)."""
+    """Every setting (or KEY): value, rule, last change.
+
+    The rule is what `oxp settings set` accepts for the key.
+    """
     with service_connection() as conn:
         settings = call(conn, "select crypto.settings_list()")
     if key is not None:
@@ -27,7 +29,7 @@ def show(
     emit(settings, as_json, ["key", "value", "rule"])
 
 
-@app.command("set")
+@app.command("set", context_settings={"ignore_unknown_options": True})  # VALUE may be negative
 def set_(
     key: Annotated[str, typer.Argument(help="The setting, e.g. points.per_win")],
     value: Annotated[str, typer.Argument(help="The new value, checked against the key's rule")],

@@ -64,9 +64,11 @@ def create_admin(
     email: Annotated[str, typer.Argument(help="An existing user's email")],
     as_json: AsJson = False,
 ) -> None:
-    """Make a user an admin. Prints the TOTP secret once: add it to an
-    authenticator app now, it is not shown again. Refused for an admin
-    (use reset-totp)."""
+    """Make a user an admin; prints the TOTP secret once.
+
+    Add the secret to an authenticator app now: it is not shown again.
+    Refused for an admin (use reset-totp).
+    """
     secret = pyotp.random_base32()
     with service_connection() as conn:
         user = call(conn, "select crypto.make_admin(%s, %s)", email, secret)
@@ -75,8 +77,10 @@ def create_admin(
 
 @app.command("demote")
 def demote(email: Email, as_json: AsJson = False) -> None:
-    """An admin back to a player: the TOTP secret is forgotten and every
-    session of theirs ends."""
+    """An admin back to a player; their sessions end.
+
+    The TOTP secret is forgotten.
+    """
     with service_connection() as conn:
         user = call(conn, "select crypto.demote_admin(%s)", email)
     if as_json:
@@ -87,8 +91,10 @@ def demote(email: Email, as_json: AsJson = False) -> None:
 
 @app.command("reset-totp")
 def reset_totp(email: Email, as_json: AsJson = False) -> None:
-    """A new TOTP secret for an admin who lost theirs (shown once); the old
-    one and every session of theirs end."""
+    """A new TOTP secret for an admin (shown once).
+
+    For a lost authenticator: the old secret and every session end.
+    """
     secret = pyotp.random_base32()
     with service_connection() as conn:
         user = call(conn, "select crypto.reset_totp(%s, %s)", email, secret)

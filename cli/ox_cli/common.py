@@ -9,11 +9,13 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 import typer
+from psycopg.types.json import set_json_loads
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
@@ -96,6 +98,9 @@ def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]
         raise fail(
             "UNAVAILABLE", f"cannot reach the database ({settings.database_url}): {exc}"
         ) from exc
+    # Exact numbers (closes, changes): Decimal, never float; --json writes
+    # them as decimal strings.
+    set_json_loads(partial(json.loads, parse_float=decimal.Decimal), conn)
     try:
         if autocommit:
             conn.execute("set role oxp_service")
@@ -139,16 +144,25 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict | list):
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
     if isinstance(value, decimal.Decimal):
-        return format(value, "f")
+        return format(value.normalize(), "f")
     return str(value)
+
+
+def _json_default(value: Any) -> str:
+    """Decimals as exact decimal strings (never 1E-5), dates as ISO text."""
+    return format(value, "f") if isinstance(value, decimal.Decimal) else str(value)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, default=_json_default)
 
 
 def emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
     """JSON for scripts; for people a table, or one field a line for a record."""
     if as_json:
-        typer.echo(json.dumps(data, default=str))
+        typer.echo(to_json(data))
         return
     if isinstance(data, dict):
         record = Table("field", "value", show_header=False, box=None, pad_edge=False)
@@ -169,7 +183,7 @@ def emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
 def say(message: str, as_json: bool, **data: Any) -> None:
     """A one-line outcome for people, or its data as JSON."""
     if as_json:
-        typer.echo(json.dumps(data, default=str))
+        typer.echo(to_json(data))
     else:
         console.print(message, markup=False, highlight=False)
 
