@@ -111,7 +111,7 @@ def show(
     if as_json:
         emit(report, True)
         return
-    job = report["fetch_job"]
+    job, missing = report["fetch_job"], report["missing"]
     job_text = (
         f"job {job['id']} {job['status']}, attempt {job['attempts']}/{job['max_attempts']}"
         if job
@@ -124,7 +124,10 @@ def show(
             "close_at": report["close_at"],
             "final": report["final"],
             "fetch_job": job_text or "none",
-            "missing": ", ".join(f"{m['symbol']} on {m['trading_day']}" for m in report["missing"])
+            "missing": "; ".join(
+                f"{day}: " + ", ".join(m["symbol"] for m in missing if m["trading_day"] == day)
+                for day in dict.fromkeys(m["trading_day"] for m in missing)
+            )
             or "none",
         },
         False,

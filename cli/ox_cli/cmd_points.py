@@ -76,6 +76,6 @@ def adjust(
     if as_json:
         emit({**result, "key": key, "key_derived": derived is not None, "replay": replay}, True)
         return
-    emit(result, False)
+    emit(result, False, ["email", "amount", "balance_after", "transfer_id"])
     if note:
         err_console.print(note, markup=False, highlight=False)

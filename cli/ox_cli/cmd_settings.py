@@ -24,7 +24,7 @@ def show(
         settings = [s for s in settings if s["key"] == key.strip().lower()]
         if not settings:
             raise fail("UNKNOWN_SETTING", f"No setting {key} (oxp settings show lists them)")
-        emit(settings[0], as_json)
+        emit(settings[0], as_json, ["key", "value", "rule", "description", "updated_at"])
         return
     emit(settings, as_json, ["key", "value", "rule"])
 

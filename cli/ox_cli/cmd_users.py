@@ -51,7 +51,13 @@ def show(
         emit(user, True)
         return
     recent = user.pop("recent_predictions")
-    emit(user, False)
+    emit(user, False, [*LIST_COLUMNS[:3], "created_at", "last_seen_at", "disabled_at"])
+    console.print(
+        "predictions: {} ({})".format(
+            user["predictions"], ", ".join(f"{k} {v}" for k, v in user["outcomes"].items())
+        ),
+        markup=False,
+    )
     console.print("recent predictions:")
     emit(recent, False, ["trading_day", "symbol", "choice", "outcome", "created_at"])
 

@@ -24,7 +24,11 @@ from ox_sidecar import problems
 from ox_sidecar.config import get_settings
 
 KST = ZoneInfo("Asia/Seoul")
-console = Console(width=None if sys.stdout.isatty() else 200)
+# Not at a terminal: COLUMNS if set, else wide rows that a log keeps whole.
+_columns = os.environ.get("COLUMNS", "")
+console = Console(
+    width=None if sys.stdout.isatty() else int(_columns) if _columns.isdigit() else 200
+)
 err_console = Console(stderr=True)
 
 

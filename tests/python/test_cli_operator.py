@@ -303,7 +303,7 @@ def test_eod_show_closes_missing_and_attempts(db: psycopg.Connection) -> None:
     assert {"trading_day": "2026-11-23", "symbol": "AAPL"} in report["missing"]
     assert report["attempts"][0]["error"] == "rate limit"
     text = " ".join(run("eod", "show", "--day", "2026-11-24").stdout.split())
-    assert "MSFT on 2026-11-24" in text and "rate limit" in text
+    assert "2026-11-24: MSFT, GOOGL" in text and "rate limit" in text
     assert "2026-11-26 is not a trading day" in refused(
         "eod", "show", "--day", "2026-11-26", code="NOT_A_TRADING_DAY"
     )
