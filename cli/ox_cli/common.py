@@ -253,7 +253,8 @@ class OxpGroup(TyperGroup):
             if type(exc).__name__ != "NoArgsIsHelpError":
                 ctx = getattr(exc, "ctx", None)
                 hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-                print_error("VALIDATION_FAILED", exc.format_message() + hint, as_json)
+                message = exc.format_message().replace("Value error, ", "")
+                print_error("VALIDATION_FAILED", message + hint, as_json)
         except typer.Abort:
             print_error("CONFIRMATION_REQUIRED", "aborted; nothing changed", as_json)
             code = 1
