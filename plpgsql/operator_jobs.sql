@@ -128,3 +128,10 @@ grant execute on function crypto.job_json(crypto.jobs) to oxp_service, app_admin
 grant execute on function crypto.jobs_list(text, integer) to oxp_service, auditor;
 grant execute on function crypto.job_retry(bigint) to oxp_service, app_admin;
 grant execute on function crypto.job_cancel(bigint, text) to oxp_service, app_admin;
+
+comment on function crypto.jobs_list(text, integer) is
+'Queue jobs newest first with attempts and the last error (oxp jobs list).';
+comment on function crypto.job_retry(bigint) is
+'Queues a dead, cancelled or waiting job to run now; audited as job.retry.';
+comment on function crypto.job_cancel(bigint, text) is
+'Cancels a queued or dead job (never a vendor call: cancel its redemption); audited as job.cancel.';

@@ -174,3 +174,12 @@ grant execute on function crypto.settlement_void_reason(crypto.settlements) to o
 grant execute on function crypto.sessions_list(date, date, integer) to oxp_service, auditor;
 grant execute on function crypto.eod_day(date) to oxp_service, auditor;
 grant execute on function crypto.redemptions_list(text, bigint, integer) to oxp_service, auditor;
+
+comment on function crypto.settlement_void_reason(crypto.settlements) is
+'Why a symbol settled VOID: missing_price (naming the day) or threshold (with the change).';
+comment on function crypto.sessions_list(date, date, integer) is
+'Sessions newest first with phase, counts and each VOID''s reason (oxp session list).';
+comment on function crypto.eod_day(date) is
+'A day''s closes, what settlement still misses, the fetch job and every fetch attempt (oxp eod show).';
+comment on function crypto.redemptions_list(text, bigint, integer) is
+'Redemptions newest first with the user''s email, by status, a page at a time (oxp rewards redemptions).';

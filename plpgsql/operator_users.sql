@@ -223,3 +223,14 @@ grant execute on function crypto.user_ledger(text, bigint, integer) to oxp_servi
 -- Role and factor changes are the operator's alone, like promotion.
 grant execute on function crypto.demote_admin(text) to oxp_service;
 grant execute on function crypto.reset_totp(text, text) to oxp_service;
+
+comment on function crypto.users_list(text, integer) is
+'Users newest first: email, role, balance, created, last seen, predictions (oxp users list).';
+comment on function crypto.user_detail(text, integer) is
+'One user by email: the summary, outcomes of all predictions, and the latest ones (oxp users show).';
+comment on function crypto.user_ledger(text, bigint, integer) is
+'A user''s ledger entries newest first, a page at a time (oxp points ledger).';
+comment on function crypto.demote_admin(text) is
+'An admin back to a player: second factor forgotten, sessions revoked; audited as user.demote.';
+comment on function crypto.reset_totp(text, text) is
+'A new TOTP secret for an admin; sessions revoked; audited as user.reset_totp.';

@@ -160,3 +160,10 @@ grant execute on function crypto.setting_rules() to oxp_service, app_admin, audi
 grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
 grant execute on function crypto.settings_list() to oxp_service, auditor;
 grant execute on function crypto.setting_set(text, text) to oxp_service, app_admin;
+
+comment on function crypto.setting_rules() is
+'What each setting accepts: kind (integer, decimal, symbols, fixed), bounds and a note.';
+comment on function crypto.settings_list() is
+'Every setting with its value, description, rule and last change (KST): oxp settings show.';
+comment on function crypto.setting_set(text, text) is
+'Changes a setting after checking its rule; audited as setting.set with the old and new value.';
