@@ -26,6 +26,17 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX109', 'PRICE_ALREADY_SETTLED', 409, 'A settled price cannot change'),
 ('OX110', 'MARKET_NOT_CLOSED', 409, 'New York has not closed this trading day yet'),
 ('OX111', 'NOT_SETTLED', 409, 'The session is not settled yet'),
+('OX120', 'UNKNOWN_SETTING', 404, 'No such setting'),
+('OX121', 'SETTING_READ_ONLY', 409, 'This setting is not changed this way'),
+('OX122', 'JOB_STATE_CONFLICT', 409, 'The job cannot do that in its state'),
+('OX123', 'NOT_AN_ADMIN', 409, 'The user is not an admin'),
+('OX124', 'ALREADY_ADMIN', 409, 'The user is an admin already'),
+-- Raised by oxp itself (no SQL function asks a question); kept here so
+-- every stable code lives in one table.
+('OX125', 'CONFIRMATION_REQUIRED', 428, 'This action needs a confirmation'),
+('OX126', 'KEY_ROTATED_RECENTLY', 409, 'The signing key was rotated within the access-token lifetime'),
+('OX127', 'TICK_FAILED', 500, 'A scheduled step failed; the run records the error'),
+('OX128', 'MIGRATION_FAILED', 500, 'A migration failed; nothing of it was applied'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
@@ -45,14 +56,15 @@ on conflict (sqlstate) do update
     set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
 
 
--- The shim reads the table once at start-up, as anon.
+-- The shim reads the table once at start-up, as anon; oxp, as oxp_service,
+-- when it has an error to name.
 create or replace function api.error_codes()
 returns table (sqlstate text, code text, http_status smallint, title text)
 language sql stable security definer
 set search_path = crypto, pg_temp
 as $$ select e.sqlstate, e.code, e.http_status, e.title from crypto.error_codes as e $$;
 
-grant execute on function api.error_codes() to anon;
+grant execute on function api.error_codes() to anon, oxp_service;
 
 -- The stable code of a SQLSTATE, for functions that raise a rule's code
 -- that they did not choose themselves.

@@ -55,3 +55,21 @@ end
 $$;
 
 grant execute on function crypto.adjust_points(text, bigint, text, text) to oxp_service, app_admin;
+
+-- `oxp points adjust` without --key: a key derived from the adjustment and
+-- the day (KST, by the database clock), so the same command run twice the
+-- same day pays once, and the same correction tomorrow is a new one.
+create or replace function crypto.adjustment_key(p_email text, p_amount bigint, p_reason text) returns jsonb
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select jsonb_build_object(
+        'key', format('%s:%s', d.day, left(encode(sha256(convert_to(
+            json_build_array(lower(btrim(p_email)), p_amount, btrim(p_reason), d.day)::text, 'UTF8'
+        )), 'hex'), 32)),
+        'day', d.day
+    )
+    from (select (crypto.now() at time zone 'Asia/Seoul')::date as day) as d
+$$;
+
+grant execute on function crypto.adjustment_key(text, bigint, text) to oxp_service, app_admin;

@@ -122,6 +122,13 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'A TOTP secret is base32, 16 characters or more';
     end if;
+    -- An admin already: a new secret here would silently replace the one
+    -- in their authenticator app; that is what reset_totp is for.
+    if exists (select from crypto.users as u where u.email = lower(btrim(p_email)) and u.role = 'admin') then
+        raise exception using errcode = 'OX124', message = 'ALREADY_ADMIN',
+            detail = format('%s is an admin already; oxp users reset-totp gives a new secret',
+                lower(btrim(p_email)));
+    end if;
     update crypto.users as u set role = 'admin', totp_secret = p_totp_secret, totp_last_step = null
     where u.email = lower(btrim(p_email)) and u.disabled_at is null
     returning u.* into v_user;

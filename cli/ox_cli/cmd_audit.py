@@ -9,8 +9,10 @@ app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log")
 
 @app.command("verify")
 def verify(as_json: AsJson = False) -> None:
-    """Seal what has committed, then walk the chain end to end; exit 1 naming
-    the first row that does not verify."""
+    """Seal, then check the audit chain end to end.
+
+    Exit 1 naming the first row that does not verify.
+    """
     with service_connection(autocommit=True) as conn:
         call(conn, "select crypto.audit_seal()")
         result = call(conn, "select crypto.audit_verify()")

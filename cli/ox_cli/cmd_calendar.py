@@ -8,7 +8,7 @@ import typer
 
 from ox_sidecar.calendar_sync import default_years, nyse_sessions
 
-from .common import AsJson, call, console, emit, parse_day, service_connection
+from .common import AsJson, call, emit, parse_day, say, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="The NYSE trading calendar")
 
@@ -16,13 +16,21 @@ app = typer.Typer(no_args_is_help=True, help="The NYSE trading calendar")
 @app.command("sync")
 def sync(
     years: Annotated[int, typer.Option(help="This year and the next N-1")] = 2,
+    as_json: AsJson = False,
 ) -> None:
     """Fill crypto.trading_calendar from exchange_calendars (XNYS)."""
     first, last = default_years(dt.date.today(), years)
     sessions = nyse_sessions(first, last)
     with service_connection() as conn:
         changed = call(conn, "select crypto.sync_calendar(%s::jsonb)", json.dumps(sessions))
-    console.print(f"{len(sessions)} sessions {first}-{last}, {changed} new or changed")
+    say(
+        f"{len(sessions)} sessions {first}-{last}, {changed} new or changed",
+        as_json,
+        sessions=len(sessions),
+        first=first,
+        last=last,
+        changed=changed,
+    )
 
 
 @app.command("show")

@@ -5,17 +5,17 @@ import typer
 
 from ox_sidecar.config import ROOT, get_settings
 
-from .common import console, fail
+from .common import AsJson, fail, say
 
 app = typer.Typer(no_args_is_help=True, help="Demo data")
 
 
 @app.command("seed")
-def seed() -> None:
+def seed(as_json: AsJson = False) -> None:
     """Rewards and ads to play with (refused in production; idempotent)."""
     settings = get_settings()
     if settings.env == "production":
-        raise fail("demo data is refused in production")
+        raise fail("REFUSED_IN_PRODUCTION", "demo data is refused in production")
     with psycopg.connect(settings.database_url) as conn:
         conn.execute((ROOT / "data" / "demo_seed.sql").read_text())
-    console.print("demo rewards and ads are in place")
+    say("demo rewards and ads are in place", as_json, seeded=True)

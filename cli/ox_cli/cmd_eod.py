@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from ox_sidecar.eod import (
     read_csv_rows,
 )
 
-from .common import AsJson, call, console, err_console, fail, parse_day, service_connection
+from .common import AsJson, call, console, emit, err_console, fail, parse_day, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="End-of-day closes")
 
@@ -56,33 +57,92 @@ def load(
             conn, "select crypto.load_eod_prices(%s, %s)", Jsonb(rows), f"csv:{file.name}"
         )
     if as_json:
-        typer.echo(json.dumps(result))
+        emit(result, True)
     else:
         console.print(f"{result['read']} closes read, {result['changed']} new or changed")
+
+
+class Provider(StrEnum):
+    yfinance = "yfinance"
+    csv = "csv"
 
 
 @app.command("fetch")
 def fetch(
     day: Annotated[str, typer.Option(help="Trading day (New York date)")],
     provider: Annotated[
-        str | None, typer.Option(help="yfinance or csv; default EOD_PROVIDER (yfinance)")
+        Provider | None, typer.Option(help="Default EOD_PROVIDER (yfinance)")
     ] = None,
     file: Annotated[Path | None, typer.Option(help="CSV file for --provider csv")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Fetch the raw closes DAY still misses (and the previous trading day's)."""
     settings = get_settings()
-    source = provider_named(provider or settings.eod_provider, file or settings.eod_csv_file)
+    name = provider.value if provider else settings.eod_provider
+    csv_file = file or settings.eod_csv_file
+    try:
+        source = provider_named(name, csv_file)
+    except ValueError as exc:
+        raise fail("VALIDATION_FAILED", f"EOD_PROVIDER: {exc}") from exc
+    if name == "csv" and not csv_file.is_file():
+        raise fail("VALIDATION_FAILED", f"no CSV file {csv_file} (--file or EOD_CSV_FILE)")
     with service_connection(autocommit=True) as conn:
         try:
             report = fetch_day(conn, source, parse_day(day))
-        except (PricesNotFinal, ProviderUnavailable, CsvError) as exc:
-            raise fail(str(exc)) from exc
+        except PricesNotFinal as exc:
+            raise fail("PRICES_MISSING", str(exc)) from exc
+        except ProviderUnavailable as exc:
+            raise fail("UNAVAILABLE", f"{source.name}: {exc}") from exc
+        except CsvError as exc:
+            raise fail("VALIDATION_FAILED", str(exc)) from exc
     if as_json:
         typer.echo(
             json.dumps({"trading_day": day, "loaded": report.loaded, "missing": report.missing})
         )
     else:
-        console.print(f"{day}: {report.loaded} closes loaded, missing: {report.missing or 'none'}")
+        missing = ", ".join(report.missing) or "none"
+        console.print(f"{day}: {report.loaded} closes loaded, missing: {missing}", markup=False)
     if report.missing:
         raise typer.Exit(1)
+
+
+@app.command("show")
+def show(
+    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD, New York date)")],
+    as_json: AsJson = False,
+) -> None:
+    """DAY's closes, what is missing, and every fetch attempt.
+
+    Each close with its source and fetch time; the closes DAY's settlement
+    still needs (DAY's and the previous trading day's); the fetch job; and
+    every attempt in crypto.eod_fetch_logs with its error.
+    """
+    with service_connection() as conn:
+        report = call(conn, "select crypto.eod_day(%s)", parse_day(day))
+    if as_json:
+        emit(report, True)
+        return
+    job, missing = report["fetch_job"], report["missing"]
+    job_text = (
+        f"job {job['id']} {job['status']}, attempt {job['attempts']}/{job['max_attempts']}"
+        if job
+        else None
+    )
+    emit(
+        {
+            "trading_day": report["trading_day"],
+            "previous_trading_day": report["previous_trading_day"],
+            "close_at": report["close_at"],
+            "final": report["final"],
+            "fetch_job": job_text or "none",
+            "missing": "; ".join(
+                f"{day}: " + ", ".join(m["symbol"] for m in missing if m["trading_day"] == day)
+                for day in dict.fromkeys(m["trading_day"] for m in missing)
+            )
+            or "none",
+        },
+        False,
+    )
+    emit(report["closes"], False, ["symbol", "close", "source", "fetched_at", "previous_close"])
+    console.print("fetch attempts:")
+    emit(report["attempts"], False, ["started_at", "provider", "status", "rows", "error"])

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from .common import AsJson, call, console, emit, service_connection
+from .common import AsJson, call, console, emit, say, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="The rewards inventory and redemptions")
 REWARD_COLUMNS = [
@@ -37,6 +37,7 @@ def add(
 
 @app.command("list")
 def list_(as_json: AsJson = False) -> None:
+    """The inventory: cost, stock, and what is available, reserved and issued."""
     with service_connection() as conn:
         rows = conn.execute(
             "select crypto.reward_json(r) from crypto.rewards_inventory as r order by r.sku"
@@ -50,8 +51,39 @@ def cancel(
     reason: Annotated[str, typer.Option(help="Kept on the redemption and in the audit log")] = (
         "cancelled by an admin"
     ),
+    as_json: AsJson = False,
 ) -> None:
     """Cancel a redemption that is not issued: the points come back, the unit is freed."""
     with service_connection() as conn:
         redemption = call(conn, "select crypto.cancel_redemption(%s, %s)", redemption_id, reason)
-    console.print(f"redemption {redemption['id']}: {redemption['status']}")
+    say(f"redemption {redemption['id']}: {redemption['status']}", as_json, **redemption)
+
+
+REDEMPTION_COLUMNS = ["id", "email", "sku", "cost_points", "status", "created_at", "error"]
+
+
+@app.command("redemptions")
+def redemptions(
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only this status: REQUESTED, ISSUED, FAILED or CANCELLED"),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Redemptions per page (1-100)")] = 50,
+    cursor: Annotated[int | None, typer.Option(help="The next_cursor of the previous page")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Redemptions newest first, with the user's email and any vendor error."""
+    with service_connection() as conn:
+        page = call(
+            conn,
+            "select crypto.redemptions_list(%s, %s, %s)",
+            status.upper() if status else None,
+            cursor,
+            limit,
+        )
+    if as_json:
+        emit(page, True)
+        return
+    emit(page["items"], False, REDEMPTION_COLUMNS)
+    if page["next_cursor"]:
+        console.print(f"more: --cursor {page['next_cursor']}")

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from psycopg.types.json import Jsonb
@@ -12,12 +11,16 @@ from ox_sidecar.eod import CsvError, read_csv_rows
 from .common import (
     AsJson,
     DayOrCurrent,
+    Yes,
     call,
+    cell,
+    confirm,
     console,
     day_or_current,
     emit,
     fail,
     parse_day,
+    say,
     service_connection,
 )
 
@@ -38,32 +41,90 @@ def show(
     day: DayOrCurrent = None,
     as_json: AsJson = False,
 ) -> None:
+    """One session: phase, cutoff and close (KST), transitions, predictions."""
     with service_connection() as conn:
-        cur = conn.execute(SHOW + " where s.trading_day = %s", (day_or_current(conn, day),))
+        target = day_or_current(conn, day)
+        cur = conn.execute(SHOW + " where s.trading_day = %s", (target,))
         row = cur.fetchone()
         if row is None:
-            raise fail("NO_SESSION")
+            raise fail("NO_SESSION", f"No session for {target}")
         names = [d.name for d in cur.description or []]
     emit(dict(zip(names, row, strict=True)), as_json)
 
 
-def _move(function: str, day: str | None) -> None:
+LIST_COLUMNS = ["trading_day", "phase", "symbols", "predictions", "players", "winners", "voids"]
+
+
+@app.command("list")
+def list_(
+    from_: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD)")] = None,
+    to: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD)")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 30,
+    as_json: AsJson = False,
+) -> None:
+    """Sessions newest first: phase, counts, VOIDs with their reason.
+
+    A VOID is "threshold" (the change was too small) or "missing_price"
+    (naming the day whose close is missing).
+    """
+    first = parse_day(from_) if from_ else None
+    last = parse_day(to) if to else None
+    with service_connection() as conn:
+        sessions = call(conn, "select crypto.sessions_list(%s, %s, %s)", first, last, limit)
+    if not as_json:
+        for s in sessions:
+            s["voids"] = ", ".join(f"{v['symbol']} ({_void_text(v)})" for v in s["voids"]) or None
+    emit(sessions, as_json, LIST_COLUMNS)
+
+
+def _void_text(void: dict[str, Any]) -> str:
+    if void["reason"] == "missing_price":
+        return "no close on " + " and ".join(void["missing"])
+    return f"change {cell(void['change'])} inside the threshold"
+
+
+def _move(function: str, day: str | None, as_json: bool) -> None:
     with service_connection() as conn:
         target = day_or_current(conn, day)
         phase = call(conn, f"select (crypto.{function}(%s)).phase", target)
-    console.print(f"{target}: {phase}")
+    say(f"{target}: {phase}", as_json, trading_day=target, phase=phase)
 
 
 @app.command("open")
-def open_(day: Annotated[str, typer.Option(help="Trading day")]) -> None:
+def open_(
+    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD)")],
+    as_json: AsJson = False,
+) -> None:
     """Open the session of DAY (copies its universe)."""
-    _move("open_session", day)
+    _move("open_session", day, as_json)
 
 
 @app.command("close")
-def close(day: DayOrCurrent = None) -> None:
-    """Close the open session (or DAY's)."""
-    _move("close_session", day)
+def close(
+    day: Annotated[
+        str | None,
+        typer.Option(help="Trading day (YYYY-MM-DD); without it the current session, with --yes"),
+    ] = None,
+    yes: Yes = False,
+    as_json: AsJson = False,
+) -> None:
+    """Close DAY's session, or the open one with --yes.
+
+    No more predictions are accepted. Without --day, the current session is
+    closed only with --yes (or when confirmed at a terminal).
+    """
+    if day is None:
+        with service_connection() as conn:
+            current = call(conn, "select (crypto.current_session()).trading_day")
+        if current is None:
+            raise fail("NO_SESSION", "no session has opened yet")
+        confirm(
+            f"Close the current session ({current}) now? Predictions stop.",
+            yes,
+            f"closing the current session ({current}) stops predictions:"
+            " pass --day to name it, or --yes",
+        )
+    _move("close_session", day, as_json)
 
 
 @app.command("settle")
@@ -77,10 +138,7 @@ def settle(
     """Settle DAY and pay the winners; safe to re-run."""
     with service_connection() as conn:
         result = call(conn, "select crypto.settle_session(%s, %s)", parse_day(day), void_missing)
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        console.print(result)
+    emit(result, as_json)
 
 
 @app.command("correct")
@@ -112,7 +170,7 @@ def correct(
             reason,
         )
     if as_json:
-        typer.echo(json.dumps(result))
+        emit(result, True)
         return
     if result["correction_id"] is None:
         console.print(f"{day}: {result['detail']}")

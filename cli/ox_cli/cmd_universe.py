@@ -7,10 +7,10 @@ import typer
 from .common import (
     AsJson,
     call,
-    console,
     day_or_current,
     emit,
     parse_day,
+    say,
     service_connection,
 )
 
@@ -24,6 +24,7 @@ def show(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
+    """The symbols of DAY's session, in display order."""
     with service_connection() as conn:
         target = day_or_current(conn, day)
         rows = conn.execute(
@@ -36,10 +37,11 @@ def show(
 
 @app.command("set")
 def set_(
-    day: Annotated[str, typer.Option(help="Trading day")],
+    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD)")],
     symbols: Annotated[list[str], typer.Argument(help="Symbols, in display order")],
+    as_json: AsJson = False,
 ) -> None:
     """Set DAY's symbols (before its session closes)."""
     with service_connection() as conn:
         count = call(conn, "select crypto.set_universe(%s, %s)", parse_day(day), symbols)
-    console.print(f"{day}: {count} symbols")
+    say(f"{day}: {count} symbols", as_json, trading_day=day, symbols=count)

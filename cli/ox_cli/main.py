@@ -12,18 +12,27 @@ from . import (
     cmd_demo,
     cmd_eod,
     cmd_integrity,
+    cmd_jobs,
     cmd_keys,
     cmd_points,
     cmd_rewards,
     cmd_run,
     cmd_schedule,
     cmd_session,
+    cmd_settings,
     cmd_universe,
     cmd_users,
 )
+from .common import OxpGroup
 
 app = typer.Typer(
-    no_args_is_help=True, help="OX Predict operations", pretty_exceptions_enable=False
+    cls=OxpGroup,
+    no_args_is_help=True,
+    help="OX Predict operations. Every command takes --help; those that print"
+    " take --json. Errors: one line on stderr (error: CODE: detail), or"
+    ' {"error": {"code", "detail"}} on stdout with --json; the exit code is'
+    " not 0. Times without an offset are KST.",
+    pretty_exceptions_enable=False,
 )
 app.add_typer(cmd_db.app, name="db")
 app.add_typer(cmd_demo.app, name="demo")
@@ -35,9 +44,11 @@ app.add_typer(cmd_universe.app, name="universe")
 app.add_typer(cmd_eod.app, name="eod")
 app.add_typer(cmd_rewards.app, name="rewards")
 app.add_typer(cmd_points.app, name="points")
+app.add_typer(cmd_users.app, name="users")
+app.add_typer(cmd_jobs.app, name="jobs")
+app.add_typer(cmd_settings.app, name="settings")
 app.add_typer(cmd_integrity.app, name="integrity")
 app.add_typer(cmd_audit.app, name="audit")
-app.add_typer(cmd_users.app, name="users")
 app.add_typer(cmd_keys.app, name="keys")
 app.command("serve")(cmd_run.serve)
 app.command("worker")(cmd_run.worker)

@@ -87,7 +87,11 @@ def read_closes_csv(path: Path) -> list[Close]:
                     row["symbol"].strip().upper(),
                     Decimal(row["close"]),
                 )
-            except (ValueError, InvalidOperation, AttributeError) as exc:
+            except InvalidOperation as exc:
+                # Decimal's own message is a class repr (decimal.ConversionSyntax).
+                bad = row["close"]
+                raise CsvError(f"{path.name}:{line}: close {bad!r} is not a number") from exc
+            except (ValueError, AttributeError) as exc:
                 raise CsvError(f"{path.name}:{line}: {exc}") from exc
             if not close.close.is_finite() or close.close <= 0:
                 raise CsvError(f"{path.name}:{line}: close must be a positive number")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
@@ -45,11 +46,24 @@ async def load_error_codes(conn: psycopg.AsyncConnection) -> None:
         await conn.execute("set local role anon")
         cur = await conn.execute("select sqlstate, code, http_status, title from api.error_codes()")
         rows = await cur.fetchall()
+    _remember(rows)
+
+
+def load_error_codes_sync(conn: psycopg.Connection) -> None:
+    """The same table for `oxp`, on its own connection (oxp_service may call it)."""
+    _remember(conn.execute("select sqlstate, code, http_status, title from api.error_codes()"))
+
+
+def _remember(rows: Iterable[tuple[str, str, int, str]]) -> None:
     for sqlstate, code, status, title in rows:
         entry = ErrorCode(code, status, title)
         _BY_SQLSTATE[sqlstate] = entry
         if sqlstate.startswith("OX"):
             _BY_CODE[code] = entry
+
+
+def is_mapped(sqlstate: str) -> bool:
+    return sqlstate in _BY_SQLSTATE
 
 
 def error_code(code: str) -> ErrorCode:

@@ -75,7 +75,7 @@ def test_eod_load_is_all_or_nothing(db: psycopg.Connection, tmp_path: Path) -> N
 def test_session_commands(db: psycopg.Connection) -> None:
     oxp("clock", "set", "2026-11-24T09:00")
     assert "OPEN" in oxp("session", "open", "--day", "2026-11-24")
-    assert "CLOSED" in oxp("session", "close")
+    assert "CLOSED" in oxp("session", "close", "--yes")
     assert "MARKET_NOT_CLOSED" in oxp("session", "settle", "--day", "2026-11-24", code=1)
     oxp("clock", "set", "2026-11-25T07:00")  # New York has closed the 24th
     assert "PRICES_MISSING" in oxp("session", "settle", "--day", "2026-11-24", code=1)

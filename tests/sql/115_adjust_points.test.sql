@@ -1,5 +1,5 @@
 begin;
-select plan(9);
+select plan(13);
 
 select tests.create_user('adj@example.com') as u \gset
 select is((crypto.adjust_points('ADJ@example.com', 250, 'goodwill', 'k1') ->> 'balance_after')::bigint, 250::bigint,
@@ -23,6 +23,19 @@ select results_eq(
     $$ values ('goodwill', 250), ('correction', -50) $$,
     'each applied adjustment is audited once, with its reason'
 );
+
+-- oxp points adjust without --key: the same adjustment the same KST day has one key.
+select crypto.clock_set('2026-11-24 09:00+09');
+select is(crypto.adjustment_key(' ADJ@example.com', 5, 'fix '), crypto.adjustment_key('adj@example.com', 5, 'fix'),
+    'the same adjustment the same day has the same key');
+select isnt(crypto.adjustment_key('adj@example.com', 5, 'fix') ->> 'key',
+    crypto.adjustment_key('adj@example.com', 6, 'fix') ->> 'key', 'another amount has another key');
+select is(crypto.adjustment_key('adj@example.com', 5, 'fix') ->> 'day', '2026-11-24', 'the day is the KST date');
+select crypto.adjustment_key('adj@example.com', 5, 'fix') ->> 'key' as monday_key \gset
+-- 00:30 KST on the 25th is still the 24th in UTC and in New York: the KST day decides.
+select crypto.clock_set('2026-11-25 00:30+09');
+select isnt(crypto.adjustment_key('adj@example.com', 5, 'fix') ->> 'key', :'monday_key',
+    'the next KST day, a new key');
 
 select * from finish();
 rollback;

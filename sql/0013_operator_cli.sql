@@ -1,0 +1,3 @@
+-- oxp jobs cancel: a job an operator called off is never claimed again,
+-- and stays distinct from one that used up its attempts (dead).
+alter type crypto.job_status add value if not exists 'cancelled';
