@@ -149,5 +149,11 @@ comment on view audit.daily_settlements is
 'VOID by threshold or by missing price), its predictions and players, and the award transfers it paid '
 '(awards = won when the books are right).';
 
+-- A view calls functions with the reader's rights: the auditor needs the
+-- rules of a prediction's outcome (plpgsql/settle_session.sql) to read
+-- audit.daily_settlements.
+grant execute on function crypto.prediction_outcome(crypto.prediction_choice, crypto.settlement_outcome),
+crypto.prediction_won(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
+
 grant select on audit.account_balances, audit.user_points_history, audit.settlement_symbols,
 audit.daily_settlements to auditor;
