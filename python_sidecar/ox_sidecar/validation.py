@@ -65,4 +65,4 @@ def explain(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]]]:
         )
         items.append({"field": name, "in": where, "rule": rule})
     detail = "; ".join(i["rule"] for i in items) or "The request is not valid"
-    return detail[:1].upper() + detail[1:], items
+    return detail, items
