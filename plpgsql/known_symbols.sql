@@ -5,7 +5,10 @@
 -- `oxp universe set --allow-unknown`, which adds it with source 'operator'.
 -- A symbol with a close in crypto.eod_prices counts as known too.
 insert into crypto.known_symbols (symbol, source, added_at)
-select s, 'list', now()
+select
+    s as symbol,
+    'list' as source,
+    now() as added_at
 from regexp_split_to_table($list$
 A AAL AAPL ABBV ABNB ABT ACGL ACN ADBE ADI ADM ADP ADSK AEE AEP AES AFL AIG AIZ AJG AKAM ALB ALGN
 ALL ALLE AMAT AMCR AMD AME AMGN AMP AMT AMZN ANET ANSS AON AOS APA APD APH APO APTV ARE ATO AVB AVGO

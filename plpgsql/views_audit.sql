@@ -4,6 +4,16 @@
 -- Times are timestamptz: the auditor's login shows them in KST.
 
 create or replace view audit.account_balances as
+with entries as (
+    select
+        x.account_id,
+        sum(x.amount) as total,
+        count(*) as entries,
+        max(x.created_at) as last_entry_at
+    from crypto.ledger_entries as x
+    group by x.account_id
+)
+
 select
     a.id as account_id,
     a.kind,
@@ -16,15 +26,7 @@ select
     e.last_entry_at
 from crypto.ledger_accounts as a
 left join crypto.users as u on a.user_id = u.id
-left join (
-    select
-        x.account_id,
-        sum(x.amount) as total,
-        count(*) as entries,
-        max(x.created_at) as last_entry_at
-    from crypto.ledger_entries as x
-    group by x.account_id
-) as e on a.id = e.account_id;
+left join entries as e on a.id = e.account_id;
 
 comment on view audit.account_balances is
 'Every points account, system accounts by name (issuance, ads, redemptions, adjustments) and users by email, '
@@ -56,7 +58,7 @@ inner join crypto.ledger_accounts as a on e.account_id = a.id and a.kind = 'user
 inner join crypto.users as u on a.user_id = u.id
 inner join crypto.ledger_transfers as t on e.transfer_id = t.id
 inner join crypto.ledger_accounts as o
-    on o.id = case when t.debit_account_id = a.id then t.credit_account_id else t.debit_account_id end
+    on case when a.id = t.debit_account_id then t.credit_account_id else t.debit_account_id end = o.id
 left join crypto.predictions as p
     on p.id = substring(t.idempotency_key from '^settlement:[0-9-]+:([0-9]+)$')::bigint
 left join crypto.ad_unlocks as ad on t.id = ad.transfer_id
@@ -109,31 +111,33 @@ select
     aw.awards,
     aw.points_awarded
 from crypto.session_control as s
-cross join lateral (
-    select
-        count(*) as symbols,
-        count(*) filter (where x.outcome = 'UP') as up,
-        count(*) filter (where x.outcome = 'DOWN') as down,
-        count(*) filter (
-            where crypto.void_reason(x.outcome, x.close_prev, x.close_today) = 'threshold'
-        ) as void_threshold,
-        count(*) filter (
-            where crypto.void_reason(x.outcome, x.close_prev, x.close_today) = 'missing_price'
-        ) as void_missing_price
-    from crypto.settlements as x
-    where x.trading_day = s.trading_day
-) as st
-cross join lateral (
-    select
-        count(*) as predictions,
-        count(distinct p.user_id) as players,
-        count(*) filter (where crypto.prediction_outcome(p.choice, x.outcome) = 'WON') as won,
-        count(*) filter (where crypto.prediction_outcome(p.choice, x.outcome) = 'LOST') as lost,
-        count(*) filter (where crypto.prediction_outcome(p.choice, x.outcome) = 'VOID') as void
-    from crypto.predictions as p
-    left join crypto.settlements as x on p.trading_day = x.trading_day and p.symbol = x.symbol
-    where p.trading_day = s.trading_day
-) as pr
+cross join
+    lateral (
+        select
+            count(*) as symbols,
+            count(*) filter (where x.outcome = 'UP') as up,
+            count(*) filter (where x.outcome = 'DOWN') as down,
+            count(*) filter (
+                where crypto.void_reason(x.outcome, x.close_prev, x.close_today) = 'threshold'
+            ) as void_threshold,
+            count(*) filter (
+                where crypto.void_reason(x.outcome, x.close_prev, x.close_today) = 'missing_price'
+            ) as void_missing_price
+        from crypto.settlements as x
+        where x.trading_day = s.trading_day
+    ) as st
+cross join
+    lateral (
+        select
+            count(*) as predictions,
+            count(distinct p.user_id) as players,
+            count(*) filter (where crypto.prediction_outcome(p.choice, x.outcome) = 'WON') as won,
+            count(*) filter (where crypto.prediction_outcome(p.choice, x.outcome) = 'LOST') as lost,
+            count(*) filter (where crypto.prediction_outcome(p.choice, x.outcome) = 'VOID') as void
+        from crypto.predictions as p
+        left join crypto.settlements as x on p.trading_day = x.trading_day and p.symbol = x.symbol
+        where p.trading_day = s.trading_day
+    ) as pr
 cross join lateral (
     select
         count(*) as awards,
