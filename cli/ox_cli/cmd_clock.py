@@ -4,7 +4,10 @@ import typer
 
 from .common import call, console, parse_time, service_connection
 
-app = typer.Typer(no_args_is_help=True, help="The database clock (refused in production)")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="The database clock crypto.now(): show it; set or reset it (refused in production)",
+)
 
 
 @app.command("set")
@@ -25,6 +28,7 @@ def reset() -> None:
 
 @app.command("show")
 def show() -> None:
+    """What crypto.now() reads now, in KST."""
     with service_connection() as conn:
         now = call(conn, "select crypto.kst(crypto.now())")
     console.print(f"clock: {now}")

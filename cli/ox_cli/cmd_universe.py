@@ -36,7 +36,7 @@ def show(
 
 @app.command("set")
 def set_(
-    day: Annotated[str, typer.Option(help="Trading day")],
+    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD, the New York date)")],
     symbols: Annotated[list[str], typer.Argument(help="Symbols, in display order")],
     allow_unknown: Annotated[
         bool,
