@@ -1,5 +1,5 @@
 begin;
-select plan(19);
+select plan(25);
 
 select tests.load_calendar();
 select tests.create_user('p@example.com') as uid \gset
@@ -113,6 +113,22 @@ select results_eq(
 -- The fetch job has nothing to do once its day is settled.
 select is(crypto.eod_fetch_needed('2026-11-25'), false, 'no fetch for a settled day');
 select is(crypto.eod_fetch_needed('2026-11-27'), true, 'a day not settled still needs its closes');
+
+-- Who may not: a player reaches these only through the API functions.
+select tests.authenticate_as(:'uid');
+select throws_ok($$ select crypto.rate_limit_count(crypto.auth_uid(), 'predictions') $$, '42501', null,
+    'a player cannot touch the rate-limit counters');
+select throws_ok($$ select crypto.eod_fetch_needed('2026-11-25') $$, '42501', null,
+    'a player cannot ask the fetch question');
+select throws_ok($$ select crypto.next_session_day() $$, '42501', null,
+    'a player reads the next session through api.session_today only');
+select throws_ok($$ select * from crypto.known_symbols $$, '42501', null, 'a player cannot read the symbol list');
+select tests.clear_authentication();
+set local role anon;
+select throws_ok($$ select crypto.new_york(now()) $$, '42501', null, 'anon cannot run crypto helpers');
+select throws_ok($$ select crypto.void_reason('VOID', null, null) $$, '42501', null,
+    'anon cannot run the VOID-reason helper either');
+reset role;
 
 select * from finish();
 rollback;
