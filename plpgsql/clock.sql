@@ -1,10 +1,17 @@
 -- The one clock: every time decision in SQL reads crypto.now(). Outside
 -- production it can be shifted, so a demo or a test can live any moment.
+-- SECURITY DEFINER so that every role can read the time (the auditor in
+-- psql, anon before sign-in, `oxp clock show` as oxp_service) without being
+-- able to read crypto.settings or run crypto.setting(): it reveals the
+-- offset of the clock and nothing else. A missing row is no shift.
 create or replace function crypto.now() returns timestamptz
-language sql stable
+language sql stable security definer
 set search_path = crypto, pg_temp
 as $$
-    select now() + make_interval(secs => crypto.setting('clock.offset_seconds')::text::double precision)
+    select now() + make_interval(secs => coalesce((
+        select (s.value #>> '{}')::double precision from crypto.settings as s
+        where s.key = 'clock.offset_seconds'
+    ), 0))
 $$;
 
 create or replace function crypto.clock_set(p_at timestamptz) returns timestamptz

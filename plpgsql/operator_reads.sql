@@ -3,21 +3,21 @@
 -- SECURITY DEFINER for the owner-only helpers they share; read-only, and
 -- EXECUTE is the gate.
 
--- Why a symbol settled VOID: a close was missing (which day's), or the
--- change was inside the threshold. Null for UP and DOWN.
-create or replace function crypto.settlement_void_reason(p_settlement crypto.settlements) returns jsonb
+-- Why a symbol settled VOID (crypto.void_reason), with what an operator
+-- needs next: which day's close is missing, or the change inside the
+-- threshold. Null for UP and DOWN. Of the settlement players see.
+create or replace function crypto.settlement_void_reason(p_settlement crypto.current_settlements) returns jsonb
 language sql stable
 as $$
-    select case
-        when p_settlement.outcome <> 'VOID' then null
-        when p_settlement.close_prev is null or p_settlement.close_today is null then jsonb_build_object(
+    select case crypto.void_reason(p_settlement.outcome, p_settlement.close_prev, p_settlement.close_today)
+        when 'missing_price' then jsonb_build_object(
             'symbol', p_settlement.symbol, 'reason', 'missing_price',
             'missing', to_jsonb(array_remove(array[
                 case when p_settlement.close_prev is null then p_settlement.prev_trading_day end,
                 case when p_settlement.close_today is null then p_settlement.trading_day end
             ], null))
         )
-        else jsonb_build_object(
+        when 'threshold' then jsonb_build_object(
             'symbol', p_settlement.symbol, 'reason', 'threshold', 'change', p_settlement.change
         )
     end
@@ -50,12 +50,12 @@ begin
             'predictions', p.predictions, 'players', p.players,
             'winners', (
                 select count(*) from crypto.predictions as w
-                join crypto.settlements as x on x.trading_day = w.trading_day and x.symbol = w.symbol
+                join crypto.current_settlements as x on x.trading_day = w.trading_day and x.symbol = w.symbol
                 where w.trading_day = s.trading_day and crypto.prediction_won(w.choice, x.outcome)
             ),
             'voids', coalesce((
                 select jsonb_agg(crypto.settlement_void_reason(x) order by x.symbol)
-                from crypto.settlements as x where x.trading_day = s.trading_day and x.outcome = 'VOID'
+                from crypto.current_settlements as x where x.trading_day = s.trading_day and x.outcome = 'VOID'
             ), '[]')
         ) order by s.trading_day desc)
         from (
@@ -170,12 +170,12 @@ begin
 end
 $$;
 
-grant execute on function crypto.settlement_void_reason(crypto.settlements) to oxp_service, app_admin, auditor;
+grant execute on function crypto.settlement_void_reason(crypto.current_settlements) to oxp_service, app_admin, auditor;
 grant execute on function crypto.sessions_list(date, date, integer) to oxp_service, auditor;
 grant execute on function crypto.eod_day(date) to oxp_service, auditor;
 grant execute on function crypto.redemptions_list(text, bigint, integer) to oxp_service, auditor;
 
-comment on function crypto.settlement_void_reason(crypto.settlements) is
+comment on function crypto.settlement_void_reason(crypto.current_settlements) is
 'Why a symbol settled VOID: missing_price (naming the day) or threshold (with the change).';
 comment on function crypto.sessions_list(date, date, integer) is
 'Sessions newest first with phase, counts and each VOID''s reason (oxp session list).';

@@ -98,7 +98,7 @@ begin
                 'pending', count(*) filter (where o.outcome = 'PENDING')
             )
             from crypto.predictions as p
-            left join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            left join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
             cross join lateral (select crypto.prediction_outcome(p.choice, s.outcome) as outcome) as o
             where p.user_id = v_user
         ),
@@ -112,7 +112,7 @@ begin
                 select p.* from crypto.predictions as p where p.user_id = v_user
                 order by p.id desc limit p_predictions
             ) as r
-            left join crypto.settlements as s on s.trading_day = r.trading_day and s.symbol = r.symbol
+            left join crypto.current_settlements as s on s.trading_day = r.trading_day and s.symbol = r.symbol
         ), '[]')
     );
 end

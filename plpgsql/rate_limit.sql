@@ -5,8 +5,12 @@
 -- The limits are settings; the shim only names the caller and the kind.
 --
 -- One statement counts the request in every bucket that applies and says
--- whether any is over its limit. Every request counts, refused ones too: a
--- client that keeps hammering stays limited until it waits (Retry-After).
+-- whether any is over its limit. Requests per IP and point reads count
+-- whether or not they succeed, refused ones too: a client that keeps
+-- hammering stays limited until it waits (Retry-After). Predictions per user
+-- are only checked here (would one more be over?): they are counted by
+-- crypto.rate_limit_count when a prediction is accepted, so a player's
+-- refused or mistyped attempts never use up their budget.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
 create or replace function api.rate_limit(p_ip text, p_user uuid, p_kinds text[]) returns json
 language plpgsql volatile security definer
@@ -20,17 +24,17 @@ begin
     perform set_config('synchronous_commit', 'off', true);
     with rules as (
         select
-            v.bucket, (s.value #>> '{}')::integer as max_hits, v.seconds as window_seconds,
+            v.bucket, v.counts, (s.value #>> '{}')::integer as max_hits, v.seconds as window_seconds,
             to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
         from (values
-            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null),
+            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, true),
             ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60,
-                p_user is not null and 'predictions' = any(p_kinds)),
+                p_user is not null and 'predictions' = any(p_kinds), false),
             ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600,
-                p_user is not null and 'predictions' = any(p_kinds)),
+                p_user is not null and 'predictions' = any(p_kinds), false),
             ('point_reads:minute:' || p_user, 'ratelimit.point_reads_per_minute', 60,
-                p_user is not null and 'point_reads' = any(p_kinds))
-        ) as v (bucket, setting, seconds, applies)
+                p_user is not null and 'point_reads' = any(p_kinds), true)
+        ) as v (bucket, setting, seconds, applies, counts)
         join crypto.settings as s on s.key = v.setting
         where v.applies
     ),
@@ -38,39 +42,54 @@ begin
     -- In bucket order: two requests never lock each other's rows in reverse.
     counted as (
         insert into crypto.rate_limits as l (bucket, window_start, hits)
-        select r.bucket, r.window_start, 1 from rules as r order by r.bucket
+        select r.bucket, r.window_start, 1 from rules as r where r.counts order by r.bucket
         on conflict (bucket, window_start) do update set hits = l.hits + 1
         returning l.bucket, l.hits
     ),
 
-    estimated as (
+    -- hits: this window's count before this request; this request adds one.
+    -- after: what a retry would find in this window (this request stays
+    -- counted where refused requests count).
+    windows as (
         select
-            r.max_hits, r.window_seconds, c.hits as current_hits,
-            coalesce(p.hits, 0) as previous_hits,
-            extract(epoch from v_now - r.window_start)::double precision as elapsed,
-            coalesce(p.hits, 0) * (r.window_seconds - extract(epoch from v_now - r.window_start)::double precision)
-            / r.window_seconds + c.hits as estimate
+            r.max_hits, r.window_seconds::numeric as w,
+            coalesce(c.hits - 1, cur.hits, 0)::numeric as hits,
+            coalesce(c.hits, cur.hits, 0)::numeric as hits_after,
+            coalesce(p.hits, 0)::numeric as previous_hits,
+            extract(epoch from v_now - r.window_start) as elapsed
         from rules as r
-        join counted as c on c.bucket = r.bucket
+        left join counted as c on c.bucket = r.bucket
+        left join crypto.rate_limits as cur
+            on not r.counts and cur.bucket = r.bucket and cur.window_start = r.window_start
         left join crypto.rate_limits as p
             on p.bucket = r.bucket and p.window_start = r.window_start - make_interval(secs => r.window_seconds)
+    ),
+
+    estimated as (
+        select
+            e.*,
+            e.previous_hits * (e.w - e.elapsed) / e.w + e.hits + 1 as estimate
+        from windows as e
     )
 
     select json_build_object(
         'allowed', coalesce(bool_and(e.estimate <= e.max_hits), true),
-        -- When the estimate is back under the limit: the next window if this
-        -- one alone is over it, else once enough of the previous one slid out.
-        'retry_after', coalesce(max(greatest(1, ceil(case
-            when e.current_hits >= e.max_hits or e.previous_hits = 0 then e.window_seconds - e.elapsed
-            else e.window_seconds - e.elapsed
-                - (e.max_hits - e.current_hits) * e.window_seconds::double precision / e.previous_hits
-        end))) filter (where e.estimate > e.max_hits), 0),
+        -- Exactly when one more request is under the limit again (with
+        -- this one counted where refused requests count): while the
+        -- previous window slides out, if this window alone leaves room;
+        -- else in the next window, once enough of this one slid out.
+        'retry_after', coalesce(max(ceil(case
+            when e.hits_after + 1 <= e.max_hits and e.previous_hits > 0 then
+                e.w - e.elapsed - (e.max_hits - e.hits_after - 1) * e.w / e.previous_hits
+            else
+                e.w - e.elapsed + greatest(0, e.w - (e.max_hits - 1) * e.w / nullif(e.hits_after, 0))
+        end)) filter (where e.estimate > e.max_hits), 0),
         'tightest', (
             select json_build_object(
                 'limit', t.max_hits,
                 'remaining', greatest(floor(t.max_hits - t.estimate), 0),
-                'reset', ceil(t.window_seconds - t.elapsed),
-                'window', t.window_seconds
+                'reset', ceil(t.w - t.elapsed),
+                'window', t.w
             )
             from estimated as t order by t.max_hits - t.estimate limit 1
         )
@@ -79,6 +98,21 @@ begin
     from estimated as e;
     return v_answer;
 end
+$$;
+
+-- One accepted prediction in the per-user prediction buckets (called by
+-- crypto.place_prediction in the transaction that inserts it, so only a
+-- committed prediction counts).
+create or replace function crypto.rate_limit_count(p_user uuid, p_kind text) returns void
+language sql volatile
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.rate_limits as l (bucket, window_start, hits)
+    select p_kind || ':' || v.name || ':' || p_user,
+        to_timestamp(floor(extract(epoch from crypto.now()) / v.seconds) * v.seconds), 1
+    from (values ('hour', 3600), ('minute', 60)) as v (name, seconds)
+    order by 1
+    on conflict (bucket, window_start) do update set hits = l.hits + 1
 $$;
 
 -- Windows older than the longest rule are never read again.

@@ -116,6 +116,23 @@ as $$
     limit 1
 $$;
 
+-- The next session to open: the first trading day whose cutoff is still
+-- ahead and that has no session yet (as crypto.schedule_tick picks it).
+create or replace function crypto.next_session_day() returns date
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select c.trading_day from crypto.trading_calendar as c
+    where c.cutoff_at > crypto.now()
+    and not exists (select from crypto.session_control as s where s.trading_day = c.trading_day)
+    order by c.trading_day
+    limit 1
+$$;
+
+-- GET /v1/session/today. `trading_day` is the New York date of the NYSE
+-- session; times are KST with New York's beside them (`*_new_york`). A
+-- signed-in player also sees what is left of their day; between sessions
+-- (or once the cutoff passed) everyone sees when the next one opens.
 create or replace function api.session_today() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -123,26 +140,62 @@ as $$
 declare
     v_session crypto.session_control := crypto.current_session();
     v_cal crypto.trading_calendar;
+    v_uid uuid := crypto.auth_uid();
+    v_limits crypto.user_daily_limits;
+    v_next date := crypto.next_session_day();
+    v_next_json json;
+    v_accepting boolean;
+    v_player json;
 begin
+    if v_next is not null then
+        v_next_json := json_build_object(
+            'trading_day', v_next,
+            'opens_at', crypto.kst(crypto.session_opens_at(v_next)),
+            'opens_at_new_york', crypto.new_york(crypto.session_opens_at(v_next)),
+            'cutoff_at', crypto.kst((select c.cutoff_at from crypto.trading_calendar as c where c.trading_day = v_next))
+        );
+    end if;
     if v_session.trading_day is null then
         raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = 'No session has opened yet';
+            detail = 'No session has opened yet' || coalesce(format('; the session for %s opens at %s',
+                v_next, crypto.kst(crypto.session_opens_at(v_next))), '');
     end if;
     select * into v_cal from crypto.trading_calendar as c where c.trading_day = v_session.trading_day;
+    v_accepting := v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at;
+    if v_uid is not null then
+        select * into v_limits from crypto.user_daily_limits as l
+        where l.user_id = v_uid and l.trading_day = v_session.trading_day;
+        v_player := json_build_object(
+            'predictions_used', coalesce(v_limits.predictions_made, 0),
+            'predictions_limit', crypto.prediction_limit(coalesce(v_limits.slot_unlocks, 0)),
+            'predictions_left', greatest(crypto.prediction_limit(coalesce(v_limits.slot_unlocks, 0))
+                - coalesce(v_limits.predictions_made, 0), 0),
+            'ad_slot_unlocks_left', greatest(crypto.setting_int('ads.max_slot_unlocks')
+                - coalesce(v_limits.slot_unlocks, 0), 0),
+            'ad_point_rewards_left', greatest(crypto.setting_int('ads.max_point_rewards')
+                - coalesce(v_limits.point_rewards, 0), 0)
+        );
+    end if;
     return json_build_object(
         'trading_day', v_session.trading_day,
         'phase', v_session.phase,
         'cutoff_at', crypto.kst(v_cal.cutoff_at),
+        'cutoff_at_new_york', crypto.new_york(v_cal.cutoff_at),
         'market_open_at', crypto.kst(v_cal.open_at),
+        'market_open_at_new_york', crypto.new_york(v_cal.open_at),
         'market_close_at', crypto.kst(v_cal.close_at),
+        'market_close_at_new_york', crypto.new_york(v_cal.close_at),
         'early_close', v_cal.early_close,
         'now', crypto.kst(crypto.now()),
-        'accepting_predictions', v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at,
+        'accepting_predictions', v_accepting,
+        'points_per_win', crypto.setting_int('points.per_win'),
         'next_transition', case v_session.phase
             when 'OPEN' then json_build_object('phase', 'CLOSED', 'at', crypto.kst(v_cal.cutoff_at))
             when 'CLOSED' then json_build_object('phase', 'SETTLING', 'at', crypto.kst(v_cal.close_at))
             when 'SETTLING' then json_build_object('phase', 'SETTLED', 'at', null)
-        end
+        end,
+        'next_session', case when not v_accepting then v_next_json end,
+        'player', v_player
     );
 end
 $$;
@@ -155,6 +208,7 @@ grant execute on function api.session_today() to anon, app_user, app_admin;
 grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
 grant execute on function crypto.next_trading_day(date) to oxp_service, app_admin, auditor;
+grant execute on function crypto.next_session_day() to oxp_service, app_admin, auditor;
 
 -- The session taking predictions now: OPEN and before its cutoff, by the
 -- one clock (the submission checks the time itself; it does not rely on the
@@ -167,15 +221,34 @@ as $$
 declare
     v_day date;
     v_cutoff timestamptz;
+    v_next date;
+    v_detail text;
 begin
     select s.trading_day, c.cutoff_at into v_day, v_cutoff
     from crypto.session_control as s
     join crypto.trading_calendar as c on c.trading_day = s.trading_day
     where s.phase = 'OPEN';
     if v_day is null or crypto.now() >= v_cutoff then
-        raise exception using errcode = 'OX101', message = 'SESSION_CLOSED',
-            detail = coalesce(format('Predictions for %s closed at %s', v_day, crypto.kst(v_cutoff)),
-                'No session is open for predictions');
+        -- Say which session closed and when, and when the next one opens
+        -- (format() renders NULL as an empty string, so each part is built
+        -- only from what exists).
+        if v_day is null then
+            select s.trading_day, c.cutoff_at into v_day, v_cutoff
+            from crypto.session_control as s
+            join crypto.trading_calendar as c on c.trading_day = s.trading_day
+            order by s.trading_day desc
+            limit 1;
+        end if;
+        v_detail := case
+            when v_day is null then 'No session is open for predictions'
+            else format('Predictions for %s closed at %s', v_day, crypto.kst(v_cutoff))
+        end;
+        v_next := crypto.next_session_day();
+        if v_next is not null then
+            v_detail := v_detail || format('; the session for %s opens at %s',
+                v_next, crypto.kst(crypto.session_opens_at(v_next)));
+        end if;
+        raise exception using errcode = 'OX101', message = 'SESSION_CLOSED', detail = v_detail;
     end if;
     return v_day;
 end

@@ -54,6 +54,8 @@ begin
     returning * into v_prediction;
     update crypto.user_daily_limits as l set predictions_made = l.predictions_made + 1
     where l.user_id = v_uid and l.trading_day = v_day;
+    -- Only an accepted prediction uses the per-user rate limit.
+    perform crypto.rate_limit_count(v_uid, 'predictions');
 
     return jsonb_build_object(
         'id', v_prediction.id,

@@ -86,3 +86,6 @@ crypto.correction_transfers to oxp_service, auditor;
 
 -- Replaced by a five-argument form (with the error's detail) in plpgsql/schedule.sql.
 drop function if exists crypto.tick_failure(text, date, text, text);
+
+-- Void reasons are read from the settlement players see (after corrections).
+drop function if exists crypto.settlement_void_reason(crypto.settlements);

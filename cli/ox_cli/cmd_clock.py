@@ -6,7 +6,10 @@ import typer
 
 from .common import AsJson, call, parse_time, say, service_connection
 
-app = typer.Typer(no_args_is_help=True, help="The database clock (refused in production)")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="The database clock crypto.now(): show it; set or reset it (refused in production)",
+)
 
 OFFSET = """
 (select (s.value #>> '{}')::double precision from crypto.settings as s

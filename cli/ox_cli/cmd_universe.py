@@ -37,11 +37,26 @@ def show(
 
 @app.command("set")
 def set_(
-    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD)")],
+    day: Annotated[str, typer.Option(help="Trading day (YYYY-MM-DD, the New York date)")],
     symbols: Annotated[list[str], typer.Argument(help="Symbols, in display order")],
+    allow_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown",
+            help="Accept tickers missing from the known list (crypto.known_symbols)"
+            " and never priced; they are added to the list",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Set DAY's symbols (before its session closes)."""
+    """Set DAY's symbols (before its session closes). Unknown tickers are
+    refused unless --allow-unknown; later sessions copy this list."""
     with service_connection() as conn:
-        count = call(conn, "select crypto.set_universe(%s, %s)", parse_day(day), symbols)
+        count = call(
+            conn,
+            "select crypto.set_universe(%s, %s, %s)",
+            parse_day(day),
+            symbols,
+            allow_unknown,
+        )
     say(f"{day}: {count} symbols", as_json, trading_day=day, symbols=count)

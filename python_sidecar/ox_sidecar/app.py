@@ -40,6 +40,7 @@ from .tokens import (
     refresh_hash,
     verify_password,
 )
+from .validation import explain
 
 log = logging.getLogger("ox_sidecar")
 
@@ -101,8 +102,8 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-        problem = Problem("VALIDATION_FAILED", f"Invalid: {fields}")
+        detail, errors = explain(exc.errors())
+        problem = Problem("VALIDATION_FAILED", detail, errors=errors)
         return problem_response(problem, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
@@ -339,7 +340,7 @@ def _routes(app: FastAPI) -> None:
         session = await start_session(pool, tokens, created)
         return JSONResponse({"user": created, **session}, status_code=201)
 
-    @app.post("/v1/auth/login", tags=["auth"], response_model=TokenOut)
+    @app.post("/v1/auth/login", tags=["auth"], response_model=SignupOut)
     async def login(body: LoginIn, pool: Pool, tokens: Tokens) -> Any:
         found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
         ok = await run_in_threadpool(
@@ -358,7 +359,8 @@ def _routes(app: FastAPI) -> None:
             ).get("accepted")
             if not accepted:
                 raise Problem("INVALID_CREDENTIALS", "Wrong or already used one-time code")
-        return await start_session(pool, tokens, found)
+        user = {k: found[k] for k in ("id", "email", "role")}
+        return {"user": user, **await start_session(pool, tokens, found)}
 
     @app.post("/v1/auth/refresh", tags=["auth"], response_model=TokenOut)
     async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:
@@ -438,6 +440,15 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/v1/session/today", tags=["game"])
     async def session_today(caller: AnyCaller, pool: Pool) -> Response:
+        """The session players predict in now, else the latest one.
+
+        `trading_day` is the New York date of the NYSE session. Times are KST
+        (`+09:00`), with New York's beside them (`cutoff_at_new_york`,
+        `market_open_at_new_york`, `market_close_at_new_york`). `next_session`
+        says when the next session opens once this one no longer takes
+        predictions. With a token, `player` has predictions used, limit and
+        left, and ad unlocks left; `points_per_win` is what a correct
+        prediction earns."""
         return raw_json(await call_api(pool, caller.role, caller.claims, "session_today"))
 
     @app.get("/v1/universe/today", tags=["game"])
@@ -457,9 +468,20 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/v1/predictions", tags=["game"])
     async def my_predictions(
-        caller: User, pool: Pool, trading_day: Annotated[dt.date | None, Query()] = None
+        caller: User,
+        pool: Pool,
+        trading_day: Annotated[
+            dt.date | None, Query(description="Only this trading day (the New York date)")
+        ] = None,
+        cursor: Cursor = None,
+        limit: Limit = 20,
     ) -> Response:
-        args = ("my_predictions", trading_day)
+        """The caller's predictions, newest first, in cursor pages (pass
+        `next_cursor` back as `cursor`): every day, or one `trading_day`.
+        Settled ones show both closes, the change in percent (a decimal
+        string), the outcome and, for VOID, `void_reason` (`threshold` or
+        `missing_price`)."""
+        args = ("my_predictions", trading_day, cursor, limit)
         return raw_json(await call_api(pool, caller.role, caller.claims, *args))
 
     @app.get("/v1/settlements/{trading_day}", tags=["game"])

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import psycopg
 import yfinance as yf
-from yfinance.exceptions import YFRateLimitError
+from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
 SIX_PLACES = Decimal("0.000001")
 
@@ -122,6 +122,10 @@ class YFinanceProvider:
 
     def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
         start, end = min(days), max(days) + dt.timedelta(days=1)  # end is exclusive
+        # By default yfinance logs a failed request (DNS, network, HTTP) and
+        # returns an empty frame, which would read as "no close for this
+        # symbol" and hide the real cause: have it raise instead.
+        yf.config.debug.hide_exceptions = False
         found = []
         for symbol in symbols:
             try:
@@ -135,6 +139,12 @@ class YFinanceProvider:
                 )
             except YFRateLimitError as exc:
                 raise ProviderUnavailable(f"yfinance rate limit at {symbol}") from exc
+            except YFTickerMissingError:
+                continue  # Yahoo has no such symbol, or no bars for those days
+            except Exception as exc:
+                raise ProviderUnavailable(
+                    f"yfinance failed at {symbol}: {type(exc).__name__}: {exc}"
+                ) from exc
             if frame is None or frame.empty or "Close" not in frame:
                 continue
             for stamp, value in frame["Close"].items():
@@ -169,10 +179,13 @@ def fetch_day(conn: psycopg.Connection, provider: PriceProvider, day: dt.date) -
     started = conn.execute("select clock_timestamp()").fetchone()[0]  # type: ignore[index]
     try:
         closes = provider.closes({d for d, _ in wanted}, sorted({s for _, s in wanted}))
-    except ProviderUnavailable as exc:
+    except Exception as exc:
+        # Every attempt is logged with its real cause (a DNS failure, a
+        # rate limit, a bad file), never as a mere list of what is missing.
+        error = str(exc) if isinstance(exc, ProviderUnavailable) else f"{type(exc).__name__}: {exc}"
         conn.execute(
             "select crypto.log_eod_fetch(%s, %s, %s, 'failed', 0, %s)",
-            (day, provider.name, started, str(exc)),
+            (day, provider.name, started, error),
         )
         raise
     with conn.transaction():

@@ -71,11 +71,18 @@ def error_code(code: str) -> ErrorCode:
 
 
 class Problem(Exception):
-    def __init__(self, code: str, detail: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: str,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ):
         super().__init__(code)
         self.entry = error_code(code)
         self.detail = detail
         self.headers = headers or {}
+        self.errors = errors
 
 
 def from_database(exc: psycopg.Error, role: str) -> Problem:
@@ -117,9 +124,15 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
     }
     if instance:
         body["instance"] = instance
+    if problem.errors:
+        body["errors"] = problem.errors
+    headers = dict(problem.headers)
+    if problem.entry.status == 401:
+        # RFC 9110: a 401 names the scheme that would work (RFC 6750: Bearer).
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="ox-predict"')
     return Response(
         json.dumps(body),
         status_code=problem.entry.status,
         media_type="application/problem+json",
-        headers=problem.headers,
+        headers=headers,
     )

@@ -23,10 +23,16 @@ Handler = Callable[[psycopg.Connection, dict[str, Any]], None]
 
 
 def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
-    """Closes for a finished day; raising makes the queue retry with backoff."""
+    """Closes for a finished day; raising makes the queue retry with backoff.
+    Once the day is settled the job is done: it finishes without fetching."""
+    day = dt.date.fromisoformat(payload["trading_day"])
+    needed = conn.execute("select crypto.eod_fetch_needed(%s)", (day,)).fetchone()
+    if needed is not None and needed[0] is False:
+        log.info("eod.fetch: day already settled, nothing to fetch", extra={"day": str(day)})
+        return
     settings = get_settings()
     provider = provider_named(settings.eod_provider, settings.eod_csv_file)
-    report = fetch_day(conn, provider, dt.date.fromisoformat(payload["trading_day"]))
+    report = fetch_day(conn, provider, day)
     if report.missing:
         raise RuntimeError(f"still missing: {', '.join(report.missing)}")
 

@@ -61,7 +61,7 @@ def svc(db_url: str) -> psycopg.Connection:
 
 
 def prepare(db: psycopg.Connection, day: str, now_kst: str, symbols: list[str]) -> None:
-    service(db, "select crypto.set_universe(%s, %s)", day, symbols)
+    service(db, "select crypto.set_universe(%s, %s, true)", day, symbols)
     service(db, "select crypto.clock_set(%s::timestamptz)", now_kst)
 
 

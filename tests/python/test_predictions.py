@@ -46,10 +46,13 @@ def test_listing_and_settlements_after_the_day(
     assert client.post("/v1/predictions/MSFT", json={"choice": "UP"}, headers=h).status_code == 201
     listed = client.get("/v1/predictions", params={"trading_day": "2026-11-24"}, headers=h).json()
     assert [(i["symbol"], i["outcome"]) for i in listed["items"]] == [
-        ("AAPL", "PENDING"),
         ("MSFT", "PENDING"),
-    ]
-    assert client.get("/v1/predictions", headers=h).json()["trading_day"] == "2026-11-24"
+        ("AAPL", "PENDING"),
+    ]  # newest first
+    # Without a day: the whole history, every item naming its day.
+    history = client.get("/v1/predictions", headers=h).json()
+    assert history["trading_day"] is None
+    assert [i["trading_day"] for i in history["items"]] == ["2026-11-24", "2026-11-24"]
 
     service(db, "select crypto.clock_set('2026-11-25T07:00:00+09:00')")
     service(db, "select crypto.schedule_tick()")
@@ -60,8 +63,8 @@ def test_listing_and_settlements_after_the_day(
 
     listed = client.get("/v1/predictions", params={"trading_day": "2026-11-24"}, headers=h).json()
     assert [(i["symbol"], i["outcome"], i["points"]) for i in listed["items"]] == [
-        ("AAPL", "WON", 100),
         ("MSFT", "LOST", 0),
+        ("AAPL", "WON", 100),
     ]
     public = client.get("/v1/settlements/2026-11-24")  # no token needed
     assert public.status_code == 200

@@ -26,26 +26,37 @@ def set_limit(db: psycopg.Connection, key: str, value: int) -> None:
         db.execute("update crypto.settings set value = %s where key = %s", (str(value), key))
 
 
-def test_predictions_per_minute_then_the_window_slides(
+def test_predictions_per_minute_count_only_accepted_ones_and_retry_after_is_exact(
     client: httpx.Client, db: psycopg.Connection
 ) -> None:
     open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    set_limit(db, "predictions.base_limit", 10)
     h = bearer(signup(client, "fast@example.com"))
-    symbols = ["AAPL", "MSFT", "NVDA", "TSLA", "AMD", "META"]
-    answers = [
-        client.post(f"/v1/predictions/{s}", json={"choice": "UP"}, headers=h) for s in symbols
-    ]
-    # Three are accepted, two refused by the daily limit: all five count.
-    assert [a.status_code for a in answers[:5]] == [201, 201, 201, 409, 409]
+    service(db, "select crypto.clock_set('2026-11-24T09:00:10+09:00')")
+
+    def predict(symbol: str) -> httpx.Response:
+        return client.post(f"/v1/predictions/{symbol}", json={"choice": "UP"}, headers=h)
+
+    # Mistakes (not in the universe, a bad body) use none of the player's budget.
+    refused = [predict("ZZZZ"), predict("QQQQ")]
+    refused.append(client.post("/v1/predictions/AAPL", json={"choice": "up"}, headers=h))
+    assert [r.status_code for r in refused] == [422, 422, 422]
+    answers = [predict(s) for s in ["AAPL", "MSFT", "NVDA", "TSLA", "AMD"]]
+    assert [a.status_code for a in answers] == [201] * 5
     assert answers[4].headers["RateLimit-Remaining"] == "0"
-    limited = answers[5]
+    limited = predict("META")
     assert limited.status_code == 429
     assert limited.headers["content-type"] == "application/problem+json"
     assert limited.json()["code"] == "RATE_LIMITED"
-    assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert limited.headers["RateLimit-Limit"] == "5"
     assert limited.headers["RateLimit-Remaining"] == "0"
-    assert db.execute("select count(*) from crypto.predictions").fetchone() == (3,)
+    # Five in the minute from 09:00: one more fits once the previous minute
+    # weighs 4 (5 x 48/60), at 09:01:12, about 62 s after 09:00:10; a plain
+    # "until the window ends" (50 s) would send the client back too early.
+    retry = int(limited.headers["Retry-After"])
+    assert 55 < retry <= 62
+    assert f"retry in {retry} s" in limited.json()["detail"]
+    assert db.execute("select count(*) from crypto.predictions").fetchone() == (5,)
     # Other users and other routes are not affected.
     other = bearer(signup(client, "calm@example.com"))
     assert (
@@ -53,28 +64,31 @@ def test_predictions_per_minute_then_the_window_slides(
     )
     assert client.get("/v1/session/today", headers=h).status_code == 200
 
-    # Two minutes later the previous window no longer weighs.
-    service(db, "select crypto.clock_set('2026-11-24T09:02:30+09:00')")
-    again = client.post("/v1/predictions/META", json={"choice": "UP"}, headers=h)
-    assert again.status_code == 409 and again.json()["code"] == "DAILY_LIMIT_REACHED"
+    service(db, "select crypto.clock_set('2026-11-24T09:01:11+09:00')")
+    assert predict("META").status_code == 429
+    service(db, "select crypto.clock_set('2026-11-24T09:01:12+09:00')")
+    assert predict("META").status_code == 201
 
 
 def test_predictions_per_hour(client: httpx.Client, db: psycopg.Connection) -> None:
     open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
     set_limit(db, "ratelimit.predictions_per_minute", 1000)
     set_limit(db, "ratelimit.predictions_per_hour", 4)
+    set_limit(db, "predictions.base_limit", 10)
     h = bearer(signup(client, "hourly@example.com"))
     codes = []
-    for minute in range(6):
+    symbols = ["AAPL", "ZZZZ", "MSFT", "AAPL", "NVDA", "TSLA", "AMD", "META"]
+    for minute, symbol in enumerate(symbols):
         service(
             db,
             "select crypto.clock_set(%s::timestamptz)",
             f"2026-11-24T09:{10 + minute:02d}:00+09:00",
         )
         codes.append(
-            client.post("/v1/predictions/AAPL", json={"choice": "UP"}, headers=h).status_code
+            client.post(f"/v1/predictions/{symbol}", json={"choice": "UP"}, headers=h).status_code
         )
-    assert codes == [201, 409, 409, 409, 429, 429]
+    # The unknown symbol and the duplicate are refused and do not count.
+    assert codes == [201, 422, 201, 409, 201, 201, 429, 429]
 
 
 def test_point_reads_per_minute(client: httpx.Client, db: psycopg.Connection) -> None:

@@ -9,7 +9,8 @@ select tables_are('crypto', array[
     'settlements', 'ledger_accounts', 'ledger_transfers', 'ledger_entries', 'rewards_inventory',
     'rewards_redemptions', 'ads', 'ad_unlocks', 'idempotent_requests', 'rate_limits', 'audit_logs',
     'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats',
-    'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers'
+    'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
+    'known_symbols'
 ]);
 select enum_has_labels('crypto', 'session_phase', array['OPEN', 'CLOSED', 'SETTLING', 'SETTLED']);
 

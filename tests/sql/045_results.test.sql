@@ -28,8 +28,8 @@ select tests.authenticate_as(:'uid');
 select results_eq(
     $$ select i ->> 'symbol', i ->> 'outcome', (i ->> 'points')::int
        from json_array_elements(api.my_predictions('2026-11-24') -> 'items') as i $$,
-    $$ values ('AAPL', 'WON', 100), ('MSFT', 'LOST', 0), ('NVDA', 'VOID', 0) $$,
-    'each prediction shows its outcome and the points it earned'
+    $$ values ('NVDA', 'VOID', 0), ('MSFT', 'LOST', 0), ('AAPL', 'WON', 100) $$,
+    'each prediction shows its outcome and the points it earned, newest first'
 );
 select is(
     json_array_length(api.my_predictions('2026-11-25') -> 'items'), 0, 'another day has none of them'

@@ -1,31 +1,55 @@
 begin;
-select plan(6);
+select plan(12);
 
 select crypto.clock_set('2026-11-24 09:00:10+09');
 select gen_random_uuid() as u \gset
 select is(
     (select array_agg((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean)
      from generate_series(1, 6)),
-    array[true, true, true, true, true, false],
-    'five predictions a minute, then refused'
+    array[true, true, true, true, true, true],
+    'asking to predict uses no prediction budget: only accepted predictions count'
 );
-select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'retry_after')::int, 50,
-    'retry when the full window is over (10 s into it)');
-select is((select hits from crypto.rate_limits where bucket = 'predictions:minute:' || :'u'), 7,
-    'refused requests count too: hammering keeps a client limited');
+select is(
+    (select count(*)::int from crypto.rate_limits where bucket like 'predictions:%'), 0,
+    'no prediction bucket was written by the check'
+);
+select crypto.rate_limit_count(:'u', 'predictions') from generate_series(1, 5);
+select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, false,
+    'five accepted predictions a minute, then refused');
+select is((select hits from crypto.rate_limits where bucket = 'predictions:minute:' || :'u'), 5,
+    'a refused attempt does not count against the player');
+-- 10 s into the minute with 5 counted: at 09:01:12 the previous minute
+-- weighs 5 * 48/60 = 4, plus the retry = 5: the first moment it fits.
+select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'retry_after')::int, 62,
+    'Retry-After is exact: the full window, then until enough of it slid out');
 select is((api.rate_limit('1.2.3.4', :'u', array['point_reads']) ->> 'allowed')::boolean, true,
     'other kinds have their own budget');
 
--- 30 s into the next minute, half of the previous window still weighs: 7 * 0.5 = 3.5.
-select crypto.clock_set('2026-11-24 09:01:30+09');
+select crypto.clock_set('2026-11-24 09:01:11+09');
+select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, false,
+    'one second before Retry-After it is still refused');
+select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'retry_after')::int, 1,
+    'and Retry-After says one second');
+select crypto.clock_set('2026-11-24 09:01:12+09');
+select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, true,
+    'at Retry-After it is allowed');
+
+-- Per IP every request counts, refused ones too; Retry-After is exact there as well.
+update crypto.settings set value = '3' where key = 'ratelimit.ip_per_minute';
+select crypto.clock_set('2026-11-24 10:00:10+09');
 select is(
-    (select array_agg((api.rate_limit('5.6.7.8', :'u', array['predictions']) ->> 'allowed')::boolean)
-     from generate_series(1, 3)),
-    array[true, false, false],
-    'the window slides: the previous minute counts by how much of it overlaps'
+    (select array_agg((api.rate_limit(ip, null, '{}') ->> 'allowed')::boolean order by ip, n)
+     from (values ('5.5.5.5'), ('6.6.6.6')) as v (ip) cross join generate_series(1, 4) as n),
+    array[true, true, true, false, true, true, true, false],
+    'three requests a minute per IP, then refused'
 );
-update crypto.settings set value = '1' where key = 'ratelimit.ip_per_minute';
-select is((api.rate_limit('9.9.9.9', null, '{}') -> 'tightest' ->> 'limit')::int, 1, 'limits are settings');
+-- 4 counted: at 10:01:30 the previous minute weighs 4 * 30/60 = 2, plus the retry = 3.
+select crypto.clock_set('2026-11-24 10:01:29+09');
+select is((api.rate_limit('5.5.5.5', null, '{}') ->> 'allowed')::boolean, false,
+    'per IP, one second before Retry-After is refused');
+select crypto.clock_set('2026-11-24 10:01:30+09');
+select is((api.rate_limit('6.6.6.6', null, '{}') ->> 'allowed')::boolean, true,
+    'per IP, Retry-After (80 s after a refusal at 10:00:10) is allowed');
 
 select * from finish();
 rollback;
