@@ -93,6 +93,35 @@ def test_schedule_tick_records_a_run(db: psycopg.Connection) -> None:
     ).fetchone() == ("schedule_tick", "succeeded")
 
 
+def test_a_failed_step_fails_the_tick_command_but_keeps_the_others(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
+    oxp("clock", "set", "2026-11-24T09:00")
+    oxp("schedule", "tick")
+    oxp("clock", "set", "2026-11-25T06:15")
+    closes = tmp_path / "c.csv"
+    symbols = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
+    closes.write_text(
+        "trading_day,symbol,close\n"
+        + "".join(f"{d},{s},100\n" for d in ("2026-11-23", "2026-11-24") for s in symbols)
+    )
+    oxp("eod", "load", str(closes))
+    db.execute(
+        "create function public.refuse() returns trigger language plpgsql as"
+        " $$ begin raise exception 'settlement store unavailable'; end $$;"
+        " create trigger refuse before insert on crypto.settlements"
+        " for each row execute function public.refuse()"
+    )
+    out = oxp("schedule", "tick", code=1)
+    assert "TICK_FAILED" in out and "settle 2026-11-24: settlement store unavailable" in out
+    assert "closed 2026-11-24" in out and "opened 2026-11-25" in out
+    assert db.execute(
+        "select trading_day::text, phase::text from crypto.session_control order by 1"
+    ).fetchall() == [("2026-11-24", "CLOSED"), ("2026-11-25", "OPEN")]
+    db.execute("drop trigger refuse on crypto.settlements")
+    assert "settled" in oxp("schedule", "tick", "--json")
+
+
 def test_rewards_points_integrity_and_audit(db: psycopg.Connection) -> None:
     oxp("rewards", "add", "MUG", "--name", "A mug", "--cost", "300", "--stock", "2")
     assert '"available": 2' in oxp("rewards", "list", "--json")
