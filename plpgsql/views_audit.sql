@@ -68,7 +68,8 @@ left join crypto.rewards_redemptions as r on t.id in (r.debit_transfer_id, r.ref
 comment on view audit.user_points_history is
 'Where a user''s points came from and went: one row per ledger entry of a user account, oldest first by entry_id, '
 'with the system account on the other side (counterparty) and the cause: the winning prediction '
-'(settlement_award: day, symbol, prediction id; settlement_correction: the prediction it corrected), the ad (ad_reward), the reward (redemption, refund), or an '
+'(settlement_award: day, symbol, prediction id; settlement_correction: the prediction it corrected), '
+'the ad (ad_reward), the reward (redemption, refund), or an '
 'admin adjustment (memo). Filter by email: select * from audit.user_points_history where email = ''...'' '
 'order by entry_id.';
 
