@@ -5,34 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hmac
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import pyotp
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from . import logs, ratelimit
 from .config import ROOT, get_settings
 from .db import call_api, new_pool
+from .guards import BodyLimit, HashGate
 from .migrate import VERSIONED
 from .oauth import OidcClient
 from .problems import Problem, error_codes_loaded, load_error_codes, problem_response
 from .tokens import (
     TokenService,
     claims_json,
+    hash_memory_kib,
     hash_password,
     new_refresh_token,
     refresh_hash,
@@ -51,6 +49,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.oidc = OidcClient(settings)
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.rate_limits = settings.rate_limits_enabled
+    app.state.totp_key = settings.totp_key
+    app.state.hash_gate = HashGate(
+        settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
+    )
     app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
     await app.state.pool.open(wait=False)
     loader = asyncio.create_task(_load_error_codes(app.state.pool))
@@ -91,6 +93,7 @@ def create_app() -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(logs.RequestIdMiddleware)
 
     @app.exception_handler(Problem)
@@ -194,10 +197,15 @@ async def _oidc(request: Request) -> OidcClient:
     return request.app.state.oidc  # type: ignore[no-any-return]
 
 
+async def _hash_gate(request: Request) -> HashGate:
+    return request.app.state.hash_gate  # type: ignore[no-any-return]
+
+
 Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
 Admin = Annotated[Caller, Depends(admin)]
 Oidc = Annotated[OidcClient, Depends(_oidc)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
+Gate = Annotated[HashGate, Depends(_hash_gate)]
 AnyCaller = Annotated[Caller, Depends(optional_caller)]
 User = Annotated[Caller, Depends(signed_in)]
 
@@ -271,25 +279,16 @@ async def start_session(
     pool: AsyncConnectionPool, tokens: TokenService, user: dict[str, Any]
 ) -> dict[str, Any]:
     """Our tokens for a user who just proved who they are: a short access
-    token and the first refresh token of a new family."""
+    token and the first refresh token of a new family. Never an admin's: an
+    admin's session begins in api.mfa_verify, with the second factor."""
     access = tokens.issue(user)
     refresh, digest = new_refresh_token()
-    role = "app_admin" if user["role"] == "admin" else "app_user"
-    claims = claims_json({"sub": str(user["id"]), "role": role})
-    await call_api(pool, role, claims, "issue_refresh", digest)
+    claims = claims_json({"sub": str(user["id"]), "role": "app_user"})
+    await call_api(pool, "app_user", claims, "issue_refresh", digest)
     return {**access, "refresh_token": refresh}
 
 
-def totp_step(secret: str, code: str) -> int | None:
-    """The time step a code belongs to (now, or one step either side for clock
-    drift); None when it matches none."""
-    totp = pyotp.TOTP(secret)
-    now = time.time()
-    for drift in (0, -1, 1):
-        at = now + drift * totp.interval
-        if hmac.compare_digest(totp.at(at), code):
-            return int(totp.timecode(dt.datetime.fromtimestamp(at, dt.UTC)))
-    return None
+VerifyToken = Annotated[str, Query(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 def _routes(app: FastAPI) -> None:
@@ -318,33 +317,56 @@ def _routes(app: FastAPI) -> None:
         return tokens.jwks()
 
     @app.post("/v1/auth/signup", tags=["auth"], status_code=201, response_model=SignupOut)
-    async def signup(body: Credentials, pool: Pool, tokens: Tokens) -> Any:
-        password_hash = await run_in_threadpool(hash_password, body.password)
+    async def signup(body: Credentials, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
+        password_hash = await gate.run(hash_password, body.password)
         user_text = await call_api(pool, "anon", "", "signup", body.email, password_hash)
         created = json.loads(user_text or "null")
         session = await start_session(pool, tokens, created)
         return JSONResponse({"user": created, **session}, status_code=201)
 
     @app.post("/v1/auth/login", tags=["auth"], response_model=TokenOut)
-    async def login(body: LoginIn, pool: Pool, tokens: Tokens) -> Any:
+    async def login(body: LoginIn, request: Request, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
+        # Refused here (429) when the email had too many wrong passwords, or
+        # the admin too many wrong codes, whatever this password is.
         found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
-        ok = await run_in_threadpool(
-            verify_password, found["password_hash"] if found else None, body.password
-        )
+        if found and found["mfa"] and body.otp is None:
+            # Said before the password is checked, so it says nothing about it.
+            raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
+        stored = found["password_hash"] if found else None
+        ok = await gate.run(verify_password, stored, body.password)
         if not found or not ok:
+            await call_api(pool, "anon", "", "login_failed", body.email)
             raise Problem("INVALID_CREDENTIALS", "Wrong email or password")
         if found["mfa"]:
-            # Admins: the password and a code from their authenticator, used once.
-            if body.otp is None:
-                raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
-            mfa = json.loads(await call_api(pool, "anon", "", "mfa_secret", found["id"]) or "{}")
-            step = totp_step(mfa["secret"], body.otp) if mfa.get("secret") else None
-            accepted = step is not None and json.loads(
-                await call_api(pool, "anon", "", "mfa_accept", found["id"], step) or "{}"
-            ).get("accepted")
-            if not accepted:
-                raise Problem("INVALID_CREDENTIALS", "Wrong or already used one-time code")
+            # The code is checked in SQL (the secret never leaves it), which
+            # counts wrong ones and begins the admin's refresh family.
+            refresh, digest = new_refresh_token()
+            args = (found["id"], body.otp, request.app.state.totp_key, digest)
+            admin = json.loads(await call_api(pool, "anon", "", "mfa_verify", *args) or "null")
+            return {**tokens.issue(admin), "refresh_token": refresh}
         return await start_session(pool, tokens, found)
+
+    @app.get("/v1/auth/verify-email", tags=["auth"], response_class=HTMLResponse)
+    async def verify_email_page(token: VerifyToken) -> HTMLResponse:
+        """The link in the email: a page to confirm, which spends nothing (mail
+        scanners open links; only the person clicking Confirm verifies)."""
+        return HTMLResponse(
+            "<!doctype html><meta charset=utf-8><title>Confirm your email</title>"
+            f'<form method=post action="/v1/auth/verify-email?token={token}">'
+            "<p>Confirm that this email address is yours and that you signed up for OX Predict."
+            " <button type=submit>Confirm</button></p></form>"
+        )
+
+    @app.post("/v1/auth/verify-email", tags=["auth"])
+    async def verify_email(token: VerifyToken, pool: Pool) -> Response:
+        """Spends the link (once, before it expires) and verifies the email."""
+        return raw_json(await call_api(pool, "anon", "", "verify_email", refresh_hash(token)))
+
+    @app.post("/v1/auth/verify-email/resend", tags=["auth"], status_code=202)
+    async def resend_verification(caller: User, pool: Pool) -> Response:
+        """Mails a new link to the signed-in user (at most one a minute)."""
+        args = ("resend_verification",)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args), 202)
 
     @app.post("/v1/auth/refresh", tags=["auth"], response_model=TokenOut)
     async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:

@@ -8,7 +8,8 @@ select tables_are('crypto', array[
     'active_universe', 'predictions', 'user_daily_limits', 'eod_prices', 'eod_fetch_logs',
     'settlements', 'ledger_accounts', 'ledger_transfers', 'ledger_entries', 'rewards_inventory',
     'rewards_redemptions', 'ads', 'ad_unlocks', 'idempotent_requests', 'rate_limits', 'audit_logs',
-    'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats'
+    'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats', 'email_verifications',
+    'auth_failures'
 ]);
 select enum_has_labels('crypto', 'session_phase', array['OPEN', 'CLOSED', 'SETTLING', 'SETTLED']);
 
