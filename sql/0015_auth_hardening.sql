@@ -11,7 +11,8 @@ create extension if not exists pgcrypto with schema ext;
 -- Google's verified email, or an operator). Google accounts were verified
 -- by Google; password accounts made before this never were.
 alter table crypto.users add column email_verified_at timestamptz;
-update crypto.users set email_verified_at = created_at where google_sub is not null;
+update crypto.users set email_verified_at = created_at
+where google_sub is not null;
 
 -- A verification link: single use, expiring, kept as a hash only. The email
 -- it was sent to is kept so a link never verifies an address it was not
@@ -72,7 +73,11 @@ alter table crypto.refresh_tokens add column mfa boolean not null default false;
 alter table crypto.refresh_tokens add column family_expires_at timestamptz;
 update crypto.refresh_tokens as t set family_expires_at = f.started + interval '90 days'
 from (
-    select r.family_id, min(r.issued_at) as started from crypto.refresh_tokens as r group by r.family_id
+    select
+        r.family_id,
+        min(r.issued_at) as started
+    from crypto.refresh_tokens as r
+    group by r.family_id
 ) as f
 where f.family_id = t.family_id;
 alter table crypto.refresh_tokens alter column family_expires_at set not null;
