@@ -174,8 +174,9 @@ async def rate_limited(request: Request) -> None:
     except Problem:
         user = None
     peer = request.client.host if request.client else "unknown"
-    ip = ratelimit.client_ip(
-        peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies
+    forwarded = request.headers.getlist("x-forwarded-for")
+    ip = ratelimit.limit_key(
+        ratelimit.client_ip(peer, forwarded, request.app.state.trusted_proxies)
     )
     kinds = ratelimit.KINDS.get((request.method, path), [])
     request.state.ratelimit = await ratelimit.check(request.app.state.pool, ip, user, kinds)
