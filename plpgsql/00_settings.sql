@@ -22,6 +22,7 @@ insert into crypto.settings (key, value, description) values
 ('auth.mfa_window_minutes', '15', 'Window of auth.mfa_max_failures'),
 ('auth.mfa_lockout_minutes', '15', 'Minutes an admin''s sign-in stays locked after too many wrong codes'),
 ('auth.email_verify_hours', '24', 'Hours an email verification link stays valid'),
+('retention.expired_days', '30', 'Days expired sign-in states, refresh tokens, links and idempotent requests are kept'),
 ('auth.oauth_state_minutes', '10', 'Minutes an OAuth sign-in may take from redirect to callback'),
 ('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
 ('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),

@@ -110,19 +110,26 @@ language sql volatile
 as $$ select pg_advisory_xact_lock(hashtextextended('crypto.refresh_tokens:' || p_family::text, 0)) $$;
 
 -- Google sign-in: the redirect leaves a single-use state (with the nonce
--- and the PKCE verifier) that expires; the callback spends it.
-create or replace function api.oauth_begin(p_state text, p_nonce text, p_verifier text, p_redirect_uri text)
+-- and the PKCE verifier) that expires, bound to the browser that started it
+-- (the hash of a cookie); the callback spends it.
+create or replace function api.oauth_begin(
+    p_state text, p_nonce text, p_verifier text, p_redirect_uri text, p_browser_hash bytea
+)
 returns json
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
-    insert into crypto.oauth_states (state, nonce, code_verifier, redirect_uri, created_at, expires_at)
+    insert into crypto.oauth_states (state, nonce, code_verifier, redirect_uri, created_at, expires_at, browser_hash)
     values (p_state, p_nonce, p_verifier, p_redirect_uri, crypto.now(),
-        crypto.now() + make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer));
+        crypto.now() + make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer),
+        p_browser_hash);
     select json_build_object('state', p_state);
 $$;
 
-create or replace function api.oauth_consume(p_state text) returns json
+-- Only the browser that began the flow spends its state: a state pasted
+-- into another browser (login CSRF, a leaked callback URL) is refused and
+-- stays usable by its owner.
+create or replace function api.oauth_consume(p_state text, p_browser_hash bytea) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -131,10 +138,11 @@ declare
 begin
     update crypto.oauth_states as s set used_at = crypto.now()
     where s.state = p_state and s.used_at is null and s.expires_at > crypto.now()
+        and s.browser_hash = p_browser_hash
     returning s.* into v_row;
     if v_row.state is null then
         raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
-            detail = 'Unknown, used or expired sign-in state; start again';
+            detail = 'Unknown, used or expired sign-in state, or begun in another browser; start again';
     end if;
     return json_build_object('nonce', v_row.nonce, 'code_verifier', v_row.code_verifier,
         'redirect_uri', v_row.redirect_uri);
@@ -267,8 +275,8 @@ $$;
 grant execute on function api.issue_refresh(bytea) to app_user;
 grant execute on function api.refresh(bytea, bytea) to anon;
 grant execute on function api.logout(bytea) to anon;
-grant execute on function api.oauth_begin(text, text, text, text) to anon;
-grant execute on function api.oauth_consume(text) to anon;
+grant execute on function api.oauth_begin(text, text, text, text, bytea) to anon;
+grant execute on function api.oauth_consume(text, bytea) to anon;
 grant execute on function api.oauth_login(text, text, text) to anon;
 grant execute on function crypto.worker_heartbeat(text, jsonb) to oxp_service;
 grant execute on function api.admin_health() to app_admin;

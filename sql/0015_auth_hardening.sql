@@ -90,3 +90,10 @@ grant select (email_verified_at, mfa_locked_until) on crypto.users to auditor, o
 grant select (email_verified_at) on crypto.users to app_user;
 alter table crypto.email_verifications enable row level security;
 alter table crypto.auth_failures enable row level security;
+
+-- 12. The OAuth state is bound to the browser that started the flow: the
+-- hash of a random value set as a cookie on the redirect, which the
+-- callback must present (a callback with someone else's state is refused).
+alter table crypto.oauth_states add column browser_hash bytea check (length(browser_hash) = 32);
+drop function if exists api.oauth_begin(text, text, text, text);
+drop function if exists api.oauth_consume(text);

@@ -236,7 +236,8 @@ IdempotencyKey = Annotated[
 
 Sku = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")]
 AdId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[a-z0-9\-]+$")]
-Cursor = Annotated[int | None, Query(ge=1)]
+# A bigint: anything larger is refused here (it would reach SQL as numeric).
+Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -289,6 +290,7 @@ async def start_session(
     return {**access, "refresh_token": refresh}
 
 
+OAUTH_COOKIE = "oxp_oauth"
 VerifyToken = Annotated[str, Query(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
@@ -387,16 +389,36 @@ def _routes(app: FastAPI) -> None:
         if not oidc.configured:
             raise Problem("UNAVAILABLE", "Google sign-in is not configured here")
         auth = await oidc.authorization()
-        args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri)
+        # The state is bound to this browser: a random cookie, its hash kept
+        # with the state; the callback must come with it.
+        browser, browser_hash = new_refresh_token()
+        args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri, browser_hash)
         await call_api(pool, "anon", "", "oauth_begin", *args)
-        return RedirectResponse(auth.url, status_code=302)
+        response = RedirectResponse(auth.url, status_code=302)
+        response.set_cookie(
+            OAUTH_COOKIE,
+            browser,
+            max_age=600,
+            path="/v1/auth/oauth",
+            httponly=True,
+            secure=oidc.redirect_uri.startswith("https://"),
+            samesite="lax",  # sent on the top-level redirect back from Google
+        )
+        return response
 
     async def finish_oauth(
-        pool: AsyncConnectionPool, tokens: TokenService, oidc: OidcClient, code: str, state: str
+        pool: AsyncConnectionPool,
+        tokens: TokenService,
+        oidc: OidcClient,
+        code: str,
+        state: str,
+        browser: str | None,
     ) -> dict[str, Any]:
         # Spent first, in its own transaction: a replayed callback fails here
-        # even if this one fails further on.
-        flow = json.loads(await call_api(pool, "anon", "", "oauth_consume", state) or "{}")
+        # even if this one fails further on. Only by the browser that began it.
+        binding = refresh_hash(browser) if browser else None
+        args = ("oauth_consume", state, binding)
+        flow = json.loads(await call_api(pool, "anon", "", *args) or "{}")
         id_token = await oidc.exchange(code, flow["code_verifier"], flow["redirect_uri"])
         claims = await oidc.verify(id_token, flow["nonce"])
         if claims.get("email_verified") is not True or not claims.get("email"):
@@ -407,6 +429,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
     async def oauth_callback(
+        request: Request,
         pool: Pool,
         tokens: Tokens,
         oidc: Oidc,
@@ -417,14 +440,21 @@ def _routes(app: FastAPI) -> None:
         """Where the browser comes back from Google."""
         if error or not code or not state or len(state) < 32:
             raise Problem("OAUTH_FAILED", f"Sign-in did not complete: {error or 'no code'}")
-        return await finish_oauth(pool, tokens, oidc, code, state)
+        browser = request.cookies.get(OAUTH_COOKIE)
+        return await finish_oauth(pool, tokens, oidc, code, state, browser)
 
     @app.post("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
     async def oauth_callback_app(
-        body: Annotated[OAuthCallbackIn, Body()], pool: Pool, tokens: Tokens, oidc: Oidc
+        body: Annotated[OAuthCallbackIn, Body()],
+        request: Request,
+        pool: Pool,
+        tokens: Tokens,
+        oidc: Oidc,
     ) -> Any:
-        """The same, for an app that caught the redirect itself."""
-        return await finish_oauth(pool, tokens, oidc, body.code, body.state)
+        """The same, for an app that caught the redirect itself (with the
+        cookie it was given when it began)."""
+        browser = request.cookies.get(OAUTH_COOKIE)
+        return await finish_oauth(pool, tokens, oidc, body.code, body.state, browser)
 
     @app.get("/admin/health", tags=["admin"])
     async def admin_health(caller: Admin, pool: Pool) -> Response:

@@ -250,6 +250,25 @@ def test_a_failing_mail_server_neither_blocks_nor_fails_sign_up(
     assert (status, attempts) == ("queued", 1) and "Connection" in error  # retried later
 
 
+def test_a_state_works_only_in_the_browser_that_began_it(
+    api: str, idp: OidcServer, db: psycopg.Connection
+) -> None:
+    """Login CSRF and leaked callback URLs: another browser presenting the
+    state (without our cookie, or with its own) is refused, and the state
+    stays good for its own browser."""
+    with httpx.Client(base_url=api) as victim, httpx.Client(base_url=api) as other:
+        path, query = start(victim)
+        assert victim.cookies.get("oxp_oauth")
+        no_cookie = other.get(path, params=query)
+        assert no_cookie.status_code == 400 and no_cookie.json()["code"] == "OAUTH_FAILED"
+        start(other)  # the other browser has a cookie of its own flow
+        wrong_cookie = other.post("/v1/auth/oauth/callback", json=query)
+        assert wrong_cookie.status_code == 400 and wrong_cookie.json()["code"] == "OAUTH_FAILED"
+        mine = victim.get(path, params=query)
+        assert mine.status_code == 200, mine.text
+    assert db.execute("select count(*) from crypto.users").fetchone() == (1,)
+
+
 def test_bad_callbacks_are_refused(api: str, idp: OidcServer, db: psycopg.Connection) -> None:
     users_before = db.execute("select count(*) from crypto.users").fetchone()
     with httpx.Client(base_url=api) as http:

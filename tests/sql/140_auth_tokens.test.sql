@@ -1,5 +1,5 @@
 begin;
-select plan(28);
+select plan(31);
 
 select tests.create_user('t@example.com') as u \gset
 select tests.authenticate_as(:'u');
@@ -24,12 +24,19 @@ select is(api.refresh(sha256('s1'), sha256('s2'))::jsonb #>> '{problem,sqlstate}
 
 -- OAuth state: single use, expiring; a sign-in only through a spent state.
 select crypto.clock_set('2026-11-24 09:00:00+09');
-select api.oauth_begin(repeat('a', 43), repeat('n', 43), 'verifier', 'http://cb');
-select api.oauth_begin(repeat('b', 43), repeat('n', 43), 'verifier', 'http://cb');
-select is(api.oauth_consume(repeat('a', 43))::jsonb ->> 'nonce', repeat('n', 43), 'the callback spends the state');
-select throws_ok(format('select api.oauth_consume(%L)', repeat('a', 43)), 'OX011', 'OAUTH_FAILED', 'once');
+select api.oauth_begin(repeat('a', 43), repeat('n', 43), 'verifier', 'http://cb', sha256('browser'));
+select api.oauth_begin(repeat('b', 43), repeat('n', 43), 'verifier', 'http://cb', sha256('browser'));
+select is(api.oauth_consume(repeat('a', 43), sha256('browser'))::jsonb ->> 'nonce', repeat('n', 43), 'the callback spends the state');
+select throws_ok(format('select api.oauth_consume(%L, sha256(%L))', repeat('a', 43), 'browser'), 'OX011', 'OAUTH_FAILED', 'once');
+select api.oauth_begin(repeat('d', 43), repeat('n', 43), 'verifier', 'http://cb', sha256('browser'));
+select throws_ok(format('select api.oauth_consume(%L, sha256(%L))', repeat('d', 43), 'another browser'),
+    'OX011', 'OAUTH_FAILED', 'another browser cannot spend a state');
+select throws_ok(format('select api.oauth_consume(%L, null)', repeat('d', 43)),
+    'OX011', 'OAUTH_FAILED', '... nor a request without the cookie');
+select is(api.oauth_consume(repeat('d', 43), sha256('browser'))::jsonb ->> 'nonce', repeat('n', 43),
+    '... and the browser that began it still can');
 select crypto.clock_set('2026-11-24 09:10:01+09');
-select throws_ok(format('select api.oauth_consume(%L)', repeat('b', 43)), 'OX011', 'OAUTH_FAILED', 'and within 10 minutes');
+select throws_ok(format('select api.oauth_consume(%L, sha256(%L))', repeat('b', 43), 'browser'), 'OX011', 'OAUTH_FAILED', 'and within 10 minutes');
 select crypto.clock_set('2026-11-24 09:01:00+09');
 select throws_ok(format('select api.oauth_login(%L, %L, %L)', repeat('z', 43), 'g-1', 'x@example.com'),
     'OX011', 'OAUTH_FAILED', 'no sign-in without a flow this service started');
@@ -54,8 +61,8 @@ select tests.clear_authentication();
 select crypto.make_admin('m@example.com', 'JBSWY3DPEHPK3PXP', 'a key of sixteen chars');
 select is(api.refresh(sha256('m1'), sha256('m2'))::jsonb #>> '{problem,sqlstate}', 'OX001',
     'promotion ends the sessions begun as a user');
-select api.oauth_begin(repeat('c', 43), repeat('n', 43), 'verifier', 'http://cb');
-select api.oauth_consume(repeat('c', 43));
+select api.oauth_begin(repeat('c', 43), repeat('n', 43), 'verifier', 'http://cb', sha256('browser'));
+select api.oauth_consume(repeat('c', 43), sha256('browser'));
 select throws_ok(format('select api.oauth_login(%L, %L, %L)', repeat('c', 43), 'g-m', 'm@example.com'),
     'OX010', 'MFA_REQUIRED', 'Google sign-in is not an admin''s second factor');
 select is((select google_sub from crypto.users where email = 'm@example.com'), null, '... and links nothing');

@@ -79,8 +79,8 @@ select tests.create_user('victim@example.com') as pre \gset
 select tests.authenticate_as(:'pre');
 select api.issue_refresh(sha256('attacker'));
 select tests.clear_authentication();
-select api.oauth_begin(repeat('s', 43), repeat('n', 43), 'verifier', 'http://cb');
-select api.oauth_consume(repeat('s', 43));
+select api.oauth_begin(repeat('s', 43), repeat('n', 43), 'verifier', 'http://cb', sha256('browser'));
+select api.oauth_consume(repeat('s', 43), sha256('browser'));
 select is(api.oauth_login(repeat('s', 43), 'g-victim', 'victim@example.com')::jsonb ->> 'id', :'pre',
     'Google sign-in takes over the unverified account');
 select is(
