@@ -40,9 +40,6 @@ begin
             detail = 'An account with this email exists';
     end;
     insert into crypto.ledger_accounts (kind, user_id) values ('user', v_user.id);
-    -- The worker mails the verification link (a job: a slow or failing mail
-    -- server never holds up or fails a sign-up).
-    perform crypto.enqueue_job('email.verify', jsonb_build_object('user_id', v_user.id), 'email.verify:' || v_user.id);
     return json_build_object('id', v_user.id, 'email', v_user.email, 'role', v_user.role);
 end
 $$;

@@ -52,7 +52,10 @@ begin
 end
 $$;
 
--- The signed-in user asks for another link; at most one a minute.
+-- A link for the signed-in user (the shim asks right after a sign-up when
+-- mail is configured, and on request): a job for the worker, so a slow or
+-- failing mail server never holds up or fails the request. At most one a
+-- minute.
 create or replace function api.resend_verification() returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp

@@ -50,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.rate_limits = settings.rate_limits_enabled
     app.state.totp_key = settings.totp_key
+    app.state.mail_enabled = bool(settings.smtp_host)
     app.state.hash_gate = HashGate(
         settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
     )
@@ -320,11 +321,17 @@ def _routes(app: FastAPI) -> None:
         return tokens.jwks()
 
     @app.post("/v1/auth/signup", tags=["auth"], status_code=201, response_model=SignupOut)
-    async def signup(body: Credentials, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
+    async def signup(
+        body: Credentials, request: Request, pool: Pool, tokens: Tokens, gate: Gate
+    ) -> Any:
         password_hash = await gate.run(hash_password, body.password)
         user_text = await call_api(pool, "anon", "", "signup", body.email, password_hash)
         created = json.loads(user_text or "null")
         session = await start_session(pool, tokens, created)
+        if request.app.state.mail_enabled:
+            # The verification link, mailed by the worker (never inline).
+            claims = claims_json({"sub": str(created["id"]), "role": "app_user"})
+            await call_api(pool, "app_user", claims, "resend_verification")
         return JSONResponse({"user": created, **session}, status_code=201)
 
     @app.post("/v1/auth/login", tags=["auth"], response_model=TokenOut)
