@@ -1,7 +1,9 @@
 -- Password hashing (argon2id) happens in the sidecar, which SQL cannot do;
 -- the database only stores the hash and owns everything else about a user.
 
--- The caller as the shim set it; refuses a request without a user.
+-- The caller as the shim set it; refuses a request without a user, and a
+-- token issued before the user's tokens were cut off (its `iat`, whole
+-- seconds of real time, against tokens_valid_after).
 create or replace function crypto.require_user() returns uuid
 language plpgsql stable
 set search_path = crypto, pg_temp
@@ -10,7 +12,12 @@ declare
     v_uid uuid := crypto.auth_uid();
 begin
     if v_uid is null or not exists (
-        select from crypto.users as u where u.id = v_uid and u.disabled_at is null
+        select from crypto.users as u
+        where u.id = v_uid and u.disabled_at is null and (
+            u.tokens_valid_after is null
+            or to_timestamp((nullif(current_setting('request.jwt.claims', true), '')::json ->> 'iat')::double precision)
+            >= u.tokens_valid_after
+        )
     ) then
         raise exception using errcode = 'OX001', message = 'INVALID_TOKEN',
             detail = 'This request needs a signed-in user';

@@ -183,7 +183,9 @@ begin
             -- proved it: the account is the Google user's, and what the
             -- unproven sign-up left (password, sessions, links) is revoked.
             update crypto.users as u
-            set google_sub = p_sub, password_hash = null, email_verified_at = crypto.now()
+            set google_sub = p_sub, password_hash = null, email_verified_at = crypto.now(),
+                -- Real time, whole seconds: what a token's iat is measured in.
+                tokens_valid_after = date_trunc('second', statement_timestamp())
             where u.id = v_user.id
             returning u.* into v_user;
             update crypto.refresh_tokens as t set revoked_at = crypto.now()

@@ -14,6 +14,10 @@ alter table crypto.users add column email_verified_at timestamptz;
 update crypto.users set email_verified_at = created_at
 where google_sub is not null;
 
+-- Access tokens of this user issued before this instant are refused (a
+-- Google sign-in reclaiming an account the pre-registrant holds tokens of).
+alter table crypto.users add column tokens_valid_after timestamptz;
+
 -- A verification link: single use, expiring, kept as a hash only. The email
 -- it was sent to is kept so a link never verifies an address it was not
 -- sent to.

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -286,9 +287,14 @@ async def start_session(
     admin's session begins in api.mfa_verify, with the second factor."""
     access = tokens.issue(user)
     refresh, digest = new_refresh_token()
-    claims = claims_json({"sub": str(user["id"]), "role": "app_user"})
-    await call_api(pool, "app_user", claims, "issue_refresh", digest)
+    await call_api(pool, "app_user", shim_claims(user["id"]), "issue_refresh", digest)
     return {**access, "refresh_token": refresh}
+
+
+def shim_claims(user_id: object) -> str:
+    """The claims the shim acts under for a user it just authenticated
+    (with `iat`, which SQL checks against a cut-off of the user's tokens)."""
+    return claims_json({"sub": str(user_id), "role": "app_user", "iat": int(time.time())})
 
 
 OAUTH_COOKIE = "oxp_oauth"
@@ -330,7 +336,7 @@ def _routes(app: FastAPI) -> None:
         session = await start_session(pool, tokens, created)
         if request.app.state.mail_enabled:
             # The verification link, mailed by the worker (never inline).
-            claims = claims_json({"sub": str(created["id"]), "role": "app_user"})
+            claims = shim_claims(created["id"])
             await call_api(pool, "app_user", claims, "resend_verification")
         return JSONResponse({"user": created, **session}, status_code=201)
 

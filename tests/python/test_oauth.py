@@ -168,6 +168,9 @@ def test_google_sign_in_locks_out_whoever_pre_registered_the_email(
         assert made.status_code == 201, made.text
         assert http.post("/v1/auth/login", json=attacker).status_code == 200
         attacker_refresh = made.json()["refresh_token"]
+        attacker_access = bearer(made.json()["access_token"])
+        assert http.get("/v1/users/me", headers=attacker_access).status_code == 200
+        time.sleep(1.05)  # the cut-off is in whole seconds, like a token's iat
         # The verification mail goes to the victim's mailbox, not the attacker's.
         assert run_once(worker) is True
         assert [m["To"] for m in smtp.messages] == ["victim@example.com"]
@@ -181,6 +184,8 @@ def test_google_sign_in_locks_out_whoever_pre_registered_the_email(
         assert again.status_code == 401 and again.json()["code"] == "INVALID_CREDENTIALS"
         stolen = http.post("/v1/auth/refresh", json={"refresh_token": attacker_refresh})
         assert stolen.status_code == 401 and stolen.json()["code"] == "INVALID_TOKEN"
+        held = http.get("/v1/users/me", headers=attacker_access)
+        assert held.status_code == 401 and held.json()["code"] == "INVALID_TOKEN"
         me = http.get("/v1/users/me", headers=bearer(victim.json()["access_token"]))
         assert me.json()["email"] == "victim@example.com"
         # The link the attacker hoped the victim would click is dead too.

@@ -1,5 +1,5 @@
 begin;
-select plan(23);
+select plan(25);
 
 select crypto.clock_set('2026-11-24 09:00:00+09');
 
@@ -91,6 +91,14 @@ select is(
     (true, 'g-victim'::text, true), '... removing the password set by whoever signed up');
 select is((select count(*)::int from crypto.refresh_tokens where user_id = :'pre' and revoked_at is null), 0,
     '... and every session begun with it');
+select set_config('request.jwt.claims', json_build_object('sub', :'pre', 'role', 'app_user',
+    'iat', extract(epoch from statement_timestamp())::bigint - 60)::text, true);
+select throws_ok($$ select crypto.require_user() $$, 'OX001', 'INVALID_TOKEN',
+    '... and every access token issued before');
+select set_config('request.jwt.claims', json_build_object('sub', :'pre', 'role', 'app_user',
+    'iat', extract(epoch from statement_timestamp())::bigint + 1)::text, true);
+select is(crypto.require_user(), :'pre'::uuid, 'a token issued since is good');
+select set_config('request.jwt.claims', '', true);
 
 select * from finish();
 rollback;
