@@ -30,6 +30,8 @@ begin
     perform cron.schedule('oxp-audit-seal', '* * * * *', 'select crypto.audit_seal()');
     -- Rate-limit windows older than two hours are never read again.
     perform cron.schedule('oxp-rate-limit-cleanup', '7 * * * *', 'select crypto.rate_limit_cleanup()');
+    -- Expired sign-in states, refresh families, links, idempotent requests.
+    perform cron.schedule('oxp-expire-auth', '17 * * * *', 'select crypto.expire_auth_rows()');
     -- 07:00 KST daily, after the day's settlement: every ledger, stock and
     -- settlement invariant; a violation leaves an alert row.
     perform cron.schedule('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()');

@@ -15,6 +15,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX010', 'MFA_REQUIRED', 401, 'A one-time code from the authenticator app is required'),
 ('OX011', 'OAUTH_FAILED', 400, 'The sign-in with the identity provider failed'),
 ('OX012', 'EMAIL_NOT_VERIFIED', 403, 'The identity provider has not verified this email'),
+('OX013', 'MFA_LOCKED', 429, 'Too many wrong one-time codes; sign-in is locked for a while'),
+('OX014', 'EMAIL_LINK_INVALID', 400, 'The verification link is unknown, used or expired'),
 ('OX101', 'SESSION_CLOSED', 409, 'Predictions are closed for this session'),
 ('OX102', 'SYMBOL_NOT_IN_UNIVERSE', 422, 'The symbol is not in this session''s universe'),
 ('OX103', 'PREDICTION_EXISTS', 409, 'A prediction for this symbol exists'),

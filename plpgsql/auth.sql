@@ -1,7 +1,9 @@
 -- Password hashing (argon2id) happens in the sidecar, which SQL cannot do;
 -- the database only stores the hash and owns everything else about a user.
 
--- The caller as the shim set it; refuses a request without a user.
+-- The caller as the shim set it; refuses a request without a user, and a
+-- token issued before the user's tokens were cut off (its `iat`, whole
+-- seconds of real time, against tokens_valid_after).
 create or replace function crypto.require_user() returns uuid
 language plpgsql stable
 set search_path = crypto, pg_temp
@@ -10,7 +12,12 @@ declare
     v_uid uuid := crypto.auth_uid();
 begin
     if v_uid is null or not exists (
-        select from crypto.users as u where u.id = v_uid and u.disabled_at is null
+        select from crypto.users as u
+        where u.id = v_uid and u.disabled_at is null and (
+            u.tokens_valid_after is null
+            or to_timestamp((nullif(current_setting('request.jwt.claims', true), '')::json ->> 'iat')::double precision)
+            >= u.tokens_valid_after
+        )
     ) then
         raise exception using errcode = 'OX001', message = 'INVALID_TOKEN',
             detail = 'This request needs a signed-in user';
@@ -62,16 +69,49 @@ end
 $$;
 
 -- What the sidecar needs to verify a password; null when no such user.
+-- Refused before any password is checked: an email with too many wrong
+-- passwords lately (from any address; the count is kept for unknown emails
+-- too, so a refusal says nothing about whether the account exists), and an
+-- admin locked out by wrong codes (whatever the password: no oracle).
 create or replace function api.login_lookup(p_email text) returns json
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = crypto, pg_temp
 as $$
-    select json_build_object(
-        'id', u.id, 'email', u.email, 'role', u.role,
-        'password_hash', u.password_hash, 'mfa', u.totp_secret is not null
-    )
-    from crypto.users as u
-    where u.email = lower(btrim(p_email)) and u.disabled_at is null
+declare
+    v_email text := lower(btrim(p_email));
+    v_user crypto.users;
+begin
+    if (
+        select count(*) from crypto.auth_failures as f
+        where f.kind = 'login' and f.subject = v_email
+            and f.at > crypto.now() - make_interval(mins => crypto.setting_int('auth.login_window_minutes')::integer)
+    ) >= crypto.setting_int('auth.login_max_failures') then
+        raise exception using errcode = 'OX005', message = 'RATE_LIMITED',
+            detail = 'Too many failed sign-ins for this email; retry later';
+    end if;
+    select u.* into v_user from crypto.users as u where u.email = v_email and u.disabled_at is null;
+    if v_user.id is null then
+        return null;
+    end if;
+    if v_user.role = 'admin' and v_user.mfa_locked_until > crypto.now() then
+        raise exception using errcode = 'OX013', message = 'MFA_LOCKED',
+            detail = format('Too many wrong codes; retry after %s', crypto.kst(v_user.mfa_locked_until));
+    end if;
+    return json_build_object(
+        'id', v_user.id, 'email', v_user.email, 'role', v_user.role,
+        'password_hash', v_user.password_hash, 'mfa', v_user.role = 'admin'
+    );
+end
+$$;
+
+-- A wrong password (or an unknown email): counted against the email.
+create or replace function api.login_failed(p_email text) returns json
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.auth_failures (kind, subject, at)
+    values ('login', left(lower(btrim(p_email)), 320), crypto.now());
+    select json_build_object('recorded', true);
 $$;
 
 create or replace function api.me() returns json
@@ -95,4 +135,5 @@ $$;
 
 grant execute on function api.signup(text, text) to anon;
 grant execute on function api.login_lookup(text) to anon;
+grant execute on function api.login_failed(text) to anon;
 grant execute on function api.me() to app_user, app_admin;

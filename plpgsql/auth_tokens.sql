@@ -6,41 +6,59 @@ create or replace function crypto.user_json(p_user crypto.users) returns json
 language sql stable
 as $$ select json_build_object('id', p_user.id, 'email', p_user.email, 'role', p_user.role) $$;
 
--- A new family for the signed-in caller (after a password or Google login).
+-- A new family for the signed-in caller (after a password or Google
+-- login), begun without a second factor: never an admin's (an admin family
+-- begins in api.mfa_verify). It ends after auth.refresh_family_days however
+-- often it is rotated.
 create or replace function api.issue_refresh(p_hash bytea) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
     v_uid uuid := crypto.require_user();
-    v_expires timestamptz := crypto.now() + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer);
+    v_now timestamptz := crypto.now();
+    v_family_end timestamptz := v_now + make_interval(days => crypto.setting_int('auth.refresh_family_days')::integer);
+    v_expires timestamptz := least(
+        v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer), v_family_end
+    );
 begin
-    insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
-    values (v_uid, gen_random_uuid(), p_hash, crypto.now(), v_expires);
+    if exists (select from crypto.users as u where u.id = v_uid and u.role = 'admin') then
+        raise exception using errcode = 'OX003', message = 'FORBIDDEN',
+            detail = 'An admin session begins with the second factor';
+    end if;
+    insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, mfa, family_expires_at)
+    values (v_uid, gen_random_uuid(), p_hash, v_now, v_expires, false, v_family_end);
     return json_build_object('refresh_expires_at', crypto.kst(v_expires));
 end
 $$;
 
 -- Rotation: the presented token is spent and a new one of its family
 -- issued. A token presented twice was copied: the family is revoked, and
--- that revocation is kept (returned as a problem, not raised).
+-- that revocation is kept (returned as a problem, not raised). A family
+-- ends at its absolute end, and one that began without a second factor
+-- never yields an admin session (a promotion racing a refresh).
 create or replace function api.refresh(p_hash bytea, p_new_hash bytea) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
     v_family uuid;
+    v_uid uuid;
     v_token crypto.refresh_tokens;
     v_user crypto.users;
     v_now timestamptz := crypto.now();
 begin
-    select t.family_id into v_family from crypto.refresh_tokens as t where t.token_hash = p_hash;
+    select t.family_id, t.user_id into v_family, v_uid from crypto.refresh_tokens as t where t.token_hash = p_hash;
     if v_family is null then
         raise exception using errcode = 'OX001', message = 'INVALID_TOKEN', detail = 'Unknown refresh token';
     end if;
     -- One change to a family at a time: a revocation must see the token a
     -- concurrent rotation is adding, so it waits for it to commit.
     perform crypto.lock_refresh_family(v_family);
+    -- A change to the user that revokes their sessions (promotion, Google
+    -- reclaiming an unverified account) updates this row first: wait for
+    -- it, then read the token as it left it.
+    select u.* into v_user from crypto.users as u where u.id = v_uid and u.disabled_at is null for share;
     select t.* into v_token from crypto.refresh_tokens as t where t.token_hash = p_hash;
     if v_token.used_at is not null or v_token.revoked_at is not null then
         if v_token.used_at is not null then
@@ -50,14 +68,21 @@ begin
         end if;
         return crypto.problem('OX001', 'This refresh token is no longer valid; sign in again');
     end if;
-    select u.* into v_user from crypto.users as u where u.id = v_token.user_id and u.disabled_at is null;
-    if v_token.expires_at <= v_now or v_user.id is null then
+    if v_token.expires_at <= v_now or v_token.family_expires_at <= v_now or v_user.id is null then
         raise exception using errcode = 'OX001', message = 'INVALID_TOKEN', detail = 'The refresh token expired';
     end if;
+    if v_user.role = 'admin' and not v_token.mfa then
+        update crypto.refresh_tokens as t set revoked_at = v_now
+        where t.family_id = v_token.family_id and t.revoked_at is null;
+        perform crypto.audit('user:' || v_user.id, 'auth.refresh_refused_no_mfa', v_token.family_id::text, '{}');
+        return crypto.problem('OX001', 'An admin session begins with the second factor; sign in again');
+    end if;
     update crypto.refresh_tokens as t set used_at = v_now where t.id = v_token.id;
-    insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
+    insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, mfa, family_expires_at)
     values (v_user.id, v_token.family_id, p_new_hash, v_now,
-        v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer));
+        least(v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer),
+            v_token.family_expires_at),
+        v_token.mfa, v_token.family_expires_at);
     return crypto.user_json(v_user);
 end
 $$;
@@ -84,81 +109,27 @@ create or replace function crypto.lock_refresh_family(p_family uuid) returns voi
 language sql volatile
 as $$ select pg_advisory_xact_lock(hashtextextended('crypto.refresh_tokens:' || p_family::text, 0)) $$;
 
--- The admin's TOTP secret, for the sidecar to check a code after the
--- password was verified; null for everyone else.
-create or replace function api.mfa_secret(p_user uuid) returns json
-language sql stable security definer
-set search_path = crypto, pg_temp
-as $$
-    select json_build_object('secret', (
-        select u.totp_secret from crypto.users as u where u.id = p_user and u.role = 'admin'
-    ))
-$$;
-
--- A code is accepted once: a step at or before the last accepted one is a replay.
-create or replace function api.mfa_accept(p_user uuid, p_step bigint) returns json
-language plpgsql volatile security definer
-set search_path = crypto, pg_temp
-as $$
-begin
-    update crypto.users as u set totp_last_step = p_step
-    where u.id = p_user and u.role = 'admin' and (u.totp_last_step is null or u.totp_last_step < p_step);
-    if not found then
-        return json_build_object('accepted', false);
-    end if;
-    perform crypto.audit('user:' || p_user, 'auth.admin_login', p_user::text, '{}');
-    return json_build_object('accepted', true);
-end
-$$;
-
-create or replace function crypto.make_admin(p_email text, p_totp_secret text) returns json
-language plpgsql volatile security definer
-set search_path = crypto, pg_temp
-as $$
-declare
-    v_user crypto.users;
-begin
-    if p_totp_secret is null or p_totp_secret !~ '^[A-Z2-7]{16,}$' then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'A TOTP secret is base32, 16 characters or more';
-    end if;
-    -- An admin already: a new secret here would silently replace the one
-    -- in their authenticator app; that is what reset_totp is for.
-    if exists (select from crypto.users as u where u.email = lower(btrim(p_email)) and u.role = 'admin') then
-        raise exception using errcode = 'OX124', message = 'ALREADY_ADMIN',
-            detail = format('%s is an admin already; oxp users reset-totp gives a new secret',
-                lower(btrim(p_email)));
-    end if;
-    update crypto.users as u set role = 'admin', totp_secret = p_totp_secret, totp_last_step = null
-    where u.email = lower(btrim(p_email)) and u.disabled_at is null
-    returning u.* into v_user;
-    if v_user.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
-            detail = format('No user %s', left(p_email, 254));
-    end if;
-    -- Sessions begun as a user must not turn into admin sessions on their
-    -- next refresh: an admin session starts with the second factor.
-    update crypto.refresh_tokens as t set revoked_at = crypto.now()
-    where t.user_id = v_user.id and t.revoked_at is null;
-    perform crypto.audit(crypto.current_actor(), 'user.make_admin', v_user.email, '{}');
-    return crypto.user_json(v_user);
-end
-$$;
-
 -- Google sign-in: the redirect leaves a single-use state (with the nonce
--- and the PKCE verifier) that expires; the callback spends it.
-create or replace function api.oauth_begin(p_state text, p_nonce text, p_verifier text, p_redirect_uri text)
+-- and the PKCE verifier) that expires, bound to the browser that started it
+-- (the hash of a cookie); the callback spends it.
+create or replace function api.oauth_begin(
+    p_state text, p_nonce text, p_verifier text, p_redirect_uri text, p_browser_hash bytea
+)
 returns json
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
-    insert into crypto.oauth_states (state, nonce, code_verifier, redirect_uri, created_at, expires_at)
+    insert into crypto.oauth_states (state, nonce, code_verifier, redirect_uri, created_at, expires_at, browser_hash)
     values (p_state, p_nonce, p_verifier, p_redirect_uri, crypto.now(),
-        crypto.now() + make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer));
+        crypto.now() + make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer),
+        p_browser_hash);
     select json_build_object('state', p_state);
 $$;
 
-create or replace function api.oauth_consume(p_state text) returns json
+-- Only the browser that began the flow spends its state: a state pasted
+-- into another browser (login CSRF, a leaked callback URL) is refused and
+-- stays usable by its owner.
+create or replace function api.oauth_consume(p_state text, p_browser_hash bytea) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -167,10 +138,11 @@ declare
 begin
     update crypto.oauth_states as s set used_at = crypto.now()
     where s.state = p_state and s.used_at is null and s.expires_at > crypto.now()
+        and s.browser_hash = p_browser_hash
     returning s.* into v_row;
     if v_row.state is null then
         raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
-            detail = 'Unknown, used or expired sign-in state; start again';
+            detail = 'Unknown, used or expired sign-in state, or begun in another browser; start again';
     end if;
     return json_build_object('nonce', v_row.nonce, 'code_verifier', v_row.code_verifier,
         'redirect_uri', v_row.redirect_uri);
@@ -178,8 +150,9 @@ end
 $$;
 
 -- After the sidecar verified the ID token of a spent state: the user with
--- this Google subject, else the user with this (verified) email, linked,
--- else a new user.
+-- this Google subject, else the user with this (Google-verified) email,
+-- linked (an account whose email was never verified loses its password and
+-- sessions first), else a new user.
 create or replace function api.oauth_login(p_state text, p_sub text, p_email text) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -201,11 +174,29 @@ begin
         if v_user.id is not null and v_user.google_sub is not null then
             raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
                 detail = 'This email is linked to another Google account';
-        elsif v_user.id is not null then
+        elsif v_user.id is not null and v_user.email_verified_at is not null then
             update crypto.users as u set google_sub = p_sub where u.id = v_user.id returning u.* into v_user;
             perform crypto.audit('user:' || v_user.id, 'auth.google_linked', v_user.email, '{}');
+        elsif v_user.id is not null then
+            -- Nobody ever proved they own this email, so the password may be
+            -- an attacker's who signed up first (pre-hijacking). Google has
+            -- proved it: the account is the Google user's, and what the
+            -- unproven sign-up left (password, sessions, links) is revoked.
+            update crypto.users as u
+            set google_sub = p_sub, password_hash = null, email_verified_at = crypto.now(),
+                -- Real time, whole seconds: what a token's iat is measured in.
+                tokens_valid_after = date_trunc('second', statement_timestamp())
+            where u.id = v_user.id
+            returning u.* into v_user;
+            update crypto.refresh_tokens as t set revoked_at = crypto.now()
+            where t.user_id = v_user.id and t.revoked_at is null;
+            update crypto.email_verifications as e set used_at = crypto.now()
+            where e.user_id = v_user.id and e.used_at is null;
+            perform crypto.audit('user:' || v_user.id, 'auth.google_reclaimed', v_user.email,
+                '{"password_removed": true, "sessions_revoked": true}');
         else
-            insert into crypto.users (email, google_sub) values (v_email, p_sub) returning * into v_user;
+            insert into crypto.users (email, google_sub, email_verified_at)
+            values (v_email, p_sub, crypto.now()) returning * into v_user;
             insert into crypto.ledger_accounts (kind, user_id) values ('user', v_user.id);
             perform crypto.audit('user:' || v_user.id, 'auth.google_signup', v_user.email, '{}');
         end if;
@@ -283,14 +274,11 @@ begin
 end
 $$;
 
-grant execute on function api.issue_refresh(bytea) to app_user, app_admin;
+grant execute on function api.issue_refresh(bytea) to app_user;
 grant execute on function api.refresh(bytea, bytea) to anon;
 grant execute on function api.logout(bytea) to anon;
-grant execute on function api.mfa_secret(uuid) to anon;
-grant execute on function api.mfa_accept(uuid, bigint) to anon;
-grant execute on function crypto.make_admin(text, text) to oxp_service;
-grant execute on function api.oauth_begin(text, text, text, text) to anon;
-grant execute on function api.oauth_consume(text) to anon;
+grant execute on function api.oauth_begin(text, text, text, text, bytea) to anon;
+grant execute on function api.oauth_consume(text, bytea) to anon;
 grant execute on function api.oauth_login(text, text, text) to anon;
 grant execute on function crypto.worker_heartbeat(text, jsonb) to oxp_service;
 grant execute on function api.admin_health() to app_admin;

@@ -184,7 +184,8 @@ as $$
 declare
     v_user crypto.users := crypto.lock_admin(p_email);
 begin
-    update crypto.users as u set role = 'user', totp_secret = null, totp_last_step = null
+    update crypto.users as u
+    set role = 'user', totp_secret = null, totp_secret_enc = null, totp_last_step = null, mfa_locked_until = null
     where u.id = v_user.id
     returning u.* into v_user;
     update crypto.refresh_tokens as t set revoked_at = crypto.now()
@@ -196,19 +197,23 @@ $$;
 
 -- A lost authenticator: a new TOTP secret (made by the CLI, shown once),
 -- the old one and every session end.
-create or replace function crypto.reset_totp(p_email text, p_totp_secret text) returns json
+create or replace function crypto.reset_totp(p_email text, p_totp_secret text, p_key text) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
     v_user crypto.users;
 begin
+    perform crypto.require_totp_key(p_key);
     if p_totp_secret is null or p_totp_secret !~ '^[A-Z2-7]{16,}$' then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'A TOTP secret is base32, 16 characters or more';
     end if;
     v_user := crypto.lock_admin(p_email);
-    update crypto.users as u set totp_secret = p_totp_secret, totp_last_step = null
+    -- Stored encrypted, as crypto.make_admin stores it (plpgsql/totp.sql).
+    update crypto.users as u
+    set totp_secret = null, totp_secret_enc = ext.pgp_sym_encrypt(p_totp_secret, p_key), totp_last_step = null,
+        mfa_locked_until = null
     where u.id = v_user.id;
     update crypto.refresh_tokens as t set revoked_at = crypto.now()
     where t.user_id = v_user.id and t.revoked_at is null;
@@ -222,7 +227,7 @@ grant execute on function crypto.user_detail(text, integer) to oxp_service, audi
 grant execute on function crypto.user_ledger(text, bigint, integer) to oxp_service, auditor;
 -- Role and factor changes are the operator's alone, like promotion.
 grant execute on function crypto.demote_admin(text) to oxp_service;
-grant execute on function crypto.reset_totp(text, text) to oxp_service;
+grant execute on function crypto.reset_totp(text, text, text) to oxp_service;
 
 comment on function crypto.users_list(text, integer) is
 'Users newest first: email, role, balance, created, last seen, predictions (oxp users list).';
@@ -232,5 +237,5 @@ comment on function crypto.user_ledger(text, bigint, integer) is
 'A user''s ledger entries newest first, a page at a time (oxp points ledger).';
 comment on function crypto.demote_admin(text) is
 'An admin back to a player: second factor forgotten, sessions revoked; audited as user.demote.';
-comment on function crypto.reset_totp(text, text) is
+comment on function crypto.reset_totp(text, text, text) is
 'A new TOTP secret for an admin; sessions revoked; audited as user.reset_totp.';

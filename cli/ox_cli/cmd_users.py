@@ -5,6 +5,8 @@ from typing import Annotated
 import pyotp
 import typer
 
+from ox_sidecar.config import get_settings
+
 from .common import AsJson, call, console, emit, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="Users and admins: look up, promote, demote")
@@ -77,7 +79,8 @@ def create_admin(
     """
     secret = pyotp.random_base32()
     with service_connection() as conn:
-        user = call(conn, "select crypto.make_admin(%s, %s)", email, secret)
+        key = get_settings().totp_key  # the secret is stored encrypted with it
+        user = call(conn, "select crypto.make_admin(%s, %s, %s)", email, secret, key)
     _print_totp(user["email"], secret, as_json, "is an admin")
 
 
@@ -103,5 +106,25 @@ def reset_totp(email: Email, as_json: AsJson = False) -> None:
     """
     secret = pyotp.random_base32()
     with service_connection() as conn:
-        user = call(conn, "select crypto.reset_totp(%s, %s)", email, secret)
+        key = get_settings().totp_key
+        user = call(conn, "select crypto.reset_totp(%s, %s, %s)", email, secret, key)
     _print_totp(user["email"], secret, as_json, "has a new second factor")
+
+
+@app.command("verify")
+def verify(
+    email: Annotated[str, typer.Argument(help="The user's email")], as_json: AsJson = False
+) -> None:
+    """Mark a user's email as verified (you checked they own it); audited.
+
+    A verified password account is linked, password kept, when its owner
+    later signs in with Google.
+    """
+    with service_connection() as conn:
+        user = call(conn, "select crypto.verify_email_by_operator(%s)", email)
+    if as_json:
+        emit(user, True)
+    else:
+        console.print(
+            f"{user['email']}: email verified at {user['email_verified_at']}", markup=False
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hmac
 import json
 import logging
 import time
@@ -15,26 +14,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import pyotp
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from . import logs, ratelimit
 from .config import ROOT, get_settings
 from .db import call_api, new_pool
+from .guards import BodyLimit, HashGate
 from .migrate import VERSIONED
 from .oauth import OidcClient
 from .problems import Problem, error_codes_loaded, load_error_codes, problem_response
 from .tokens import (
     TokenService,
     claims_json,
+    hash_memory_kib,
     hash_password,
     new_refresh_token,
     refresh_hash,
@@ -54,6 +53,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.oidc = OidcClient(settings)
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.rate_limits = settings.rate_limits_enabled
+    app.state.totp_key = settings.totp_key
+    app.state.mail_enabled = bool(settings.smtp_host)
+    app.state.hash_gate = HashGate(
+        settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
+    )
     app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
     await app.state.pool.open(wait=False)
     loader = asyncio.create_task(_load_error_codes(app.state.pool))
@@ -94,6 +98,7 @@ def create_app() -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(logs.RequestIdMiddleware)
 
     @app.exception_handler(Problem)
@@ -174,8 +179,9 @@ async def rate_limited(request: Request) -> None:
     except Problem:
         user = None
     peer = request.client.host if request.client else "unknown"
-    ip = ratelimit.client_ip(
-        peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies
+    forwarded = request.headers.getlist("x-forwarded-for")
+    ip = ratelimit.limit_key(
+        ratelimit.client_ip(peer, forwarded, request.app.state.trusted_proxies)
     )
     kinds = ratelimit.KINDS.get((request.method, path), [])
     request.state.ratelimit = await ratelimit.check(request.app.state.pool, ip, user, kinds)
@@ -197,10 +203,15 @@ async def _oidc(request: Request) -> OidcClient:
     return request.app.state.oidc  # type: ignore[no-any-return]
 
 
+async def _hash_gate(request: Request) -> HashGate:
+    return request.app.state.hash_gate  # type: ignore[no-any-return]
+
+
 Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
 Admin = Annotated[Caller, Depends(admin)]
 Oidc = Annotated[OidcClient, Depends(_oidc)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
+Gate = Annotated[HashGate, Depends(_hash_gate)]
 AnyCaller = Annotated[Caller, Depends(optional_caller)]
 User = Annotated[Caller, Depends(signed_in)]
 
@@ -230,7 +241,8 @@ IdempotencyKey = Annotated[
 
 Sku = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")]
 AdId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[a-z0-9\-]+$")]
-Cursor = Annotated[int | None, Query(ge=1)]
+# A bigint: anything larger is refused here (it would reach SQL as numeric).
+Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -286,25 +298,22 @@ async def start_session(
     pool: AsyncConnectionPool, tokens: TokenService, user: dict[str, Any]
 ) -> dict[str, Any]:
     """Our tokens for a user who just proved who they are: a short access
-    token and the first refresh token of a new family."""
+    token and the first refresh token of a new family. Never an admin's: an
+    admin's session begins in api.mfa_verify, with the second factor."""
     access = tokens.issue(user)
     refresh, digest = new_refresh_token()
-    role = "app_admin" if user["role"] == "admin" else "app_user"
-    claims = claims_json({"sub": str(user["id"]), "role": role})
-    await call_api(pool, role, claims, "issue_refresh", digest)
+    await call_api(pool, "app_user", shim_claims(user["id"]), "issue_refresh", digest)
     return {**access, "refresh_token": refresh}
 
 
-def totp_step(secret: str, code: str) -> int | None:
-    """The time step a code belongs to (now, or one step either side for clock
-    drift); None when it matches none."""
-    totp = pyotp.TOTP(secret)
-    now = time.time()
-    for drift in (0, -1, 1):
-        at = now + drift * totp.interval
-        if hmac.compare_digest(totp.at(at), code):
-            return int(totp.timecode(dt.datetime.fromtimestamp(at, dt.UTC)))
-    return None
+def shim_claims(user_id: object) -> str:
+    """The claims the shim acts under for a user it just authenticated
+    (with `iat`, which SQL checks against a cut-off of the user's tokens)."""
+    return claims_json({"sub": str(user_id), "role": "app_user", "iat": int(time.time())})
+
+
+OAUTH_COOKIE = "oxp_oauth"
+VerifyToken = Annotated[str, Query(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 def _routes(app: FastAPI) -> None:
@@ -333,34 +342,64 @@ def _routes(app: FastAPI) -> None:
         return tokens.jwks()
 
     @app.post("/v1/auth/signup", tags=["auth"], status_code=201, response_model=SignupOut)
-    async def signup(body: Credentials, pool: Pool, tokens: Tokens) -> Any:
-        password_hash = await run_in_threadpool(hash_password, body.password)
+    async def signup(
+        body: Credentials, request: Request, pool: Pool, tokens: Tokens, gate: Gate
+    ) -> Any:
+        password_hash = await gate.run(hash_password, body.password)
         user_text = await call_api(pool, "anon", "", "signup", body.email, password_hash)
         created = json.loads(user_text or "null")
         session = await start_session(pool, tokens, created)
+        if request.app.state.mail_enabled:
+            # The verification link, mailed by the worker (never inline).
+            claims = shim_claims(created["id"])
+            await call_api(pool, "app_user", claims, "resend_verification")
         return JSONResponse({"user": created, **session}, status_code=201)
 
     @app.post("/v1/auth/login", tags=["auth"], response_model=SignupOut)
-    async def login(body: LoginIn, pool: Pool, tokens: Tokens) -> Any:
+    async def login(body: LoginIn, request: Request, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
+        # Refused here (429) when the email had too many wrong passwords, or
+        # the admin too many wrong codes, whatever this password is.
         found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
-        ok = await run_in_threadpool(
-            verify_password, found["password_hash"] if found else None, body.password
-        )
+        if found and found["mfa"] and body.otp is None:
+            # Said before the password is checked, so it says nothing about it.
+            raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
+        stored = found["password_hash"] if found else None
+        ok = await gate.run(verify_password, stored, body.password)
         if not found or not ok:
+            await call_api(pool, "anon", "", "login_failed", body.email)
             raise Problem("INVALID_CREDENTIALS", "Wrong email or password")
         if found["mfa"]:
-            # Admins: the password and a code from their authenticator, used once.
-            if body.otp is None:
-                raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
-            mfa = json.loads(await call_api(pool, "anon", "", "mfa_secret", found["id"]) or "{}")
-            step = totp_step(mfa["secret"], body.otp) if mfa.get("secret") else None
-            accepted = step is not None and json.loads(
-                await call_api(pool, "anon", "", "mfa_accept", found["id"], step) or "{}"
-            ).get("accepted")
-            if not accepted:
-                raise Problem("INVALID_CREDENTIALS", "Wrong or already used one-time code")
+            # The code is checked in SQL (the secret never leaves it), which
+            # counts wrong ones and begins the admin's refresh family.
+            refresh, digest = new_refresh_token()
+            args = (found["id"], body.otp, request.app.state.totp_key, digest)
+            admin = json.loads(await call_api(pool, "anon", "", "mfa_verify", *args) or "null")
+            user = {k: admin[k] for k in ("id", "email", "role")}
+            return {"user": user, **tokens.issue(admin), "refresh_token": refresh}
         user = {k: found[k] for k in ("id", "email", "role")}
         return {"user": user, **await start_session(pool, tokens, found)}
+
+    @app.get("/v1/auth/verify-email", tags=["auth"], response_class=HTMLResponse)
+    async def verify_email_page(token: VerifyToken) -> HTMLResponse:
+        """The link in the email: a page to confirm, which spends nothing (mail
+        scanners open links; only the person clicking Confirm verifies)."""
+        return HTMLResponse(
+            "<!doctype html><meta charset=utf-8><title>Confirm your email</title>"
+            f'<form method=post action="/v1/auth/verify-email?token={token}">'
+            "<p>Confirm that this email address is yours and that you signed up for OX Predict."
+            " <button type=submit>Confirm</button></p></form>"
+        )
+
+    @app.post("/v1/auth/verify-email", tags=["auth"])
+    async def verify_email(token: VerifyToken, pool: Pool) -> Response:
+        """Spends the link (once, before it expires) and verifies the email."""
+        return raw_json(await call_api(pool, "anon", "", "verify_email", refresh_hash(token)))
+
+    @app.post("/v1/auth/verify-email/resend", tags=["auth"], status_code=202)
+    async def resend_verification(caller: User, pool: Pool) -> Response:
+        """Mails a new link to the signed-in user (at most one a minute)."""
+        args = ("resend_verification",)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args), 202)
 
     @app.post("/v1/auth/refresh", tags=["auth"], response_model=TokenOut)
     async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:
@@ -380,16 +419,36 @@ def _routes(app: FastAPI) -> None:
         if not oidc.configured:
             raise Problem("UNAVAILABLE", "Google sign-in is not configured here")
         auth = await oidc.authorization()
-        args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri)
+        # The state is bound to this browser: a random cookie, its hash kept
+        # with the state; the callback must come with it.
+        browser, browser_hash = new_refresh_token()
+        args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri, browser_hash)
         await call_api(pool, "anon", "", "oauth_begin", *args)
-        return RedirectResponse(auth.url, status_code=302)
+        response = RedirectResponse(auth.url, status_code=302)
+        response.set_cookie(
+            OAUTH_COOKIE,
+            browser,
+            max_age=600,
+            path="/v1/auth/oauth",
+            httponly=True,
+            secure=oidc.redirect_uri.startswith("https://"),
+            samesite="lax",  # sent on the top-level redirect back from Google
+        )
+        return response
 
     async def finish_oauth(
-        pool: AsyncConnectionPool, tokens: TokenService, oidc: OidcClient, code: str, state: str
+        pool: AsyncConnectionPool,
+        tokens: TokenService,
+        oidc: OidcClient,
+        code: str,
+        state: str,
+        browser: str | None,
     ) -> dict[str, Any]:
         # Spent first, in its own transaction: a replayed callback fails here
-        # even if this one fails further on.
-        flow = json.loads(await call_api(pool, "anon", "", "oauth_consume", state) or "{}")
+        # even if this one fails further on. Only by the browser that began it.
+        binding = refresh_hash(browser) if browser else None
+        args = ("oauth_consume", state, binding)
+        flow = json.loads(await call_api(pool, "anon", "", *args) or "{}")
         id_token = await oidc.exchange(code, flow["code_verifier"], flow["redirect_uri"])
         claims = await oidc.verify(id_token, flow["nonce"])
         if claims.get("email_verified") is not True or not claims.get("email"):
@@ -400,6 +459,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
     async def oauth_callback(
+        request: Request,
         pool: Pool,
         tokens: Tokens,
         oidc: Oidc,
@@ -410,14 +470,21 @@ def _routes(app: FastAPI) -> None:
         """Where the browser comes back from Google."""
         if error or not code or not state or len(state) < 32:
             raise Problem("OAUTH_FAILED", f"Sign-in did not complete: {error or 'no code'}")
-        return await finish_oauth(pool, tokens, oidc, code, state)
+        browser = request.cookies.get(OAUTH_COOKIE)
+        return await finish_oauth(pool, tokens, oidc, code, state, browser)
 
     @app.post("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
     async def oauth_callback_app(
-        body: Annotated[OAuthCallbackIn, Body()], pool: Pool, tokens: Tokens, oidc: Oidc
+        body: Annotated[OAuthCallbackIn, Body()],
+        request: Request,
+        pool: Pool,
+        tokens: Tokens,
+        oidc: Oidc,
     ) -> Any:
-        """The same, for an app that caught the redirect itself."""
-        return await finish_oauth(pool, tokens, oidc, body.code, body.state)
+        """The same, for an app that caught the redirect itself (with the
+        cookie it was given when it began)."""
+        browser = request.cookies.get(OAUTH_COOKIE)
+        return await finish_oauth(pool, tokens, oidc, body.code, body.state, browser)
 
     @app.get("/admin/health", tags=["admin"])
     async def admin_health(caller: Admin, pool: Pool) -> Response:

@@ -51,6 +51,30 @@ class Settings(BaseSettings):
     eod_provider: Literal["yfinance", "csv"] = "yfinance"
     eod_csv_file: Path = ROOT / "data" / "demo_closes.csv"
 
+    # Admins' TOTP secrets are stored encrypted with this key (pgcrypto); the
+    # database never stores it, the API and the CLI pass it per call.
+    # Required in production; development uses a fixed, public key.
+    totp_encryption_key: str | None = None
+
+    # Mail (the worker sends email verification links).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_from: str = "OX Predict <no-reply@ox-predict.example>"
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = 10.0
+    # This API as users reach it, for links in emails.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
+    # much memory is spent on it at once; a request waits for its turn up to
+    # argon2_wait_seconds, then gets 503.
+    argon2_memory_budget_mb: int = 256
+    argon2_wait_seconds: float = 10.0
+    # Request bodies larger than this are refused (413) before any parsing.
+    max_body_bytes: int = 65536
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []
@@ -65,7 +89,14 @@ class Settings(BaseSettings):
                 raise ValueError("JWT_PRIVATE_KEY and JWT_ADMIN_PRIVATE_KEY are required")
             if self.database_url == LOCAL_DATABASE_URL:
                 raise ValueError("DATABASE_URL must be set in production")
+            if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
+                raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
         return self
+
+    @property
+    def totp_key(self) -> str:
+        """The key TOTP secrets are encrypted with; development's is public."""
+        return self.totp_encryption_key or "development-only-totp-key-not-secret"
 
     @property
     def admin_key_file(self) -> Path:

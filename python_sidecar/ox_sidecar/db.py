@@ -37,6 +37,10 @@ async def call_api(
         "select r::text, r -> 'problem' ->> 'sqlstate', r -> 'problem' ->> 'detail'"
         " from api.{}({}) as r"
     ).format(sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+    if any(isinstance(a, str) and "\x00" in a for a in args):
+        # PostgreSQL text cannot hold NUL; the driver would refuse it before
+        # sending, which is the caller's mistake, not an outage.
+        raise Problem("VALIDATION_FAILED", "Text may not contain NUL characters")
     try:
         # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
         async with pool.connection() as conn, conn.pipeline():

@@ -19,6 +19,9 @@ KINDS: dict[tuple[str, str], list[str]] = {
     ("POST", "/v1/predictions/{symbol}"): ["predictions"],
     ("GET", "/v1/points/balance"): ["point_reads"],
     ("GET", "/v1/points/ledger"): ["point_reads"],
+    # Both return the balance: reading it there is a point read too.
+    ("GET", "/v1/users/me"): ["point_reads"],
+    ("GET", "/v1/users/stats"): ["point_reads"],
 }
 # Probes of load balancers and orchestrators are never limited.
 EXEMPT = frozenset({"/health", "/ready"})
@@ -35,15 +38,20 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> str:
+def client_ip(peer: str, forwarded_for: str | list[str] | None, trusted: list[Network]) -> str:
     """The peer, unless the peer is a trusted proxy: then the rightmost address
     in X-Forwarded-For that is not one of ours (anything left of it is what
-    the client claimed, and a client can claim anything)."""
+    the client claimed, and a client can claim anything). Several header
+    lines are one list, in order (RFC 9110 5.3): a proxy may append a line
+    rather than extend the first, so reading only the first would believe
+    the client."""
 
     def is_trusted(address: str) -> bool:
         ip = _ip(address)
         return ip is not None and any(ip in net for net in trusted)
 
+    if isinstance(forwarded_for, list):
+        forwarded_for = ",".join(forwarded_for)
     if not forwarded_for or not is_trusted(peer):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
@@ -52,6 +60,18 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> s
         if not is_trusted(hop):
             return hop
     return peer
+
+
+def limit_key(address: str) -> str:
+    """What one client is, for the per-IP limit: an IPv4 address, or the /64
+    of an IPv6 one (a single host usually gets a whole /64 and can pick any
+    address in it)."""
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
 
 
 def headers(tightest: dict[str, int] | None, retry_after: int | None = None) -> dict[str, str]:

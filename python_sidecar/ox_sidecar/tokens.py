@@ -27,6 +27,11 @@ _hasher = PasswordHasher()  # argon2id with the library's current defaults
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 
+def hash_memory_kib() -> int:
+    """Memory one hash or verification takes (argon2's memory cost)."""
+    return int(_hasher.memory_cost)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -13,8 +13,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from . import mail
 from .config import get_settings
 from .eod import fetch_day, provider_named
+from .tokens import new_refresh_token
 from .vendor import VendorRefused, vendor_for
 
 log = logging.getLogger("ox_sidecar.worker")
@@ -52,7 +54,27 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
 
 
-HANDLERS: dict[str, Handler] = {"eod.fetch": eod_fetch, "reward.issue": reward_issue}
+def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
+    """Mail a verification link. The token exists only in the email: the
+    database keeps its hash (a retry mails a new link; the old one expires)."""
+    settings = get_settings()
+    token, digest = new_refresh_token()
+    row = conn.execute(
+        "select crypto.email_verification_issue(%s, %s)", (payload["user_id"], digest)
+    ).fetchone()
+    link = row[0] if row else None
+    if link is None:
+        return  # verified meanwhile, or nothing to verify
+    url = f"{settings.public_base_url.rstrip('/')}/v1/auth/verify-email?token={token}"
+    subject, body = mail.verification_email(url, link["expires_at"])
+    mail.send(settings, link["email"], subject, body)
+
+
+HANDLERS: dict[str, Handler] = {
+    "eod.fetch": eod_fetch,
+    "reward.issue": reward_issue,
+    "email.verify": email_verify,
+}
 
 
 def run_once(conn: psycopg.Connection) -> bool:

@@ -3,6 +3,7 @@ admins with a second factor, over HTTP against a real database."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -18,8 +19,10 @@ from typer.testing import CliRunner
 
 from ox_cli.main import app as cli
 from ox_sidecar.config import get_settings
+from ox_sidecar.guards import HashGate
+from ox_sidecar.problems import Problem
 from ox_sidecar.tokens import KeyRing
-from support import bearer, signup
+from support import bearer, service, signup
 
 
 @pytest.fixture
@@ -170,3 +173,132 @@ def test_admin_needs_a_second_factor(client: httpx.Client, db: psycopg.Connectio
     assert client.get("/admin/health").status_code == 401
     actions = [a for (a,) in db.execute("select action from crypto.audit_logs order by id")]
     assert "user.make_admin" in actions and "auth.admin_login" in actions
+
+
+def _admin(client: httpx.Client, email: str) -> str:
+    """A signed-up user made admin with `oxp users create-admin`; the TOTP secret."""
+    signup(client, email, PASSWORD)
+    result = CliRunner().invoke(cli, ["users", "create-admin", email])
+    assert result.exit_code == 0, result.output
+    return result.output.split("TOTP secret (shown once): ")[1].split()[0]
+
+
+def _wrong_code(secret: str) -> str:
+    totp = pyotp.TOTP(secret)
+    valid = {totp.at(time.time() + drift) for drift in (-30, 0, 30)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+
+
+def test_admin_codes_cannot_be_brute_forced(client: httpx.Client, db: psycopg.Connection) -> None:
+    secret = _admin(client, "guarded@example.com")
+    # No code: the same answer whether the password is right or wrong.
+    right = login(client, "guarded@example.com")
+    wrong = client.post(
+        "/v1/auth/login", json={"email": "guarded@example.com", "password": "not the password"}
+    )
+    assert right.status_code == wrong.status_code == 401
+    assert right.json() == wrong.json() and right.json()["code"] == "MFA_REQUIRED"
+    # A user's wrong password says only that.
+    signup(client, "plain@example.com")
+    plain = client.post(
+        "/v1/auth/login", json={"email": "plain@example.com", "password": "not the password"}
+    )
+    assert plain.status_code == 401 and plain.json()["code"] == "INVALID_CREDENTIALS"
+
+    for _ in range(5):
+        r = login(client, "guarded@example.com", otp=_wrong_code(secret))
+        assert r.status_code == 401 and r.json()["code"] == "INVALID_CREDENTIALS"
+    correct = login(client, "guarded@example.com", otp=pyotp.TOTP(secret).now())
+    assert correct.status_code == 429 and correct.json()["code"] == "MFA_LOCKED"
+    bad_password = client.post(
+        "/v1/auth/login",
+        json={"email": "guarded@example.com", "password": "not the password", "otp": "123456"},
+    )
+    assert bad_password.status_code == 429 and bad_password.json()["code"] == "MFA_LOCKED"
+    assert db.execute(
+        "select count(*) from crypto.audit_logs"
+        " where action = 'auth.mfa_failed' and subject = 'guarded@example.com'"
+    ).fetchone() == (5,)
+    assert db.execute(
+        "select status::text, details ->> 'email' from crypto.system_health"
+        " where check_name = 'mfa_lockout' order by id desc limit 1"
+    ).fetchone() == ("alert", "guarded@example.com")
+    alerts = db.execute("select count(*) from crypto.system_health where status = 'alert'")
+    assert alerts.fetchone() == (1,)
+    # The secret is stored encrypted; no plaintext copy.
+    assert db.execute(
+        "select totp_secret is null and totp_secret_enc is not null from crypto.users"
+        " where email = 'guarded@example.com'"
+    ).fetchone() == (True,)
+
+    service(db, "select crypto.clock_set(now() + interval '16 minutes')")
+    after = login(client, "guarded@example.com", otp=pyotp.TOTP(secret).now())
+    assert after.status_code == 200, after.text
+
+
+def test_ten_wrong_passwords_lock_the_email(client: httpx.Client) -> None:
+    signup(client, "target@example.com")
+    signup(client, "bystander@example.com")
+    wrong = {"email": "target@example.com", "password": "guess number x"}
+    for _ in range(10):
+        r = client.post("/v1/auth/login", json=wrong)
+        assert r.status_code == 401 and r.json()["code"] == "INVALID_CREDENTIALS"
+    locked = login(client, "target@example.com")
+    assert locked.status_code == 429 and locked.json()["code"] == "RATE_LIMITED"
+    assert locked.headers["content-type"] == "application/problem+json"
+    assert login(client, "bystander@example.com").status_code == 200
+
+
+def test_request_bodies_are_capped(client: httpx.Client) -> None:
+    big = client.post("/v1/auth/login", json={"email": "a@example.com", "password": "x" * 70_000})
+    assert big.status_code == 413 and big.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert big.headers["content-type"] == "application/problem+json"
+    # Streamed, with no Content-Length: cut off once it passes the cap.
+    chunked = client.post(
+        "/v1/auth/signup",
+        content=iter([b'{"email": "' + b"a" * 40_000, b"b" * 40_000 + b'"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 413 and chunked.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert signup(client, "small@example.com")
+
+
+def test_password_hashing_waits_for_a_slot() -> None:
+    """At most `slots` hashes at once; one that cannot start in time is a 503."""
+
+    async def scenario() -> None:
+        gate = HashGate(slots=1, wait_seconds=0.2)
+        busy = asyncio.create_task(gate.run(time.sleep, 1.0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Problem) as refused:
+            await gate.run(time.sleep, 0)
+        assert refused.value.entry.code == "UNAVAILABLE" and refused.value.entry.status == 503
+        await busy
+        assert await gate.run(lambda: 42) == 42
+
+    asyncio.run(scenario())
+
+
+def test_an_admin_session_needs_a_family_begun_with_the_code(
+    client: httpx.Client, db: psycopg.Connection
+) -> None:
+    # A user's refresh token that survived a promotion (the race with make_admin).
+    made = client.post("/v1/auth/signup", json={"email": "racer@example.com", "password": PASSWORD})
+    secret = pyotp.random_base32()
+    db.execute(
+        "update crypto.users set role = 'admin', totp_secret = %s where email = 'racer@example.com'",
+        (secret,),
+    )
+    raced = client.post("/v1/auth/refresh", json={"refresh_token": made.json()["refresh_token"]})
+    assert raced.status_code == 401 and raced.json()["code"] == "INVALID_TOKEN"
+
+    # Signed in with the code: an admin family, which refreshes into admin tokens for 12 hours.
+    ok = login(client, "racer@example.com", otp=pyotp.TOTP(secret).now())
+    assert ok.status_code == 200, ok.text
+    again = client.post("/v1/auth/refresh", json={"refresh_token": ok.json()["refresh_token"]})
+    assert again.status_code == 200, again.text
+    claims = jwt.decode(again.json()["access_token"], options={"verify_signature": False})
+    assert claims["role"] == "app_admin"
+    service(db, "select crypto.clock_set(now() + interval '12 hours 1 second')")
+    late = client.post("/v1/auth/refresh", json={"refresh_token": again.json()["refresh_token"]})
+    assert late.status_code == 401 and late.json()["code"] == "INVALID_TOKEN"

@@ -156,11 +156,12 @@ def test_users_list_show_and_admin_changes(db: psycopg.Connection) -> None:
     assert "ann@example.com is an admin already" in refused(
         "users", "create-admin", "ann@example.com", code="ALREADY_ADMIN"
     )
-    stored = "select totp_secret from crypto.users where id = %s"
-    assert scalar(db, stored, uid) == secret, "a refused promotion keeps the secret"
+    key = get_settings().totp_key
+    stored = "select ext.pgp_sym_decrypt(totp_secret_enc, %s) from crypto.users where id = %s"
+    assert scalar(db, stored, key, uid) == secret, "a refused promotion keeps the secret"
 
     new_secret = data("users", "reset-totp", "ann@example.com")["totp_secret"]
-    assert new_secret != secret and scalar(db, stored, uid) == new_secret
+    assert new_secret != secret and scalar(db, stored, key, uid) == new_secret
     refused("users", "reset-totp", "bo@example.com", code="NOT_AN_ADMIN")
 
     assert "is a player now" in run("users", "demote", "ann@example.com").stdout

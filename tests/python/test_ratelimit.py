@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from ox_sidecar.ratelimit import client_ip
+from ox_sidecar.ratelimit import client_ip, limit_key
 from support import bearer, open_session_for, running_api, service, signup
 
 pytestmark = pytest.mark.usefixtures("calendar")
@@ -97,7 +97,16 @@ def test_point_reads_per_minute(client: httpx.Client, db: psycopg.Connection) ->
     codes = [client.get("/v1/points/balance", headers=h).status_code for _ in range(3)]
     codes.append(client.get("/v1/points/ledger", headers=h).status_code)
     assert codes == [200, 200, 200, 429]
-    assert client.get("/v1/users/me", headers=h).status_code == 200
+    assert client.get("/v1/rewards", headers=h).status_code == 200
+
+
+def test_me_and_stats_are_point_reads(client: httpx.Client, db: psycopg.Connection) -> None:
+    """Both return the balance, so they share the point-read limit."""
+    set_limit(db, "ratelimit.point_reads_per_minute", 3)
+    h = bearer(signup(client, "peeker@example.com"))
+    paths = ["/v1/users/me", "/v1/users/stats", "/v1/points/balance", "/v1/users/me"]
+    assert [client.get(p, headers=h).status_code for p in paths] == [200, 200, 200, 429]
+    assert client.get("/v1/users/stats", headers=h).status_code == 429
 
 
 def test_every_route_per_ip_but_the_probes(client: httpx.Client, db: psycopg.Connection) -> None:
@@ -126,3 +135,38 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
     assert client_ip("10.0.0.2", "198.51.100.7, 10.0.0.5", trusted) == "198.51.100.7"
     assert client_ip("10.0.0.2", "not-an-ip", trusted) == "10.0.0.2"
     assert client_ip("10.0.0.2", None, trusted) == "10.0.0.2"
+    # Several header lines are one list: the last line is the proxy's.
+    assert client_ip("10.0.0.2", ["1.2.3.4", "198.51.100.7"], trusted) == "198.51.100.7"
+    assert client_ip("10.0.0.2", ["1.2.3.4, 5.6.7.8", "198.51.100.7, 10.0.0.9"], trusted) == (
+        "198.51.100.7"
+    )
+
+
+def test_ipv6_clients_are_limited_per_64() -> None:
+    assert limit_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert limit_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert limit_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert limit_key("::ffff:198.51.100.7") == "198.51.100.7"
+    assert limit_key("198.51.100.7") == "198.51.100.7"
+
+
+def test_every_forwarded_for_line_and_the_64_over_http(
+    env: None, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind our proxy (127.0.0.1 trusted): the client is the rightmost
+    untrusted address over every header line, and an IPv6 client is its /64."""
+    monkeypatch.setenv("TRUSTED_PROXIES", '["127.0.0.1/32"]')
+    set_limit(db, "ratelimit.ip_per_minute", 3)
+    with running_api() as base, httpx.Client(base_url=base) as http:
+
+        def get(*lines: str) -> int:
+            headers = [("X-Forwarded-For", line) for line in lines]
+            return http.get("/v1/rewards", headers=headers).status_code
+
+        # The client forges a new first line each time; the proxy's line is the truth.
+        spoofed = [get(f"203.0.113.{i}", "198.51.100.7") for i in range(4)]
+        assert spoofed == [200, 200, 200, 429]
+        # Addresses of one /64 are one client; the next /64 is another.
+        same_64 = [get(f"2001:db8:1:2::{i:x}") for i in range(1, 5)]
+        assert same_64 == [200, 200, 200, 429]
+        assert get("2001:db8:1:3::1") == 200

@@ -137,6 +137,77 @@ def test_injection_strings_change_nothing_and_never_5xx(
     assert db.execute("select to_regclass('crypto.users') is not null").fetchone() == (True,)
 
 
+BIGINT_OVER = str(2**63)  # one past bigint: reached SQL as numeric, a 500
+BAD_INPUTS = [
+    ("GET", "/v1/points/ledger", None, {"cursor": BIGINT_OVER}),
+    ("GET", "/v1/rewards/redemptions", None, {"cursor": BIGINT_OVER}),
+    ("GET", "/v1/points/ledger", None, {"cursor": "9" * 400}),
+    ("GET", "/v1/points/ledger", None, {"cursor": "-1"}),
+    ("GET", "/v1/points/ledger", None, {"limit": "-5"}),
+    ("GET", "/v1/rewards/redemptions", None, {"limit": "1e400"}),
+    ("GET", "/v1/points/ledger", None, {"cursor": "0x10"}),
+    ("GET", "/v1/settlements/99999-12-31", None, {}),
+    ("GET", "/v1/predictions", None, {"trading_day": "-1"}),
+    # NUL cannot be stored in PostgreSQL text: the driver refused it, a 503.
+    ("POST", "/v1/auth/login", {"email": "alice\u0000@example.com", "password": "whatever!"}, {}),
+    ("POST", "/v1/auth/signup", {"email": "nul\u0000@example.com", "password": "long enough"}, {}),
+    ("POST", "/v1/auth/oauth/callback", {"code": "c", "state": "s\u0000" + "x" * 40}, {}),
+    ("POST", "/v1/predictions/AAPL", {"choice": "UP\u0000"}, {}),
+    ("POST", "/v1/auth/login", {"email": 10**400, "password": 10**400}, {}),
+    ("POST", "/v1/auth/login", {"email": ["a"], "password": {"x": 1}}, {}),
+]
+
+
+def test_bad_inputs_are_422_and_change_nothing(
+    client: httpx.Client, world: dict[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    before = _counts(db)
+    for method, path, body, params in BAD_INPUTS:
+        content = None if body is None else json.dumps(body)
+        r = client.request(
+            method,
+            path,
+            content=content,
+            params=params,
+            headers={**world["bob"], "Content-Type": "application/json", "Idempotency-Key": "k"},
+        )
+        assert r.status_code == 422, (method, path, body, params, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "VALIDATION_FAILED"
+    # Bodies that are not UTF-8, or not JSON at all.
+    for raw in (b'{"email": "\xff\xfe@example.com", "password": "whatever!"}', b"\xc3\x28", b"{"):
+        for path in ("/v1/auth/login", "/v1/auth/signup", "/v1/predictions/AAPL"):
+            r = client.post(
+                path, content=raw, headers={**world["bob"], "Content-Type": "application/json"}
+            )
+            assert r.status_code == 422, (path, raw, r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+    assert _counts(db) == before
+
+
+def test_one_megabyte_bodies_are_413_on_every_route(
+    client: httpx.Client, world: dict[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    before = _counts(db)
+    routes = [
+        (method.upper(), path.replace("{", "").replace("}", ""))
+        for path, item in client.get("/openapi.json").json()["paths"].items()
+        for method in item
+    ]
+    assert len(routes) > 20 and ("POST", "/v1/auth/login") in routes
+    megabyte = b'{"email": "' + b"a" * 1_048_576 + b'"}'
+    for method, path in routes:
+        r = client.request(
+            method,
+            path,
+            content=megabyte,
+            headers={**world["bob"], "Content-Type": "application/json", "Idempotency-Key": "k"},
+        )
+        assert r.status_code == 413, (method, path, r.status_code, r.text[:200])
+        assert r.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert _counts(db) == before
+
+
 def test_no_input_raises_a_role(client: httpx.Client, db: psycopg.Connection) -> None:
     r = client.post(
         "/v1/auth/signup",

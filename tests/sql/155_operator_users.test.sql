@@ -30,21 +30,23 @@ select throws_ok($$ select crypto.users_list('root') $$, 'OX000', 'VALIDATION_FA
 select is(crypto.user_ledger('ann@example.com') #>> '{items,0,amount}', '40', 'a user''s ledger');
 
 -- Demote and reset the second factor: admins only, sessions end, audited.
-select crypto.make_admin('bo@example.com', 'JBSWY3DPEHPK3PXP');
-select throws_ok($$ select crypto.make_admin('bo@example.com', 'JBSWY3DPEHPK3PXQ') $$, 'OX124', 'ALREADY_ADMIN',
+select crypto.make_admin('bo@example.com', 'JBSWY3DPEHPK3PXP', 'a key of sixteen chars');
+select throws_ok($$ select crypto.make_admin('bo@example.com', 'JBSWY3DPEHPK3PXQ', 'a key of sixteen chars') $$, 'OX124', 'ALREADY_ADMIN',
     'promoting an admin again is refused (it would replace the secret silently)');
-insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
-values (:'bo', gen_random_uuid(), sha256('t1'), now(), now() + interval '1 day');
-select crypto.reset_totp('bo@example.com', 'ABCDEFGHIJKLMNOP');
-select is((select totp_secret from crypto.users where id = :'bo'), 'ABCDEFGHIJKLMNOP', 'a new TOTP secret');
+insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, family_expires_at)
+values (:'bo', gen_random_uuid(), sha256('t1'), now(), now() + interval '1 day', now() + interval '1 day');
+select crypto.reset_totp('bo@example.com', 'ABCDEFGHIJKLMNOP', 'a key of sixteen chars');
+select is((select ext.pgp_sym_decrypt(totp_secret_enc, 'a key of sixteen chars') from crypto.users where id = :'bo'), 'ABCDEFGHIJKLMNOP',
+    'a new TOTP secret, stored encrypted');
 select is((select count(*)::int from crypto.refresh_tokens where user_id = :'bo' and revoked_at is null), 0,
     '... and the admin''s sessions end');
-select throws_ok($$ select crypto.reset_totp('ann@example.com', 'ABCDEFGHIJKLMNOP') $$, 'OX123', 'NOT_AN_ADMIN',
+select throws_ok($$ select crypto.reset_totp('ann@example.com', 'ABCDEFGHIJKLMNOP', 'a key of sixteen chars') $$, 'OX123', 'NOT_AN_ADMIN',
     'a player has no second factor to reset');
-select throws_ok($$ select crypto.reset_totp('bo@example.com', 'short') $$, 'OX000', 'VALIDATION_FAILED',
+select throws_ok($$ select crypto.reset_totp('bo@example.com', 'short', 'a key of sixteen chars') $$, 'OX000', 'VALIDATION_FAILED',
     'a secret that is not base32');
 select is(crypto.demote_admin('bo@example.com') ->> 'role', 'user', 'an admin is demoted');
-select is((select totp_secret from crypto.users where id = :'bo'), null, '... and the secret is forgotten');
+select is((select coalesce(totp_secret, totp_secret_enc::text) from crypto.users where id = :'bo'), null,
+    '... and the secret is forgotten');
 select throws_ok($$ select crypto.demote_admin('bo@example.com') $$, 'OX123', 'NOT_AN_ADMIN', 'demoting a player');
 select results_eq(
     $$ select action, subject from crypto.audit_logs where action in ('user.demote', 'user.reset_totp') order by id $$,
@@ -57,12 +59,12 @@ select is_empty(
     $$ select r, f from unnest(array['anon', 'app_user', 'app_admin', 'authenticator']) as r
        cross join unnest(array['crypto.users_list(text, integer)', 'crypto.user_detail(text, integer)',
            'crypto.user_ledger(text, bigint, integer)', 'crypto.demote_admin(text)',
-           'crypto.reset_totp(text, text)']) as f
+           'crypto.reset_totp(text, text, text)']) as f
        where has_function_privilege(r, f, 'execute') $$,
     'anon, players and admin tokens call none of them'
 );
 select is_empty(
-    $$ select f from unnest(array['crypto.demote_admin(text)', 'crypto.reset_totp(text, text)']) as f
+    $$ select f from unnest(array['crypto.demote_admin(text)', 'crypto.reset_totp(text, text, text)']) as f
        where has_function_privilege('auditor', f, 'execute') $$,
     'the auditor reads users but changes no role'
 );
