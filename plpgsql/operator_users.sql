@@ -196,7 +196,7 @@ end
 $$;
 
 -- A lost authenticator: a new TOTP secret (made by the CLI, shown once),
--- the old one and every session end.
+-- the old one and every session end (crypto.store_admin_factor).
 create or replace function crypto.reset_totp(p_email text, p_totp_secret text, p_key text) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -204,19 +204,8 @@ as $$
 declare
     v_user crypto.users;
 begin
-    perform crypto.require_totp_key(p_key);
-    if p_totp_secret is null or p_totp_secret !~ '^[A-Z2-7]{16,}$' then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'A TOTP secret is base32, 16 characters or more';
-    end if;
-    v_user := crypto.lock_admin(p_email);
-    -- Stored encrypted, as crypto.make_admin stores it (plpgsql/totp.sql).
-    update crypto.users as u
-    set totp_secret = null, totp_secret_enc = ext.pgp_sym_encrypt(p_totp_secret, p_key), totp_last_step = null,
-        mfa_locked_until = null
-    where u.id = v_user.id;
-    update crypto.refresh_tokens as t set revoked_at = crypto.now()
-    where t.user_id = v_user.id and t.revoked_at is null;
+    perform crypto.check_totp_secret(p_totp_secret, p_key);
+    v_user := crypto.store_admin_factor((crypto.lock_admin(p_email)).id, p_totp_secret, p_key);
     perform crypto.audit(crypto.current_actor(), 'user.reset_totp', v_user.email, '{}');
     return crypto.user_json(v_user);
 end

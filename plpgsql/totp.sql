@@ -160,8 +160,45 @@ begin
 end
 $$;
 
--- `oxp users create-admin`: the secret is stored encrypted with the key the
--- CLI has from its environment.
+-- The one way a second factor is written (promotion and reset): a base32
+-- secret, stored encrypted with the key the CLI has from its environment;
+-- the spent step and any lockout cleared; every session of the user ended,
+-- since an admin session starts with a code (and api.refresh refuses a
+-- family that did not, should one slip past this).
+create or replace function crypto.check_totp_secret(p_totp_secret text, p_key text) returns void
+language plpgsql immutable
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform crypto.require_totp_key(p_key);
+    if p_totp_secret is null or p_totp_secret !~ '^[A-Z2-7]{16,}$' then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A TOTP secret is base32, 16 characters or more';
+    end if;
+end
+$$;
+
+create or replace function crypto.store_admin_factor(p_user uuid, p_totp_secret text, p_key text)
+returns crypto.users
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_user crypto.users;
+begin
+    perform crypto.check_totp_secret(p_totp_secret, p_key);
+    update crypto.users as u
+    set role = 'admin', totp_secret = null, totp_secret_enc = ext.pgp_sym_encrypt(p_totp_secret, p_key),
+        totp_last_step = null, mfa_locked_until = null
+    where u.id = p_user
+    returning u.* into v_user;
+    update crypto.refresh_tokens as t set revoked_at = crypto.now()
+    where t.user_id = p_user and t.revoked_at is null;
+    return v_user;
+end
+$$;
+
+-- `oxp users create-admin`.
 create or replace function crypto.make_admin(p_email text, p_totp_secret text, p_key text) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -169,32 +206,21 @@ as $$
 declare
     v_user crypto.users;
 begin
-    perform crypto.require_totp_key(p_key);
-    if p_totp_secret is null or p_totp_secret !~ '^[A-Z2-7]{16,}$' then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'A TOTP secret is base32, 16 characters or more';
-    end if;
-    -- An admin already: a new secret here would silently replace the one
-    -- in their authenticator app; that is what reset_totp is for.
-    if exists (select from crypto.users as u where u.email = lower(btrim(p_email)) and u.role = 'admin') then
-        raise exception using errcode = 'OX124', message = 'ALREADY_ADMIN',
-            detail = format('%s is an admin already; oxp users reset-totp gives a new secret',
-                lower(btrim(p_email)));
-    end if;
-    update crypto.users as u
-    set role = 'admin', totp_secret = null, totp_secret_enc = ext.pgp_sym_encrypt(p_totp_secret, p_key),
-        totp_last_step = null, mfa_locked_until = null
+    perform crypto.check_totp_secret(p_totp_secret, p_key);
+    select u.* into v_user from crypto.users as u
     where u.email = lower(btrim(p_email)) and u.disabled_at is null
-    returning u.* into v_user;
+    for update;
     if v_user.id is null then
         raise exception using errcode = 'OX004', message = 'NOT_FOUND',
             detail = format('No user %s', left(p_email, 254));
     end if;
-    -- Sessions begun as a user must not turn into admin sessions on their
-    -- next refresh: an admin session starts with the second factor (and
-    -- api.refresh refuses a family that did not, should one slip past this).
-    update crypto.refresh_tokens as t set revoked_at = crypto.now()
-    where t.user_id = v_user.id and t.revoked_at is null;
+    -- An admin already: a new secret here would silently replace the one
+    -- in their authenticator app; that is what reset_totp is for.
+    if v_user.role = 'admin' then
+        raise exception using errcode = 'OX124', message = 'ALREADY_ADMIN',
+            detail = format('%s is an admin already; oxp users reset-totp gives a new secret', v_user.email);
+    end if;
+    v_user := crypto.store_admin_factor(v_user.id, p_totp_secret, p_key);
     perform crypto.audit(crypto.current_actor(), 'user.make_admin', v_user.email, '{}');
     return crypto.user_json(v_user);
 end
