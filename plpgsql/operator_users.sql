@@ -122,35 +122,11 @@ $$;
 -- rule as the player's own ledger).
 create or replace function crypto.user_ledger(p_email text, p_cursor bigint default null, p_limit integer default 50)
 returns jsonb
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = crypto, pg_temp
 as $$
-declare
-    v_user uuid := crypto.user_by_email(p_email);
-    v_items json;
-    v_last bigint;
-    v_count integer;
-begin
-    perform crypto.page_limit(p_limit);
-    select
-        json_agg(json_build_object(
-            'id', e.id, 'amount', e.amount, 'balance_after', e.balance_after,
-            'reason', t.reason, 'cause', t.idempotency_key, 'memo', t.memo,
-            'created_at', crypto.kst(e.created_at)
-        ) order by e.id desc),
-        min(e.id), count(*)
-    into v_items, v_last, v_count
-    from (
-        select x.* from crypto.ledger_entries as x
-        join crypto.ledger_accounts as a on a.id = x.account_id
-        where a.user_id = v_user and (p_cursor is null or x.id < p_cursor)
-        order by x.id desc
-        limit p_limit
-    ) as e
-    join crypto.ledger_transfers as t on t.id = e.transfer_id;
-    return jsonb_build_object('email', lower(btrim(p_email)))
-        || crypto.page(v_items, v_last, v_count, p_limit)::jsonb;
-end
+    select jsonb_build_object('email', lower(btrim(p_email)))
+        || crypto.ledger_page(crypto.user_by_email(p_email), p_cursor, p_limit)::jsonb
 $$;
 
 -- An admin locked for a change of role or factor; NOT_AN_ADMIN otherwise.

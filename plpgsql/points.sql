@@ -36,13 +36,14 @@ begin
 end
 $$;
 
-create or replace function api.points_ledger(p_cursor bigint default null, p_limit integer default 20)
-returns json
-language plpgsql stable security definer
+-- One page of a user's ledger entries, newest first (the page rule of
+-- crypto.page_limit / crypto.page): the player's own ledger and the
+-- operator's `oxp points ledger` are this one query.
+create or replace function crypto.ledger_page(p_user uuid, p_cursor bigint, p_limit integer) returns json
+language plpgsql stable
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_uid uuid := crypto.require_user();
     v_items json;
     v_last bigint;
     v_count integer;
@@ -58,7 +59,7 @@ begin
     into v_items, v_last, v_count
     from (
         select e.* from crypto.ledger_entries as e
-        where e.account_id = crypto.user_account(v_uid) and (p_cursor is null or e.id < p_cursor)
+        where e.account_id = crypto.user_account(p_user) and (p_cursor is null or e.id < p_cursor)
         order by e.id desc
         limit p_limit
     ) as e
@@ -66,6 +67,12 @@ begin
     return crypto.page(v_items, v_last, v_count, p_limit);
 end
 $$;
+
+create or replace function api.points_ledger(p_cursor bigint default null, p_limit integer default 20)
+returns json
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.ledger_page(crypto.require_user(), p_cursor, p_limit) $$;
 
 grant execute on function api.points_balance() to app_user, app_admin;
 grant execute on function api.points_ledger(bigint, integer) to app_user, app_admin;
