@@ -113,6 +113,8 @@ def main() -> None:
             conn.execute("set role oxp_service")
             conn.execute("select crypto.clock_set('2026-11-24T09:00:00+09:00')")
             conn.execute("select crypto.open_session(%s)", (DAY,))
+            # Closes exist once New York has closed the day.
+            conn.execute("select crypto.clock_set('2026-11-25T07:00:00+09:00')")
             for day, price in ((PREV, 100), (DAY, 101)):
                 for i, symbol in enumerate(
                     ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]

@@ -17,6 +17,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX012', 'EMAIL_NOT_VERIFIED', 403, 'The identity provider has not verified this email'),
 ('OX013', 'MFA_LOCKED', 429, 'Too many wrong one-time codes; sign-in is locked for a while'),
 ('OX014', 'EMAIL_LINK_INVALID', 400, 'The verification link is unknown, used or expired'),
+('OX015', 'TOTP_KEY_MISMATCH', 503, 'The service holds another encryption key than its second factors need'),
 ('OX101', 'SESSION_CLOSED', 409, 'Predictions are closed for this session'),
 ('OX102', 'SYMBOL_NOT_IN_UNIVERSE', 422, 'The symbol is not in this session''s universe'),
 ('OX103', 'PREDICTION_EXISTS', 409, 'A prediction for this symbol exists'),

@@ -161,7 +161,8 @@ declare
     v_user crypto.users := crypto.lock_admin(p_email);
 begin
     update crypto.users as u
-    set role = 'user', totp_secret = null, totp_secret_enc = null, totp_last_step = null, mfa_locked_until = null
+    set role = 'user', totp_secret = null, totp_secret_enc = null, totp_last_step = null, mfa_locked_until = null,
+        tokens_valid_after = date_trunc('second', statement_timestamp())
     where u.id = v_user.id
     returning u.* into v_user;
     update crypto.refresh_tokens as t set revoked_at = crypto.now()

@@ -111,8 +111,10 @@ begin
     end loop;
 
     exception when others then
+        -- Outside any step: every step of this tick was rolled back with it.
         get stacked diagnostics v_detail = pg_exception_detail;
-        v_failed := v_failed || crypto.tick_failure('tick', null, sqlstate, sqlerrm, v_detail);
+        v_done := '[]'::jsonb;
+        v_failed := crypto.tick_failure('tick', null, sqlstate, sqlerrm, v_detail);
     end;
 
     update crypto.job_runs

@@ -23,6 +23,9 @@ as $$
         -- unchanged close a win for UP; more than 1 % is not a small move.
         ('settlement.threshold', 'decimal', 0, 0.01, 'a share: 0.0001 is 0.01 %'),
         ('eod.fetch_delay_minutes', 'integer', 0, 1440, null),
+        -- During an outage an operator may move the VOID deadline.
+        ('eod.void_deadline_minutes', 'integer', 0, 10080, 'before the next session''s cutoff'),
+        ('eod.retry_max_seconds', 'integer', 30, 3600, null),
         ('rewards.vendor_failure_rate', 'decimal', 0, 1, 'a share of vendor calls the simulated vendor refuses'),
         ('ratelimit.ip_per_minute', 'integer', 1, 1000000, null),
         ('ratelimit.predictions_per_minute', 'integer', 1, 10000, null),
@@ -30,6 +33,15 @@ as $$
         ('ratelimit.point_reads_per_minute', 'integer', 1, 10000, null),
         ('auth.refresh_ttl_days', 'integer', 1, 3650, null),
         ('auth.oauth_state_minutes', 'integer', 1, 60, null),
+        ('auth.refresh_family_days', 'integer', 1, 3650, null),
+        ('auth.admin_family_hours', 'integer', 1, 168, null),
+        ('auth.login_max_failures', 'integer', 1, 1000, null),
+        ('auth.login_window_minutes', 'integer', 1, 1440, null),
+        ('auth.mfa_max_failures', 'integer', 1, 100, null),
+        ('auth.mfa_window_minutes', 'integer', 1, 1440, null),
+        ('auth.mfa_lockout_minutes', 'integer', 1, 1440, null),
+        ('auth.email_verify_hours', 'integer', 1, 720, null),
+        ('retention.expired_days', 'integer', 1, 3650, null),
         ('calendar.cutoff_minutes', 'integer', 1, 120, 'applies from the next oxp calendar sync'),
         -- After New York's latest close (06:00 KST in winter), before the earliest cutoff.
         ('schedule.open_hour_kst', 'integer', 6, 21, null),
@@ -140,6 +152,13 @@ begin
         if (select count(distinct s) from unnest(v_symbols) as s) <> cardinality(v_symbols) then
             raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
                 detail = format('%s: a symbol is listed twice', v_key);
+        end if;
+        -- The same check as a day's universe (crypto.set_universe): the
+        -- default becomes a session's list when no other is set.
+        if cardinality(crypto.unknown_symbols(v_symbols)) > 0 then
+            raise exception using errcode = 'OX130', message = 'UNKNOWN_SYMBOL',
+                detail = format('%s: unknown ticker(s) %s; set them on a day with oxp universe set --allow-unknown first',
+                    v_key, array_to_string(crypto.unknown_symbols(v_symbols), ', '));
         end if;
         v_new := to_jsonb(v_symbols);
     end if;

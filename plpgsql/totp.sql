@@ -60,13 +60,31 @@ end
 $$;
 
 create or replace function crypto.require_totp_key(p_key text) returns void
-language plpgsql immutable
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
+declare
+    v_print text;
+    v_known text;
 begin
     if coalesce(length(p_key), 0) < 16 then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'TOTP_ENCRYPTION_KEY is missing or shorter than 16 characters';
+    end if;
+    -- Every process must hold the same key: one with another key would
+    -- encrypt secrets nobody else can read, or fail to read them. Its
+    -- fingerprint (an HMAC of a constant, which reveals nothing of the key)
+    -- is kept at first use and every later key is compared with it.
+    v_print := encode(ext.hmac('oxp-totp-key-check', p_key, 'sha256'), 'hex');
+    insert into crypto.settings (key, value, description)
+    values ('auth.totp_key_fingerprint', to_jsonb(v_print),
+        'Fingerprint of TOTP_ENCRYPTION_KEY, kept at first use (an HMAC of a constant, not the key)')
+    on conflict (key) do nothing;
+    select x.value #>> '{}' into v_known from crypto.settings as x where x.key = 'auth.totp_key_fingerprint';
+    if v_known is distinct from v_print then
+        raise exception using errcode = 'OX015', message = 'TOTP_KEY_MISMATCH',
+            detail = 'TOTP_ENCRYPTION_KEY is not the key the second factors were stored with; '
+                'give the API and oxp the same key';
     end if;
 end
 $$;
@@ -166,7 +184,7 @@ $$;
 -- since an admin session starts with a code (and api.refresh refuses a
 -- family that did not, should one slip past this).
 create or replace function crypto.check_totp_secret(p_totp_secret text, p_key text) returns void
-language plpgsql immutable
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
 begin
@@ -189,7 +207,10 @@ begin
     perform crypto.check_totp_secret(p_totp_secret, p_key);
     update crypto.users as u
     set role = 'admin', totp_secret = null, totp_secret_enc = ext.pgp_sym_encrypt(p_totp_secret, p_key),
-        totp_last_step = null, mfa_locked_until = null
+        totp_last_step = null, mfa_locked_until = null,
+        -- A reset for a stolen authenticator ends the access tokens too
+        -- (real time, whole seconds: what a token's iat is measured in).
+        tokens_valid_after = date_trunc('second', statement_timestamp())
     where u.id = p_user
     returning u.* into v_user;
     update crypto.refresh_tokens as t set revoked_at = crypto.now()

@@ -113,7 +113,11 @@ select
     pr.lost,
     pr.void,
     aw.awards,
-    aw.points_awarded
+    aw.points_awarded,
+    co.corrections,
+    co.points_paid_by_corrections,
+    co.points_reversed_by_corrections,
+    co.points_written_off
 from crypto.session_control as s
 cross join
     lateral (
@@ -142,20 +146,32 @@ cross join
         left join crypto.current_settlements as x on p.trading_day = x.trading_day and p.symbol = x.symbol
         where p.trading_day = s.trading_day
     ) as pr
+cross join
+    lateral (
+        select
+            count(*) as awards,
+            coalesce(sum(t.amount), 0) as points_awarded
+        from crypto.ledger_transfers as t
+        where
+            t.idempotency_key like 'settlement:' || to_char(s.trading_day, 'YYYY-MM-DD') || ':%'
+            and t.refusal is null
+    ) as aw
 cross join lateral (
     select
-        count(*) as awards,
-        coalesce(sum(t.amount), 0) as points_awarded
-    from crypto.ledger_transfers as t
-    where
-        t.idempotency_key like 'settlement:' || to_char(s.trading_day, 'YYYY-MM-DD') || ':%'
-        and t.refusal is null
-) as aw;
+        count(distinct k.correction_id) as corrections,
+        coalesce(sum(k.amount) filter (where k.amount > 0), 0) as points_paid_by_corrections,
+        coalesce(-sum(k.amount) filter (where k.amount < 0), 0) as points_reversed_by_corrections,
+        coalesce(sum(k.written_off), 0) as points_written_off
+    from crypto.correction_transfers as k
+    inner join crypto.predictions as q on k.prediction_id = q.id
+    where q.trading_day = s.trading_day
+) as co;
 
 comment on view audit.daily_settlements is
 'One row per session (trading_day is the New York date): its phase and times, how its symbols settled (UP, DOWN, '
 'VOID by threshold or by missing price), its predictions and players, and the award transfers it paid '
-'(awards = won when the books are right).';
+'(awards = won under the original settlement), and what corrections of its closes paid, took back and wrote off '
+'(won/lost are as players see them, after corrections: awards + paid - reversed - written off = won x per win).';
 
 -- A view calls functions with the reader's rights: the auditor needs the
 -- rules of a prediction's outcome (plpgsql/settle_session.sql) to read

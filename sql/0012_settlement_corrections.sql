@@ -81,6 +81,38 @@ alter table crypto.session_control
 add column points_per_win bigint check (points_per_win > 0),
 add column settlement_threshold numeric check (settlement_threshold > 0);
 
+-- Days settled before this release: the points their awards paid (else
+-- the setting), and the threshold in force now, the only one on record.
+update crypto.session_control as s
+set
+    points_per_win = coalesce(
+        (
+            select max(t.amount) from crypto.ledger_transfers as t
+            where
+                t.reason = 'settlement_award' and t.refusal is null
+                and t.idempotency_key like 'settlement:' || to_char(s.trading_day, 'YYYY-MM-DD') || ':%'
+        ),
+        (
+            select (x.value #>> '{}')::bigint from crypto.settings as x
+            where x.key = 'points.per_win'
+        )
+    ),
+    settlement_threshold = (
+        select (x.value #>> '{}')::numeric from crypto.settings as x
+        where x.key = 'settlement.threshold'
+    )
+where s.phase = 'SETTLED';
+
+-- Price fetches now retry until their day's deadline (plpgsql/schedule.sql):
+-- a fetch queued before this release keeps trying instead of dying after 8.
+update crypto.jobs
+set
+    max_attempts = 1000,
+    status = case when status = 'dead' then 'queued'::crypto.job_status else status end,
+    run_after = case when status = 'dead' then now() else run_after end,
+    finished_at = case when status = 'dead' then null else finished_at end
+where kind = 'eod.fetch' and status in ('queued', 'running', 'dead');
+
 grant select on crypto.settlement_corrections, crypto.eod_price_corrections, crypto.settlement_revisions,
 crypto.correction_transfers to oxp_service, auditor;
 

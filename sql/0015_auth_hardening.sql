@@ -104,3 +104,13 @@ drop function if exists api.oauth_consume(text);
 
 -- The operator's reset of a second factor takes the encryption key too.
 drop function if exists crypto.reset_totp(text, text);
+
+-- An admin family begins only with the code (api.mfa_verify); an older
+-- database granted this to app_admin too.
+do $revoke$
+begin
+    if to_regprocedure('api.issue_refresh(bytea)') is not null then
+        revoke execute on function api.issue_refresh(bytea) from app_admin;
+    end if;
+end
+$revoke$;

@@ -396,8 +396,11 @@ def _routes(app: FastAPI) -> None:
         return raw_json(await call_api(pool, "anon", "", "verify_email", refresh_hash(token)))
 
     @app.post("/v1/auth/verify-email/resend", tags=["auth"], status_code=202)
-    async def resend_verification(caller: User, pool: Pool) -> Response:
+    async def resend_verification(caller: User, request: Request, pool: Pool) -> Response:
         """Mails a new link to the signed-in user (at most one a minute)."""
+        if not request.app.state.mail_enabled:
+            # A mail job with no server would only retry until it died.
+            raise Problem("UNAVAILABLE", "This server sends no email; an operator can verify you")
         args = ("resend_verification",)
         return raw_json(await call_api(pool, caller.role, caller.claims, *args), 202)
 

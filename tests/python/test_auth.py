@@ -302,3 +302,14 @@ def test_an_admin_session_needs_a_family_begun_with_the_code(
     service(db, "select crypto.clock_set(now() + interval '12 hours 1 second')")
     late = client.post("/v1/auth/refresh", json={"refresh_token": again.json()["refresh_token"]})
     assert late.status_code == 401 and late.json()["code"] == "INVALID_TOKEN"
+
+
+def test_resending_a_link_without_a_mail_server_queues_nothing(
+    client: httpx.Client, db: psycopg.Connection
+) -> None:
+    token = signup(client, "nomail@example.com")
+    r = client.post("/v1/auth/verify-email/resend", headers=bearer(token))
+    assert r.status_code == 503 and r.json()["code"] == "UNAVAILABLE", r.text
+    assert db.execute(
+        "select count(*) from crypto.jobs where kind = 'email.verify'"
+    ).fetchone() == (0,)

@@ -3,7 +3,7 @@
 -- session that read a corrected close, compensating transfers keyed,
 -- idempotent and audited, and a reversal never below a zero balance.
 begin;
-select plan(32);
+select plan(33);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -125,6 +125,14 @@ select is_empty($$ select * from crypto.integrity_violations() $$, 'the books ba
 select is(
     (select count(*)::int from crypto.audit_logs where action = 'settlement.corrected' and subject = '2026-11-24'),
     1, 'the correction is audited with its reason'
+);
+
+select results_eq(
+    $$ select awards::int, points_awarded::int, points_paid_by_corrections::int, points_reversed_by_corrections::int,
+           points_written_off::int, won::int
+       from audit.daily_settlements where trading_day = '2026-11-24' $$,
+    $$ values (2, 200, 200, 140, 60, 2) $$,
+    'the auditor''s daily view shows what corrections paid, took back and wrote off'
 );
 
 -- Retried: every close is already the one on record and the one settled.

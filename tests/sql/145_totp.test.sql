@@ -1,5 +1,5 @@
 begin;
-select plan(26);
+select plan(28);
 
 -- RFC 6238 appendix B, SHA-1, 8 digits: the secret is the ASCII "12345678901234567890".
 select is(
@@ -27,6 +27,13 @@ select throws_like(
         (select totp_secret_enc from crypto.users where id = :'boss'), 'another key of sixteen'),
     '%Wrong key%', 'another key does not decrypt it'
 );
+
+-- One key for every process: a promotion, reset or sign-in with another
+-- key is refused before it could store or read a secret with it.
+select tests.create_user('other@example.com') as other \gset
+select throws_ok($$ select crypto.make_admin('other@example.com', 'JBSWY3DPEHPK3PXP', 'another key of sixteen') $$,
+    'OX015', 'TOTP_KEY_MISMATCH', 'another key than the one secrets were stored with is refused');
+select is((select role::text from crypto.users where id = :'other'), 'user', '... and changes nothing');
 
 -- Codes of this step and the next (a code is good one step either side).
 select crypto.totp_code(crypto.base32_decode('JBSWY3DPEHPK3PXP'), crypto.totp_step(statement_timestamp())) as code,

@@ -1,5 +1,5 @@
 begin;
-select plan(18);
+select plan(20);
 
 -- Valid values are stored as JSON and audited with the old value.
 select is(crypto.setting_set('points.per_win', ' 150 ') ->> 'value', '150', 'a whole number within its rule is set');
@@ -45,6 +45,14 @@ select is_empty(
     $$ select r from unnest(array['anon', 'app_user', 'auditor', 'authenticator']) as r
        where has_function_privilege(r, 'crypto.setting_set(text, text)', 'execute') $$,
     'players, anon and the auditor cannot change a setting'
+);
+
+select throws_ok($$ select crypto.setting_set('universe.default', 'AAPL,ZZZZQ') $$, 'OX130', 'UNKNOWN_SYMBOL',
+    'the default universe refuses an unknown ticker, as a day''s universe does');
+select is_empty(
+    $$ select s.key from crypto.settings as s
+       where s.key not in (select r.key from crypto.setting_rules() as r) and s.key <> 'auth.totp_key_fingerprint' $$,
+    'every setting has a rule (the key fingerprint is the database''s own)'
 );
 
 select * from finish();

@@ -1,5 +1,5 @@
 begin;
-select plan(21);
+select plan(22);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -40,6 +40,9 @@ select is((select ext.pgp_sym_decrypt(totp_secret_enc, 'a key of sixteen chars')
     'a new TOTP secret, stored encrypted');
 select is((select count(*)::int from crypto.refresh_tokens where user_id = :'bo' and revoked_at is null), 0,
     '... and the admin''s sessions end');
+select ok((select tokens_valid_after between statement_timestamp() - interval '1 minute' and statement_timestamp()
+    from crypto.users where id = :'bo'),
+    '... access tokens issued before included (a reset is for a stolen authenticator)');
 select throws_ok($$ select crypto.reset_totp('ann@example.com', 'ABCDEFGHIJKLMNOP', 'a key of sixteen chars') $$, 'OX123', 'NOT_AN_ADMIN',
     'a player has no second factor to reset');
 select throws_ok($$ select crypto.reset_totp('bo@example.com', 'short', 'a key of sixteen chars') $$, 'OX000', 'VALIDATION_FAILED',
