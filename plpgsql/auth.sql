@@ -26,6 +26,20 @@ begin
 end
 $$;
 
+-- Ends every session of a user: each refresh family revoked, and every
+-- access token issued before now refused by crypto.require_user (real
+-- time, whole seconds: what a token's iat is measured in). Promotion,
+-- reset of the second factor, demotion and Google's reclaim all end here.
+create or replace function crypto.end_sessions(p_user uuid) returns void
+language sql volatile
+set search_path = crypto, pg_temp
+as $$
+    update crypto.users as u set tokens_valid_after = date_trunc('second', statement_timestamp())
+    where u.id = p_user;
+    update crypto.refresh_tokens as t set revoked_at = crypto.now()
+    where t.user_id = p_user and t.revoked_at is null;
+$$;
+
 -- An admin's request: an admin user, with a token signed by the admin key
 -- (the shim puts app_admin in the claims only for those).
 create or replace function crypto.require_admin() returns uuid

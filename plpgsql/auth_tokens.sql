@@ -183,13 +183,10 @@ begin
             -- proved it: the account is the Google user's, and what the
             -- unproven sign-up left (password, sessions, links) is revoked.
             update crypto.users as u
-            set google_sub = p_sub, password_hash = null, email_verified_at = crypto.now(),
-                -- Real time, whole seconds: what a token's iat is measured in.
-                tokens_valid_after = date_trunc('second', statement_timestamp())
+            set google_sub = p_sub, password_hash = null, email_verified_at = crypto.now()
             where u.id = v_user.id
             returning u.* into v_user;
-            update crypto.refresh_tokens as t set revoked_at = crypto.now()
-            where t.user_id = v_user.id and t.revoked_at is null;
+            perform crypto.end_sessions(v_user.id);
             update crypto.email_verifications as e set used_at = crypto.now()
             where e.user_id = v_user.id and e.used_at is null;
             perform crypto.audit('user:' || v_user.id, 'auth.google_reclaimed', v_user.email,

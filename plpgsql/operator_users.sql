@@ -161,12 +161,10 @@ declare
     v_user crypto.users := crypto.lock_admin(p_email);
 begin
     update crypto.users as u
-    set role = 'user', totp_secret = null, totp_secret_enc = null, totp_last_step = null, mfa_locked_until = null,
-        tokens_valid_after = date_trunc('second', statement_timestamp())
+    set role = 'user', totp_secret = null, totp_secret_enc = null, totp_last_step = null, mfa_locked_until = null
     where u.id = v_user.id
     returning u.* into v_user;
-    update crypto.refresh_tokens as t set revoked_at = crypto.now()
-    where t.user_id = v_user.id and t.revoked_at is null;
+    perform crypto.end_sessions(v_user.id);
     perform crypto.audit(crypto.current_actor(), 'user.demote', v_user.email, '{}');
     return crypto.user_json(v_user);
 end

@@ -207,14 +207,11 @@ begin
     perform crypto.check_totp_secret(p_totp_secret, p_key);
     update crypto.users as u
     set role = 'admin', totp_secret = null, totp_secret_enc = ext.pgp_sym_encrypt(p_totp_secret, p_key),
-        totp_last_step = null, mfa_locked_until = null,
-        -- A reset for a stolen authenticator ends the access tokens too
-        -- (real time, whole seconds: what a token's iat is measured in).
-        tokens_valid_after = date_trunc('second', statement_timestamp())
+        totp_last_step = null, mfa_locked_until = null
     where u.id = p_user
     returning u.* into v_user;
-    update crypto.refresh_tokens as t set revoked_at = crypto.now()
-    where t.user_id = p_user and t.revoked_at is null;
+    -- A reset for a stolen authenticator ends the access tokens too.
+    perform crypto.end_sessions(p_user);
     return v_user;
 end
 $$;
