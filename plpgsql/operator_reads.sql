@@ -74,27 +74,23 @@ end
 $$;
 
 -- A day's closes as stored (source, when fetched), one row per symbol of
--- its universe (or per stored close when it has none), what is still
--- missing for settlement (this day's and the previous trading day's
--- closes), the fetch job, and every fetch attempt.
+-- its universe (or per stored close when it has none), and, from the fetch
+-- plan (crypto.eod_fetch_plan, the one that the tick and the fetch go by),
+-- whether they are final and what is still missing; the fetch job, and
+-- every fetch attempt.
 create or replace function crypto.eod_day(p_day date) returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
+-- The job key names the day as ISO text, whatever the caller's DateStyle.
+set datestyle = 'ISO, YMD'
 as $$
 declare
-    v_cal crypto.trading_calendar;
-    v_prev date := crypto.prev_trading_day(p_day);
+    -- Refuses a day that is not a trading day (NOT_A_TRADING_DAY).
+    v_plan jsonb := crypto.eod_fetch_plan(p_day);
+    v_prev date := (v_plan ->> 'previous_trading_day')::date;
 begin
-    select c.* into v_cal from crypto.trading_calendar as c where c.trading_day = p_day;
-    if v_cal.trading_day is null then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not a trading day in the calendar', p_day);
-    end if;
-    return jsonb_build_object(
-        'trading_day', p_day,
-        'previous_trading_day', v_prev,
-        'close_at', crypto.kst(v_cal.close_at),
-        'final', crypto.now() >= v_cal.close_at,
+    return v_plan || jsonb_build_object(
+        'close_at', (select crypto.kst(c.close_at) from crypto.trading_calendar as c where c.trading_day = p_day),
         'closes', coalesce((
             select jsonb_agg(jsonb_build_object(
                 'symbol', k.symbol, 'close', e.close, 'source', e.source,
@@ -111,14 +107,6 @@ begin
             ) as k
             left join crypto.eod_prices as e on e.trading_day = p_day and e.symbol = k.symbol
             left join crypto.eod_prices as pe on pe.trading_day = v_prev and pe.symbol = k.symbol
-        ), '[]'),
-        'missing', coalesce((
-            select jsonb_agg(jsonb_build_object('trading_day', d.day, 'symbol', u.symbol) order by d.day, u.position)
-            from crypto.active_universe as u
-            cross join (values (v_prev), (p_day)) as d (day)
-            where u.trading_day = p_day and d.day is not null and not exists (
-                select from crypto.eod_prices as e where e.trading_day = d.day and e.symbol = u.symbol
-            )
         ), '[]'),
         'fetch_job', (
             select jsonb_build_object('id', j.id, 'status', j.status, 'attempts', j.attempts,
