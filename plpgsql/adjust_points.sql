@@ -18,11 +18,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'An adjustment has a non-zero amount, a reason and a key';
     end if;
-    select u.* into v_user from crypto.users as u where u.email = lower(btrim(p_email));
-    if v_user.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
-            detail = format('No user %s', left(p_email, 254));
-    end if;
+    select u.* into v_user from crypto.users as u where u.id = crypto.user_by_email(p_email);
     v_account := crypto.user_account(v_user.id);
 
     v_transfer := crypto.ledger_transfer(

@@ -26,6 +26,27 @@ begin
 end
 $$;
 
+-- A user by email, or NOT_FOUND naming it: the one lookup every
+-- operator command and admin change by email goes through. With
+-- p_enabled_only a disabled user is not found either (it cannot be
+-- promoted or verified).
+create or replace function crypto.user_by_email(p_email text, p_enabled_only boolean default false) returns uuid
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_id uuid;
+begin
+    select u.id into v_id from crypto.users as u
+    where u.email = lower(btrim(p_email)) and (not p_enabled_only or u.disabled_at is null);
+    if v_id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+            detail = format('No user %s', left(p_email, 254));
+    end if;
+    return v_id;
+end
+$$;
+
 -- Ends every session of a user: each refresh family revoked, and every
 -- access token issued before now refused by crypto.require_user (real
 -- time, whole seconds: what a token's iat is measured in). Promotion,

@@ -82,12 +82,8 @@ declare
     v_user crypto.users;
 begin
     update crypto.users as u set email_verified_at = coalesce(u.email_verified_at, crypto.now())
-    where u.email = lower(btrim(p_email)) and u.disabled_at is null
+    where u.id = crypto.user_by_email(p_email, true)
     returning u.* into v_user;
-    if v_user.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
-            detail = format('No user %s', left(p_email, 254));
-    end if;
     perform crypto.audit(crypto.current_actor(), 'user.email_verified', v_user.email, '{"by": "operator"}');
     return json_build_object('email', v_user.email, 'email_verified_at', crypto.kst(v_user.email_verified_at));
 end

@@ -18,23 +18,6 @@ as $$
     )
 $$;
 
--- A user by email, or NOT_FOUND naming the email.
-create or replace function crypto.user_by_email(p_email text) returns uuid
-language plpgsql stable
-set search_path = crypto, pg_temp
-as $$
-declare
-    v_id uuid;
-begin
-    select u.id into v_id from crypto.users as u where u.email = lower(btrim(p_email));
-    if v_id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
-            detail = format('No user %s', left(p_email, 254));
-    end if;
-    return v_id;
-end
-$$;
-
 create or replace function crypto.user_summary(p_user uuid) returns jsonb
 language sql stable
 set search_path = crypto, pg_temp
@@ -137,11 +120,7 @@ as $$
 declare
     v_user crypto.users;
 begin
-    select u.* into v_user from crypto.users as u where u.email = lower(btrim(p_email)) for update;
-    if v_user.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
-            detail = format('No user %s', left(p_email, 254));
-    end if;
+    select u.* into v_user from crypto.users as u where u.id = crypto.user_by_email(p_email) for update;
     if v_user.role <> 'admin' then
         raise exception using errcode = 'OX123', message = 'NOT_AN_ADMIN',
             detail = format('%s is not an admin', v_user.email);

@@ -225,13 +225,7 @@ declare
     v_user crypto.users;
 begin
     perform crypto.check_totp_secret(p_totp_secret, p_key);
-    select u.* into v_user from crypto.users as u
-    where u.email = lower(btrim(p_email)) and u.disabled_at is null
-    for update;
-    if v_user.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
-            detail = format('No user %s', left(p_email, 254));
-    end if;
+    select u.* into v_user from crypto.users as u where u.id = crypto.user_by_email(p_email, true) for update;
     -- An admin already: a new secret here would silently replace the one
     -- in their authenticator app; that is what reset_totp is for.
     if v_user.role = 'admin' then
