@@ -40,6 +40,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX126', 'KEY_ROTATED_RECENTLY', 409, 'The signing key was rotated within the access-token lifetime'),
 ('OX127', 'TICK_FAILED', 500, 'A scheduled step failed; the run records the error'),
 ('OX128', 'MIGRATION_FAILED', 500, 'A migration failed; nothing of it was applied'),
+('OX129', 'ENVIRONMENT_MISMATCH', 503, 'This process and the database are of different environments (ENV)'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
@@ -69,6 +70,16 @@ set search_path = crypto, pg_temp
 as $$ select e.sqlstate, e.code, e.http_status, e.title from crypto.error_codes as e $$;
 
 grant execute on function api.error_codes() to anon, oxp_service;
+
+-- Which world this database is, for processes that must refuse to run with
+-- the wrong ENV (a development API would use development's keys and rules
+-- on real players). Public: 'production' is no secret.
+create or replace function api.environment() returns text
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$ select s.value #>> '{}' from crypto.settings as s where s.key = 'environment' $$;
+
+grant execute on function api.environment() to anon, oxp_service;
 
 -- The stable code of a SQLSTATE, for functions that raise a rule's code
 -- that they did not choose themselves.

@@ -36,7 +36,7 @@ begin
         select from crypto.audit_logs as l where l.action = 'points.adjust' and l.subject = 'adjust:' || p_key
     ) then
         perform crypto.audit(crypto.current_actor(), 'points.adjust', 'adjust:' || p_key, jsonb_build_object(
-            'email', v_user.email, 'amount', p_amount, 'reason', btrim(p_reason), 'transfer_id', v_transfer.id
+            'user_id', v_user.id, 'amount', p_amount, 'reason', btrim(p_reason), 'transfer_id', v_transfer.id
         ));
     end if;
     -- The balance right after this transfer, as stored: a retry answers the same.

@@ -176,7 +176,7 @@ begin
                 detail = 'This email is linked to another Google account';
         elsif v_user.id is not null and v_user.email_verified_at is not null then
             update crypto.users as u set google_sub = p_sub where u.id = v_user.id returning u.* into v_user;
-            perform crypto.audit('user:' || v_user.id, 'auth.google_linked', v_user.email, '{}');
+            perform crypto.audit('user:' || v_user.id, 'auth.google_linked', v_user.id::text, '{}');
         elsif v_user.id is not null then
             -- Nobody ever proved they own this email, so the password may be
             -- an attacker's who signed up first (pre-hijacking). Google has
@@ -189,13 +189,13 @@ begin
             perform crypto.end_sessions(v_user.id);
             update crypto.email_verifications as e set used_at = crypto.now()
             where e.user_id = v_user.id and e.used_at is null;
-            perform crypto.audit('user:' || v_user.id, 'auth.google_reclaimed', v_user.email,
+            perform crypto.audit('user:' || v_user.id, 'auth.google_reclaimed', v_user.id::text,
                 '{"password_removed": true, "sessions_revoked": true}');
         else
             insert into crypto.users (email, google_sub, email_verified_at)
             values (v_email, p_sub, crypto.now()) returning * into v_user;
             insert into crypto.ledger_accounts (kind, user_id) values ('user', v_user.id);
-            perform crypto.audit('user:' || v_user.id, 'auth.google_signup', v_user.email, '{}');
+            perform crypto.audit('user:' || v_user.id, 'auth.google_signup', v_user.id::text, '{}');
         end if;
     end if;
     if v_user.disabled_at is not null then

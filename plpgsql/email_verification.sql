@@ -47,7 +47,7 @@ begin
         raise exception using errcode = 'OX014', message = 'EMAIL_LINK_INVALID',
             detail = 'This link is unknown, already used or expired';
     end if;
-    perform crypto.audit('user:' || v_user.id, 'auth.email_verified', v_user.email, '{"by": "link"}');
+    perform crypto.audit('user:' || v_user.id, 'auth.email_verified', v_user.id::text, '{"by": "link"}');
     return json_build_object('email', v_user.email, 'email_verified_at', crypto.kst(v_user.email_verified_at));
 end
 $$;
@@ -84,7 +84,7 @@ begin
     update crypto.users as u set email_verified_at = coalesce(u.email_verified_at, crypto.now())
     where u.id = crypto.user_by_email(p_email, true)
     returning u.* into v_user;
-    perform crypto.audit(crypto.current_actor(), 'user.email_verified', v_user.email, '{"by": "operator"}');
+    perform crypto.audit(crypto.current_actor(), 'user.email_verified', v_user.id::text, '{"by": "operator"}');
     return json_build_object('email', v_user.email, 'email_verified_at', crypto.kst(v_user.email_verified_at));
 end
 $$;

@@ -144,7 +144,7 @@ begin
     where u.id = v_user.id
     returning u.* into v_user;
     perform crypto.end_sessions(v_user.id);
-    perform crypto.audit(crypto.current_actor(), 'user.demote', v_user.email, '{}');
+    perform crypto.audit(crypto.current_actor(), 'user.demote', v_user.id::text, '{}');
     return crypto.user_json(v_user);
 end
 $$;
@@ -160,7 +160,7 @@ declare
 begin
     perform crypto.check_totp_secret(p_totp_secret, p_key);
     v_user := crypto.store_admin_factor((crypto.lock_admin(p_email)).id, p_totp_secret, p_key);
-    perform crypto.audit(crypto.current_actor(), 'user.reset_totp', v_user.email, '{}');
+    perform crypto.audit(crypto.current_actor(), 'user.reset_totp', v_user.id::text, '{}');
     return crypto.user_json(v_user);
 end
 $$;

@@ -139,18 +139,18 @@ begin
         select count(*) into v_failures from crypto.auth_failures as f
         where f.kind = 'mfa' and f.subject = p_user::text
             and f.at > v_now - make_interval(mins => crypto.setting_int('auth.mfa_window_minutes')::integer);
-        perform crypto.audit('user:' || p_user, 'auth.mfa_failed', v_user.email,
+        perform crypto.audit('user:' || p_user, 'auth.mfa_failed', p_user::text,
             jsonb_build_object('failures_in_window', v_failures));
         if v_failures >= crypto.setting_int('auth.mfa_max_failures') then
             update crypto.users as u
             set mfa_locked_until = v_now + make_interval(mins => crypto.setting_int('auth.mfa_lockout_minutes')::integer)
             where u.id = p_user
             returning u.* into v_user;
-            perform crypto.audit('user:' || p_user, 'auth.mfa_locked', v_user.email,
+            perform crypto.audit('user:' || p_user, 'auth.mfa_locked', p_user::text,
                 jsonb_build_object('until', crypto.kst(v_user.mfa_locked_until)));
             insert into crypto.system_health (at, check_name, status, details)
             values (v_now, 'mfa_lockout', 'alert', jsonb_build_object(
-                'user_id', p_user, 'email', v_user.email, 'failures', v_failures,
+                'user_id', p_user, 'failures', v_failures,
                 'locked_until', crypto.kst(v_user.mfa_locked_until),
                 'action', 'someone may be guessing this admin''s codes: check the audit log (auth.mfa_failed)'));
         end if;
@@ -167,7 +167,7 @@ begin
     if (select h.status = 'alert' and h.details ->> 'user_id' = p_user::text
         from crypto.system_health as h where h.check_name = 'mfa_lockout' order by h.at desc, h.id desc limit 1) then
         insert into crypto.system_health (at, check_name, status, details)
-        values (v_now, 'mfa_lockout', 'ok', jsonb_build_object('user_id', p_user, 'email', v_user.email));
+        values (v_now, 'mfa_lockout', 'ok', jsonb_build_object('user_id', p_user));
     end if;
     v_family_end := v_now + make_interval(hours => crypto.setting_int('auth.admin_family_hours')::integer);
     insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, mfa, family_expires_at)
@@ -233,7 +233,7 @@ begin
             detail = format('%s is an admin already; oxp users reset-totp gives a new secret', v_user.email);
     end if;
     v_user := crypto.store_admin_factor(v_user.id, p_totp_secret, p_key);
-    perform crypto.audit(crypto.current_actor(), 'user.make_admin', v_user.email, '{}');
+    perform crypto.audit(crypto.current_actor(), 'user.make_admin', v_user.id::text, '{}');
     return crypto.user_json(v_user);
 end
 $$;

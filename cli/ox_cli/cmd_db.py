@@ -4,6 +4,7 @@ import psycopg
 import typer
 
 from ox_sidecar.config import get_settings
+from ox_sidecar.environment import EnvironmentMismatch
 from ox_sidecar.migrate import MigrationError, migrate, reset
 
 from .common import AsJson, Yes, confirm, fail, say
@@ -16,7 +17,9 @@ def migrate_cmd(as_json: AsJson = False) -> None:
     """Apply new versioned migrations, then re-apply every repeatable one."""
     settings = get_settings()
     try:
-        report = migrate(settings.database_url, settings.env)
+        report = migrate(settings.database_url, settings.env, environment_given=settings.env_given)
+    except EnvironmentMismatch as exc:
+        raise fail("ENVIRONMENT_MISMATCH", f"migrate is refused: {exc}") from exc
     except (MigrationError, psycopg.Error) as exc:
         raise fail("MIGRATION_FAILED", " ".join(str(exc).split())) from exc
     say(

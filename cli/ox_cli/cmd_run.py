@@ -3,12 +3,31 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated
 
+import psycopg
 import typer
 import uvicorn
 
-from ox_sidecar import logs
+from ox_sidecar import environment, logs
 from ox_sidecar.config import get_settings
 from ox_sidecar.worker import run_forever
+
+from .common import fail
+
+
+def _refuse_another_environment(url: str, role: str | None = None) -> None:
+    """Before any process starts: the database must be of this ENV. A
+    database not reachable yet is checked again when the process reaches it."""
+    settings = get_settings()
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            if role:
+                conn.execute(f"set role {role}")
+            found = environment.of_database(conn)
+    except psycopg.OperationalError:
+        return
+    reason = environment.refusal(found, settings.env, settings.env_given)
+    if reason:
+        raise fail("ENVIRONMENT_MISMATCH", reason)
 
 
 def serve(
@@ -17,6 +36,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Processes")] = 2,
 ) -> None:
     """Run the HTTP API."""
+    _refuse_another_environment(get_settings().api_url, role="anon")
     uvicorn.run(
         "ox_sidecar.app:app",
         host=host,
@@ -31,5 +51,6 @@ def worker() -> None:
     """Run the job worker until interrupted."""
     settings = get_settings()
     logs.configure(settings.log_level)
+    _refuse_another_environment(settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
         run_forever(settings.worker_url)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ox_sidecar import problems
+from ox_sidecar import environment, problems
 from ox_sidecar.config import get_settings
 
 KST = ZoneInfo("Asia/Seoul")
@@ -105,6 +105,10 @@ def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]
     # Exact numbers (closes, changes): Decimal, never float; --json writes
     # them as decimal strings.
     set_json_loads(partial(json.loads, parse_float=decimal.Decimal), conn)
+    reason = environment.refusal(environment.of_database(conn), settings.env, settings.env_given)
+    if reason:
+        conn.close()
+        raise fail("ENVIRONMENT_MISMATCH", reason)
     try:
         if autocommit:
             conn.execute("set role oxp_service")

@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from . import logs, ratelimit
-from .config import ROOT, get_settings
+from . import environment, logs, ratelimit
+from .config import ROOT, Settings, get_settings
 from .db import call_api, new_pool
 from .guards import BodyLimit, HashGate
 from .migrate import VERSIONED
@@ -59,23 +59,38 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
     )
     app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
+    app.state.environment_refusal = None
     await app.state.pool.open(wait=False)
-    loader = asyncio.create_task(_load_error_codes(app.state.pool))
+    loader = asyncio.create_task(_load_from_database(app, settings))
     # Serve once the codes are read, so no early answer falls back to a 500;
     # if the database is not up yet, keep trying in the background.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(loader), timeout=5)
+    if app.state.environment_refusal:
+        await app.state.pool.close()
+        raise environment.EnvironmentMismatch(app.state.environment_refusal)
     yield
     loader.cancel()
     await app.state.pool.close()
 
 
-async def _load_error_codes(pool: AsyncConnectionPool) -> None:
-    """Until it succeeds: the service answers /health meanwhile, errors use fallbacks."""
-    while not error_codes_loaded():
+async def _load_from_database(app: FastAPI, settings: Settings) -> None:
+    """Until it succeeds: the error codes, and which world the database is.
+    The service answers meanwhile, errors use fallbacks; a database of
+    another ENV found after start-up stops every answer (environment_agrees)."""
+    while True:
         try:
-            async with pool.connection(timeout=10) as conn:
+            async with app.state.pool.connection(timeout=10) as conn:
                 await load_error_codes(conn)
+                async with conn.transaction():
+                    await conn.execute("set local role anon")
+                    cur = await conn.execute("select api.environment()")
+                    row = await cur.fetchone()
+            refusal = environment.refusal(row[0] if row else None, settings.env, settings.env_given)
+            if refusal:
+                log.critical("refusing to serve: %s", refusal)
+            app.state.environment_refusal = refusal
+            return
         except Exception:
             log.warning("could not read the error codes yet", exc_info=True)
             await asyncio.sleep(2)
@@ -89,7 +104,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422, 429, 503)},
-        dependencies=[Depends(rate_limited)],
+        dependencies=[Depends(environment_agrees), Depends(rate_limited)],
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -164,6 +179,13 @@ def _caller_from_header(request: Request) -> Caller:
         raise Problem("INVALID_TOKEN", "Use: Authorization: Bearer <token>")
     claims = request.app.state.tokens.verify(token.strip())
     return Caller(claims["role"], claims_json(claims), str(claims["sub"]))
+
+
+async def environment_agrees(request: Request) -> None:
+    """Nothing is served against a database of another ENV (environment.py)."""
+    refusal = request.app.state.environment_refusal
+    if refusal:
+        raise Problem("UNAVAILABLE", f"This service refuses to run: {refusal}")
 
 
 async def rate_limited(request: Request) -> None:

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def env_given(self) -> bool:
+        """ENV was set, not defaulted: a process with no ENV is told so."""
+        return "env" in self.model_fields_set
+
+    @property
     def totp_key(self) -> str:
         """The key TOTP secrets are encrypted with; development's is public."""
         return self.totp_encryption_key or "development-only-totp-key-not-secret"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from . import environment as environments
 from .config import ROOT
 
 LOCK_KEY = 0x0F0A_7E57  # one number for "a migration is running"
@@ -43,12 +44,19 @@ def pending(conn: psycopg.Connection, root: Path = ROOT) -> list[str]:
     return [p.name for p in _files(root, VERSIONED) if p.name not in done]
 
 
-def migrate(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
+def migrate(
+    dsn: str, environment: str, root: Path = ROOT, environment_given: bool = True
+) -> MigrationReport:
+    """`environment` is written to the database at the end; a production
+    database is never turned back into development (a migrate run without
+    ENV would otherwise do it silently), so that is refused before anything."""
     report = MigrationReport()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             conn.execute("set client_min_messages = warning")
+            if environments.of_database(conn) == "production" and environment != "production":
+                environments.check("production", environment, environment_given)
             conn.execute("create schema if not exists migrations")
             conn.execute(
                 "create table if not exists migrations.applied ("

@@ -217,12 +217,15 @@ def test_admin_codes_cannot_be_brute_forced(client: httpx.Client, db: psycopg.Co
     assert bad_password.status_code == 429 and bad_password.json()["code"] == "MFA_LOCKED"
     assert db.execute(
         "select count(*) from crypto.audit_logs"
-        " where action = 'auth.mfa_failed' and subject = 'guarded@example.com'"
+        " where action = 'auth.mfa_failed'"
+        "  and subject = (select id::text from crypto.users where email = 'guarded@example.com')"
     ).fetchone() == (5,)
     assert db.execute(
-        "select status::text, details ->> 'email' from crypto.system_health"
-        " where check_name = 'mfa_lockout' order by id desc limit 1"
-    ).fetchone() == ("alert", "guarded@example.com")
+        "select status::text, details ->> 'user_id' = u.id::text, details ? 'email'"
+        " from crypto.system_health, crypto.users as u"
+        " where check_name = 'mfa_lockout' and u.email = 'guarded@example.com'"
+        " order by crypto.system_health.id desc limit 1"
+    ).fetchone() == ("alert", True, False)
     alerts = db.execute("select count(*) from crypto.system_health where status = 'alert'")
     assert alerts.fetchone() == (1,)
     # The secret is stored encrypted; no plaintext copy.

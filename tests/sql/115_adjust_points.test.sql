@@ -19,7 +19,8 @@ select throws_ok($$ select crypto.adjust_points('adj@example.com', 1, ' ', 'k5')
     'an adjustment needs a reason');
 select results_eq(
     $$ select details ->> 'reason', (details ->> 'amount')::int from crypto.audit_logs
-       where action = 'points.adjust' and details ->> 'email' = 'adj@example.com' order by id $$,
+       where action = 'points.adjust'
+           and details ->> 'user_id' = (select id::text from crypto.users where email = 'adj@example.com') order by id $$,
     $$ values ('goodwill', 250), ('correction', -50) $$,
     'each applied adjustment is audited once, with its reason'
 );

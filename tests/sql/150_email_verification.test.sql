@@ -37,7 +37,7 @@ select throws_ok($$ select api.verify_email(sha256('link1')) $$, 'OX014', 'EMAIL
 reset role;
 select is((select email_verified_at from crypto.users where id = :'v'), '2026-11-24 09:00:00+09'::timestamptz,
     'the account is verified');
-select ok(exists (select from crypto.audit_logs where action = 'auth.email_verified' and subject = 'v@example.com'),
+select ok(exists (select from crypto.audit_logs where action = 'auth.email_verified' and subject = :'v'),
     'verification is audited');
 set local role oxp_service;
 select is(crypto.email_verification_issue(:'v', sha256('link2'))::text, null, 'nothing to send once verified');
@@ -74,7 +74,8 @@ set local role oxp_service;
 select is(crypto.verify_email_by_operator('E2@example.com')::jsonb ->> 'email', 'e2@example.com', 'an operator verifies');
 select throws_ok($$ select crypto.verify_email_by_operator('nobody@example.com') $$, 'OX004', 'NOT_FOUND', 'an unknown email');
 reset role;
-select ok(exists (select from crypto.audit_logs where action = 'user.email_verified' and subject = 'e2@example.com'),
+select ok(exists (select from crypto.audit_logs where action = 'user.email_verified'
+    and subject = (select id::text from crypto.users where email = 'e2@example.com')),
     'the operator''s verification is audited');
 
 -- Google and an account nobody verified: the password and sessions go.

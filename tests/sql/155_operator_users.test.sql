@@ -53,7 +53,7 @@ select is((select coalesce(totp_secret, totp_secret_enc::text) from crypto.users
 select throws_ok($$ select crypto.demote_admin('bo@example.com') $$, 'OX123', 'NOT_AN_ADMIN', 'demoting a player');
 select results_eq(
     $$ select action, subject from crypto.audit_logs where action in ('user.demote', 'user.reset_totp') order by id $$,
-    $$ values ('user.reset_totp', 'bo@example.com'), ('user.demote', 'bo@example.com') $$,
+    format($$ values ('user.reset_totp', %L), ('user.demote', %L) $$, :'bo', :'bo'),
     'both are audited'
 );
 

@@ -1,0 +1,103 @@
+"""A process never runs against a database of another ENV (issue 9, item 9):
+`oxp db migrate` without ENV does not turn production into development, and
+the API, the worker and `oxp` refuse to start against it. Real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from support import OXP, free_port
+
+SECRETS = {
+    "JWT_PRIVATE_KEY": "a key is only checked for presence before start-up",
+    "JWT_ADMIN_PRIVATE_KEY": "likewise",
+    "TOTP_ENCRYPTION_KEY": "production-totp-key-of-32-characters-at-least",
+}
+
+
+def oxp(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`oxp` with only this database and `env` set: no ENV unless given."""
+    clean = {k: v for k, v in os.environ.items() if k != "ENV" and not k.startswith("JWT_")}
+    clean.update(DATABASE_URL=db_url, LOG_LEVEL="WARNING", **(env or {}))
+    return subprocess.run(
+        [OXP, *args], env=clean, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def environment(db: psycopg.Connection) -> str:
+    row = db.execute("select value #>> '{}' from crypto.settings where key = 'environment'")
+    return str(row.fetchone()[0])  # type: ignore[index]
+
+
+@pytest.fixture
+def production(db: psycopg.Connection, db_url: str) -> str:
+    done = oxp(db_url, "db", "migrate", env={"ENV": "production", **SECRETS})
+    assert done.returncode == 0, done.stderr
+    assert environment(db) == "production"
+    return db_url
+
+
+def test_migrate_without_env_does_not_turn_production_into_development(
+    db: psycopg.Connection, production: str
+) -> None:
+    unset = oxp(production, "db", "migrate", "--json")
+    assert unset.returncode != 0
+    error = json.loads(unset.stdout)["error"]
+    assert error["code"] == "ENVIRONMENT_MISMATCH"
+    assert "ENV is unset" in error["detail"] and "ENV=production" in error["detail"]
+    explicit = oxp(production, "db", "migrate", env={"ENV": "development"})
+    assert explicit.returncode != 0 and "ENVIRONMENT_MISMATCH" in explicit.stderr
+    assert "ENV=development" in explicit.stderr
+    assert environment(db) == "production"
+    # The way forward works: the same ENV as the database.
+    again = oxp(production, "db", "migrate", env={"ENV": "production", **SECRETS})
+    assert again.returncode == 0, again.stderr
+    assert environment(db) == "production"
+
+
+def test_the_api_the_worker_and_oxp_refuse_a_production_database_without_env(
+    production: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    keys = {"JWT_PRIVATE_KEY_FILE": str(tmp_path / "jwt.pem")}
+    serve = oxp(production, "serve", "--port", str(port), "--workers", "1", env=keys)
+    assert serve.returncode != 0
+    assert "ENVIRONMENT_MISMATCH" in serve.stderr and "ENV is unset" in serve.stderr
+    worker = oxp(production, "worker")
+    assert worker.returncode != 0 and "ENVIRONMENT_MISMATCH" in worker.stderr
+    clock = oxp(production, "clock", "show", "--json")
+    assert clock.returncode != 0
+    assert json.loads(clock.stdout)["error"]["code"] == "ENVIRONMENT_MISMATCH"
+
+
+def test_the_api_app_refuses_at_start_up_when_the_database_is_production(
+    db: psycopg.Connection, production: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without `oxp serve`'s early check: the app itself (any ASGI server)."""
+    from fastapi.testclient import TestClient
+
+    from ox_sidecar.app import create_app
+    from ox_sidecar.config import get_settings
+    from ox_sidecar.environment import EnvironmentMismatch
+
+    monkeypatch.delenv("ENV", raising=False)
+    monkeypatch.setenv("DATABASE_URL", production)
+    monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "jwt.pem"))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(EnvironmentMismatch, match="ENV is unset"), TestClient(create_app()):
+            pass
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_production_process_refuses_a_development_database(db_url: str) -> None:
+    done = oxp(db_url, "clock", "show", env={"ENV": "production", **SECRETS})
+    assert done.returncode != 0 and "ENVIRONMENT_MISMATCH" in done.stderr
+    assert "migrate it with ENV=production first" in done.stderr
