@@ -64,6 +64,7 @@ def load(
 
 class Provider(StrEnum):
     yfinance = "yfinance"
+    stooq = "stooq"
     csv = "csv"
 
 
@@ -71,7 +72,8 @@ class Provider(StrEnum):
 def fetch(
     day: Annotated[str, typer.Option(help="Trading day (New York date)")],
     provider: Annotated[
-        Provider | None, typer.Option(help="Default EOD_PROVIDER (yfinance)")
+        Provider | None,
+        typer.Option(help="Only this source; default EOD_PROVIDER then EOD_FALLBACK_PROVIDER"),
     ] = None,
     file: Annotated[Path | None, typer.Option(help="CSV file for --provider csv")] = None,
     as_json: AsJson = False,
@@ -80,8 +82,10 @@ def fetch(
     settings = get_settings()
     name = provider.value if provider else settings.eod_provider
     csv_file = file or settings.eod_csv_file
+    # A source named here is the only one asked: the operator chose it.
+    fallback = None if provider else settings.eod_fallback
     try:
-        source = provider_named(name, csv_file)
+        source = provider_named(name, csv_file, fallback, settings.stooq_url)
     except ValueError as exc:
         raise fail("VALIDATION_FAILED", f"EOD_PROVIDER: {exc}") from exc
     if name == "csv" and not csv_file.is_file():

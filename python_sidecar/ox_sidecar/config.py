@@ -48,8 +48,12 @@ class Settings(BaseSettings):
     oauth_redirect_uri: str = "http://127.0.0.1:8000/v1/auth/oauth/callback"
 
     # Where closes come from: yfinance (the real source) or a CSV file (offline).
-    eod_provider: Literal["yfinance", "csv"] = "yfinance"
+    eod_provider: Literal["yfinance", "stooq", "csv"] = "yfinance"
     eod_csv_file: Path = ROOT / "data" / "demo_closes.csv"
+    # Asked for what the first source could not give (an outage, a rate
+    # limit, a missing symbol). Unset: Stooq behind yfinance, none otherwise.
+    eod_fallback_provider: Literal["yfinance", "stooq", "csv", "none"] | None = None
+    stooq_url: str = "https://stooq.com/q/d/l/"
 
     # Admins' TOTP secrets are stored encrypted with this key (pgcrypto); the
     # database never stores it, the API and the CLI pass it per call.
@@ -92,6 +96,12 @@ class Settings(BaseSettings):
             if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
                 raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
         return self
+
+    @property
+    def eod_fallback(self) -> str:
+        if self.eod_fallback_provider is not None:
+            return self.eod_fallback_provider
+        return "stooq" if self.eod_provider == "yfinance" else "none"
 
     @property
     def env_given(self) -> bool:

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import psycopg
 import yfinance as yf
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
@@ -38,6 +39,8 @@ class Close:
     day: dt.date
     symbol: str
     close: Decimal
+    # Which source gave it, when a provider combines several (FallbackProvider).
+    source: str | None = None
 
 
 class PriceProvider(Protocol):
@@ -158,6 +161,98 @@ class YFinanceProvider:
 
 
 @dataclass
+class StooqProvider:
+    """Stooq's daily CSV over HTTP, the second source when Yahoo fails. One
+    request per symbol (`AAPL.US`; a class share's dot becomes a dash). Its
+    bars are split-adjusted, which for the evening's close of the day just
+    ended is the raw close: a split only rewrites the days before it."""
+
+    base_url: str = "https://stooq.com/q/d/l/"
+    name: str = "stooq"
+    timeout: float = 20.0
+    transport: httpx.BaseTransport | None = None
+
+    def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
+        params = {"i": "d", "d1": min(days).strftime("%Y%m%d"), "d2": max(days).strftime("%Y%m%d")}
+        found = []
+        with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
+            for symbol in symbols:
+                code = symbol.replace(".", "-").lower() + ".us"
+                try:
+                    answer = client.get(self.base_url, params={"s": code, **params})
+                    answer.raise_for_status()
+                except httpx.HTTPError as exc:
+                    raise ProviderUnavailable(
+                        f"stooq failed at {symbol}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                found += self._parse(symbol, answer.text, days)
+        return found
+
+    @staticmethod
+    def _parse(symbol: str, text: str, days: set[dt.date]) -> list[Close]:
+        lines = text.strip().splitlines()
+        if not lines or lines[0].strip().lower() == "no data":
+            return []  # no such symbol, or no bars for those days
+        reader = csv.DictReader(lines)
+        if (
+            not reader.fieldnames
+            or "Date" not in reader.fieldnames
+            or "Close" not in reader.fieldnames
+        ):
+            # Stooq answers its refusals (a daily hit limit) as text with a 200.
+            raise ProviderUnavailable(
+                f"stooq did not answer with prices at {symbol}: {lines[0][:120]}"
+            )
+        found = []
+        for row in reader:
+            try:
+                day, value = dt.date.fromisoformat(row["Date"]), Decimal(row["Close"])
+            except (TypeError, ValueError, InvalidOperation) as exc:
+                raise ProviderUnavailable(f"stooq sent a bad row for {symbol}: {row}") from exc
+            if day in days and value.is_finite() and value > 0:
+                found.append(Close(day, symbol, value.quantize(SIX_PLACES)))
+        return found
+
+
+@dataclass
+class FallbackProvider:
+    """The first source, then the next for what it could not give: a source
+    that fails (ProviderUnavailable) or lacks a symbol is no longer a lost
+    day. What each source said is kept in `notes` for the fetch log."""
+
+    sources: list[PriceProvider]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return "+".join(p.name for p in self.sources)
+
+    def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
+        self.notes = []
+        wanted = {(d, s) for d in days for s in symbols}
+        found: list[Close] = []
+        last_error: ProviderUnavailable | None = None
+        for source in self.sources:
+            missing = sorted({s for _, s in wanted})
+            if not missing:
+                break
+            try:
+                got = source.closes({d for d, _ in wanted}, missing)
+            except ProviderUnavailable as exc:
+                self.notes.append(f"{source.name}: {exc}")
+                last_error = exc
+                continue
+            for c in got:
+                if (c.day, c.symbol) in wanted:
+                    found.append(Close(c.day, c.symbol, c.close, c.source or source.name))
+                    wanted.discard((c.day, c.symbol))
+            last_error = None
+        if last_error is not None and not found:
+            raise ProviderUnavailable("; ".join(self.notes)) from last_error
+        return found
+
+
+@dataclass
 class FetchReport:
     trading_day: dt.date
     loaded: int = 0
@@ -195,11 +290,15 @@ def fetch_day(conn: psycopg.Connection, provider: PriceProvider, day: dt.date) -
             if (c.day, c.symbol) in wanted:
                 conn.execute(
                     "select crypto.load_eod_price(%s, %s, %s, %s, %s)",
-                    (c.day, c.symbol, c.close, provider.name, started),
+                    (c.day, c.symbol, c.close, c.source or provider.name, started),
                 )
                 report.loaded += 1
                 wanted.discard((c.day, c.symbol))
         report.missing = [f"{s}@{d}" for d, s in sorted(wanted)]
+        # A source that failed while another stood in is named even on success.
+        notes = list(getattr(provider, "notes", []))
+        if report.missing:
+            notes.append(f"missing: {', '.join(report.missing)}")
         conn.execute(
             "select crypto.log_eod_fetch(%s, %s, %s, %s, %s, %s)",
             (
@@ -208,15 +307,27 @@ def fetch_day(conn: psycopg.Connection, provider: PriceProvider, day: dt.date) -
                 started,
                 "failed" if report.missing else "succeeded",
                 report.loaded,
-                f"missing: {', '.join(report.missing)}" if report.missing else None,
+                "; ".join(notes) or None,
             ),
         )
     return report
 
 
-def provider_named(name: str, csv_file: Path) -> PriceProvider:
-    if name == "csv":
+def _provider(which: str, csv_file: Path, stooq_url: str | None) -> PriceProvider:
+    if which == "csv":
         return CsvProvider(csv_file)
-    if name == "yfinance":
+    if which == "yfinance":
         return YFinanceProvider()
-    raise ValueError(f"unknown EOD provider {name!r} (yfinance or csv)")
+    if which == "stooq":
+        return StooqProvider(stooq_url) if stooq_url else StooqProvider()
+    raise ValueError(f"unknown EOD provider {which!r} (yfinance, stooq or csv)")
+
+
+def provider_named(
+    name: str, csv_file: Path, fallback: str | None = None, stooq_url: str | None = None
+) -> PriceProvider:
+    """The configured source, with a second one behind it when given."""
+    first = _provider(name, csv_file, stooq_url)
+    if fallback is None or fallback in ("none", name):
+        return first
+    return FallbackProvider([first, _provider(fallback, csv_file, stooq_url)])

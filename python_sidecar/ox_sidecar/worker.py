@@ -33,7 +33,9 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
         log.info("eod.fetch: day already settled, nothing to fetch", extra={"day": str(day)})
         return
     settings = get_settings()
-    provider = provider_named(settings.eod_provider, settings.eod_csv_file)
+    provider = provider_named(
+        settings.eod_provider, settings.eod_csv_file, settings.eod_fallback, settings.stooq_url
+    )
     report = fetch_day(conn, provider, day)
     if report.missing:
         raise RuntimeError(f"still missing: {', '.join(report.missing)}")

@@ -4,6 +4,10 @@ provider, fetch logs, the worker job and the schedule that settles."""
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import threading
+import urllib.parse
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,10 +19,13 @@ from yfinance.exceptions import YFRateLimitError
 
 from ox_sidecar.eod import (
     CsvProvider,
+    FallbackProvider,
     PricesNotFinal,
     ProviderUnavailable,
+    StooqProvider,
     YFinanceProvider,
     fetch_day,
+    provider_named,
 )
 from ox_sidecar.worker import run_once
 from support import service
@@ -201,3 +208,132 @@ def test_csv_provider_filters_days_and_symbols(tmp_path: Path) -> None:
     assert [(c.day.isoformat(), c.symbol, c.close) for c in got] == [
         ("2026-11-24", "AAPL", Decimal("1.5"))
     ]
+
+
+# --- the second source: Stooq, served from recorded answers -------------------
+
+STOOQ = RECORDED.parent / "stooq"
+
+
+class StooqStandIn(http.server.BaseHTTPRequestHandler):
+    """Stooq's CSV download on a local port: the recorded file of `s`, cut to
+    d1..d2; `No data` for a symbol it lacks; its hit-limit text when told."""
+
+    asked: ClassVar[list[dict[str, str]]] = []
+    refuse = False
+
+    def do_GET(self) -> None:
+        query = {
+            k: v[0]
+            for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).items()
+        }
+        StooqStandIn.asked.append(query)
+        if StooqStandIn.refuse:
+            body = "Exceeded the daily hits limit"
+        else:
+            path = STOOQ / f"{query['s']}.csv"
+            if not path.exists():
+                body = "No data"
+            else:
+                header, *rows = path.read_text().splitlines()
+                d1, d2 = (dt.datetime.strptime(query[k], "%Y%m%d").date() for k in ("d1", "d2"))
+                kept = [r for r in rows if d1 <= dt.date.fromisoformat(r[:10]) <= d2]
+                body = "\n".join([header, *kept]) if kept else "No data"
+        data = body.encode()
+        self.send_response(200)  # Stooq answers refusals with 200 too
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stooq_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StooqStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    StooqStandIn.asked.clear()
+    StooqStandIn.refuse = False
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/q/d/l/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def sources(db: psycopg.Connection) -> dict[tuple[str, str], str]:
+    rows = db.execute("select trading_day::text, symbol, source from crypto.eod_prices").fetchall()
+    return {(d, s): src for d, s, src in rows}
+
+
+def test_stooq_brings_the_closes_of_its_csv(
+    db: psycopg.Connection, svc: psycopg.Connection, stooq_url: str
+) -> None:
+    prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL", "MSFT"])
+    report = fetch_day(svc, StooqProvider(stooq_url), dt.date(2026, 11, 24))
+    assert (report.loaded, report.missing) == (4, [])
+    assert closes(db)[("2026-11-24", "AAPL")] == Decimal("224.53")
+    assert closes(db)[("2026-11-23", "MSFT")] == Decimal("478.11")
+    assert set(sources(db).values()) == {"stooq"}
+    assert StooqStandIn.asked[0] == {"s": "aapl.us", "i": "d", "d1": "20261123", "d2": "20261124"}
+
+
+def test_when_yahoo_is_down_stooq_stands_in_and_the_log_says_so(
+    db: psycopg.Connection, svc: psycopg.Connection, stooq_url: str
+) -> None:
+    prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL", "MSFT"])
+    both = FallbackProvider([YFinanceProvider(ticker=RateLimitedTicker), StooqProvider(stooq_url)])
+    report = fetch_day(svc, both, dt.date(2026, 11, 24))
+    assert (report.loaded, report.missing) == (4, [])
+    assert set(sources(db).values()) == {"stooq"}
+    log = db.execute("select provider, status::text, rows, error from crypto.eod_fetch_logs")
+    assert log.fetchall() == [
+        ("yfinance+stooq", "succeeded", 4, "yfinance: yfinance rate limit at AAPL")
+    ]
+
+
+def test_stooq_gives_only_what_yahoo_lacks(
+    db: psycopg.Connection, svc: psycopg.Connection, stooq_url: str
+) -> None:
+    """Yahoo has AAPL; BRK.B (Stooq's brk-b.us) comes from Stooq alone."""
+    prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL", "BRK.B"])
+    both = FallbackProvider([YFinanceProvider(ticker=RecordedTicker), StooqProvider(stooq_url)])
+    report = fetch_day(svc, both, dt.date(2026, 11, 24))
+    assert (report.loaded, report.missing) == (4, [])
+    assert sources(db) == {
+        ("2026-11-23", "AAPL"): "yfinance",
+        ("2026-11-24", "AAPL"): "yfinance",
+        ("2026-11-23", "BRK.B"): "stooq",
+        ("2026-11-24", "BRK.B"): "stooq",
+    }
+    assert closes(db)[("2026-11-24", "AAPL")] == Decimal("224.54")  # Yahoo's, not Stooq's
+    assert [q["s"] for q in StooqStandIn.asked] == ["brk-b.us"]
+
+
+def test_both_sources_down_loads_nothing_and_names_both(
+    db: psycopg.Connection, svc: psycopg.Connection, stooq_url: str
+) -> None:
+    prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL"])
+    StooqStandIn.refuse = True
+    both = FallbackProvider([YFinanceProvider(ticker=RateLimitedTicker), StooqProvider(stooq_url)])
+    with pytest.raises(ProviderUnavailable, match="hits limit"):
+        fetch_day(svc, both, dt.date(2026, 11, 24))
+    assert closes(db) == {}
+    status, error = db.execute("select status::text, error from crypto.eod_fetch_logs").fetchone()  # type: ignore[misc]
+    assert status == "failed"
+    assert "yfinance rate limit at AAPL" in error and "stooq did not answer with prices" in error
+
+
+def test_stooq_stands_behind_yfinance_unless_told_otherwise(tmp_path: Path) -> None:
+    from ox_sidecar.config import Settings
+
+    default = Settings(eod_provider="yfinance", eod_fallback_provider=None)
+    chosen = provider_named(default.eod_provider, tmp_path, default.eod_fallback, "http://x/")
+    assert isinstance(chosen, FallbackProvider) and chosen.name == "yfinance+stooq"
+    offline = Settings(eod_provider="csv")
+    assert isinstance(provider_named("csv", tmp_path, offline.eod_fallback), CsvProvider)
+    alone = Settings(eod_fallback_provider="none")
+    assert isinstance(provider_named("yfinance", tmp_path, alone.eod_fallback), YFinanceProvider)
