@@ -35,6 +35,9 @@ begin
     -- 07:00 KST daily, after the day's settlement: every ledger, stock and
     -- settlement invariant; a violation leaves an alert row.
     perform cron.schedule('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()');
+    -- Business metrics: the open session's running figures, and the rows
+    -- of days whose books changed (a settlement, a correction).
+    perform cron.schedule('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()');
     reset role;
 end
 $cron$;

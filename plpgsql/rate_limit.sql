@@ -20,8 +20,12 @@ declare
     v_now timestamptz := crypto.now();
     v_answer json;
 begin
-    -- Nothing here is worth a disk flush at commit (the table is unlogged).
+    -- Nothing here is worth a disk flush at commit (the table is unlogged;
+    -- a lost activity row only undercounts a day's active users).
     perform set_config('synchronous_commit', 'off', true);
+    if p_user is not null then
+        perform crypto.note_activity(p_user);
+    end if;
     with rules as (
         select
             v.bucket, v.counts, (s.value #>> '{}')::integer as max_hits, v.seconds as window_seconds,

@@ -14,6 +14,7 @@ from . import (
     cmd_integrity,
     cmd_jobs,
     cmd_keys,
+    cmd_metrics,
     cmd_points,
     cmd_rewards,
     cmd_run,
@@ -50,5 +51,6 @@ app.add_typer(cmd_settings.app, name="settings")
 app.add_typer(cmd_integrity.app, name="integrity")
 app.add_typer(cmd_audit.app, name="audit")
 app.add_typer(cmd_keys.app, name="keys")
+app.command("metrics")(cmd_metrics.metrics)
 app.command("serve")(cmd_run.serve)
 app.command("worker")(cmd_run.worker)

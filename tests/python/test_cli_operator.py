@@ -354,3 +354,38 @@ def test_a_second_key_rotation_within_the_token_lifetime_needs_force(
     assert "--force" in refused("keys", "rotate", code="KEY_ROTATED_RECENTLY")
     assert (tmp_path / "jwt.previous.pem").exists()
     assert data("keys", "rotate", "--force")["kid"] != first
+
+
+# --- metrics ----------------------------------------------------------------
+
+
+def test_metrics_of_a_settled_day(db: psycopg.Connection) -> None:
+    run("clock", "set", "2026-11-24T09:00")
+    run("session", "open", "--day", "2026-11-24")
+    ann, bo = signup(db, "ann@example.com"), signup(db, "bo@example.com")
+    for uid, choice in ((ann, "UP"), (bo, "DOWN")):
+        with db.transaction():
+            db.execute(
+                "select set_config('role', 'app_user', true),"
+                " set_config('request.jwt.claims', %s, true)",
+                (json.dumps({"sub": uid, "role": "app_user"}),),
+            )
+            db.execute("select api.submit_prediction('AAPL', %s)", (choice,))
+    assert (
+        data("metrics", "--refresh", "--from", "2026-11-24", "--to", "2026-11-24")[0]["unsettled"]
+        == 2
+    ), "the open session's running figures"
+    run("session", "close", "--yes")
+    run("clock", "set", "2026-11-25T07:00")
+    db.execute(
+        "select crypto.load_eod_price(d::date, 'AAPL', c, 'test')"
+        " from (values ('2026-11-23', 100), ('2026-11-24', 101)) as v (d, c)"
+    )
+    run("session", "settle", "--day", "2026-11-24", "--void-missing")
+    [day] = data("metrics", "--refresh", "--from", "2026-11-24", "--to", "2026-11-24")
+    assert (day["participants"], day["wins"], day["losses"], day["unsettled"]) == (2, 1, 1, 0)
+    assert Decimal(day["win_rate"]) == Decimal("0.5")
+    assert day["points_issued"]["settlement"] == 100 and day["points_outstanding"] == 100
+    table = run("metrics", "--from", "2026-11-24", "--to", "2026-11-24").stdout
+    assert "2026-11-24" in table and "1/1/0" in table
+    refused("metrics", "--from", "2026-11-30", "--to", "2026-11-24", code="VALIDATION_FAILED")

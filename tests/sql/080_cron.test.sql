@@ -10,6 +10,7 @@ select results_eq(
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
         ('oxp-expire-auth', '17 * * * *', 'select crypto.expire_auth_rows()'),
         ('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()'),
+        ('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()'),
         ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
         ('oxp-rate-limit-cleanup', '7 * * * *', 'select crypto.rate_limit_cleanup()'),
         ('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()'),

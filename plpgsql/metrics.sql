@@ -1,0 +1,204 @@
+-- Business metrics (seed 5.1): per trading day D, one row of
+-- crypto.daily_metrics. Its window for what is not tied to D itself
+-- (sign-ins, ads, adjustments, redemptions) is the KST date D: the day
+-- players predict for D, from the morning to the cutoff at night.
+
+-- The shim's rate limiter calls this for every signed-in request: the
+-- first of a user's KST day inserts, every later one finds the row.
+create or replace function crypto.note_activity(p_user uuid) returns void
+language sql volatile
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.daily_activity (kst_day, user_id)
+    values ((crypto.now() at time zone 'Asia/Seoul')::date, p_user)
+    on conflict do nothing
+$$;
+
+-- Recompute D's row from the books: exact, and the same whenever it runs
+-- (but points_outstanding, the players' balances at computation time).
+-- Rates are not stored: they are ratios of these counts (metrics_json).
+create or replace function crypto.compute_daily_metrics(p_day date) returns crypto.daily_metrics
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_from timestamptz := p_day::timestamp at time zone 'Asia/Seoul';
+    v_to timestamptz := (p_day + 1)::timestamp at time zone 'Asia/Seoul';
+    v_row crypto.daily_metrics;
+begin
+    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
+        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
+            detail = format('%s is not an NYSE trading day', p_day);
+    end if;
+    with outcomes as (
+        select
+            p.user_id,
+            case
+                when s.outcome is null then 'unsettled'
+                when s.outcome = 'VOID' then 'void'
+                when crypto.prediction_won(p.choice, s.outcome) then 'win'
+                else 'loss'
+            end as result
+        from crypto.predictions as p
+        left join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+        where p.trading_day = p_day
+    ),
+    tally as (
+        select
+            count(distinct o.user_id)::integer as participants,
+            count(*)::integer as predictions,
+            count(*) filter (where o.result = 'win')::integer as wins,
+            count(*) filter (where o.result = 'loss')::integer as losses,
+            count(*) filter (where o.result = 'void')::integer as voids,
+            count(*) filter (where o.result = 'unsettled')::integer as unsettled
+        from outcomes as o
+    ),
+    -- Awards by their keys (one index probe per prediction), then what
+    -- corrections of D paid and took back.
+    awards as (
+        select coalesce(sum(t.amount), 0)::bigint as points
+        from crypto.predictions as p
+        join crypto.ledger_transfers as t on t.idempotency_key = crypto.award_key(p_day, p.id)
+        where p.trading_day = p_day
+    ),
+    corrected as (
+        select coalesce(sum(x.amount), 0)::bigint as points
+        from crypto.settlement_corrections as c
+        join crypto.correction_transfers as x on x.correction_id = c.id
+        where c.trading_day = p_day
+    ),
+    moved as (
+        select
+            coalesce(sum(t.amount) filter (where t.reason = 'ad_reward'), 0)::bigint as ads,
+            coalesce(sum(case when ua.id is null then -t.amount else t.amount end)
+                filter (where t.reason = 'adjustment'), 0)::bigint as adjustments,
+            coalesce(sum(t.amount) filter (where t.reason = 'redemption'), 0)::bigint as redeemed,
+            coalesce(sum(t.amount) filter (where t.reason = 'refund'), 0)::bigint as refunded
+        from crypto.ledger_transfers as t
+        left join crypto.ledger_accounts as ua on ua.id = t.credit_account_id and ua.kind = 'user'
+        where t.reason <> 'settlement_award' and t.created_at >= v_from and t.created_at < v_to
+    ),
+    active as (
+        select count(*)::integer as users
+        from (
+            select a.user_id from crypto.daily_activity as a where a.kst_day = p_day
+            union
+            select p.user_id from crypto.predictions as p where p.trading_day = p_day
+        ) as u
+    )
+    insert into crypto.daily_metrics as m (
+        trading_day, computed_at, active_users, participants, predictions, wins, losses, voids, unsettled,
+        points_settlement, points_ads, points_adjustments, points_redeemed, points_refunded,
+        points_outstanding, redemptions, ad_rewards
+    )
+    select
+        p_day, crypto.now(), active.users, tally.participants, tally.predictions,
+        tally.wins, tally.losses, tally.voids, tally.unsettled,
+        awards.points + corrected.points, moved.ads, moved.adjustments, moved.redeemed, moved.refunded,
+        (select coalesce(sum(a.balance), 0) from crypto.ledger_accounts as a where a.kind = 'user'),
+        (select coalesce(jsonb_object_agg(r.status, r.n), '{}') from (
+            select r.status::text as status, count(*) as n from crypto.rewards_redemptions as r
+            where r.created_at >= v_from and r.created_at < v_to group by r.status
+        ) as r),
+        (select coalesce(jsonb_object_agg(u.kind, u.n), '{}') from (
+            select u.reward_kind::text as kind, count(*) as n from crypto.ad_unlocks as u
+            where u.trading_day = p_day group by u.reward_kind
+        ) as u)
+    from tally, awards, corrected, moved, active
+    on conflict (trading_day) do update set
+        computed_at = excluded.computed_at, active_users = excluded.active_users,
+        participants = excluded.participants, predictions = excluded.predictions,
+        wins = excluded.wins, losses = excluded.losses, voids = excluded.voids,
+        unsettled = excluded.unsettled, points_settlement = excluded.points_settlement,
+        points_ads = excluded.points_ads, points_adjustments = excluded.points_adjustments,
+        points_redeemed = excluded.points_redeemed, points_refunded = excluded.points_refunded,
+        points_outstanding = excluded.points_outstanding, redemptions = excluded.redemptions,
+        ad_rewards = excluded.ad_rewards
+    returning m.* into v_row;
+    return v_row;
+end
+$$;
+
+grant execute on function crypto.compute_daily_metrics(date) to oxp_service, app_admin;
+
+-- pg_cron's job: the session taking predictions (its running figures), and
+-- every day whose books changed after its row was computed (a settlement,
+-- a correction), or that has no row yet. Days before the first session
+-- have nothing to count.
+create or replace function crypto.rollup_metrics() returns integer
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_day date;
+    v_count integer := 0;
+begin
+    for v_day in
+        select s.trading_day
+        from crypto.session_control as s
+        left join crypto.daily_metrics as m on m.trading_day = s.trading_day
+        where s.phase = 'OPEN'
+            or m.trading_day is null
+            or m.computed_at < s.settled_at
+            or m.computed_at < (
+                select max(c.created_at) from crypto.settlement_corrections as c
+                where c.trading_day = s.trading_day
+            )
+        order by s.trading_day
+    loop
+        perform crypto.compute_daily_metrics(v_day);
+        v_count := v_count + 1;
+    end loop;
+    return v_count;
+end
+$$;
+
+grant execute on function crypto.rollup_metrics() to oxp_service;
+
+-- One day's row for people: the counts and the rates they make (null when
+-- there is nothing to divide by), as GET /v1/metrics and oxp metrics show it.
+create or replace function crypto.metrics_json(p_row crypto.daily_metrics) returns jsonb
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select jsonb_build_object(
+        'trading_day', p_row.trading_day,
+        'computed_at', crypto.kst(p_row.computed_at),
+        'active_users', p_row.active_users,
+        'participants', p_row.participants,
+        'participation_rate', round(p_row.participants::numeric / nullif(p_row.active_users, 0), 4),
+        'predictions', p_row.predictions,
+        'wins', p_row.wins, 'losses', p_row.losses, 'voids', p_row.voids, 'unsettled', p_row.unsettled,
+        'win_rate', round(p_row.wins::numeric / nullif(p_row.wins + p_row.losses, 0), 4),
+        'loss_rate', round(p_row.losses::numeric / nullif(p_row.wins + p_row.losses, 0), 4),
+        'void_rate', round(p_row.voids::numeric / nullif(p_row.predictions - p_row.unsettled, 0), 4),
+        'points_issued', jsonb_build_object(
+            'settlement', p_row.points_settlement, 'ads', p_row.points_ads,
+            'adjustments', p_row.points_adjustments
+        ),
+        'points_spent', jsonb_build_object('redemptions', p_row.points_redeemed, 'refunds', p_row.points_refunded),
+        'points_outstanding', p_row.points_outstanding,
+        'redemptions', p_row.redemptions,
+        'ad_rewards', p_row.ad_rewards
+    )
+$$;
+
+-- The rows of a range of trading days, oldest first (at most 366).
+create or replace function crypto.daily_metrics_range(p_from date, p_to date) returns jsonb
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    if p_from is null or p_to is null or p_from > p_to or p_to - p_from > 366 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'from and to must be dates, from <= to, at most 366 days apart';
+    end if;
+    return jsonb_build_object('items', coalesce((
+        select jsonb_agg(crypto.metrics_json(m) order by m.trading_day)
+        from crypto.daily_metrics as m
+        where m.trading_day between p_from and p_to
+    ), '[]'));
+end
+$$;
+
+grant execute on function crypto.daily_metrics_range(date, date) to oxp_service, app_admin, auditor;

@@ -1,0 +1,98 @@
+-- Business metrics (issue 11, item 2): one day's row counted from the
+-- books, recomputed when they change, and read only by who may.
+begin;
+select plan(14);
+
+select tests.load_calendar();
+select tests.open_session('2026-11-24');  -- the clock: 22:25 KST on 24 Nov
+select tests.create_user('winner@example.com') as winner \gset
+select tests.create_user('loser@example.com') as loser \gset
+select tests.create_user('idle@example.com') as idle \gset
+select tests.create_user('later@example.com') as later \gset
+select tests.authenticate_as(:'winner');
+select api.submit_prediction('AAPL', 'UP');
+select api.submit_prediction('MSFT', 'UP');
+select api.submit_prediction('NVDA', 'DOWN');
+select tests.authenticate_as(:'loser');
+select api.submit_prediction('AAPL', 'DOWN');
+select tests.clear_authentication();
+-- Signed-in requests (the rate limiter notes them): twice for one user is one.
+select api.rate_limit('198.51.100.7', :'idle', '{}');
+select api.rate_limit('198.51.100.7', :'idle', '{}');
+select api.rate_limit('198.51.100.8', :'winner', '{}');
+select api.rate_limit('198.51.100.9', null, '{}');
+select crypto.adjust_points('idle@example.com', 70, 'goodwill', 'm1');
+select crypto.adjust_points('idle@example.com', -20, 'typo', 'm2');
+
+select is(
+    (select row(active_users, participants, predictions, unsettled, points_adjustments)::text
+     from crypto.compute_daily_metrics('2026-11-24')),
+    '(3,2,4,4,50)',
+    'before the close: 3 active (2 predicted, 1 only signed in), 4 predictions unsettled, 50 adjusted'
+);
+
+-- 07:00 KST on the 25th: a sign-in then belongs to the 25th.
+select crypto.clock_set('2026-11-24 22:00Z');
+select api.rate_limit('198.51.100.10', :'later', '{}');
+select crypto.close_session('2026-11-24');
+select crypto.load_eod_price(d::date, s, c, 'test')
+from (values
+    ('2026-11-23', 'AAPL', 10), ('2026-11-24', 'AAPL', 11),
+    ('2026-11-23', 'MSFT', 10), ('2026-11-24', 'MSFT', 10.0005)
+) as v (d, s, c);
+select crypto.settle_session('2026-11-24', true);
+
+select is(crypto.rollup_metrics(), 1, 'the rollup recomputes the settled day');
+select is(crypto.rollup_metrics(), 0, '... once: nothing changed since');
+select results_eq(
+    $$ select active_users, wins, losses, voids, unsettled, points_settlement, points_outstanding
+       from crypto.daily_metrics where trading_day = '2026-11-24' $$,
+    $$ values (3, 1, 1, 2, 0, 100::bigint, 150::bigint) $$,
+    'after settlement: a win, a loss, two VOIDs (inside the threshold, no close); 100 paid; 150 held by players'
+);
+select is(
+    (crypto.daily_metrics_range('2026-11-01', '2026-11-30') #> '{items,0}')
+    - array['computed_at', 'redemptions', 'ad_rewards'],
+    '{"trading_day": "2026-11-24", "active_users": 3, "participants": 2, "participation_rate": 0.6667,
+      "predictions": 4, "wins": 1, "losses": 1, "voids": 2, "unsettled": 0,
+      "win_rate": 0.5000, "loss_rate": 0.5000, "void_rate": 0.5000,
+      "points_issued": {"settlement": 100, "ads": 0, "adjustments": 50},
+      "points_spent": {"redemptions": 0, "refunds": 0}, "points_outstanding": 150}'::jsonb,
+    'the row as people read it, with its rates'
+);
+
+-- A correction turns AAPL down: the loser is paid, the winner's 100 taken back.
+select crypto.clock_set('2026-11-24 23:00Z');
+select crypto.correct_settlement('2026-11-24', '[{"trading_day": "2026-11-24", "symbol": "AAPL", "close": 9}]',
+    'the vendor sent a wrong close');
+select is(crypto.rollup_metrics(), 1, 'a correction makes the rollup recompute its day');
+select results_eq(
+    $$ select wins, losses, points_settlement from crypto.daily_metrics where trading_day = '2026-11-24' $$,
+    $$ values (1, 1, 100::bigint) $$,
+    'the corrected outcomes count: still one win and one loss, 100 paid net (+100 -100)'
+);
+select is(
+    (select (crypto.compute_daily_metrics('2026-11-24')).points_settlement), 100::bigint,
+    'recomputing any day gives the same figures'
+);
+
+select throws_ok($$ select crypto.compute_daily_metrics('2026-11-26') $$, 'OX108', 'NOT_A_TRADING_DAY',
+    'Thanksgiving has no row');
+select throws_ok($$ select crypto.daily_metrics_range('2026-11-30', '2026-11-01') $$, 'OX000', 'VALIDATION_FAILED',
+    'a range backwards is refused');
+
+-- Who may not.
+set local role app_user;
+select throws_ok($$ select crypto.daily_metrics_range('2026-11-01', '2026-11-30') $$, '42501', null,
+    'a player reads no metrics');
+select throws_ok($$ select crypto.rollup_metrics() $$, '42501', null, '... and runs no rollup');
+reset role;
+set local role anon;
+select throws_ok($$ select crypto.compute_daily_metrics('2026-11-24') $$, '42501', null, 'anon computes nothing');
+reset role;
+set local role auditor;
+select is((select count(*)::int from crypto.daily_metrics), 1, 'the auditor reads the rows');
+reset role;
+
+select * from finish();
+rollback;
