@@ -38,6 +38,9 @@ begin
     -- Business metrics: the open session's running figures, and the rows
     -- of days whose books changed (a settlement, a correction).
     perform cron.schedule('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()');
+    -- The alert rules that watch state (dead jobs, the queue, the worker,
+    -- participation); the checks above open theirs as they run.
+    perform cron.schedule('oxp-evaluate-alerts', '* * * * *', 'select crypto.evaluate_alerts()');
     reset role;
 end
 $cron$;

@@ -47,6 +47,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX204', 'AD_LIMIT_REACHED', 409, 'The ad reward limit is reached'),
 ('OX205', 'REDEMPTION_FINAL', 409, 'The redemption can no longer change'),
 ('OX130', 'UNKNOWN_SYMBOL', 422, 'The symbol is not a known ticker'),
+('OX131', 'ALERT_RESOLVED', 409, 'The alert is resolved already'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
 ('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
 ('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),

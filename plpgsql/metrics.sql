@@ -147,6 +147,8 @@ begin
         order by s.trading_day
     loop
         perform crypto.compute_daily_metrics(v_day);
+        -- A settled day's payout is checked whenever its books change.
+        perform crypto.check_settlement_payout(v_day);
         v_count := v_count + 1;
     end loop;
     return v_count;

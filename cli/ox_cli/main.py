@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import (
+    cmd_alerts,
     cmd_audit,
     cmd_calendar,
     cmd_clock,
@@ -51,6 +52,7 @@ app.add_typer(cmd_settings.app, name="settings")
 app.add_typer(cmd_integrity.app, name="integrity")
 app.add_typer(cmd_audit.app, name="audit")
 app.add_typer(cmd_keys.app, name="keys")
+app.add_typer(cmd_alerts.app, name="alerts")
 app.command("metrics")(cmd_metrics.metrics)
 app.command("serve")(cmd_run.serve)
 app.command("worker")(cmd_run.worker)

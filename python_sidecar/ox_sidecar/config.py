@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Request bodies larger than this are refused (413) before any parsing.
     max_body_bytes: int = 65536
 
+    # Where alerts reach a person: Slack-compatible incoming webhooks,
+    # several separated by spaces or commas. Secrets: never logged.
+    alert_webhook_url: str | None = None
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []
@@ -96,6 +100,10 @@ class Settings(BaseSettings):
             if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
                 raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
         return self
+
+    @property
+    def alert_webhooks(self) -> list[str]:
+        return [u for u in (self.alert_webhook_url or "").replace(",", " ").split() if u]
 
     @property
     def eod_fallback(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import mail
+from . import alerts, mail
 from .config import get_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
@@ -72,10 +72,20 @@ def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     mail.send(settings, link["email"], subject, body)
 
 
+def alert_deliver(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
+    """One alert's opening, escalation or resolution to every webhook."""
+    urls = get_settings().alert_webhooks
+    if not urls:
+        log.warning("alert not delivered: no ALERT_WEBHOOK_URL", extra=payload)
+        return
+    alerts.deliver(conn, urls, payload["alert_id"], payload["transition"])
+
+
 HANDLERS: dict[str, Handler] = {
     "eod.fetch": eod_fetch,
     "reward.issue": reward_issue,
     "email.verify": email_verify,
+    "alert.deliver": alert_deliver,
 }
 
 

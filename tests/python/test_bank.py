@@ -276,7 +276,7 @@ def test_bank_under_races_retries_and_killed_backends(db: psycopg.Connection, db
             select
                 coalesce((select sum((l.details ->> 'amount')::bigint) from crypto.audit_logs as l
                           where l.action = 'points.adjust'
-                            and l.details ->> 'email' = (select email from crypto.users where id = %(u)s)), 0)
+                            and l.details ->> 'user_id' = (%(u)s::uuid)::text), 0)
               + 100 * (select count(*) from crypto.predictions as p
                        join crypto.settlements as s using (trading_day, symbol)
                        where p.user_id = %(u)s and p.choice::text = s.outcome::text)

@@ -193,10 +193,15 @@ def test_a_failing_fetch_backs_off_then_goes_dead(
     assert (status, attempts) == ("queued", 1)
     assert "NOT_A_TRADING_DAY" in error
     assert delay >= dt.timedelta(seconds=29)
-    assert run_once(svc) is False  # backing off
+    # Backing off: the only job due is the delivery of the alert its failure opened.
+    assert run_once(svc) is True
+    delivered = "select count(*) from crypto.jobs where kind = 'alert.deliver' and status = 'done'"
+    assert db.execute(delivered).fetchone() == (1,)
+    assert run_once(svc) is False
     service(db, "select crypto.clock_set('2026-11-25T07:01:00+09:00')")
     assert run_once(svc) is True
-    assert db.execute("select status::text, attempts from crypto.jobs").fetchone() == ("dead", 2)
+    final = "select status::text, attempts from crypto.jobs where id = %s"
+    assert db.execute(final, (job,)).fetchone() == ("dead", 2)
 
 
 def test_csv_provider_filters_days_and_symbols(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ select is(
 select crypto.clock_set('2026-11-25 06:15:00+09');
 select crypto.schedule_tick();
 select results_eq(
-    $$ select kind, payload ->> 'trading_day', status::text from crypto.jobs $$,
+    $$ select kind, payload ->> 'trading_day', status::text from crypto.jobs where kind <> 'alert.deliver' $$,
     $$ values ('eod.fetch', '2026-11-24', 'queued') $$,
     '15 minutes after the close the tick asks the worker for the closes'
 );
@@ -33,24 +33,24 @@ select is(
     'and the session is SETTLING'
 );
 select crypto.schedule_tick();
-select is((select count(*)::int from crypto.jobs), 1, 'a second tick asks nothing more');
+select is((select count(*)::int from crypto.jobs where kind = 'eod.fetch'), 1, 'a second tick asks nothing more');
 
 -- A price outage never VOIDs a day by itself.
 select crypto.load_eod_price('2026-11-23', 'AAPL', 100, 'test');
 select crypto.load_eod_price('2026-11-24', 'AAPL', 101, 'test');
-update crypto.jobs set status = 'running', attempts = 1, locked_at = clock_timestamp();
-select crypto.fail_job(id, 'YFRateLimitError: Too Many Requests') from crypto.jobs;
+update crypto.jobs set status = 'running', attempts = 1, locked_at = clock_timestamp() where kind = 'eod.fetch';
+select crypto.fail_job(id, 'YFRateLimitError: Too Many Requests') from crypto.jobs where kind = 'eod.fetch';
 select is(
     (select details ->> 'deadline' from crypto.system_health where check_name = 'eod_fetch' and status = 'alert'),
     '2026-11-25T21:25:00+09:00', 'the first failed fetch raises an alert naming the deadline'
 );
-update crypto.jobs set status = 'running', attempts = 9, locked_at = clock_timestamp();
-select crypto.fail_job(id, 'still down') from crypto.jobs;
+update crypto.jobs set status = 'running', attempts = 9, locked_at = clock_timestamp() where kind = 'eod.fetch';
+select crypto.fail_job(id, 'still down') from crypto.jobs where kind = 'eod.fetch';
 select is(
-    (select run_after - crypto.now() from crypto.jobs), interval '15 minutes',
+    (select run_after - crypto.now() from crypto.jobs where kind = 'eod.fetch'), interval '15 minutes',
     'retries are never more than 15 minutes apart'
 );
-update crypto.jobs set status = 'dead', attempts = max_attempts, last_error = 'rate limited';
+update crypto.jobs set status = 'dead', attempts = max_attempts, last_error = 'rate limited' where kind = 'eod.fetch';
 select crypto.clock_set('2026-11-25 21:24:00+09');
 select crypto.schedule_tick();
 select is(

@@ -8,6 +8,7 @@ select results_eq(
         ('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()'),
         ('oxp-cutoff', '25 13,14 * * 1-5', 'select crypto.schedule_tick(''cutoff'')'),
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
+        ('oxp-evaluate-alerts', '* * * * *', 'select crypto.evaluate_alerts()'),
         ('oxp-expire-auth', '17 * * * *', 'select crypto.expire_auth_rows()'),
         ('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()'),
         ('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()'),
