@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     # Request bodies larger than this are refused (413) before any parsing.
     max_body_bytes: int = 65536
 
+    # Rewarded ads pay on the ad network's server-side verification callback,
+    # signed with keys the network publishes here (AdMob's list by default).
+    ad_ssv_keys_url: str = "https://www.gstatic.com/admob/reward/verifier-keys.json"
+    ad_ssv_keys_cache_seconds: float = 3600.0
+    # A callback with an unknown key fetches the list again, at most this often.
+    ad_ssv_refetch_seconds: float = 10.0
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []
