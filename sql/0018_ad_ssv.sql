@@ -22,6 +22,7 @@ alter table crypto.ad_impressions enable row level security;
 create policy "Ad impressions are visible to their owner" on crypto.ad_impressions
 for select to app_user using ((select crypto.auth_uid()) = user_id);
 grant select on crypto.ad_impressions to app_user;
+grant select on crypto.ad_impressions to auditor, oxp_service;
 
 -- An unlock is now the network's verified callback: the transaction pays
 -- once (unique), the impression is rewarded once (unique). `callback` keeps
