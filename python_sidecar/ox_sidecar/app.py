@@ -53,7 +53,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.tokens = TokenService(settings)
     app.state.oidc = OidcClient(settings)
     app.state.ad_ssv = SsvVerifier(
-        settings.ad_ssv_keys_url, settings.ad_ssv_keys_cache_seconds, settings.ad_ssv_refetch_seconds
+        settings.ad_ssv_keys_url,
+        settings.ad_ssv_keys_cache_seconds,
+        settings.ad_ssv_refetch_seconds,
     )
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.rate_limits = settings.rate_limits_enabled
