@@ -176,6 +176,12 @@ begin
             detail = format('Impression %s was not shown to user %s', v_impression.id, left(p_user_id, 40));
     end if;
 
+    -- A disabled account earns nothing, whatever it was shown before.
+    if exists (select from crypto.users as u where u.id = v_impression.user_id and u.disabled_at is not null) then
+        raise exception using errcode = 'OX003', message = 'FORBIDDEN',
+            detail = 'The account is disabled';
+    end if;
+
     -- Under the impression's lock: the same transaction, racing, paid meanwhile.
     select u.* into v_unlock from crypto.ad_unlocks as u where u.transaction_id = p_transaction_id;
     if v_unlock.id is not null then

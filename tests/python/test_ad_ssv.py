@@ -201,3 +201,18 @@ def test_slot_ads_unlock_on_the_callback_and_caps_hold_under_racing_callbacks(
     capped = api.post("/v1/ads/pts/click", headers={**player, "Idempotency-Key": "p9"})
     assert capped.status_code == 409 and capped.json()["code"] == "AD_LIMIT_REACHED"
     assert service(db, "select count(*) from crypto.integrity_violations()") == 0
+
+
+def test_the_timestamp_is_read_in_milliseconds_or_microseconds() -> None:
+    """AdMob documents milliseconds; its own example has 16 digits (microseconds)."""
+    from ox_sidecar.ad_ssv import parse
+
+    def at(stamp: str) -> dt.datetime:
+        content = (
+            "ad_network=1&ad_unit=2&custom_data=c&reward_amount=1&reward_item=x"
+            f"&timestamp={stamp}&transaction_id=t&user_id=u"
+        )
+        return parse(content).rewarded_at
+
+    assert at("1507770365237") == at("1507770365237823").replace(microsecond=237000)
+    assert at("1507770365237").year == 2017

@@ -1,5 +1,5 @@
 begin;
-select plan(35);
+select plan(36);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -110,6 +110,12 @@ select throws_ok(
     format($$ select pg_temp.ssv('tx 3; --', %L, %L) $$, :'s1'::jsonb ->> 'impression_id', :'u'),
     'OX162', 'AD_SSV_MALFORMED', 'a transaction id that is not an id'
 );
+update crypto.users set disabled_at = now() where id = :'u';
+select throws_ok(
+    format($$ select pg_temp.ssv('tx3', %L, %L) $$, :'s1'::jsonb ->> 'impression_id', :'u'),
+    'OX003', 'FORBIDDEN', 'a disabled account earns nothing'
+);
+update crypto.users set disabled_at = null where id = :'u';
 select is(pg_temp.balance(:'u'), 20::bigint, 'no refusal paid anything');
 select is((select count(*)::int from crypto.ad_unlocks), 1, '... or recorded an unlock');
 
