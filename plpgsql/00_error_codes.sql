@@ -48,6 +48,16 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX205', 'REDEMPTION_FINAL', 409, 'The redemption can no longer change'),
 ('OX130', 'UNKNOWN_SYMBOL', 422, 'The symbol is not a known ticker'),
 ('OX131', 'ALERT_RESOLVED', 409, 'The alert is resolved already'),
+-- The ad network's server-side verification callback. The first four are
+-- raised by the API (the signature is checked in Python, which can fetch
+-- the network's keys); the others by api.ad_ssv_reward.
+('OX160', 'AD_SSV_BAD_SIGNATURE', 403, 'The callback''s signature does not verify'),
+('OX161', 'AD_SSV_UNKNOWN_KEY', 403, 'The callback names a key the ad network does not publish'),
+('OX162', 'AD_SSV_MALFORMED', 400, 'The callback is not a well-formed verification callback'),
+('OX163', 'AD_SSV_STALE', 403, 'The callback''s timestamp is too old or in the future'),
+('OX164', 'AD_IMPRESSION_UNKNOWN', 404, 'No such ad impression'),
+('OX165', 'AD_SSV_USER_MISMATCH', 403, 'The callback names another user than the impression''s'),
+('OX166', 'AD_IMPRESSION_REWARDED', 409, 'The impression was rewarded by another transaction'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
 ('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
 ('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),

@@ -6,6 +6,11 @@ insert into crypto.settings (key, value, description) values
 ('predictions.base_limit', '3', 'Predictions per user and session before ad unlocks'),
 ('ads.max_slot_unlocks', '7', 'Ad slot unlocks per user and session'),
 ('ads.max_point_rewards', '5', 'Ad point rewards per user and session'),
+('ads.max_impressions', '50', 'Ads shown (clicks recorded) per user and session, paid or not'),
+(
+    'ads.ssv_max_age_seconds', '86400',
+    'Oldest ad network callback (by its timestamp) that still pays; a retry after an outage arrives late'
+),
 ('settlement.threshold', '0.0001', 'A change this large (0.01%) or larger decides UP or DOWN'),
 ('eod.fetch_delay_minutes', '15', 'Minutes after the calendar close before closes are fetched'),
 (

@@ -89,7 +89,7 @@ begin
     insert into crypto.daily_metrics as m (
         trading_day, computed_at, active_users, participants, predictions, wins, losses, voids, unsettled,
         points_settlement, points_ads, points_adjustments, points_redeemed, points_refunded,
-        points_outstanding, redemptions, ad_rewards
+        points_outstanding, redemptions, ad_clicks, ad_rewards
     )
     select
         p_day, crypto.now(), active.users, tally.participants, tally.predictions,
@@ -100,6 +100,11 @@ begin
             select r.status::text as status, count(*) as n from crypto.rewards_redemptions as r
             where r.created_at >= v_from and r.created_at < v_to group by r.status
         ) as r),
+        (select coalesce(jsonb_object_agg(i.kind, i.n), '{}') from (
+            select a.reward_kind::text as kind, count(*) as n
+            from crypto.ad_impressions as i join crypto.ads as a on a.id = i.ad_id
+            where i.trading_day = p_day group by a.reward_kind
+        ) as i),
         (select coalesce(jsonb_object_agg(u.kind, u.n), '{}') from (
             select u.reward_kind::text as kind, count(*) as n from crypto.ad_unlocks as u
             where u.trading_day = p_day group by u.reward_kind
@@ -113,7 +118,7 @@ begin
         points_ads = excluded.points_ads, points_adjustments = excluded.points_adjustments,
         points_redeemed = excluded.points_redeemed, points_refunded = excluded.points_refunded,
         points_outstanding = excluded.points_outstanding, redemptions = excluded.redemptions,
-        ad_rewards = excluded.ad_rewards
+        ad_clicks = excluded.ad_clicks, ad_rewards = excluded.ad_rewards
     returning m.* into v_row;
     return v_row;
 end
@@ -181,6 +186,7 @@ as $$
         'points_spent', jsonb_build_object('redemptions', p_row.points_redeemed, 'refunds', p_row.points_refunded),
         'points_outstanding', p_row.points_outstanding,
         'redemptions', p_row.redemptions,
+        'ad_clicks', p_row.ad_clicks,
         'ad_rewards', p_row.ad_rewards
     )
 $$;

@@ -19,6 +19,10 @@ as $$
         -- 0 turns the reward off; the cap of 7 unlocks is the SPEC's default, not a bound.
         ('ads.max_slot_unlocks', 'integer', 0, 100, '0 turns slot ads off'),
         ('ads.max_point_rewards', 'integer', 0, 100, '0 turns point ads off'),
+        ('ads.max_impressions', 'integer', 1, 1000, null),
+        -- A transaction id and an impression pay once however late they
+        -- come; the age is a second fence, not the replay guard.
+        ('ads.ssv_max_age_seconds', 'integer', 60, 604800, null),
         -- A share, not a percentage: 0.0001 is 0.01 %. Zero would make an
         -- unchanged close a win for UP; more than 1 % is not a small move.
         ('settlement.threshold', 'decimal', 0, 0.01, 'a share: 0.0001 is 0.01 %'),

@@ -27,6 +27,8 @@ create table crypto.daily_metrics (
     points_refunded bigint not null check (points_refunded >= 0),
     points_outstanding bigint not null check (points_outstanding >= 0),
     redemptions jsonb not null,
+    -- Ads shown (impressions, by reward kind) and rewarded (verified by the network).
+    ad_clicks jsonb not null,
     ad_rewards jsonb not null,
     check (wins + losses + voids + unsettled = predictions),
     check (participants <= predictions)

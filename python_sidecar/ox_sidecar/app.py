@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from . import environment, logs, ratelimit
+from .ad_ssv import SsvVerifier
 from .config import ROOT, Settings, get_settings
 from .db import call_api, new_pool
 from .guards import BodyLimit, HashGate
@@ -51,6 +52,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.tokens = TokenService(settings)
     app.state.oidc = OidcClient(settings)
+    app.state.ad_ssv = SsvVerifier(
+        settings.ad_ssv_keys_url,
+        settings.ad_ssv_keys_cache_seconds,
+        settings.ad_ssv_refetch_seconds,
+    )
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.rate_limits = settings.rate_limits_enabled
     app.state.totp_key = settings.totp_key
@@ -622,8 +628,33 @@ def _routes(app: FastAPI) -> None:
     async def click_ad(
         ad_id: AdId, caller: User, pool: Pool, idempotency_key: RequiredIdempotencyKey
     ) -> Response:
+        """Record that the ad is shown; pays nothing. Give the answer's `ssv.user_id`
+        and `ssv.custom_data` to the ad SDK's server-side verification options:
+        the reward comes with the network's callback to `/v1/ads/ssv`."""
         args = ("click_ad", ad_id, idempotency_key)
         return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
+
+    @app.get("/v1/ads/ssv", tags=["ads"], responses={400: PROBLEM, 403: PROBLEM, 409: PROBLEM})
+    async def ad_ssv(request: Request, pool: Pool) -> Response:
+        """The ad network's server-side verification callback (AdMob's shape). No
+        token: the network calls it, and only a callback signed with a key the
+        network publishes pays. 200 when paid, and on every replay of a paid
+        transaction (which pays nothing more); a refusal is final (4xx, the same
+        on a retry); 503 asks the network to retry."""
+        try:
+            query = request.scope["query_string"].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise Problem("AD_SSV_MALFORMED", "The query string is not ASCII") from exc
+        callback = await request.app.state.ad_ssv.verify(query)
+        args = (
+            "ad_ssv_reward",
+            callback.transaction_id,
+            callback.custom_data,
+            callback.user_id,
+            callback.rewarded_at,
+            Jsonb(callback.evidence),
+        )
+        return raw_json(await call_api(pool, "ad_network", "", *args))
 
 
 app = create_app()

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # Where alerts reach a person: Slack-compatible incoming webhooks,
     # several separated by spaces or commas. Secrets: never logged.
     alert_webhook_url: str | None = None
+    # Rewarded ads pay on the ad network's server-side verification callback,
+    # signed with keys the network publishes here (AdMob's list by default).
+    ad_ssv_keys_url: str = "https://www.gstatic.com/admob/reward/verifier-keys.json"
+    ad_ssv_keys_cache_seconds: float = 3600.0
+    # A callback with an unknown key fetches the list again, at most this often.
+    ad_ssv_refetch_seconds: float = 10.0
 
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).

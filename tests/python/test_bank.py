@@ -44,8 +44,7 @@ def _attempt(url: str, op: Op) -> Any:
             act_as(conn, op.user)
             row = conn.execute("select api.redeem_reward(%s, %s)", (op.arg, op.key)).fetchone()
         elif op.kind == "ad":
-            act_as(conn, op.user)
-            row = conn.execute("select api.click_ad(%s, %s)", (op.arg, op.key)).fetchone()
+            row = _ad(conn, op)
         elif op.kind == "adjust":
             conn.execute("set local role oxp_service")
             row = conn.execute(
@@ -65,6 +64,29 @@ def _attempt(url: str, op: Op) -> Any:
         conn.commit()
     assert row is not None
     return row[0]
+
+
+def _ad(conn: psycopg.Connection, op: Op) -> Any:
+    """The user's click (an impression), then the network's verified callback
+    for it, as the API passes it on (ad_network), with the key as transaction
+    id. A payment refused (the cap) is the answer; the impression stays."""
+    now = conn.execute("select crypto.now()").fetchone()[0]  # type: ignore[index]
+    act_as(conn, op.user)
+    shown = conn.execute("select api.click_ad(%s, %s)", (op.arg, op.key)).fetchone()
+    assert shown is not None
+    if "problem" in shown[0]:
+        return shown
+    conn.execute("select set_config('role', 'ad_network', true)")
+    try:
+        with conn.transaction():
+            return conn.execute(
+                "select api.ad_ssv_reward(%s, %s, %s, %s, '{}')",
+                (op.key, shown[0]["impression_id"], op.user, now),
+            ).fetchone()
+    except psycopg.DatabaseError as exc:
+        if not (exc.sqlstate or "").startswith("OX"):
+            raise  # a killed backend, a deadlock: the caller's to retry
+        return ({"problem": {"sqlstate": exc.sqlstate}},)
 
 
 # How attempts failed, across threads. psycopg's DeadlockDetected and
@@ -254,7 +276,7 @@ def test_bank_under_races_retries_and_killed_backends(db: psycopg.Connection, db
             assert rows == (0 if "problem" in op.answer else 1), op
         elif op.kind == "ad":
             rows = db.execute(
-                "select count(*) from crypto.ad_unlocks where user_id = %s and idempotency_key = %s",
+                "select count(*) from crypto.ad_unlocks where user_id = %s and transaction_id = %s",
                 (op.user, op.key),
             ).fetchone()[0]  # type: ignore[index]
             assert rows == (0 if "problem" in op.answer else 1), op

@@ -90,32 +90,33 @@ def test_a_vendor_refusal_refunds(
     assert service(db, "select count(*) from crypto.integrity_violations()") == 0
 
 
-def test_ads_raise_the_limit_and_pay_points(
+def test_an_ad_click_records_an_impression_and_pays_nothing(
     client: TestClient, db: psycopg.Connection, user: dict[str, str]
 ) -> None:
+    """What pays is the ad network's verified callback (test_ad_ssv.py)."""
     assert [a["id"] for a in client.get("/v1/ads").json()["items"]] == ["pts", "slot"]
     slot = client.post("/v1/ads/slot/click", headers={**user, "Idempotency-Key": "a1"})
-    assert slot.status_code == 201 and slot.json()["prediction_limit"] == 4
-    for symbol in ("AAPL", "MSFT", "NVDA", "TSLA"):
+    assert slot.status_code == 201 and slot.json()["reward_kind"] == "SLOT"
+    for symbol in ("AAPL", "MSFT", "NVDA"):
         made = client.post(f"/v1/predictions/{symbol}", json={"choice": "UP"}, headers=user)
         assert made.status_code == 201, made.text
-    over = client.post("/v1/predictions/AMD", json={"choice": "UP"}, headers=user)
+    over = client.post("/v1/predictions/TSLA", json={"choice": "UP"}, headers=user)
     assert over.status_code == 409 and over.json()["code"] == "DAILY_LIMIT_REACHED"
 
-    for i in range(5):
-        key = f"p{i}" if i else "k" * 150  # the longest key still fits the ledger's
-        paid = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": key})
-        assert paid.status_code == 201 and paid.json()["points"] == 20
-    capped = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": "p5"})
-    assert capped.status_code == 409 and capped.json()["code"] == "AD_LIMIT_REACHED"
+    key = "k" * 150  # the longest key still fits
+    shown = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": key})
+    assert shown.status_code == 201, shown.text
+    ssv = shown.json()["ssv"]
+    assert ssv["custom_data"] == shown.json()["impression_id"] and ssv["user_id"]
+    again = client.post("/v1/ads/pts/click", headers={**user, "Idempotency-Key": key})
+    assert again.status_code == 201 and again.json() == shown.json()
     unknown = client.post("/v1/ads/nope/click", headers={**user, "Idempotency-Key": "n1"})
     assert unknown.status_code == 404 and unknown.json()["code"] == "NOT_FOUND"
-    assert client.get("/v1/points/balance", headers=user).json()["balance"] == 100
-    ledger = client.get("/v1/points/ledger", headers=user).json()["items"]
-    assert {(e["reason"], e["amount"]) for e in ledger} == {("ad_reward", 20)}
-    assert [e["balance_after"] for e in ledger] == [100, 80, 60, 40, 20]
+    assert client.get("/v1/points/balance", headers=user).json()["balance"] == 0
+    assert client.get("/v1/points/ledger", headers=user).json()["items"] == []
+    assert client.post("/v1/ads/pts/click", headers={"Idempotency-Key": "x"}).status_code == 401
 
     stats = client.get("/v1/users/stats", headers=user).json()
-    assert (stats["balance"], stats["predictions"], stats["pending"]) == (100, 4, 4)
+    assert (stats["balance"], stats["predictions"], stats["pending"]) == (0, 3, 3)
     assert stats["win_rate"] is None and stats["current_streak"] == 0
     assert client.get("/v1/users/stats").status_code == 401

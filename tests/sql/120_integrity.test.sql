@@ -11,8 +11,13 @@ insert into crypto.ads (id, title, reward_kind, reward_points) values ('pts', '2
 select crypto.upsert_reward('MUG', 'A mug', 50, 5);
 select tests.authenticate_as(:'w');
 select api.submit_prediction('AAPL', 'UP');
-select api.click_ad('pts', 'a1');
+select api.click_ad('pts', 'a1')::jsonb ->> 'impression_id' as imp \gset
 select tests.clear_authentication();
+-- The ad pays on the network's verified callback, as the API passes it on.
+select crypto.now() as t \gset
+set local role ad_network;
+select api.ad_ssv_reward('a1', :'imp', :'w', :'t', '{}');
+reset role;
 select tests.authenticate_as(:'l');
 select api.submit_prediction('AAPL', 'DOWN');
 select tests.clear_authentication();

@@ -1,7 +1,7 @@
 -- Business metrics (issue 11, item 2): one day's row counted from the
 -- books, recomputed when they change, and read only by who may.
 begin;
-select plan(14);
+select plan(15);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');  -- the clock: 22:25 KST on 24 Nov
@@ -13,6 +13,8 @@ select tests.authenticate_as(:'winner');
 select api.submit_prediction('AAPL', 'UP');
 select api.submit_prediction('MSFT', 'UP');
 select api.submit_prediction('NVDA', 'DOWN');
+insert into crypto.ads (id, title, reward_kind, reward_points) values ('promo', 'Promo', 'POINTS', 20);
+select api.click_ad('promo', 'click-1');
 select tests.authenticate_as(:'loser');
 select api.submit_prediction('AAPL', 'DOWN');
 select tests.clear_authentication();
@@ -43,6 +45,11 @@ from (values
 select crypto.settle_session('2026-11-24', true);
 
 select is(crypto.rollup_metrics(), 1, 'the rollup recomputes the settled day');
+select results_eq(
+    $$ select ad_clicks, ad_rewards from crypto.daily_metrics where trading_day = '2026-11-24' $$,
+    $$ values ('{"POINTS": 1}'::jsonb, '{}'::jsonb) $$,
+    'an ad shown is counted; unverified by the network, it rewarded nothing'
+);
 select is(crypto.rollup_metrics(), 0, '... once: nothing changed since');
 select results_eq(
     $$ select active_users, wins, losses, voids, unsettled, points_settlement, points_outstanding
@@ -52,7 +59,7 @@ select results_eq(
 );
 select is(
     (crypto.daily_metrics_range('2026-11-01', '2026-11-30') #> '{items,0}')
-    - array['computed_at', 'redemptions', 'ad_rewards'],
+    - array['computed_at', 'redemptions', 'ad_clicks', 'ad_rewards'],
     '{"trading_day": "2026-11-24", "active_users": 3, "participants": 2, "participation_rate": 0.6667,
       "predictions": 4, "wins": 1, "losses": 1, "voids": 2, "unsettled": 0,
       "win_rate": 0.5000, "loss_rate": 0.5000, "void_rate": 0.5000,

@@ -129,8 +129,8 @@ select results_eq(
 -- Participation at the cutoff: under half the median of the 7 days before.
 insert into crypto.daily_metrics (trading_day, computed_at, active_users, participants, predictions, wins, losses, voids,
     unsettled, points_settlement, points_ads, points_adjustments, points_redeemed, points_refunded, points_outstanding,
-    redemptions, ad_rewards)
-select d, now(), 10, 10, 10, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, '{}', '{}'
+    redemptions, ad_clicks, ad_rewards)
+select d, now(), 10, 10, 10, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, '{}', '{}', '{}'
 from unnest(array['2026-03-05', '2026-03-06', '2026-03-09', '2026-03-10', '2026-11-23']::date[]) as d;
 update crypto.daily_metrics set participants = 10, predictions = 10, wins = 0, losses = 0, voids = 0, unsettled = 10
 where trading_day = '2026-11-24';
@@ -139,8 +139,8 @@ select is((select count(*)::int from crypto.alerts where rule = 'participation_l
     'fewer than 7 days before it: no verdict');
 insert into crypto.daily_metrics (trading_day, computed_at, active_users, participants, predictions, wins, losses, voids,
     unsettled, points_settlement, points_ads, points_adjustments, points_redeemed, points_refunded, points_outstanding,
-    redemptions, ad_rewards)
-values ('2026-11-25', now(), 10, 10, 10, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, '{}', '{}');
+    redemptions, ad_clicks, ad_rewards)
+values ('2026-11-25', now(), 10, 10, 10, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, '{}', '{}', '{}');
 select crypto.clock_set('2026-11-27 13:00Z');
 select crypto.open_session('2026-11-27');
 select crypto.clock_set('2026-11-27 14:30Z');
