@@ -9,11 +9,11 @@ select tests.create_user('winner@example.com') as winner \gset
 select tests.create_user('loser@example.com') as loser \gset
 select tests.create_user('idle@example.com') as idle \gset
 select tests.create_user('later@example.com') as later \gset
+insert into crypto.ads (id, title, reward_kind, reward_points) values ('promo', 'Promo', 'POINTS', 20);
 select tests.authenticate_as(:'winner');
 select api.submit_prediction('AAPL', 'UP');
 select api.submit_prediction('MSFT', 'UP');
 select api.submit_prediction('NVDA', 'DOWN');
-insert into crypto.ads (id, title, reward_kind, reward_points) values ('promo', 'Promo', 'POINTS', 20);
 select api.click_ad('promo', 'click-1');
 select tests.authenticate_as(:'loser');
 select api.submit_prediction('AAPL', 'DOWN');
