@@ -210,3 +210,45 @@ end
 $$;
 
 grant execute on function crypto.daily_metrics_range(date, date) to oxp_service, app_admin, auditor;
+
+-- What Prometheus scrapes from the database (GET /metrics): the queue,
+-- the schedule, open alerts and today's game, in one small read. Every
+-- figure is a gauge; the shim only renames them.
+create or replace function api.prometheus_gauges() returns jsonb
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select jsonb_build_object(
+        'queue', (select coalesce(jsonb_agg(jsonb_build_object(
+                'kind', q.kind, 'status', q.status, 'jobs', q.n,
+                'oldest_seconds', extract(epoch from crypto.now() - q.oldest))), '[]')
+            from (
+                select j.kind, j.status::text as status, count(*) as n,
+                    min(case when j.status = 'queued' then least(j.run_after, crypto.now()) else j.created_at end) as oldest
+                from crypto.jobs as j
+                where j.status in ('queued', 'running', 'dead')
+                group by j.kind, j.status
+            ) as q),
+        'last_success', (select coalesce(jsonb_object_agg(r.job,
+                extract(epoch from crypto.now() - r.finished_at)), '{}')
+            from (
+                select r.job, max(r.finished_at) as finished_at
+                from crypto.job_runs as r where r.status = 'succeeded' group by r.job
+            ) as r),
+        'alerts', (select coalesce(jsonb_agg(jsonb_build_object(
+                'rule', a.rule, 'severity', a.severity, 'open', a.n)), '[]')
+            from (
+                select a.rule, a.severity::text as severity, count(*) as n
+                from crypto.alerts as a where a.resolved_at is null group by a.rule, a.severity
+            ) as a),
+        'worker_heartbeat_seconds', (select extract(epoch from crypto.now() - max(h.seen_at))
+            from crypto.worker_heartbeats as h),
+        'today', (select jsonb_build_object(
+                'trading_day', m.trading_day, 'active_users', m.active_users, 'participants', m.participants,
+                'predictions', m.predictions, 'points_outstanding', m.points_outstanding,
+                'age_seconds', extract(epoch from crypto.now() - m.computed_at))
+            from crypto.daily_metrics as m order by m.trading_day desc limit 1)
+    )
+$$;
+
+grant execute on function api.prometheus_gauges() to anon;

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import psycopg
@@ -37,6 +41,11 @@ def serve(
 ) -> None:
     """Run the HTTP API."""
     _refuse_another_environment(get_settings().api_url, role="anon")
+    # Prometheus counters shared by the worker processes, in a fresh
+    # directory per start (set before any of them imports the client).
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="oxp-metrics.")
+        atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
     uvicorn.run(
         "ox_sidecar.app:app",
         host=host,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from . import environment, logs, ratelimit
+from . import environment, logs, metrics, ratelimit
 from .ad_ssv import SsvVerifier
 from .config import ROOT, Settings, get_settings
 from .db import call_api, new_pool
@@ -58,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ad_ssv_refetch_seconds,
     )
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
+    app.state.metrics_networks = ratelimit.parse_networks(settings.metrics_networks)
     app.state.rate_limits = settings.rate_limits_enabled
     app.state.totp_key = settings.totp_key
     app.state.mail_enabled = bool(settings.smtp_host)
@@ -121,6 +122,7 @@ def create_app() -> FastAPI:
         )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(logs.RequestIdMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -348,6 +350,22 @@ def _routes(app: FastAPI) -> None:
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request, pool: Pool) -> Response:
+        """For the operator's scraper only: from METRICS_NETWORKS, never
+        through the public proxy; elsewhere it does not exist (404)."""
+        state = request.app.state
+        peer = request.client.host if request.client else None
+        if not metrics.allowed(peer, state.metrics_networks, state.trusted_proxies):
+            raise Problem("NOT_FOUND", "Not Found")
+        metrics.note_pool(pool.get_stats())
+        try:
+            gauges = json.loads(await call_api(pool, "anon", "", "prometheus_gauges") or "null")
+        except Problem:
+            gauges = None  # oxp_database_up 0 says so
+        body, content_type = metrics.render(gauges)
+        return Response(body, media_type=content_type)
 
     @app.get("/ready", tags=["ops"], responses={503: PROBLEM})
     async def ready(pool: Pool) -> dict[str, Any]:

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     # A callback with an unknown key fetches the list again, at most this often.
     ad_ssv_refetch_seconds: float = 10.0
 
+    # Who may scrape GET /metrics (the peer address; a request through a
+    # trusted proxy never may). Loopback and private networks by default.
+    metrics_networks: list[str] = [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    ]
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []

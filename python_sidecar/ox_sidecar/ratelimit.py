@@ -23,11 +23,11 @@ KINDS: dict[tuple[str, str], list[str]] = {
     ("GET", "/v1/users/me"): ["point_reads"],
     ("GET", "/v1/users/stats"): ["point_reads"],
 }
-# Probes of load balancers and orchestrators are never limited; nor is the
+# Probes of load balancers and orchestrators, and the scraper, are never limited; nor is the
 # ad network's callback, refused before any database work unless its
 # signature verifies (a cheap check), and called from the network's many
 # addresses, where a per-IP limit would only refuse real rewards.
-EXEMPT = frozenset({"/health", "/ready", "/v1/ads/ssv"})
+EXEMPT = frozenset({"/health", "/ready", "/metrics", "/v1/ads/ssv"})
 
 
 def parse_networks(values: Iterable[str]) -> list[Network]:
