@@ -245,6 +245,20 @@ begin
         perform crypto.alert_clear('worker_silent');
     end if;
 
+    -- The API's 5xx rate over the last 5 minutes, once there is enough
+    -- traffic to tell (alerts.http_min_requests).
+    select coalesce(sum(h.total), 0) as total, coalesce(sum(h.errors), 0) as errors into v_row
+    from crypto.http_counts as h where h.minute >= v_now - interval '5 minutes';
+    if v_row.total >= crypto.setting_int('alerts.http_min_requests')
+        and v_row.errors * 100 > v_row.total then
+        perform crypto.alert_open('api_server_errors', '', 'warning', jsonb_build_object(
+            'requests', v_row.total, 'errors', v_row.errors, 'window', '5 minutes',
+            'action', 'oxp_http_5xx_total on /metrics names the routes; the API log has each error'));
+    else
+        perform crypto.alert_clear('api_server_errors');
+    end if;
+    delete from crypto.http_counts as h where h.minute < v_now - interval '1 day';
+
     -- Participation at the cutoff, against the last 7 trading days.
     perform crypto.check_participation();
     return (select count(*)::integer from crypto.alerts as a where a.resolved_at is null);
@@ -327,3 +341,17 @@ grant execute on function crypto.resolve_alert(bigint, text) to oxp_service, app
 grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
 grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
 grant execute on function crypto.check_settlement_payout(date) to oxp_service;
+
+-- Each API process adds what it answered since its last report; the
+-- minute's totals so far come back.
+create or replace function api.note_http_counts(p_total bigint, p_errors bigint) returns jsonb
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.http_counts as h (minute, total, errors)
+    values (date_trunc('minute', crypto.now()), p_total, p_errors)
+    on conflict (minute) do update set total = h.total + excluded.total, errors = h.errors + excluded.errors
+    returning jsonb_build_object('minute', crypto.kst(h.minute), 'total', h.total, 'errors', h.errors)
+$$;
+
+grant execute on function api.note_http_counts(bigint, bigint) to anon;

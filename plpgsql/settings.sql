@@ -30,6 +30,7 @@ as $$
         -- During an outage an operator may move the VOID deadline.
         ('eod.void_deadline_minutes', 'integer', 0, 10080, 'before the next session''s cutoff'),
         ('eod.retry_max_seconds', 'integer', 30, 3600, null),
+        ('alerts.http_min_requests', 'integer', 1, 1000000, null),
         ('rewards.vendor_failure_rate', 'decimal', 0, 1, 'a share of vendor calls the simulated vendor refuses'),
         ('ratelimit.ip_per_minute', 'integer', 1, 1000000, null),
         ('ratelimit.predictions_per_minute', 'integer', 1, 10000, null),

@@ -76,7 +76,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.environment_refusal:
         await app.state.pool.close()
         raise environment.EnvironmentMismatch(app.state.environment_refusal)
+    reporter = asyncio.create_task(
+        metrics.report_http_counts(app.state.pool, settings.http_counts_report_seconds)
+    )
     yield
+    reporter.cancel()
     loader.cancel()
     await app.state.pool.close()
 

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         "192.168.0.0/16",
     ]
 
+    # How often each API process adds its answers to the database's
+    # per-minute counts (the 5xx-rate alert).
+    http_counts_report_seconds: float = 15.0
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []

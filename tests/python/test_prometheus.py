@@ -4,6 +4,7 @@ the database's gauges, for the operator's network only; real uvicorn."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import psycopg
@@ -75,3 +76,22 @@ def test_metrics_are_not_for_the_public(
     assert refused.status_code == 404
     assert refused.headers["content-type"] == "application/problem+json"
     assert "oxp_" not in refused.text
+
+
+def test_each_process_reports_its_answers_for_the_5xx_alert(
+    db: psycopg.Connection, env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_COUNTS_REPORT_SECONDS", "0.2")
+    with running_api() as base, httpx.Client(base_url=base, timeout=10) as c:
+        for _ in range(5):
+            assert c.get("/health").status_code == 200
+        reported = 0
+        for _ in range(50):
+            reported = db.execute(
+                "select coalesce(sum(total), 0) from crypto.http_counts"
+            ).fetchone()[0]  # type: ignore[index]
+            if reported >= 5:
+                break
+            time.sleep(0.1)
+    assert reported >= 5, "the answers reached the database's per-minute counts"
+    assert db.execute("select sum(errors) from crypto.http_counts").fetchone() == (0,)

@@ -1,7 +1,7 @@
 -- Alerts (issue 11, item 4): one row per condition while it lasts, each
 -- transition queued once for the webhooks, rules that open and clear.
 begin;
-select plan(27);
+select plan(30);
 
 select tests.load_calendar();
 select crypto.clock_set('2026-11-24 01:00Z');
@@ -152,6 +152,25 @@ select results_eq(
     $$ values ('2026-11-27', 0, 10::numeric) $$,
     'nobody predicted where 10 usually do'
 );
+
+-- The API's 5xx rate over 5 minutes, once there is traffic enough to tell.
+select crypto.clock_set('2026-11-28 01:00Z');
+select api.note_http_counts(50, 40);
+select crypto.evaluate_alerts();
+select is((select count(*)::int from crypto.alerts where rule = 'api_server_errors'), 0, 'too few requests to judge');
+select api.note_http_counts(150, 0);
+select crypto.clock_set('2026-11-28 01:02Z');
+select api.note_http_counts(100, 3);
+select crypto.evaluate_alerts();
+select results_eq(
+    $$ select (details ->> 'requests')::int, (details ->> 'errors')::int from crypto.alerts
+       where rule = 'api_server_errors' and resolved_at is null $$,
+    $$ values (300, 43) $$,
+    'over 1 % of 300 answers in 5 minutes were 5xx'
+);
+select crypto.clock_set('2026-11-28 01:08Z');
+select crypto.evaluate_alerts();
+select is((select resolution from crypto.alerts where rule = 'api_server_errors'), 'cleared', 'a quiet 5 minutes clears it');
 
 -- Who may not.
 set local role app_user;
