@@ -157,8 +157,9 @@ begin
     end if;
     if v_session.trading_day is null then
         raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = 'No session has opened yet' || coalesce(format('; the session for %s opens at %s',
-                v_next, crypto.kst(crypto.session_opens_at(v_next))), '');
+            -- format() renders NULL as '': the clause is added only with a next day.
+            detail = 'No session has opened yet' || case when v_next is null then '' else format(
+                '; the session for %s opens at %s', v_next, crypto.kst(crypto.session_opens_at(v_next))) end;
     end if;
     select * into v_cal from crypto.trading_calendar as c where c.trading_day = v_session.trading_day;
     v_accepting := v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at;
