@@ -301,6 +301,27 @@ begin
 end
 $$;
 
+-- Several settings at once, all or none: {"key": value, ...}, each by its rule.
+create or replace function api.admin_settings_patch(p_changes jsonb) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_key text;
+    v_value jsonb;
+begin
+    perform crypto.require_admin();
+    if jsonb_typeof(p_changes) is distinct from 'object' or p_changes = '{}' then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'Send an object of settings to change: {"key": value, ...}';
+    end if;
+    for v_key, v_value in select e.key, e.value from jsonb_each(p_changes) as e order by e.key loop
+        perform crypto.setting_set(v_key, v_value #>> '{}');
+    end loop;
+    return crypto.settings_list();
+end
+$$;
+
 -- Ads: create one, or change its title, reward or whether it is shown.
 create or replace function api.admin_ad_upsert(
     p_id text, p_title text, p_kind text, p_points bigint, p_active boolean
@@ -366,5 +387,6 @@ grant execute on function api.admin_batches(integer) to app_admin;
 grant execute on function api.admin_batch_run(text) to app_admin;
 grant execute on function api.admin_settings() to app_admin;
 grant execute on function api.admin_setting_set(text, text) to app_admin;
+grant execute on function api.admin_settings_patch(jsonb) to app_admin;
 grant execute on function api.admin_ad_upsert(text, text, text, bigint, boolean) to app_admin;
 grant execute on function api.admin_metrics(date, date) to app_admin;

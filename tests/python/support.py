@@ -116,3 +116,23 @@ def act_as(conn: psycopg.Connection, uid: str) -> None:
         "select set_config('role', 'app_user', true), set_config('request.jwt.claims', %s, true)",
         (json.dumps({"sub": uid, "role": "app_user"}),),
     )
+
+
+def admin_token(client: httpx.Client, email: str) -> str:
+    """A signed-up user made an admin by `oxp users create-admin`, signed in
+    with password and code: their access token (signed by the admin key)."""
+    import pyotp
+    from typer.testing import CliRunner
+
+    from ox_cli.main import app
+
+    signup(client, email)  # type: ignore[arg-type]
+    result = CliRunner().invoke(app, ["users", "create-admin", email])
+    assert result.exit_code == 0, result.output
+    secret = result.output.split("TOTP secret (shown once): ")[1].split()[0]
+    r = client.post(
+        "/v1/auth/login",
+        json={"email": email, "password": "correct horse battery", "otp": pyotp.TOTP(secret).now()},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
