@@ -46,8 +46,9 @@ end
 $$;
 
 -- The audit log, newest first, in cursor pages (the ledger's shape),
--- filtered by action, actor, subject and time.
-create or replace function api.admin_audit(
+-- filtered by action, actor, subject and time: GET /admin/audit and
+-- oxp audit search.
+create or replace function crypto.audit_search(
     p_action text default null, p_actor text default null, p_subject text default null,
     p_from timestamptz default null, p_to timestamptz default null,
     p_limit integer default 50, p_cursor bigint default null
@@ -60,7 +61,6 @@ declare
     v_last bigint;
     v_count integer;
 begin
-    perform crypto.require_admin();
     perform crypto.page_limit(p_limit);
     if p_from > p_to then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED', detail = 'from must not be after to';
@@ -82,6 +82,20 @@ begin
         limit p_limit
     ) as l;
     return crypto.page(v_items, v_last, v_count, p_limit);
+end
+$$;
+
+create or replace function api.admin_audit(
+    p_action text default null, p_actor text default null, p_subject text default null,
+    p_from timestamptz default null, p_to timestamptz default null,
+    p_limit integer default 50, p_cursor bigint default null
+) returns json
+language plpgsql stable security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform crypto.require_admin();
+    return crypto.audit_search(p_action, p_actor, p_subject, p_from, p_to, p_limit, p_cursor);
 end
 $$;
 
@@ -375,6 +389,8 @@ $$;
 
 grant execute on function api.admin_dashboard() to app_admin;
 grant execute on function api.admin_audit(text, text, text, timestamptz, timestamptz, integer, bigint) to app_admin;
+grant execute on function crypto.audit_search(text, text, text, timestamptz, timestamptz, integer, bigint)
+to oxp_service, auditor;
 grant execute on function api.admin_universe_upsert(date, text[]) to app_admin;
 grant execute on function api.admin_reward_inventory(text, text, bigint, integer, boolean) to app_admin;
 grant execute on function api.admin_adjust_points(text, uuid, bigint, text, text) to app_admin;

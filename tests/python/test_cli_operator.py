@@ -389,3 +389,19 @@ def test_metrics_of_a_settled_day(db: psycopg.Connection) -> None:
     table = run("metrics", "--from", "2026-11-24", "--to", "2026-11-24").stdout
     assert "2026-11-24" in table and "1/1/0" in table
     refused("metrics", "--from", "2026-11-30", "--to", "2026-11-24", code="VALIDATION_FAILED")
+
+
+def test_audit_search_pages_like_the_admin_route(db: psycopg.Connection) -> None:
+    for sku in ("A1", "B2", "C3"):
+        db.execute("select crypto.upsert_reward(%s, 'x', 10, 1)", (sku,))
+    page = data("audit", "search", "--action", "reward.upsert", "--limit", "2")
+    assert [i["subject"] for i in page["items"]] == ["C3", "B2"] and page["next_cursor"]
+    rest = data(
+        "audit", "search", "--action", "reward.upsert", "--cursor", str(page["next_cursor"])
+    )
+    assert [i["subject"] for i in rest["items"]] == ["A1"] and rest["next_cursor"] is None
+    assert (
+        "more: --cursor"
+        in run("audit", "search", "--action", "reward.upsert", "--limit", "2").stdout
+    )
+    refused("audit", "search", "--limit", "0", code="VALIDATION_FAILED")
