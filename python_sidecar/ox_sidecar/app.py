@@ -714,6 +714,10 @@ class ReasonIn(BaseModel):
     reason: Reason
 
 
+class ClosesIn(BaseModel):
+    closes: list[CloseIn] = Field(min_length=1, max_length=5000)
+
+
 class ManualSettlementIn(BaseModel):
     trading_day: dt.date
     void_missing: bool = False
@@ -809,6 +813,16 @@ def _admin_routes(app: FastAPI) -> None:
     async def admin_eod(body: DayIn, caller: Admin, pool: Pool) -> Response:
         """Ask the worker for a finished day's closes now."""
         return await admin_call(caller, pool, "admin_eod_trigger", body.trading_day, status=202)
+
+    @app.post("/admin/eod/prices", tags=["admin"])
+    async def admin_eod_prices(body: ClosesIn, caller: Admin, pool: Pool) -> Response:
+        """Closes from elsewhere during a price outage, before the VOID
+        deadline: all rows or none (each refused row named by its number)."""
+        closes = [
+            {"trading_day": c.trading_day.isoformat(), "symbol": c.symbol, "close": str(c.close)}
+            for c in body.closes
+        ]
+        return await admin_call(caller, pool, "admin_load_eod_prices", Jsonb(closes))
 
     @app.post("/admin/maintenance/integrity-check", tags=["admin"])
     async def admin_integrity(caller: Admin, pool: Pool) -> Response:

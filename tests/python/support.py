@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
@@ -136,3 +137,43 @@ def admin_token(client: httpx.Client, email: str) -> str:
     )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
+
+
+class _WebhookHandler(http.server.BaseHTTPRequestHandler):
+    sink: WebhookSink
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        sink = self.server.sink  # type: ignore[attr-defined]
+        if sink.fail.get(self.path, 0) > 0:
+            sink.fail[self.path] -= 1
+            self.send_response(500)
+        else:
+            sink.posts.append((self.path, body))
+            self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class WebhookSink:
+    """A Slack-style incoming webhook on a local port: records each POST by
+    path; a path in `fail` answers 500 that many times first."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.fail: dict[str, int] = {}
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebhookHandler)
+        self.server.sink = self  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> WebhookSink:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -16,11 +16,14 @@ select tests.authenticate_as(:'player', 'app_admin');
 select throws_ok($$ select api.admin_dashboard() $$, 'OX003', 'FORBIDDEN', 'a player with an admin role claim is refused');
 select tests.authenticate_as(:'boss', 'app_admin');
 
+select tests.clear_authentication();
+select crypto.rollup_metrics();
+select tests.authenticate_as(:'boss', 'app_admin');
 select results_eq(
     $$ select d -> 'session' ->> 'trading_day', d -> 'session' ->> 'phase', (d -> 'points' ->> 'held_by_players')::int
        from api.admin_dashboard() as d $$,
     $$ values ('2026-11-24', 'OPEN', 0) $$,
-    'the dashboard: today''s session and the points players hold'
+    'the dashboard: today''s session and the points players hold, as of the rollup'
 );
 
 -- Points, by email or by id, keyed by the request's Idempotency-Key.
