@@ -22,7 +22,7 @@ from throwaway import running_api, throwaway_cluster
 
 DAY, PREV = "2026-11-24", "2026-11-23"
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
-ADMIN = "00000000-0000-0000-0000-00000000ad01"
+ADMIN = "00000000-0000-0000-0001-000000000001"  # outside the players' range
 
 BUILD = """
 insert into crypto.users (id, email, password_hash)
