@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from . import environment, logs, metrics, ratelimit
+from . import environment, logs, metrics, ratelimit, web
 from .ad_ssv import SsvVerifier
 from .config import ROOT, Settings, get_settings
 from .db import call_api, new_pool
@@ -153,6 +153,7 @@ def create_app() -> FastAPI:
 
     _routes(app)
     _admin_routes(app)
+    web.install(app)  # the player's web app at / (web.py)
     return app
 
 
