@@ -58,6 +58,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX164', 'AD_IMPRESSION_UNKNOWN', 404, 'No such ad impression'),
 ('OX165', 'AD_SSV_USER_MISMATCH', 403, 'The callback names another user than the impression''s'),
 ('OX166', 'AD_IMPRESSION_REWARDED', 409, 'The impression was rewarded by another transaction'),
+('OX180', 'NICKNAME_TAKEN', 409, 'Another player has this nickname'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
 ('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
 ('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),

@@ -15,6 +15,7 @@ as $$
         ('environment', 'fixed', null, null, 'set by ENV when migrating'),
         ('clock.offset_seconds', 'fixed', null, null, 'use oxp clock set / oxp clock reset'),
         ('points.per_win', 'integer', 1, 1000000, null),
+        ('leaderboard.min_decided', 'integer', 1, 1000, 'decided predictions before an accuracy counts'),
         ('predictions.base_limit', 'integer', 1, 100, null),
         -- 0 turns the reward off; the cap of 7 unlocks is the SPEC's default, not a bound.
         ('ads.max_slot_unlocks', 'integer', 0, 100, '0 turns slot ads off'),

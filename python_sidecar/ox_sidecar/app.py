@@ -291,6 +291,10 @@ RequiredIdempotencyKey = Annotated[
 ]
 
 
+class NicknameIn(BaseModel):
+    nickname: str | None = Field(max_length=40, description="2 to 20 characters; null removes it")
+
+
 class PredictionIn(BaseModel):
     choice: Literal["UP", "DOWN"]
 
@@ -626,6 +630,28 @@ def _routes(app: FastAPI) -> None:
     @app.get("/v1/users/stats", tags=["users"])
     async def stats(caller: User, pool: Pool) -> Response:
         return raw_json(await call_api(pool, caller.role, caller.claims, "user_stats"))
+
+    @app.post("/v1/users/me/nickname", tags=["users"])
+    async def set_nickname(body: NicknameIn, caller: User, pool: Pool) -> Response:
+        """The public name on the leaderboard (null removes it): 2 to 20
+        characters, no "@", unique whatever the case (409 NICKNAME_TAKEN)."""
+        return raw_json(
+            await call_api(pool, caller.role, caller.claims, "set_nickname", body.nickname)
+        )
+
+    @app.get("/v1/leaderboard", tags=["users"])
+    async def leaderboard(
+        caller: AnyCaller,
+        pool: Pool,
+        period: Annotated[Literal["week", "month", "all"], Query()] = "week",
+        limit: Limit = 20,
+        cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    ) -> Response:
+        """Points won in settled sessions this week, month or ever (New York
+        dates), ties by wins then a fixed order; `accuracy` is wins / decided
+        (VOIDs left out), null below `min_decided`. Nicknames only."""
+        args = ("leaderboard", period, limit, cursor)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
 
     @app.get("/v1/rewards", tags=["rewards"])
     async def rewards(caller: AnyCaller, pool: Pool) -> Response:
