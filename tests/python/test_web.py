@@ -183,6 +183,19 @@ def test_a_new_player_plays_a_whole_day(
     page.get_by_role("button", name="포인트").click()
     expect(page.locator("#balance")).to_have_text("100점")
 
+    # The ranking: a nickname made of markup is shown as the characters it
+    # is (20 characters: the issue's <img ...> is longer than a nickname may be).
+    evil = "<svg onload=alert()>"
+    page.get_by_role("button", name="순위").click()
+    page.fill("input[name=nickname]", evil)
+    page.get_by_role("button", name="저장").click()
+    expect(page.locator("#message")).to_have_text("닉네임을 저장했습니다")
+    first_place = page.locator('#board li[data-rank="1"]')
+    expect(first_place).to_contain_text(f"1. {evil}")
+    expect(first_place).to_contain_text("200점 · 2승 0패")
+    assert page.locator("#board svg").count() == 0
+    shot(page, "player-ranking")
+
     # 360 px wide: nothing sticks out sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert console.unexpected(409) == []

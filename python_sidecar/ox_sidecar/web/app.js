@@ -5,7 +5,7 @@ import { api, forget, Problem, setTokens, signedIn } from './api.js';
 import { lang, problemMessage, setLang, t, has } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
-const TABS = ['today', 'mine', 'points', 'shop'];
+const TABS = ['today', 'mine', 'points', 'shop', 'ranks'];
 
 const state = {
   tab: 'today',
@@ -18,6 +18,7 @@ const state = {
   keys: new Map(), // what -> Idempotency-Key, kept until the server answers for good
   predictionsCursor: null,
   ledgerCursor: null,
+  period: 'week',
 };
 
 // --- small helpers ---------------------------------------------------------
@@ -179,7 +180,13 @@ function show(tab) {
     if (button.dataset.tab === state.tab) button.setAttribute('aria-current', 'page');
     else button.removeAttribute('aria-current');
   }
-  const load = { today: loadToday, mine: () => loadPredictions(false), points: () => loadPoints(false), shop: loadShop };
+  const load = {
+    today: loadToday,
+    mine: () => loadPredictions(false),
+    points: () => loadPoints(false),
+    shop: loadShop,
+    ranks: loadBoard,
+  };
   load[state.tab]().catch(showProblem);
 }
 
@@ -398,6 +405,43 @@ async function redeem(reward) {
   await loadShop().catch(showProblem);
 }
 
+// --- ranking --------------------------------------------------------------------------
+
+async function loadBoard() {
+  const [me, board] = await Promise.all([api('/v1/users/me'), api(`/v1/leaderboard?period=${state.period}&limit=50`)]);
+  const input = document.querySelector('#nickname-form input[name=nickname]');
+  if (document.activeElement !== input) input.value = me.nickname || '';
+  for (const button of document.querySelectorAll('.periods button')) {
+    button.setAttribute('aria-pressed', button.dataset.period === state.period ? 'true' : 'false');
+  }
+  const list = $('board');
+  list.replaceChildren();
+  for (const r of board.items) {
+    const mine = me.nickname != null && r.nickname === me.nickname;
+    list.append(
+      el(
+        'li',
+        { class: mine ? 'me' : null, 'data-rank': r.rank },
+        el('div', { class: 'line' }, el('strong', {}, `${r.rank}. `, r.nickname ?? t('anonymous')), el('span', {}, t('board_line', r))),
+        r.accuracy != null ? el('div', { class: 'small' }, t('accuracy', { value: (Number(r.accuracy) * 100).toFixed(1) })) : null,
+      ),
+    );
+  }
+  if (!list.children.length) list.append(el('li', { class: 'small' }, t('no_items')));
+}
+
+async function saveNickname(event) {
+  event.preventDefault();
+  const value = event.target.nickname.value.trim();
+  try {
+    await api('/v1/users/me/nickname', { method: 'POST', body: { nickname: value || null } });
+    say(t('nickname_saved'));
+    await loadBoard();
+  } catch (error) {
+    showProblem(error);
+  }
+}
+
 // --- start ---------------------------------------------------------------------------
 
 function start() {
@@ -414,6 +458,13 @@ function start() {
     button.addEventListener('click', () => {
       say('');
       show(button.dataset.tab);
+    });
+  }
+  $('nickname-form').addEventListener('submit', saveNickname);
+  for (const button of document.querySelectorAll('.periods button')) {
+    button.addEventListener('click', () => {
+      state.period = button.dataset.period;
+      loadBoard().catch(showProblem);
     });
   }
   $('predictions-more').addEventListener('click', () => loadPredictions(true).catch(showProblem));

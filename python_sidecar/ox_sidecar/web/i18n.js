@@ -3,7 +3,10 @@
 const TEXT = {
   ko: {
     title: 'OX 예측', logout: '로그아웃', tab_today: '오늘', tab_mine: '내 예측', tab_points: '포인트',
-    tab_shop: '상점', auth_heading: '로그인 또는 가입', email: '이메일', password: '비밀번호 (8자 이상)',
+    tab_shop: '상점', tab_ranks: '순위', nickname: '닉네임 (2–20자)', save: '저장', week: '이번 주',
+    month: '이번 달', all: '전체', anonymous: '(닉네임 없음)', nickname_saved: '닉네임을 저장했습니다',
+    board_line: '{points}점 · {wins}승 {losses}패', accuracy: '적중률 {value}%',
+    NICKNAME_TAKEN: '이미 사용 중인 닉네임입니다.', auth_heading: '로그인 또는 가입', email: '이메일', password: '비밀번호 (8자 이상)',
     login: '로그인', signup: '가입하기', trading_day: '거래일', cutoff_in: '예측 마감까지',
     cutoff: '마감', balance: '잔액', more: '더 보기', my_redemptions: '내 교환 내역',
     closed: '마감됨', remaining: '오늘 남은 예측 {left}/{limit} · 광고로 추가 {ads}회',
@@ -32,7 +35,10 @@ const TEXT = {
   },
   en: {
     title: 'OX Predict', logout: 'Log out', tab_today: 'Today', tab_mine: 'My predictions', tab_points: 'Points',
-    tab_shop: 'Shop', auth_heading: 'Log in or sign up', email: 'Email', password: 'Password (8+ characters)',
+    tab_shop: 'Shop', tab_ranks: 'Ranking', nickname: 'Nickname (2–20 characters)', save: 'Save',
+    week: 'This week', month: 'This month', all: 'All time', anonymous: '(no nickname)',
+    nickname_saved: 'Nickname saved', board_line: '{points} points · {wins} won {losses} lost',
+    accuracy: 'accuracy {value}%', NICKNAME_TAKEN: 'This nickname is taken.', auth_heading: 'Log in or sign up', email: 'Email', password: 'Password (8+ characters)',
     login: 'Log in', signup: 'Sign up', trading_day: 'Trading day', cutoff_in: 'Predictions close in',
     cutoff: 'Cutoff', balance: 'Balance', more: 'More', my_redemptions: 'My redemptions',
     closed: 'closed', remaining: 'Predictions left today {left}/{limit} · ad unlocks {ads}',
