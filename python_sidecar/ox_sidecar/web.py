@@ -32,11 +32,11 @@ HEADERS = [
 
 
 def is_page(path: str) -> bool:
-    return path == "/" or path.startswith("/web/")
+    return path in ("/", "/admin") or path.startswith("/web/")
 
 
 class PageHeaders:
-    """Adds HEADERS to every answer under / and /web/ (not to the JSON API,
+    """Adds HEADERS to the pages (/, /admin) and /web/* (not to the JSON API,
     and not to /docs, whose Swagger UI loads its script from a CDN)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -60,9 +60,17 @@ async def index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def admin_index(request: Request) -> Response:
+    """The admin console's page; everything in it goes through /admin/*,
+    which refuses any token but an admin's (password and code)."""
+    return FileResponse(STATIC / "admin.html", headers={"Cache-Control": "no-cache"})
+
+
 def install(app: FastAPI) -> None:
-    """`/` is the app's page, `/web/*` its files. Plain Starlette routes put
-    first: no API dependency (rate limit, token) runs for a static file."""
+    """`/` is the player's page, `/admin` the console's, `/web/*` their
+    files. Plain Starlette routes put first: no API dependency (rate limit,
+    token) runs for a static file."""
     app.router.routes.insert(0, Route("/", index, methods=["GET", "HEAD"]))
+    app.router.routes.insert(1, Route("/admin", admin_index, methods=["GET", "HEAD"]))
     app.mount("/web", StaticFiles(directory=STATIC), name="web")
     app.add_middleware(PageHeaders)

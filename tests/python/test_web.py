@@ -230,7 +230,7 @@ def test_text_stays_text_and_english_on_request(
 
 
 def test_pages_carry_security_headers(api: str) -> None:
-    for path in ("/", "/web/app.js", "/web/style.css"):
+    for path in ("/", "/admin", "/web/app.js", "/web/admin.js", "/web/style.css"):
         r = httpx.get(api + path)
         assert r.status_code == 200, path
         csp = r.headers["content-security-policy"]
@@ -244,3 +244,66 @@ def test_pages_carry_security_headers(api: str) -> None:
     assert "<script>" not in page and "<style" not in page and " style=" not in page
     assert httpx.get(api + "/web/nothing.js").status_code == 404
     assert httpx.get(api + "/web/../app.py").status_code == 404
+
+
+def test_an_admin_signs_in_with_a_code_sees_charts_and_sets_the_universe(
+    browser: Browser, api: str, db: psycopg.Connection, tmp_path: Path
+) -> None:
+    import pyotp
+
+    # A settled day with a winner and a loser, counted by the metrics rollup.
+    with httpx.Client(base_url=api) as http:
+        tokens = []
+        for email in ("p1@example.com", "p2@example.com", "boss@example.com"):
+            r = http.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+            tokens.append({"Authorization": f"Bearer {r.json()['access_token']}"})
+        http.post("/v1/predictions/AAPL", json={"choice": "UP"}, headers=tokens[0])
+        http.post("/v1/predictions/AAPL", json={"choice": "DOWN"}, headers=tokens[1])
+    secret = oxp("users", "create-admin", "boss@example.com").split("TOTP secret (shown once): ")[1]
+    secret = secret.split()[0]
+    oxp("clock", "set", "2026-11-25T07:00")
+    oxp("schedule", "tick")
+    closes = tmp_path / "closes.csv"
+    lines = ["trading_day,symbol,close"] + [f"2026-11-23,{s},100.00" for s in SYMBOLS]
+    lines += [f"2026-11-24,{s},101.00" for s in SYMBOLS]
+    closes.write_text("\n".join(lines) + "\n")
+    oxp("eod", "load", str(closes))
+    oxp("session", "settle", "--day", "2026-11-24")
+    service(db, "select crypto.rollup_metrics()")
+
+    page, console = new_page(browser, locale="en-US")
+    page.set_viewport_size({"width": 1024, "height": 900})
+    page.goto(api + "/admin")
+    # A player's password is not an admin's sign-in.
+    page.fill("input[name=email]", "p1@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=otp]", "123456")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#message")).to_have_text("This account is not an admin")
+    expect(page.locator("#console")).to_be_hidden()
+
+    page.fill("input[name=email]", "boss@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=otp]", pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_have_text("boss@example.com")
+    expect(page.locator("#dashboard")).to_contain_text("2026-11-25 (OPEN)")
+    bar = page.locator('#chart-participants rect[data-day="2026-11-24"]').last
+    expect(bar).to_have_attribute("data-value", "2")
+    win = page.locator('#chart-winrate rect[data-day="2026-11-24"]')
+    expect(win).to_have_attribute("data-value", "0.5")
+    issued = page.locator('#chart-points rect[data-day="2026-11-24"]').first
+    expect(issued).to_have_attribute("data-value", "100")
+    shot(page, "admin-dashboard")
+
+    page.fill("#universe-form input[name=trading_day]", "2026-11-25")
+    page.fill("#universe-form input[name=symbols]", "aapl, msft, tsla")
+    page.get_by_role("button", name="Set universe").click()
+    expect(page.locator("#message")).to_have_text("Universe of 2026-11-25: AAPL, MSFT, TSLA")
+    expect(page.locator("#audit li").first).to_contain_text("universe.set")
+    universe = db.execute(
+        "select array_agg(symbol::text order by position) from crypto.active_universe"
+        " where trading_day = '2026-11-25'"
+    ).fetchone()
+    assert universe == (["AAPL", "MSFT", "TSLA"],)
+    assert console.unexpected() == []
