@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import getpass
 import json
 import os
 import sys
@@ -91,6 +92,27 @@ def returned_problem(conn: psycopg.Connection, problem: dict[str, Any]) -> CliEr
     return CliError(mapped.entry.code, mapped.detail or mapped.entry.title)
 
 
+# Who runs these commands, for the audit log: `oxp --as EMAIL` (an admin's)
+# or the operating system's user. Set by the root command's callback.
+OPERATOR: dict[str, str | None] = {"as": None}
+
+
+def _name_the_operator(conn: psycopg.Connection) -> None:
+    """Every audit row this connection writes names the person, not only
+    the database login (crypto.current_actor reads oxp.operator)."""
+    email = OPERATOR["as"]
+    if email is not None:
+        row = conn.execute(
+            "select role::text from crypto.users where email = lower(btrim(%s))", (email,)
+        ).fetchone()
+        if row is None or row[0] != "admin":
+            raise fail("NOT_AN_ADMIN", f"--as names an admin's email; {email} is not one")
+        name = email.strip().lower()
+    else:
+        name = getpass.getuser()
+    conn.execute("select set_config('oxp.operator', %s, false)", (name,))
+
+
 @contextmanager
 def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """The operator's login, acting as the service role so the same grants apply:
@@ -109,6 +131,11 @@ def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]
     if reason:
         conn.close()
         raise fail("ENVIRONMENT_MISMATCH", reason)
+    try:
+        _name_the_operator(conn)
+    except CliError:
+        conn.close()
+        raise
     try:
         if autocommit:
             conn.execute("set role oxp_service")
