@@ -83,6 +83,7 @@ async def _load_error_codes(pool: AsyncConnectionPool) -> None:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    settings.require_real_vendor()
     logs.configure(settings.log_level)
     app = FastAPI(
         title="OX Predict API",

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from .config import Settings
+from .config import Settings, VendorNotConfigured
 
 SIGNATURE_VERSION = "v1"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -76,7 +76,7 @@ class SimulatedVendor:
 
     def __init__(self, conn: psycopg.Connection, rng: random.Random | None = None) -> None:
         if database_environment(conn) == "production":
-            raise RuntimeError(
+            raise VendorNotConfigured(
                 "the database is production and VENDOR_URL is not set: the simulated"
                 " reward vendor only runs in development"
             )
@@ -191,10 +191,11 @@ class HttpVendor:
 
 def vendor_for(conn: psycopg.Connection, settings: Settings) -> Vendor:
     """The HTTP vendor when VENDOR_URL is set; else the simulated one, which
-    refuses a production database (Settings refuse ENV=production already)."""
+    refuses a production database (and ENV=production never gets here:
+    Settings.require_real_vendor stops the worker at startup)."""
     if settings.vendor_url:
         if not settings.vendor_secret:
-            raise RuntimeError("VENDOR_SECRET is required with VENDOR_URL")
+            raise VendorNotConfigured("VENDOR_SECRET is required with VENDOR_URL")
         return HttpVendor(
             settings.vendor_url,
             settings.vendor_secret,

@@ -70,9 +70,12 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 
 
 def check_vendor(conn: psycopg.Connection) -> None:
-    """At startup: the vendor the jobs will use can be made here (the simulated
-    one refuses a production database), so a misconfigured worker stops now."""
-    vendor_for(conn, get_settings())
+    """At startup: a real vendor in production, and the vendor the jobs will
+    use can be made here (the simulated one refuses a production database),
+    so a misconfigured worker stops now rather than at its first redemption."""
+    settings = get_settings()
+    settings.require_real_vendor()
+    vendor_for(conn, settings)
 
 
 def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:

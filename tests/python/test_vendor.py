@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from fake_vendor import SECRET, FakeVendor, running_vendor
 from ox_cli.main import app
-from ox_sidecar.config import Settings, get_settings
+from ox_sidecar.config import Settings, VendorNotConfigured, get_settings
 from ox_sidecar.migrate import migrate
 from ox_sidecar.vendor import (
     HttpVendor,
@@ -264,11 +264,18 @@ def test_production_settings_need_a_real_vendor(
     """What the processes above read at startup, for each way to get it wrong."""
     for name, value in {**PRODUCTION, "DATABASE_URL": "postgresql://db/oxp", **vendor}.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match=says):
-        Settings(_env_file=None)
+    with pytest.raises((ValueError, VendorNotConfigured), match=says):
+        Settings(_env_file=None).require_real_vendor()
     monkeypatch.setenv("VENDOR_URL", "https://vendor.example")
     monkeypatch.setenv("VENDOR_SECRET", SECRET)
-    assert Settings(_env_file=None).vendor_url == "https://vendor.example"
+    Settings(_env_file=None).require_real_vendor()  # a real vendor: starts
+
+
+def test_the_cli_runs_in_production_without_a_vendor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the API and the worker need the vendor; an operator's command does not."""
+    for name, value in {**PRODUCTION, "DATABASE_URL": "postgresql://db/oxp"}.items():
+        monkeypatch.setenv(name, value)
+    assert Settings(_env_file=None).vendor_url is None
 
 
 def test_the_worker_refuses_the_simulated_vendor_on_a_production_database(
