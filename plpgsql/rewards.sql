@@ -203,6 +203,13 @@ begin
     end if;
     if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         return crypto.redemption_json(v_redemption);
+    elsif v_redemption.status = 'UNKNOWN' then
+        -- Asked again, still no answer: the latest error, audited and
+        -- alerted once already.
+        update crypto.rewards_redemptions as r set error = left(p_error, 500), updated_at = crypto.now()
+        where r.id = p_id
+        returning * into v_redemption;
+        return crypto.redemption_json(v_redemption);
     end if;
     update crypto.rewards_redemptions as r
     set status = 'UNKNOWN', error = left(p_error, 500), updated_at = crypto.now()
@@ -210,6 +217,13 @@ begin
     returning * into v_redemption;
     perform crypto.audit(crypto.current_actor(), 'reward.unknown', p_id::text,
         jsonb_build_object('sku', v_redemption.sku, 'error', left(p_error, 500)));
+    -- Worth a look: a vendor that stops answering leaves players waiting,
+    -- and only its answer or an admin ends the wait.
+    insert into crypto.system_health (at, check_name, status, details)
+    values (crypto.now(), 'reward_vendor', 'alert', jsonb_build_object(
+        'redemption_id', p_id, 'error', left(p_error, 500),
+        'action', format('the worker asks the vendor again; or, with its answer: '
+            'oxp rewards resolve %s --issued REF | --failed', p_id)));
     return crypto.redemption_json(v_redemption);
 end
 $$;

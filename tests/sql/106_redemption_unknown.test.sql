@@ -3,7 +3,7 @@
 -- refused, and the vendor's later answer ends it. The voucher (vendor_ref)
 -- is kept from the auditor and from the audit log.
 begin;
-select plan(19);
+select plan(21);
 
 select tests.create_user('u@example.com') as u \gset
 select crypto.upsert_reward('BOX', 'A box', 100, 3);
@@ -24,7 +24,13 @@ select is(
     (select count(*)::int from crypto.audit_logs where action = 'reward.unknown' and subject = :id::text), 1,
     'the unanswered call is audited'
 );
+select is(
+    (select count(*)::int from crypto.system_health where check_name = 'reward_vendor' and status = 'alert'
+        and (details ->> 'redemption_id')::bigint = :id), 1,
+    'an alert opens: the operator may need to resolve it'
+);
 select is(crypto.redemption_unknown(:id, 'ReadTimeout again') ->> 'status', 'UNKNOWN', 'asked again, still no answer');
+select is((select count(*)::int from crypto.system_health where check_name = 'reward_vendor'), 1, '... alerted once');
 select is(crypto.redemption_to_issue(:id) ->> 'status', 'UNKNOWN', 'the worker asks the vendor again');
 select is((select count(*)::int from crypto.integrity_violations() where check_name <> 'unexplained_transfer'), 0, 'an UNKNOWN unit counts as reserved');
 
