@@ -252,7 +252,7 @@ begin
     update crypto.rewards_inventory as r set reserved = r.reserved - 1, issued = r.issued + 1
     where r.sku = v_redemption.sku;
     update crypto.rewards_redemptions as r
-    set status = 'ISSUED', vendor_ref = p_vendor_ref, updated_at = crypto.now()
+    set status = 'ISSUED', vendor_ref = p_vendor_ref, error = null, updated_at = crypto.now()
     where r.id = p_id
     returning * into v_redemption;
     -- The voucher itself never goes into the log (the auditor reads it):

@@ -3,7 +3,7 @@
 -- refused, and the vendor's later answer ends it. The voucher (vendor_ref)
 -- is kept from the auditor and from the audit log.
 begin;
-select plan(21);
+select plan(22);
 
 select tests.create_user('u@example.com') as u \gset
 select crypto.upsert_reward('BOX', 'A box', 100, 3);
@@ -39,7 +39,9 @@ select throws_ok(format('select crypto.cancel_redemption(%s, null)', :id), 'OX15
 select is((select balance from crypto.ledger_accounts where user_id = :'u'), 100::bigint, '... and nothing was refunded');
 
 -- The vendor answers on a later try.
-select is(crypto.redemption_issued(:id, 'VOUCHER-0123456789-SECRET') ->> 'status', 'ISSUED', 'a later answer issues it');
+select crypto.redemption_issued(:id, 'VOUCHER-0123456789-SECRET') as issued \gset
+select is(:'issued'::jsonb ->> 'status', 'ISSUED', 'a later answer issues it');
+select is(:'issued'::jsonb ->> 'error', null, '... and the timeout is no longer its error');
 select results_eq(
     $$ select reserved, issued from crypto.rewards_inventory where sku = 'BOX' $$,
     $$ values (1, 1) $$, 'the unit moves from reserved to issued'
