@@ -3,7 +3,7 @@
 -- refused, and the vendor's later answer ends it. The voucher (vendor_ref)
 -- is kept from the auditor and from the audit log.
 begin;
-select plan(22);
+select plan(23);
 
 select tests.create_user('u@example.com') as u \gset
 select crypto.upsert_reward('BOX', 'A box', 100, 3);
@@ -72,6 +72,13 @@ select is(
     'the operators'' list shows the voucher masked'
 );
 reset role;
+
+-- Only the worker records an unanswered call.
+select is_empty(
+    $$ select r from unnest(array['anon', 'app_user', 'app_admin', 'auditor', 'authenticator']) as r
+       where has_function_privilege(r, 'crypto.redemption_unknown(bigint, text)', 'execute') $$,
+    'no player, admin, anon or auditor can mark a redemption UNKNOWN'
+);
 
 select * from finish();
 rollback;
