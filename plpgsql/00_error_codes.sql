@@ -46,6 +46,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
 ('OX204', 'AD_LIMIT_REACHED', 409, 'The ad reward limit is reached'),
 ('OX205', 'REDEMPTION_FINAL', 409, 'The redemption can no longer change'),
+('OX150', 'REDEMPTION_UNKNOWN', 409, 'The vendor has not said whether it issued this redemption'),
+('OX151', 'REDEMPTION_NOT_UNKNOWN', 409, 'Only a redemption the vendor did not answer for is resolved'),
 ('OX130', 'UNKNOWN_SYMBOL', 422, 'The symbol is not a known ticker'),
 ('OX131', 'ALERT_RESOLVED', 409, 'The alert is resolved already'),
 -- The ad network's server-side verification callback. The first four are

@@ -137,6 +137,25 @@ begin
 end
 $$;
 
+-- The manual path when the vendor answered out of band: an UNKNOWN
+-- redemption becomes ISSUED (with the vendor's reference) or FAILED
+-- (refunded once, as the worker does), with the admin's reason.
+create or replace function api.admin_resolve_redemption(
+    p_id bigint, p_status text, p_vendor_ref text, p_reason text
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform crypto.require_admin();
+    if coalesce(length(btrim(p_reason)), 0) not between 3 and 500 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A resolution needs a reason of 3 to 500 characters';
+    end if;
+    return crypto.resolve_redemption(p_id, p_status, p_vendor_ref, btrim(p_reason));
+end
+$$;
+
 -- By email or by id; the key is the request's Idempotency-Key.
 create or replace function api.admin_adjust_points(
     p_email text, p_user uuid, p_amount bigint, p_reason text, p_key text
@@ -430,6 +449,7 @@ to oxp_service, auditor;
 grant execute on function api.admin_universe_upsert(date, text[]) to app_admin;
 grant execute on function api.admin_reward_inventory(text, text, bigint, integer, boolean) to app_admin;
 grant execute on function api.admin_adjust_points(text, uuid, bigint, text, text) to app_admin;
+grant execute on function api.admin_resolve_redemption(bigint, text, text, text) to app_admin;
 grant execute on function crypto.set_user_disabled(uuid, boolean, text) to oxp_service;
 grant execute on function api.admin_user_disabled(uuid, boolean, text) to app_admin;
 grant execute on function api.admin_settlement_manual(date, boolean) to app_admin;

@@ -144,7 +144,7 @@ begin
     end if;
     perform crypto.page_limit(p_limit);
     select
-        json_agg((crypto.redemption_json(r) || jsonb_build_object('email', u.email)) order by r.id desc),
+        json_agg((crypto.redemption_json_masked(r) || jsonb_build_object('email', u.email)) order by r.id desc),
         min(r.id), count(*)
     into v_items, v_last, v_count
     from (

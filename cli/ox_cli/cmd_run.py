@@ -12,7 +12,7 @@ import typer
 import uvicorn
 
 from ox_sidecar import environment, logs
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import VendorNotConfigured, get_settings
 from ox_sidecar.worker import run_forever
 
 from .common import fail
@@ -40,6 +40,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Processes")] = 2,
 ) -> None:
     """Run the HTTP API."""
+    _require_real_vendor()
     _refuse_another_environment(get_settings().api_url, role="anon")
     # Prometheus counters shared by the worker processes, in a fresh
     # directory per start (set before any of them imports the client).
@@ -59,7 +60,19 @@ def serve(
 def worker() -> None:
     """Run the job worker until interrupted."""
     settings = get_settings()
+    _require_real_vendor()
     logs.configure(settings.log_level)
     _refuse_another_environment(settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
-        run_forever(settings.worker_url)
+        try:
+            run_forever(settings.worker_url)
+        except VendorNotConfigured as exc:  # the simulated vendor on a production database
+            raise SystemExit(f"oxp worker: {exc}") from exc
+
+
+def _require_real_vendor() -> None:
+    """Production starts only with a real reward vendor: one line and exit 1."""
+    try:
+        get_settings().require_real_vendor()
+    except VendorNotConfigured as exc:
+        raise SystemExit(f"refusing to start: {exc}") from exc

@@ -101,16 +101,18 @@ def _name_the_operator(conn: psycopg.Connection) -> None:
     """Every audit row this connection writes names the person, not only
     the database login (crypto.current_actor reads oxp.operator)."""
     email = OPERATOR["as"]
-    if email is not None:
-        row = conn.execute(
-            "select role::text from crypto.users where email = lower(btrim(%s))", (email,)
-        ).fetchone()
-        if row is None or row[0] != "admin":
-            raise fail("NOT_AN_ADMIN", f"--as names an admin's email; {email} is not one")
-        name = email.strip().lower()
-    else:
-        name = getpass.getuser()
-    conn.execute("select set_config('oxp.operator', %s, false)", (name,))
+    # Its own transaction, ended here: the command's own comes after.
+    with conn.transaction():
+        if email is not None:
+            row = conn.execute(
+                "select role::text from crypto.users where email = lower(btrim(%s))", (email,)
+            ).fetchone()
+            if row is None or row[0] != "admin":
+                raise fail("NOT_AN_ADMIN", f"--as names an admin's email; {email} is not one")
+            name = email.strip().lower()
+        else:
+            name = getpass.getuser()
+        conn.execute("select set_config('oxp.operator', %s, false)", (name,))
 
 
 @contextmanager

@@ -110,6 +110,7 @@ async def _load_from_database(app: FastAPI, settings: Settings) -> None:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    settings.require_real_vendor()
     logs.configure(settings.log_level)
     app = FastAPI(
         title="OX Predict API",
@@ -714,6 +715,12 @@ class ReasonIn(BaseModel):
     reason: Reason
 
 
+class ResolveIn(BaseModel):
+    status: Literal["ISSUED", "FAILED"]
+    vendor_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: Reason
+
+
 class ClosesIn(BaseModel):
     closes: list[CloseIn] = Field(min_length=1, max_length=5000)
 
@@ -780,6 +787,18 @@ def _admin_routes(app: FastAPI) -> None:
         """Add a SKU, restock, change the price, disable or enable."""
         args = ("admin_reward_inventory", body.sku, body.name, body.cost_points, body.stock)
         return await admin_call(caller, pool, *args, body.active)
+
+    @app.post("/admin/redemptions/{redemption_id}/resolve", tags=["admin"])
+    async def admin_resolve(
+        redemption_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+        body: ResolveIn,
+        caller: Admin,
+        pool: Pool,
+    ) -> Response:
+        """An UNKNOWN redemption the vendor answered out of band: ISSUED with
+        its vendor_ref, or FAILED (refunded exactly once, as the worker does)."""
+        args = ("admin_resolve_redemption", redemption_id, body.status, body.vendor_ref)
+        return await admin_call(caller, pool, *args, body.reason)
 
     @app.post("/admin/users/adjust-points", tags=["admin"])
     async def admin_adjust(

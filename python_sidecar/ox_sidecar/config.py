@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/oxp"
 
 
+class VendorNotConfigured(RuntimeError):
+    pass
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -71,6 +75,15 @@ class Settings(BaseSettings):
     # This API as users reach it, for links in emails.
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # The reward vendor (the worker turns redemptions into vouchers there):
+    # JSON over HTTPS, each request signed with HMAC-SHA256 under the shared
+    # secret (see vendor.py). Without VENDOR_URL the worker uses the
+    # simulated vendor, which development alone may run.
+    vendor_url: str | None = None
+    vendor_secret: str | None = None
+    vendor_connect_timeout_seconds: float = 5.0
+    vendor_read_timeout_seconds: float = 20.0
+
     # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
     # much memory is spent on it at once; a request waits for its turn up to
     # argon2_wait_seconds, then gets 503.
@@ -119,7 +132,22 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL must be set in production")
             if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
                 raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
+            if self.vendor_url and not self.vendor_url.startswith("https://"):
+                raise ValueError("VENDOR_URL must be https:// in production")
+        if self.vendor_url and (not self.vendor_secret or len(self.vendor_secret) < 32):
+            raise ValueError("VENDOR_SECRET (32 characters or more) is required with VENDOR_URL")
+        if self.vendor_connect_timeout_seconds <= 0 or self.vendor_read_timeout_seconds <= 0:
+            raise ValueError("vendor timeouts are positive numbers of seconds")
         return self
+
+    def require_real_vendor(self) -> None:
+        """The API and the worker start in production only with a real reward
+        vendor: the simulated one issues vouchers that do not exist."""
+        if self.env == "production" and not self.vendor_url:
+            raise VendorNotConfigured(
+                "VENDOR_URL is required in production: the simulated reward vendor"
+                " issues vouchers that do not exist, so it only runs in development"
+            )
 
     @property
     def alert_webhooks(self) -> list[str]:

@@ -3,6 +3,7 @@ a time with SKIP LOCKED, runs its handler, and reports success or failure."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -17,7 +18,7 @@ from . import alerts, mail
 from .config import get_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
-from .vendor import VendorRefused, vendor_for
+from .vendor import VendorRefused, VendorUnknown, vendor_for
 
 log = logging.getLogger("ox_sidecar.worker")
 
@@ -42,18 +43,41 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 
 
 def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
-    """Ask the vendor for one redemption; its answer becomes ISSUED or FAILED in SQL."""
+    """Ask the vendor for one redemption; its answer becomes ISSUED or FAILED in
+    SQL, no answer UNKNOWN (then the job is retried: the vendor is asked again
+    with the same idempotency key, and answers for the voucher it may have made)."""
     redemption_id = payload["redemption_id"]
     row = conn.execute("select crypto.redemption_to_issue(%s)", (redemption_id,)).fetchone()
     redemption = row[0] if row else None
     if redemption is None:
-        return  # cancelled meanwhile, or finished by an earlier attempt
+        return  # cancelled or resolved meanwhile, or finished by an earlier attempt
     try:
-        ref = vendor_for(conn).issue(redemption)
+        ref = vendor_for(conn, get_settings()).issue(redemption)
     except VendorRefused as exc:
         conn.execute("select crypto.redemption_failed(%s, %s)", (redemption_id, str(exc)))
         return
-    conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
+    except VendorUnknown as exc:
+        conn.execute("select crypto.redemption_unknown(%s, %s)", (redemption_id, str(exc)))
+        raise
+    try:
+        conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
+    except Exception:
+        # The voucher exists; whatever failed here, no cancel may refund it.
+        with contextlib.suppress(psycopg.Error):
+            conn.execute(
+                "select crypto.redemption_unknown(%s, %s)",
+                (redemption_id, "issued by the vendor, not recorded yet"),
+            )
+        raise
+
+
+def check_vendor(conn: psycopg.Connection) -> None:
+    """At startup: a real vendor in production, and the vendor the jobs will
+    use can be made here (the simulated one refuses a production database),
+    so a misconfigured worker stops now rather than at its first redemption."""
+    settings = get_settings()
+    settings.require_real_vendor()
+    vendor_for(conn, settings)
 
 
 def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
@@ -111,6 +135,7 @@ def run_once(conn: psycopg.Connection) -> bool:
 
 def run_forever(url: str, poll_seconds: float = 30.0) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
+        check_vendor(conn)
         conn.execute("listen oxp_jobs")
         log.info("worker started", extra={"kinds": sorted(HANDLERS)})
         name = f"{socket.gethostname()}:{os.getpid()}"
