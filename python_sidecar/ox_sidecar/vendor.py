@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
+from . import environment
 from .config import Settings, VendorNotConfigured
 
 SIGNATURE_VERSION = "v1"
@@ -62,20 +63,13 @@ class Vendor(Protocol):
         ...
 
 
-def database_environment(conn: psycopg.Connection) -> str | None:
-    row = conn.execute(
-        "select value #>> '{}' from crypto.settings where key = 'environment'"
-    ).fetchone()
-    return row[0] if row else None
-
-
 class SimulatedVendor:
     """Issues instantly; refuses a share of requests given by the database
     setting `rewards.vendor_failure_rate`, so demos and tests can make it fail.
     Its vouchers do not exist: it refuses to run against a production database."""
 
     def __init__(self, conn: psycopg.Connection, rng: random.Random | None = None) -> None:
-        if database_environment(conn) == "production":
+        if environment.of_database(conn) == "production":
             raise VendorNotConfigured(
                 "the database is production and VENDOR_URL is not set: the simulated"
                 " reward vendor only runs in development"
