@@ -7,7 +7,7 @@ import typer
 import uvicorn
 
 from ox_sidecar import logs
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import get_worker_settings
 from ox_sidecar.worker import run_forever
 
 
@@ -28,8 +28,8 @@ def serve(
 
 
 def worker() -> None:
-    """Run the job worker until interrupted."""
-    settings = get_settings()
+    """Run the job worker until interrupted (with no signing key: it needs none)."""
+    settings = get_worker_settings()
     logs.configure(settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         run_forever(settings.worker_url)

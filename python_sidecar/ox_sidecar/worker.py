@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from . import mail
-from .config import get_settings
+from .config import get_worker_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
 from .vendor import VendorRefused, vendor_for
@@ -32,7 +32,7 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     if needed is not None and needed[0] is False:
         log.info("eod.fetch: day already settled, nothing to fetch", extra={"day": str(day)})
         return
-    settings = get_settings()
+    settings = get_worker_settings()
     provider = provider_named(settings.eod_provider, settings.eod_csv_file)
     report = fetch_day(conn, provider, day)
     if report.missing:
@@ -57,7 +57,7 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     """Mail a verification link. The token exists only in the email: the
     database keeps its hash (a retry mails a new link; the old one expires)."""
-    settings = get_settings()
+    settings = get_worker_settings()
     token, digest = new_refresh_token()
     row = conn.execute(
         "select crypto.email_verification_issue(%s, %s)", (payload["user_id"], digest)

@@ -63,7 +63,7 @@ def test_a_cancel_keeps_the_worker_off_the_vendor_call(db: psycopg.Connection, d
         blocker.execute("select 1 from crypto.ledger_accounts where id = %s for update", (account,))
 
         def cancel() -> Any:
-            admin.execute("set role oxp_service")
+            admin.execute("set role oxp_operator")
             answer = admin.execute(
                 "select crypto.cancel_redemption(%s, 'changed my mind')", (rid,)
             ).fetchone()[0]  # type: ignore[index]
