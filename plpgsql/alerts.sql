@@ -336,11 +336,10 @@ end
 $$;
 
 grant execute on function crypto.evaluate_alerts() to oxp_service;
-grant execute on function crypto.alerts_list(boolean) to oxp_service, app_admin, auditor;
-grant execute on function crypto.resolve_alert(bigint, text) to oxp_service, app_admin;
+grant execute on function crypto.alerts_list(boolean) to oxp_operator, auditor;
+grant execute on function crypto.resolve_alert(bigint, text) to oxp_operator;
 grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
 grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
-grant execute on function crypto.check_settlement_payout(date) to oxp_service;
 
 -- Each API process adds what it answered since its last report; the
 -- minute's totals so far come back.
@@ -354,4 +353,4 @@ as $$
     returning jsonb_build_object('minute', crypto.kst(h.minute), 'total', h.total, 'errors', h.errors)
 $$;
 
-grant execute on function api.note_http_counts(bigint, bigint) to anon;
+grant execute on function api.note_http_counts(bigint, bigint) to auth_service;

@@ -225,5 +225,5 @@ begin
 end
 $$;
 
-grant execute on function crypto.integrity_violations() to oxp_service, app_admin, auditor;
+grant execute on function crypto.integrity_violations() to oxp_operator, app_admin, auditor;
 grant execute on function crypto.run_integrity_check() to oxp_service, app_admin;

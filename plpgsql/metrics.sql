@@ -124,7 +124,7 @@ begin
 end
 $$;
 
-grant execute on function crypto.compute_daily_metrics(date) to oxp_service, app_admin;
+grant execute on function crypto.compute_daily_metrics(date) to oxp_operator;
 
 -- pg_cron's job: the session taking predictions (its running figures), and
 -- every day whose books changed after its row was computed (a settlement,
@@ -209,7 +209,7 @@ begin
 end
 $$;
 
-grant execute on function crypto.daily_metrics_range(date, date) to oxp_service, app_admin, auditor;
+grant execute on function crypto.daily_metrics_range(date, date) to oxp_operator, auditor;
 
 -- What Prometheus scrapes from the database (GET /metrics): the queue,
 -- the schedule, open alerts and today's game, in one small read. Every
@@ -251,4 +251,4 @@ as $$
     )
 $$;
 
-grant execute on function api.prometheus_gauges() to anon;
+grant execute on function api.prometheus_gauges() to auth_service;

@@ -65,7 +65,7 @@ begin
 end
 $$;
 
-grant execute on function crypto.resolve_redemption(bigint, text, text, text) to oxp_service, app_admin;
+grant execute on function crypto.resolve_redemption(bigint, text, text, text) to oxp_operator;
 
 comment on function crypto.resolve_redemption(bigint, text, text, text) is
 'Ends an UNKNOWN redemption with the vendor''s answer: ISSUED (with its reference) or FAILED (refunded once); '

@@ -385,5 +385,5 @@ grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
 grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
 grant execute on function crypto.redemption_unknown(bigint, text) to oxp_service;
 grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
-grant execute on function crypto.cancel_redemption(bigint, text) to oxp_service, app_admin;
-grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_service, app_admin;
+grant execute on function crypto.cancel_redemption(bigint, text) to oxp_operator, app_admin;
+grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_operator, app_admin;

@@ -238,5 +238,5 @@ begin
 end
 $$;
 
-grant execute on function api.mfa_verify(uuid, text, text, bytea) to anon;
-grant execute on function crypto.make_admin(text, text, text) to oxp_service;
+grant execute on function api.mfa_verify(uuid, text, text, bytea) to auth_service;
+grant execute on function crypto.make_admin(text, text, text) to oxp_operator;

@@ -75,7 +75,7 @@ def database_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -
         # Our functions raise with the stable code as the message.
         code = message if sqlstate.startswith("OX") else "INTERNAL"
         return CliError(code, exc.diag.message_detail or message)
-    problem = problems.from_database(exc, "oxp_service")
+    problem = problems.from_database(exc, "oxp_operator")
     if sqlstate.startswith("OX"):
         return CliError(problem.entry.code, problem.detail or problem.entry.title)
     return CliError(problem.entry.code, f"{problem.entry.title}: {message}")
@@ -117,8 +117,10 @@ def _name_the_operator(conn: psycopg.Connection) -> None:
 
 @contextmanager
 def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """The operator's login, acting as the service role so the same grants apply:
-    one transaction for the whole command unless `autocommit`."""
+    """The operator's login, acting as the operator role (oxp_operator: the
+    worker's grants and those only an operator has, such as promoting an
+    admin, adjusting points, shifting the clock): one transaction for the
+    whole command unless `autocommit`."""
     settings = get_settings()
     try:
         conn = psycopg.connect(settings.database_url, autocommit=autocommit)
@@ -140,11 +142,11 @@ def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]
         raise
     try:
         if autocommit:
-            conn.execute("set role oxp_service")
+            conn.execute("set role oxp_operator")
             yield conn
         else:
             with conn.transaction():
-                conn.execute("set role oxp_service")
+                conn.execute("set role oxp_operator")
                 yield conn
     except psycopg.Error as exc:
         # Still open (unlike `with conn`), so the error codes can be read.

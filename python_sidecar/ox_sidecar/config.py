@@ -26,9 +26,17 @@ class Settings(BaseSettings):
     database_url: str = LOCAL_DATABASE_URL
     # The API's connection: the rights-less `authenticator` login.
     api_database_url: str | None = None
+    # The admin routes' connection: `admin_authenticator`, the only login
+    # that can become app_admin.
+    admin_api_database_url: str | None = None
     # The worker's connection: the service role.
     worker_database_url: str | None = None
     api_pool_size: int = 16
+    admin_api_pool_size: int = 4
+    # Each API request's statement_timeout (set in its transaction: a role's
+    # own setting does not apply on SET ROLE); past it the answer is 503.
+    user_statement_timeout_ms: int = 5000
+    admin_statement_timeout_ms: int = 30000
 
     jwt_issuer: str = "ox-predict"
     jwt_audience: str = "ox-predict-api"
@@ -128,8 +136,12 @@ class Settings(BaseSettings):
         if self.env == "production":
             if not self.jwt_private_key or not self.jwt_admin_private_key:
                 raise ValueError("JWT_PRIVATE_KEY and JWT_ADMIN_PRIVATE_KEY are required")
-            if self.database_url == LOCAL_DATABASE_URL:
-                raise ValueError("DATABASE_URL must be set in production")
+            # The API may have only its own logins' URLs (no owner URL).
+            api_urls = self.api_database_url and self.admin_api_database_url
+            if self.database_url == LOCAL_DATABASE_URL and not api_urls:
+                raise ValueError(
+                    "DATABASE_URL (or API_DATABASE_URL and ADMIN_API_DATABASE_URL) must be set"
+                )
             if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
                 raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
             if self.vendor_url and not self.vendor_url.startswith("https://"):
@@ -187,10 +199,41 @@ class Settings(BaseSettings):
         return self.api_database_url or self.url_as("authenticator")
 
     @property
+    def admin_api_url(self) -> str:
+        return self.admin_api_database_url or self.url_as("admin_authenticator")
+
+    @property
     def worker_url(self) -> str:
         return self.worker_database_url or self.url_as("oxp_service")
+
+
+class WorkerSettings(Settings):
+    """The worker's settings: it signs no token and checks no second factor,
+    so it needs no JWT or TOTP key and keeps none, even when the environment
+    or `.env` has them."""
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:  # replaces the API's checks
+        no_url = not self.worker_database_url and self.database_url == LOCAL_DATABASE_URL
+        if self.env == "production" and no_url:
+            raise ValueError("WORKER_DATABASE_URL must be set in production")
+        self.jwt_private_key = self.jwt_previous_private_key = None
+        self.jwt_admin_private_key = self.jwt_admin_previous_private_key = None
+        self.totp_encryption_key = None
+        return self
 
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()
+
+
+def clear_settings() -> None:
+    """Read the environment again (tests change it between cases)."""
+    get_settings.cache_clear()
+    get_worker_settings.cache_clear()

@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .db import call_api
+from .db import AUTH, call_api
 
 log = logging.getLogger("ox_sidecar.metrics")
 
@@ -67,7 +67,7 @@ async def report_http_counts(pool: Any, every_seconds: float = 15.0) -> None:
         if total == 0:
             continue
         try:
-            await call_api(pool, "anon", "", "note_http_counts", total, errors)
+            await call_api(pool, AUTH, "", "note_http_counts", total, errors)
         except Exception:  # the database is down: keep the counts for later
             log.debug("http counts not reported yet", exc_info=True)
             continue
@@ -109,10 +109,11 @@ class MetricsMiddleware:
                 LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
-def note_pool(stats: dict[str, int]) -> None:
-    """psycopg_pool's get_stats(): size minus idle is lent out."""
-    POOL_IN_USE.set(stats.get("pool_size", 0) - stats.get("pool_available", 0))
-    POOL_WAITING.set(stats.get("requests_waiting", 0))
+def note_pool(*stats: dict[str, int]) -> None:
+    """psycopg_pool's get_stats() of each pool (the user and the admin
+    logins): size minus idle is lent out."""
+    POOL_IN_USE.set(sum(s.get("pool_size", 0) - s.get("pool_available", 0) for s in stats))
+    POOL_WAITING.set(sum(s.get("requests_waiting", 0) for s in stats))
 
 
 class DatabaseGauges(Collector):

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from . import alerts, mail
-from .config import get_settings
+from .config import get_worker_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
 from .vendor import VendorRefused, VendorUnknown, vendor_for
@@ -33,7 +33,7 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     if needed is not None and needed[0] is False:
         log.info("eod.fetch: day already settled, nothing to fetch", extra={"day": str(day)})
         return
-    settings = get_settings()
+    settings = get_worker_settings()
     provider = provider_named(
         settings.eod_provider, settings.eod_csv_file, settings.eod_fallback, settings.stooq_url
     )
@@ -52,7 +52,7 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     if redemption is None:
         return  # cancelled or resolved meanwhile, or finished by an earlier attempt
     try:
-        ref = vendor_for(conn, get_settings()).issue(redemption)
+        ref = vendor_for(conn, get_worker_settings()).issue(redemption)
     except VendorRefused as exc:
         conn.execute("select crypto.redemption_failed(%s, %s)", (redemption_id, str(exc)))
         return
@@ -75,7 +75,7 @@ def check_vendor(conn: psycopg.Connection) -> None:
     """At startup: a real vendor in production, and the vendor the jobs will
     use can be made here (the simulated one refuses a production database),
     so a misconfigured worker stops now rather than at its first redemption."""
-    settings = get_settings()
+    settings = get_worker_settings()
     settings.require_real_vendor()
     vendor_for(conn, settings)
 
@@ -83,7 +83,7 @@ def check_vendor(conn: psycopg.Connection) -> None:
 def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     """Mail a verification link. The token exists only in the email: the
     database keeps its hash (a retry mails a new link; the old one expires)."""
-    settings = get_settings()
+    settings = get_worker_settings()
     token, digest = new_refresh_token()
     row = conn.execute(
         "select crypto.email_verification_issue(%s, %s)", (payload["user_id"], digest)
@@ -98,7 +98,7 @@ def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 
 def alert_deliver(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     """One alert's opening, escalation or resolution to every webhook."""
-    urls = get_settings().alert_webhooks
+    urls = get_worker_settings().alert_webhooks
     if not urls:
         log.warning("alert not delivered: no ALERT_WEBHOOK_URL", extra=payload)
         return

@@ -28,9 +28,9 @@ def free_port() -> int:
 
 
 def service(db: psycopg.Connection, query: str, *args: Any) -> Any:
-    """Run one statement as the service role (as the CLI and pg_cron do)."""
+    """Run one statement as the operator role (as the CLI does)."""
     with db.transaction():
-        db.execute("set local role oxp_service")
+        db.execute("set local role oxp_operator")
         row = db.execute(query, args).fetchone()
     return None if row is None else row[0]
 

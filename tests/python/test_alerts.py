@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ox_cli.main import app
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import clear_settings
 from ox_sidecar.worker import run_once
 from support import WebhookSink
 
@@ -23,7 +23,7 @@ def hooks(monkeypatch: pytest.MonkeyPatch, env: None) -> Iterator[tuple[WebhookS
         steady = f"{sink.base}/services/T1/B1/steady-secret"
         flaky = f"{sink.base}/services/T2/B2/flaky-secret"
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{steady}, {flaky}")
-        get_settings.cache_clear()
+        clear_settings()
         yield sink, steady, flaky
 
 

@@ -160,9 +160,9 @@ def test_the_worker_fetches_and_the_tick_settles(
     monkeypatch.setenv("EOD_PROVIDER", "csv")
     monkeypatch.setenv("EOD_CSV_FILE", str(csv))
     monkeypatch.setenv("DATABASE_URL", db.info.dsn)
-    from ox_sidecar.config import get_settings
+    from ox_sidecar.config import clear_settings
 
-    get_settings.cache_clear()
+    clear_settings()
     prepare(db, "2026-11-24", "2026-11-24T09:00:00+09:00", ["AAPL", "MSFT"])
     service(db, "select crypto.schedule_tick()")  # opens Tuesday
     service(db, "select crypto.clock_set('2026-11-25T06:15:00+09:00')")
@@ -175,7 +175,7 @@ def test_the_worker_fetches_and_the_tick_settles(
     assert db.execute(
         "select symbol, outcome::text from crypto.settlements order by symbol"
     ).fetchall() == [("AAPL", "UP"), ("MSFT", "DOWN")]
-    get_settings.cache_clear()
+    clear_settings()
 
 
 def test_a_failing_fetch_backs_off_then_goes_dead(

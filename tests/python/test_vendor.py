@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from fake_vendor import SECRET, FakeVendor, running_vendor
 from ox_cli.main import app
-from ox_sidecar.config import Settings, VendorNotConfigured, get_settings
+from ox_sidecar.config import Settings, VendorNotConfigured, clear_settings
 from ox_sidecar.migrate import migrate
 from ox_sidecar.vendor import (
     HttpVendor,
@@ -46,7 +46,7 @@ def vendor(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVendor]:
         monkeypatch.setenv("VENDOR_SECRET", SECRET)
         monkeypatch.setenv("VENDOR_CONNECT_TIMEOUT_SECONDS", "2")
         monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", str(READ_TIMEOUT))
-        get_settings.cache_clear()
+        clear_settings()
         yield fake
 
 
