@@ -111,7 +111,10 @@ def _name_the_operator(conn: psycopg.Connection) -> None:
                 raise fail("NOT_AN_ADMIN", f"--as names an admin's email; {email} is not one")
             name = email.strip().lower()
         else:
-            name = getpass.getuser()
+            try:
+                name = getpass.getuser()
+            except (KeyError, OSError):  # a container's uid with no passwd entry
+                name = f"uid:{os.getuid()}"
         conn.execute("select set_config('oxp.operator', %s, false)", (name,))
 
 

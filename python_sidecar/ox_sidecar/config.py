@@ -144,8 +144,18 @@ class Settings(BaseSettings):
                 )
             if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
                 raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
-            if self.vendor_url and not self.vendor_url.startswith("https://"):
-                raise ValueError("VENDOR_URL must be https:// in production")
+        return self
+
+    @model_validator(mode="after")
+    def _vendor_is_safe(self) -> Settings:
+        """Every process that may call the vendor: the worker too (its own
+        validator replaces only the API's secrets check)."""
+        if (
+            self.env == "production"
+            and self.vendor_url
+            and not self.vendor_url.startswith("https://")
+        ):
+            raise ValueError("VENDOR_URL must be https:// in production")
         if self.vendor_url and (not self.vendor_secret or len(self.vendor_secret) < 32):
             raise ValueError("VENDOR_SECRET (32 characters or more) is required with VENDOR_URL")
         if self.vendor_connect_timeout_seconds <= 0 or self.vendor_read_timeout_seconds <= 0:

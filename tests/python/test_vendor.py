@@ -363,6 +363,7 @@ def test_many_workers_cancels_and_resolves_never_pay_twice(
         """Cancel any redemption not final yet, as an impatient admin would."""
         rng = random.Random(seed)
         with worker(db_url) as conn:
+            conn.execute("set role oxp_operator")  # cancelling is an operator's act
             ready.wait()
             while not stop.is_set():
                 open_ = conn.execute(
@@ -405,7 +406,7 @@ def test_many_workers_cancels_and_resolves_never_pay_twice(
                         if job is None or job[0] == "running":
                             continue
                         ref = vendor.issued.get(str(rid))
-                        conn.execute("set local role oxp_service")
+                        conn.execute("set local role oxp_operator")
                         conn.execute(
                             "select crypto.resolve_redemption(%s, %s, %s, 'checked with the vendor')",
                             (rid, "ISSUED" if ref else "FAILED", ref),
