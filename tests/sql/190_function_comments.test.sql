@@ -16,7 +16,9 @@ where
         n.nspname = 'api'
         or (n.nspname = 'crypto' and exists (
             select
-            from unnest(array['anon', 'app_user', 'app_admin', 'oxp_service', 'auditor']) as r (role_name)
+            from unnest(array[
+                'anon', 'auth_service', 'app_user', 'app_admin', 'ad_network', 'oxp_service', 'oxp_operator', 'auditor'
+            ]) as r (role_name)
             where has_function_privilege(r.role_name, p.oid, 'execute')
         ))
     );
