@@ -60,6 +60,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX164', 'AD_IMPRESSION_UNKNOWN', 404, 'No such ad impression'),
 ('OX165', 'AD_SSV_USER_MISMATCH', 403, 'The callback names another user than the impression''s'),
 ('OX166', 'AD_IMPRESSION_REWARDED', 409, 'The impression was rewarded by another transaction'),
+('OX167', 'AD_SSV_UNKNOWN_AD_UNIT', 403, 'The callback is for an ad unit that is not ours'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
 ('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
 ('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),

@@ -158,9 +158,9 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'Give either email or user_id';
     end if;
-    if p_key is null or length(p_key) not between 1 and 150 then
+    if p_key is null or length(p_key) not between 1 and 100 then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'An adjustment needs an Idempotency-Key header of 1 to 150 characters';
+            detail = 'An adjustment needs an Idempotency-Key header of 1 to 100 characters';
     end if;
     if p_user is not null then
         select u.email into v_email from crypto.users as u where u.id = p_user;
@@ -168,7 +168,8 @@ begin
             raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No user %s', p_user);
         end if;
     end if;
-    return crypto.adjust_points(v_email, p_amount, p_reason, 'admin:' || p_key);
+    -- Each admin's keys are their own (two admins may pick the same one).
+    return crypto.adjust_points(v_email, p_amount, p_reason, 'admin:' || crypto.auth_uid() || ':' || p_key);
 end
 $$;
 

@@ -105,11 +105,11 @@ def _name_the_operator(conn: psycopg.Connection) -> None:
     with conn.transaction():
         if email is not None:
             row = conn.execute(
-                "select role::text from crypto.users where email = lower(btrim(%s))", (email,)
+                "select role::text, id from crypto.users where email = lower(btrim(%s))", (email,)
             ).fetchone()
             if row is None or row[0] != "admin":
                 raise fail("NOT_AN_ADMIN", f"--as names an admin's email; {email} is not one")
-            name = email.strip().lower()
+            name = f"user:{row[1]}"  # the audit log keeps ids, never emails
         else:
             try:
                 name = getpass.getuser()

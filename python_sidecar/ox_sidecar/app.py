@@ -52,6 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.tokens = TokenService(settings)
     app.state.oidc = OidcClient(settings)
+    app.state.ad_units = frozenset(settings.ad_ssv_ad_units)
+    app.state.production = settings.env == "production"
     app.state.ad_ssv = SsvVerifier(
         settings.ad_ssv_keys_url,
         settings.ad_ssv_keys_cache_seconds,
@@ -366,7 +368,8 @@ def _routes(app: FastAPI) -> None:
         through the public proxy; elsewhere it does not exist (404)."""
         state = request.app.state
         peer = request.client.host if request.client else None
-        if not metrics.allowed(peer, state.metrics_networks, state.trusted_proxies):
+        networks, proxies = state.metrics_networks, state.trusted_proxies
+        if not metrics.allowed(peer, networks, proxies, request.headers):
             raise Problem("NOT_FOUND", "Not Found")
         metrics.note_pool(pool.user.get_stats(), pool.admin.get_stats())
         try:
@@ -673,6 +676,11 @@ def _routes(app: FastAPI) -> None:
         except UnicodeDecodeError as exc:
             raise Problem("AD_SSV_MALFORMED", "The query string is not ASCII") from exc
         callback = await request.app.state.ad_ssv.verify(query)
+        # The network signs every publisher's callbacks with the same keys:
+        # only our own ad units pay (none configured: none in production).
+        units = request.app.state.ad_units
+        if callback.ad_unit not in units and (units or request.app.state.production):
+            raise Problem("AD_SSV_UNKNOWN_AD_UNIT", f"Ad unit {callback.ad_unit[:40]} is not ours")
         args = (
             "ad_ssv_reward",
             callback.transaction_id,

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     ad_ssv_keys_cache_seconds: float = 3600.0
     # A callback with an unknown key fetches the list again, at most this often.
     ad_ssv_refetch_seconds: float = 10.0
+    # Our rewarded ad units: a callback for any other (another publisher's,
+    # signed with the same network keys) pays nothing. Required in production.
+    ad_ssv_ad_units: list[str] = []
 
     # Who may scrape GET /metrics (the peer address; a request through a
     # trusted proxy never may). Loopback and private networks by default.
@@ -156,6 +159,8 @@ class Settings(BaseSettings):
             and not self.vendor_url.startswith("https://")
         ):
             raise ValueError("VENDOR_URL must be https:// in production")
+        if self.env == "production" and not self.ad_ssv_keys_url.startswith("https://"):
+            raise ValueError("AD_SSV_KEYS_URL must be https:// in production")
         if self.vendor_url and (not self.vendor_secret or len(self.vendor_secret) < 32):
             raise ValueError("VENDOR_SECRET (32 characters or more) is required with VENDOR_URL")
         if self.vendor_connect_timeout_seconds <= 0 or self.vendor_read_timeout_seconds <= 0:

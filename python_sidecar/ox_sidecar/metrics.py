@@ -75,6 +75,9 @@ async def report_http_counts(pool: Any, every_seconds: float = 15.0) -> None:
         _unreported[1] -= errors
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts every answer under its route template (never the raw path:
     ids would make a series per request)."""
@@ -100,12 +103,16 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             if route != "/metrics":
-                method = scope["method"]
+                # Bounded labels: a made-up method is OTHER, not a new series.
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
                 REQUESTS.labels(method, route, str(status)).inc()
-                _unreported[0] += 1
                 if status >= 500:
                     SERVER_ERRORS.labels(method, route, str(status)).inc()
-                    _unreported[1] += 1
+                # The 5xx rate counts answers of our routes, not probes of
+                # pages that do not exist (they would dilute an outage).
+                if route != "unmatched":
+                    _unreported[0] += 1
+                    _unreported[1] += int(status >= 500)
                 LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
@@ -187,9 +194,19 @@ def render(gauges: dict[str, Any] | None) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def allowed(peer: str | None, networks: list[Any], trusted_proxies: list[Any]) -> bool:
+def allowed(
+    peer: str | None,
+    networks: list[Any],
+    trusted_proxies: list[Any],
+    headers: Any = None,
+) -> bool:
     """Scrapes come from the operator's network, never through the public
-    proxy: a request a trusted proxy forwarded came from outside."""
+    proxy: a request a trusted proxy forwarded came from outside, and so did
+    any that says it was forwarded (a proxy or docker's own may not be known)."""
+    if headers is not None and any(
+        h in headers for h in ("x-forwarded-for", "forwarded", "x-real-ip")
+    ):
+        return False
     try:
         address = ipaddress.ip_address(peer or "")
     except ValueError:

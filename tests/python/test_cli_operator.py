@@ -428,5 +428,6 @@ def test_cli_changes_are_audited_under_the_operator(db: psycopg.Connection) -> N
         "--key",
         "op-2",
     )
-    assert scalar(db, actor) == "operator:boss@example.com as role:postgres"
+    boss = scalar(db, "select id from crypto.users where email = 'boss@example.com'")
+    assert scalar(db, actor) == f"operator:user:{boss} as role:postgres"
     refused("--as", "pat@example.com", "clock", "show", code="NOT_AN_ADMIN")

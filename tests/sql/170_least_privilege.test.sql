@@ -1,5 +1,5 @@
 begin;
-select plan(34);
+select plan(37);
 
 -- Every function of ours (every schema but PostgreSQL's and the tests') a
 -- role may execute, directly or through a role it inherits.
@@ -81,7 +81,8 @@ select set_eq(
     'app_user executes exactly its list'
 );
 
--- app_admin: the admin routes (only through admin_authenticator).
+-- app_admin: the admin routes (only through admin_authenticator); no crypto definer function but
+-- the clock: those are reached through api.admin_*, which check the admin (zz_admin_through_api.sql).
 select set_eq(
     $$ select * from pg_temp.executable('app_admin') $$,
     array[
@@ -119,39 +120,19 @@ select set_eq(
         'api.submit_prediction(text,text,text)',
         'api.universe_today()',
         'api.user_stats()',
-        'crypto.adjust_points(text,bigint,text,text)',
-        'crypto.adjustment_key(text,bigint,text)',
-        'crypto.audit_seal()',
-        'crypto.audit_verify()',
         'crypto.auth_uid()',
         'crypto.award_key(date,bigint)',
-        'crypto.begin_settling(date)',
-        'crypto.cancel_redemption(bigint,text)',
         'crypto.change_percent(numeric)',
-        'crypto.check_calendar_runway()',
-        'crypto.close_session(date)',
-        'crypto.correct_settlement(date,jsonb,text)',
         'crypto.current_session()',
-        'crypto.enqueue_job(text,jsonb,text,integer)',
         'crypto.eod_deadline(date)',
-        'crypto.eod_fetch_needed(date)',
-        'crypto.eod_fetch_plan(date)',
-        'crypto.eod_prices_problems(jsonb,boolean)',
         'crypto.error_code(text)',
-        'crypto.finish_settling(date)',
-        'crypto.integrity_violations()',
-        'crypto.job_cancel(bigint,text)',
         'crypto.job_json(crypto.jobs)',
-        'crypto.job_retry(bigint)',
         'crypto.kst(timestamp with time zone)',
-        'crypto.load_eod_price(date,text,numeric,text,timestamp with time zone)',
-        'crypto.load_eod_prices(jsonb,text)',
         'crypto.mask_secret(text)',
         'crypto.new_york(timestamp with time zone)',
         'crypto.next_session_day()',
         'crypto.next_trading_day(date)',
         'crypto.now()',
-        'crypto.open_session(date)',
         'crypto.prediction_award(bigint)',
         'crypto.prediction_points(bigint)',
         'crypto.prev_trading_day(date)',
@@ -159,18 +140,13 @@ select set_eq(
         'crypto.redemption_json(crypto.rewards_redemptions)',
         'crypto.redemption_json_masked(crypto.rewards_redemptions)',
         'crypto.reward_json(crypto.rewards_inventory)',
-        'crypto.run_integrity_check()',
         'crypto.secret_digest(text)',
-        'crypto.set_universe(date,text[],boolean)',
         'crypto.setting_rule_text(text)',
         'crypto.setting_rules()',
-        'crypto.setting_set(text,text)',
-        'crypto.settle_session(date,boolean)',
         'crypto.settlement_void_reason(crypto.current_settlements)',
         'crypto.try_date(text)',
         'crypto.try_numeric(text)',
         'crypto.unknown_symbols(text[])',
-        'crypto.upsert_reward(text,text,bigint,integer,boolean)',
         'crypto.void_reason(crypto.settlement_outcome,numeric,numeric)'
     ]::text[],
     'app_admin executes exactly its list'
@@ -442,6 +418,16 @@ set local session authorization oxp_service;
 select is(pg_temp.actor(), 'role:oxp_service', '... through the worker''s, the worker');
 reset session authorization;
 select set_config('request.jwt.claims', '', true);
+
+-- The admin API's login without an admin's token moves no points.
+set local role app_admin;
+select throws_ok($$ select crypto.adjust_points('x@example.com', 1000, 'mint', 'k-mint') $$, '42501', null,
+    'app_admin cannot adjust points directly, only through api.admin_adjust_points');
+select throws_ok($$ select crypto.setting_set('points.per_win', '1000000') $$, '42501', null,
+    '... nor change a setting');
+select throws_ok($$ select api.admin_adjust_points('x@example.com', null, 1000, 'mint', 'k') $$, 'OX001', null,
+    '... and the api function wants a signed-in admin');
+reset role;
 
 select * from finish();
 rollback;
