@@ -13,6 +13,7 @@ import time
 
 import httpx
 import psycopg
+from settlement import BUILD as SETTLEMENT_BUILD
 
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.config import Settings
@@ -24,18 +25,16 @@ DAY, PREV = "2026-11-24", "2026-11-23"
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
 ADMIN = "00000000-0000-0000-0001-000000000001"  # outside the players' range
 
-BUILD = """
-insert into crypto.users (id, email, password_hash)
-select ('00000000-0000-0000-0000-' || lpad(to_hex(i), 12, '0'))::uuid, 'b' || i || '@example.com', '$argon2id$x'
-from generate_series(1, %(users)s) as i;
-insert into crypto.ledger_accounts (kind, user_id) select 'user', id from crypto.users;
-insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
-select u.id, %(day)s, a.symbol, (case when random() < 0.5 then 'UP' else 'DOWN' end)::crypto.prediction_choice, now()
-from crypto.users as u cross join crypto.active_universe as a where a.trading_day = %(day)s;
+# The players and their predictions as bench/settlement builds them, plus
+# their sign-ins of the day and an admin to ask the dashboard.
+BUILD = (
+    SETTLEMENT_BUILD.rstrip().rstrip(";")
+    + """;
 insert into crypto.daily_activity (kst_day, user_id) select %(day)s, id from crypto.users;
 insert into crypto.users (id, email, password_hash, role, totp_secret)
 values (%(admin)s, 'boss@example.com', '$argon2id$x', 'admin', 'JBSWY3DPEHPK3PXP')
 """
+)
 
 
 def percentile(values: list[float], share: float) -> float:

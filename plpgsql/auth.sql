@@ -169,6 +169,6 @@ end
 $$;
 
 grant execute on function api.signup(text, text) to anon;
-grant execute on function api.login_lookup(text) to anon;
-grant execute on function api.login_failed(text) to anon;
+grant execute on function api.login_lookup(text) to auth_service;
+grant execute on function api.login_failed(text) to auth_service;
 grant execute on function api.me() to app_user, app_admin;

@@ -201,10 +201,10 @@ begin
 end
 $$;
 
-grant execute on function crypto.open_session(date) to oxp_service, app_admin;
-grant execute on function crypto.close_session(date) to oxp_service, app_admin;
-grant execute on function crypto.begin_settling(date) to oxp_service, app_admin;
-grant execute on function crypto.finish_settling(date) to oxp_service, app_admin;
+grant execute on function crypto.open_session(date) to oxp_operator, app_admin;
+grant execute on function crypto.close_session(date) to oxp_operator, app_admin;
+grant execute on function crypto.begin_settling(date) to oxp_operator, app_admin;
+grant execute on function crypto.finish_settling(date) to oxp_operator, app_admin;
 grant execute on function api.session_today() to anon, app_user, app_admin;
 grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;

@@ -184,7 +184,7 @@ $$;
 grant execute on function crypto.setting_rules() to oxp_service, app_admin, auditor;
 grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
 grant execute on function crypto.settings_list() to oxp_service, auditor;
-grant execute on function crypto.setting_set(text, text) to oxp_service, app_admin;
+grant execute on function crypto.setting_set(text, text) to oxp_operator, app_admin;
 
 comment on function crypto.setting_rules() is
 'What each setting accepts: kind (integer, decimal, symbols, fixed), bounds and a note.';

@@ -19,7 +19,6 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -27,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from . import environment, logs, metrics, ratelimit, web
 from .ad_ssv import SsvVerifier
 from .config import ROOT, Settings, get_settings
-from .db import call_api, new_pool
+from .db import AUTH, Pools, call_api, new_pool
 from .guards import BodyLimit, HashGate
 from .migrate import VERSIONED
 from .oauth import OidcClient
@@ -53,6 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.tokens = TokenService(settings)
     app.state.oidc = OidcClient(settings)
+    app.state.ad_units = frozenset(settings.ad_ssv_ad_units)
+    app.state.production = settings.env == "production"
     app.state.ad_ssv = SsvVerifier(
         settings.ad_ssv_keys_url,
         settings.ad_ssv_keys_cache_seconds,
@@ -66,9 +67,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hash_gate = HashGate(
         settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
     )
-    app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
+    app.state.pool = Pools(
+        new_pool(settings.api_url, settings.api_pool_size),
+        new_pool(settings.admin_api_url, settings.admin_api_pool_size),
+        settings.user_statement_timeout_ms,
+        settings.admin_statement_timeout_ms,
+    )
     app.state.environment_refusal = None
-    await app.state.pool.open(wait=False)
+    await app.state.pool.open()
     loader = asyncio.create_task(_load_from_database(app, settings))
     # Serve once the codes are read, so no early answer falls back to a 500;
     # if the database is not up yet, keep trying in the background.
@@ -92,7 +98,7 @@ async def _load_from_database(app: FastAPI, settings: Settings) -> None:
     another ENV found after start-up stops every answer (environment_agrees)."""
     while True:
         try:
-            async with app.state.pool.connection(timeout=10) as conn:
+            async with app.state.pool.user.connection(timeout=10) as conn:
                 await load_error_codes(conn)
                 async with conn.transaction():
                     await conn.execute("set local role anon")
@@ -110,6 +116,7 @@ async def _load_from_database(app: FastAPI, settings: Settings) -> None:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    settings.require_real_vendor()
     logs.configure(settings.log_level)
     app = FastAPI(
         title="OX Predict API",
@@ -169,7 +176,7 @@ class Caller:
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in a thread
 # pool, a thread hop per dependency per request.
-async def _pool(request: Request) -> AsyncConnectionPool:
+async def _pool(request: Request) -> Pools:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 
@@ -244,7 +251,7 @@ async def _hash_gate(request: Request) -> HashGate:
     return request.app.state.hash_gate  # type: ignore[no-any-return]
 
 
-Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Pool = Annotated[Pools, Depends(_pool)]
 Admin = Annotated[Caller, Depends(admin)]
 Oidc = Annotated[OidcClient, Depends(_oidc)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
@@ -335,15 +342,13 @@ class SignupOut(TokenOut):
     user: dict[str, Any]
 
 
-async def start_session(
-    pool: AsyncConnectionPool, tokens: TokenService, user: dict[str, Any]
-) -> dict[str, Any]:
+async def start_session(pool: Pools, tokens: TokenService, user: dict[str, Any]) -> dict[str, Any]:
     """Our tokens for a user who just proved who they are: a short access
     token and the first refresh token of a new family. Never an admin's: an
     admin's session begins in api.mfa_verify, with the second factor."""
     access = tokens.issue(user)
     refresh, digest = new_refresh_token()
-    await call_api(pool, "app_user", shim_claims(user["id"]), "issue_refresh", digest)
+    await call_api(pool, AUTH, shim_claims(user["id"]), "issue_refresh", digest)
     return {**access, "refresh_token": refresh}
 
 
@@ -368,11 +373,12 @@ def _routes(app: FastAPI) -> None:
         through the public proxy; elsewhere it does not exist (404)."""
         state = request.app.state
         peer = request.client.host if request.client else None
-        if not metrics.allowed(peer, state.metrics_networks, state.trusted_proxies):
+        networks, proxies = state.metrics_networks, state.trusted_proxies
+        if not metrics.allowed(peer, networks, proxies, request.headers):
             raise Problem("NOT_FOUND", "Not Found")
-        metrics.note_pool(pool.get_stats())
+        metrics.note_pool(pool.user.get_stats(), pool.admin.get_stats())
         try:
-            gauges = json.loads(await call_api(pool, "anon", "", "prometheus_gauges") or "null")
+            gauges = json.loads(await call_api(pool, AUTH, "", "prometheus_gauges") or "null")
         except Problem:
             gauges = None  # oxp_database_up 0 says so
         body, content_type = metrics.render(gauges)
@@ -382,7 +388,7 @@ def _routes(app: FastAPI) -> None:
     async def ready(pool: Pool) -> dict[str, Any]:
         expected = sorted(p.name for p in (ROOT / VERSIONED).glob("*.sql"))
         try:
-            async with pool.connection(timeout=2) as conn:
+            async with pool.user.connection(timeout=2) as conn:
                 cur = await conn.execute("select version from migrations.applied")
                 applied = sorted(r[0] for r in await cur.fetchall())
         except Exception as exc:
@@ -416,21 +422,21 @@ def _routes(app: FastAPI) -> None:
     async def login(body: LoginIn, request: Request, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
         # Refused here (429) when the email had too many wrong passwords, or
         # the admin too many wrong codes, whatever this password is.
-        found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
+        found = json.loads(await call_api(pool, AUTH, "", "login_lookup", body.email) or "null")
         if found and found["mfa"] and body.otp is None:
             # Said before the password is checked, so it says nothing about it.
             raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
         stored = found["password_hash"] if found else None
         ok = await gate.run(verify_password, stored, body.password)
         if not found or not ok:
-            await call_api(pool, "anon", "", "login_failed", body.email)
+            await call_api(pool, AUTH, "", "login_failed", body.email)
             raise Problem("INVALID_CREDENTIALS", "Wrong email or password")
         if found["mfa"]:
             # The code is checked in SQL (the secret never leaves it), which
             # counts wrong ones and begins the admin's refresh family.
             refresh, digest = new_refresh_token()
             args = (found["id"], body.otp, request.app.state.totp_key, digest)
-            admin = json.loads(await call_api(pool, "anon", "", "mfa_verify", *args) or "null")
+            admin = json.loads(await call_api(pool, AUTH, "", "mfa_verify", *args) or "null")
             user = {k: admin[k] for k in ("id", "email", "role")}
             return {"user": user, **tokens.issue(admin), "refresh_token": refresh}
         user = {k: found[k] for k in ("id", "email", "role")}
@@ -450,7 +456,7 @@ def _routes(app: FastAPI) -> None:
     @app.post("/v1/auth/verify-email", tags=["auth"])
     async def verify_email(token: VerifyToken, pool: Pool) -> Response:
         """Spends the link (once, before it expires) and verifies the email."""
-        return raw_json(await call_api(pool, "anon", "", "verify_email", refresh_hash(token)))
+        return raw_json(await call_api(pool, AUTH, "", "verify_email", refresh_hash(token)))
 
     @app.post("/v1/auth/verify-email/resend", tags=["auth"], status_code=202)
     async def resend_verification(caller: User, request: Request, pool: Pool) -> Response:
@@ -465,14 +471,14 @@ def _routes(app: FastAPI) -> None:
     async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:
         new, digest = new_refresh_token()
         args = ("refresh", refresh_hash(body.refresh_token), digest)
-        user = json.loads(await call_api(pool, "anon", "", *args) or "null")
+        user = json.loads(await call_api(pool, AUTH, "", *args) or "null")
         return {**tokens.issue(user), "refresh_token": new}
 
     @app.post("/v1/auth/logout", tags=["auth"])
     async def logout(body: RefreshIn, pool: Pool) -> Response:
         """Revokes the refresh token's whole family; access tokens expire on their own."""
         args = ("logout", refresh_hash(body.refresh_token))
-        return raw_json(await call_api(pool, "anon", "", *args))
+        return raw_json(await call_api(pool, AUTH, "", *args))
 
     @app.get("/v1/auth/oauth/google", tags=["auth"], status_code=302)
     async def oauth_google(pool: Pool, oidc: Oidc) -> Response:
@@ -483,7 +489,7 @@ def _routes(app: FastAPI) -> None:
         # with the state; the callback must come with it.
         browser, browser_hash = new_refresh_token()
         args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri, browser_hash)
-        await call_api(pool, "anon", "", "oauth_begin", *args)
+        await call_api(pool, AUTH, "", "oauth_begin", *args)
         response = RedirectResponse(auth.url, status_code=302)
         response.set_cookie(
             OAUTH_COOKIE,
@@ -497,7 +503,7 @@ def _routes(app: FastAPI) -> None:
         return response
 
     async def finish_oauth(
-        pool: AsyncConnectionPool,
+        pool: Pools,
         tokens: TokenService,
         oidc: OidcClient,
         code: str,
@@ -508,13 +514,13 @@ def _routes(app: FastAPI) -> None:
         # even if this one fails further on. Only by the browser that began it.
         binding = refresh_hash(browser) if browser else None
         args = ("oauth_consume", state, binding)
-        flow = json.loads(await call_api(pool, "anon", "", *args) or "{}")
+        flow = json.loads(await call_api(pool, AUTH, "", *args) or "{}")
         id_token = await oidc.exchange(code, flow["code_verifier"], flow["redirect_uri"])
         claims = await oidc.verify(id_token, flow["nonce"])
         if claims.get("email_verified") is not True or not claims.get("email"):
             raise Problem("EMAIL_NOT_VERIFIED", "Google has not verified this account's email")
         args = ("oauth_login", state, str(claims["sub"]), str(claims["email"]))
-        user = json.loads(await call_api(pool, "anon", "", *args) or "null")
+        user = json.loads(await call_api(pool, AUTH, "", *args) or "null")
         return await start_session(pool, tokens, user)
 
     @app.get("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
@@ -697,6 +703,11 @@ def _routes(app: FastAPI) -> None:
         except UnicodeDecodeError as exc:
             raise Problem("AD_SSV_MALFORMED", "The query string is not ASCII") from exc
         callback = await request.app.state.ad_ssv.verify(query)
+        # The network signs every publisher's callbacks with the same keys:
+        # only our own ad units pay (none configured: none in production).
+        units = request.app.state.ad_units
+        if callback.ad_unit not in units and (units or request.app.state.production):
+            raise Problem("AD_SSV_UNKNOWN_AD_UNIT", f"Ad unit {callback.ad_unit[:40]} is not ours")
         args = (
             "ad_ssv_reward",
             callback.transaction_id,
@@ -738,6 +749,12 @@ class AdjustIn(BaseModel):
 
 
 class ReasonIn(BaseModel):
+    reason: Reason
+
+
+class ResolveIn(BaseModel):
+    status: Literal["ISSUED", "FAILED"]
+    vendor_ref: str | None = Field(default=None, min_length=1, max_length=200)
     reason: Reason
 
 
@@ -807,6 +824,18 @@ def _admin_routes(app: FastAPI) -> None:
         """Add a SKU, restock, change the price, disable or enable."""
         args = ("admin_reward_inventory", body.sku, body.name, body.cost_points, body.stock)
         return await admin_call(caller, pool, *args, body.active)
+
+    @app.post("/admin/redemptions/{redemption_id}/resolve", tags=["admin"])
+    async def admin_resolve(
+        redemption_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+        body: ResolveIn,
+        caller: Admin,
+        pool: Pool,
+    ) -> Response:
+        """An UNKNOWN redemption the vendor answered out of band: ISSUED with
+        its vendor_ref, or FAILED (refunded exactly once, as the worker does)."""
+        args = ("admin_resolve_redemption", redemption_id, body.status, body.vendor_ref)
+        return await admin_call(caller, pool, *args, body.reason)
 
     @app.post("/admin/users/adjust-points", tags=["admin"])
     async def admin_adjust(

@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .db import call_api
+from .db import AUTH, call_api
 
 log = logging.getLogger("ox_sidecar.metrics")
 
@@ -67,12 +67,15 @@ async def report_http_counts(pool: Any, every_seconds: float = 15.0) -> None:
         if total == 0:
             continue
         try:
-            await call_api(pool, "anon", "", "note_http_counts", total, errors)
+            await call_api(pool, AUTH, "", "note_http_counts", total, errors)
         except Exception:  # the database is down: keep the counts for later
             log.debug("http counts not reported yet", exc_info=True)
             continue
         _unreported[0] -= total
         _unreported[1] -= errors
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class MetricsMiddleware:
@@ -100,19 +103,24 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             if route != "/metrics":
-                method = scope["method"]
+                # Bounded labels: a made-up method is OTHER, not a new series.
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
                 REQUESTS.labels(method, route, str(status)).inc()
-                _unreported[0] += 1
                 if status >= 500:
                     SERVER_ERRORS.labels(method, route, str(status)).inc()
-                    _unreported[1] += 1
+                # The 5xx rate counts answers of our routes, not probes of
+                # pages that do not exist (they would dilute an outage).
+                if route != "unmatched":
+                    _unreported[0] += 1
+                    _unreported[1] += int(status >= 500)
                 LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
-def note_pool(stats: dict[str, int]) -> None:
-    """psycopg_pool's get_stats(): size minus idle is lent out."""
-    POOL_IN_USE.set(stats.get("pool_size", 0) - stats.get("pool_available", 0))
-    POOL_WAITING.set(stats.get("requests_waiting", 0))
+def note_pool(*stats: dict[str, int]) -> None:
+    """psycopg_pool's get_stats() of each pool (the user and the admin
+    logins): size minus idle is lent out."""
+    POOL_IN_USE.set(sum(s.get("pool_size", 0) - s.get("pool_available", 0) for s in stats))
+    POOL_WAITING.set(sum(s.get("requests_waiting", 0) for s in stats))
 
 
 class DatabaseGauges(Collector):
@@ -186,9 +194,19 @@ def render(gauges: dict[str, Any] | None) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def allowed(peer: str | None, networks: list[Any], trusted_proxies: list[Any]) -> bool:
+def allowed(
+    peer: str | None,
+    networks: list[Any],
+    trusted_proxies: list[Any],
+    headers: Any = None,
+) -> bool:
     """Scrapes come from the operator's network, never through the public
-    proxy: a request a trusted proxy forwarded came from outside."""
+    proxy: a request a trusted proxy forwarded came from outside, and so did
+    any that says it was forwarded (a proxy or docker's own may not be known)."""
+    if headers is not None and any(
+        h in headers for h in ("x-forwarded-for", "forwarded", "x-real-ip")
+    ):
+        return False
     try:
         address = ipaddress.ip_address(peer or "")
     except ValueError:

@@ -28,9 +28,9 @@ def free_port() -> int:
 
 
 def service(db: psycopg.Connection, query: str, *args: Any) -> Any:
-    """Run one statement as the service role (as the CLI and pg_cron do)."""
+    """Run one statement as the operator role (as the CLI does)."""
     with db.transaction():
-        db.execute("set local role oxp_service")
+        db.execute("set local role oxp_operator")
         row = db.execute(query, args).fetchone()
     return None if row is None else row[0]
 
@@ -84,14 +84,18 @@ OXP = Path(sys.executable).parent / "oxp"
 
 
 @contextmanager
-def running_api(port: int | None = None) -> Iterator[str]:
-    """`oxp serve` (uvicorn) as a real process with this environment; its base URL."""
+def running_api(
+    port: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
+    """`oxp serve` (uvicorn) as a real process with this environment (and
+    `env`); its base URL. With `log`, its output goes to that file."""
     port = port or free_port()
+    sink = log.open("wb") if log else None
     proc = subprocess.Popen(
         [OXP, "serve", "--port", str(port), "--workers", "1"],
-        env=os.environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        stdout=sink or subprocess.DEVNULL,
+        stderr=sink or subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -109,6 +113,8 @@ def running_api(port: int | None = None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if sink:
+            sink.close()
 
 
 def act_as(conn: psycopg.Connection, uid: str) -> None:

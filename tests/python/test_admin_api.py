@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from support import admin_token, bearer, open_session_for, signup
+from support import admin_token, bearer, open_session_for, service, signup
 
 pytestmark = pytest.mark.usefixtures("calendar")
 
@@ -55,6 +55,7 @@ def test_an_admin_runs_the_game_from_the_api(client: TestClient, db: psycopg.Con
     ).fetchone()[0]  # type: ignore[index]
 
     dash = client.get("/admin/dashboard", headers=boss).json()
+    assert "session" in dash, dash
     assert dash["session"]["trading_day"] == "2026-11-24" and dash["session"]["phase"] == "OPEN"
 
     # Points: the key makes a retry harmless; audited under the admin's id.
@@ -155,3 +156,32 @@ def test_an_admin_runs_the_game_from_the_api(client: TestClient, db: psycopg.Con
         "ad_rewards",
     }
     assert client.get("/admin/batches", headers=boss).json()[0]["job"]
+
+
+def test_an_admin_resolves_a_redemption_the_vendor_answered_out_of_band(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    boss = bearer(admin_token(client, "boss@example.com"))
+    player = bearer(signup(client, "vera@example.com"))
+    service(db, "select crypto.adjust_points('vera@example.com', 500, 'start', 'start-vera')")
+    service(db, "select crypto.upsert_reward('MUG', 'A mug', 300, 2)")
+    made = client.post("/v1/rewards/MUG/redeem", headers={**player, "Idempotency-Key": "r1"})
+    assert made.status_code == 201, made.text
+    rid = made.json()["id"]
+    service(db, "select crypto.redemption_unknown(%s, 'read timeout')", rid)
+    balance = "select balance from crypto.ledger_accounts a join crypto.users u on u.id = a.user_id where u.email = 'vera@example.com'"
+    assert db.execute(balance).fetchone() == (200,)
+
+    bad = client.post(
+        f"/admin/redemptions/{rid}/resolve", json={"status": "LOST", "reason": "x"}, headers=boss
+    )
+    assert bad.status_code == 422
+    body = {"status": "FAILED", "reason": "the vendor says it never issued"}
+    first = client.post(f"/admin/redemptions/{rid}/resolve", json=body, headers=boss)
+    again = client.post(f"/admin/redemptions/{rid}/resolve", json=body, headers=boss)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "FAILED" and again.json() == first.json()
+    assert db.execute(balance).fetchone() == (500,), "refunded exactly once"
+    assert db.execute(
+        "select reserved from crypto.rewards_inventory where sku = 'MUG'"
+    ).fetchone() == (0,)

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ox_cli.main import app
-from ox_sidecar.config import get_settings
+from ox_sidecar import logs
+from ox_sidecar.config import clear_settings
 from ox_sidecar.worker import run_once
 from support import WebhookSink
 
@@ -23,7 +24,7 @@ def hooks(monkeypatch: pytest.MonkeyPatch, env: None) -> Iterator[tuple[WebhookS
         steady = f"{sink.base}/services/T1/B1/steady-secret"
         flaky = f"{sink.base}/services/T2/B2/flaky-secret"
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{steady}, {flaky}")
-        get_settings.cache_clear()
+        clear_settings()
         yield sink, steady, flaky
 
 
@@ -35,8 +36,12 @@ def drain(db_url: str) -> None:
 
 
 def test_each_transition_reaches_every_webhook_once(
-    db: psycopg.Connection, db_url: str, hooks: tuple[WebhookSink, str, str]
+    db: psycopg.Connection,
+    db_url: str,
+    hooks: tuple[WebhookSink, str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    logs.configure("INFO")  # as the worker runs: its log must not carry the URLs
     sink = hooks[0]
     sink.fail["/services/T2/B2/flaky-secret"] = 1
     alert_id = db.execute(
@@ -70,6 +75,9 @@ def test_each_transition_reaches_every_webhook_once(
     drain(db_url)
     resolved = [b["text"] for _, b in sink.posts if "resolved" in b["text"]]
     assert len(resolved) == 2 and all("cleared by rule" in t for t in resolved)
+    worker_log = capsys.readouterr().err
+    assert "webhooks refused" in worker_log, "the worker logged the failed delivery"
+    assert "secret" not in worker_log, "never a webhook's URL in the log"
 
 
 def test_oxp_alerts_lists_and_resolves_with_a_reason(

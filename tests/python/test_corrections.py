@@ -190,7 +190,7 @@ def as_service(url: str, query: str, *args: object) -> str:
     with psycopg.connect(url) as conn:
         try:
             with conn.transaction():
-                conn.execute("set local role oxp_service")
+                conn.execute("set local role oxp_operator")
                 row = conn.execute(query, args).fetchone()
         except psycopg.Error as exc:
             return exc.diag.message_primary or str(exc.sqlstate)
@@ -215,7 +215,7 @@ def test_corrections_racing_each_other_and_spending_pay_once(
     rows = [{"trading_day": "2026-11-23", "symbol": "AAPL", "close": "100"}]
     rows += [{"trading_day": "2026-11-24", "symbol": "AAPL", "close": "110"}]
     with db.transaction():
-        db.execute("set local role oxp_service")
+        db.execute("set local role oxp_operator")
         db.execute("select crypto.load_eod_prices(%s, 'test')", (json.dumps(rows),))
         db.execute("select crypto.settle_session('2026-11-24', true)")
 

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import clear_settings
 from ox_sidecar.worker import run_once
 from support import WebhookSink, admin_token, bearer, running_api, service, signup
 
@@ -27,7 +27,7 @@ def sink(monkeypatch: pytest.MonkeyPatch, env: None) -> Iterator[WebhookSink]:
         # The price source is down: the configured file does not exist.
         monkeypatch.setenv("EOD_PROVIDER", "csv")
         monkeypatch.setenv("EOD_CSV_FILE", "/nonexistent/closes.csv")
-        get_settings.cache_clear()
+        clear_settings()
         yield hooks
 
 

@@ -34,6 +34,7 @@ def test_metrics_count_routes_and_read_the_database(
     assert created.status_code == 201
     assert live_client.post("/v1/predictions/NOPE1", json={"choice": "UP"}).status_code == 401
     assert live_client.get("/no/such/page").status_code == 404
+    assert live_client.request("PROPFIND", "/v1/users/me").status_code == 405
     db.execute("select crypto.alert_open('queue_stale', '', 'warning', '{}')")
     for _ in range(3):  # scrapes are not rate limited, and not counted
         scrape = live_client.get("/metrics")
@@ -53,7 +54,14 @@ def test_metrics_count_routes_and_read_the_database(
     assert sample(text, "oxp_http_requests_total", route="unmatched", status="404") == 1.0
     assert sample(text, "oxp_http_requests_total", route="/metrics") is None
     assert sample(text, "oxp_http_request_duration_seconds_count", route="/v1/auth/signup") == 1.0
+    assert sample(text, "oxp_http_requests_total", method="PROPFIND") is None, (
+        "no label per made-up method"
+    )
+    assert sample(text, "oxp_http_requests_total", method="OTHER", status="405") == 1.0
     assert sample(text, "oxp_database_up") == 1.0
+    # What says it was forwarded came through a proxy: not the operator's.
+    forwarded = live_client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert forwarded.status_code == 404
     assert sample(text, "oxp_alerts_open", rule="queue_stale", severity="warning") == 1.0
     assert sample(text, "oxp_jobs", kind="alert.deliver", status="queued") == 1.0
     assert sample(text, "oxp_db_pool_connections_in_use") is not None

@@ -1,7 +1,7 @@
 -- Alerts (issue 11, item 4): one row per condition while it lasts, each
 -- transition queued once for the webhooks, rules that open and clear.
 begin;
-select plan(30);
+select plan(32);
 
 select tests.load_calendar();
 select crypto.clock_set('2026-11-24 01:00Z');
@@ -117,6 +117,7 @@ select crypto.close_session('2026-11-24');
 select crypto.load_eod_price(d::date, 'AAPL', c, 'test') from (values ('2026-11-23', 10), ('2026-11-24', 11)) as v (d, c);
 select crypto.settle_session('2026-11-24', true);
 select crypto.rollup_metrics();
+select is(crypto.check_settlement_payout('2026-11-24'), 0::bigint, 'the check runs on the settled day: nothing amiss');
 select is((select count(*)::int from crypto.alerts where rule = 'settlement_payout'), 0, 'a settlement that paid its winners: no alert');
 update crypto.session_control set points_per_win = 150 where trading_day = '2026-11-24';
 select is(crypto.check_settlement_payout('2026-11-24'), -50::bigint, 'paid 100 where 150 was due');
@@ -145,6 +146,10 @@ select crypto.clock_set('2026-11-27 13:00Z');
 select crypto.open_session('2026-11-27');
 select crypto.clock_set('2026-11-27 14:30Z');
 select crypto.close_session('2026-11-27');
+select crypto.check_participation();
+select is((select count(*)::int from crypto.alerts where rule = 'participation_low'), 0,
+    'no verdict before the rollup has counted the closed day');
+select crypto.rollup_metrics();
 select crypto.check_participation();
 select results_eq(
     $$ select subject, (details ->> 'participants')::int, (details ->> 'median_of_last_7')::numeric

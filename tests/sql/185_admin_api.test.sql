@@ -9,15 +9,27 @@ select tests.create_user('boss@example.com') as boss \gset
 select tests.create_user('player@example.com') as player \gset
 update crypto.users set role = 'admin', totp_secret = 'JBSWY3DPEHPK3PXP' where id = :'boss';
 
+-- As the shim calls it: the admin routes' login, then the role and claims
+-- (the audit believes claims only from the API's logins).
+
 -- Who may not: a player's token, and an admin's user with a player's token.
+reset session authorization;
+set local session authorization authenticator;
 select tests.authenticate_as(:'player', 'app_user');
 select throws_ok($$ select api.admin_dashboard() $$, '42501', null, 'app_user cannot call the admin API at all');
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'player', 'app_admin');
 select throws_ok($$ select api.admin_dashboard() $$, 'OX003', 'FORBIDDEN', 'a player with an admin role claim is refused');
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'boss', 'app_admin');
 
 select tests.clear_authentication();
+reset session authorization;
 select crypto.rollup_metrics();
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'boss', 'app_admin');
 select results_eq(
     $$ select d -> 'session' ->> 'trading_day', d -> 'session' ->> 'phase', (d -> 'points' ->> 'held_by_players')::int
@@ -32,23 +44,33 @@ select is((api.admin_adjust_points(null, :'player', 70, 'goodwill', 'req-1') ->>
 select is((api.admin_adjust_points(null, :'player', 70, 'goodwill', 'req-1') ->> 'balance_after')::int, 70,
     '... a retry with the same key pays nothing more');
 select tests.clear_authentication();
+reset session authorization;
 select is((select balance from crypto.ledger_accounts where user_id = :'player'), 70::bigint, '... balance 70');
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'boss', 'app_admin');
 select throws_ok($$ select api.admin_adjust_points('player@example.com', null, 5, 'x', null) $$,
     'OX000', 'VALIDATION_FAILED', 'no Idempotency-Key: refused');
 select throws_ok(format($$ select api.admin_adjust_points('player@example.com', %L, 5, 'both', 'k') $$, :'player'),
     'OX000', 'VALIDATION_FAILED', 'email and id at once: refused');
 select tests.clear_authentication();
+reset session authorization;
 select is(
     (select actor from crypto.audit_logs where action = 'points.adjust' order by id desc limit 1),
     'user:' || :'boss', 'audited under the admin''s own id'
 );
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'boss', 'app_admin');
 
 -- Users: disabled means refused at once, sessions ended; enabled again.
 select is(api.admin_user_disabled(:'player', true, 'chargeback fraud') ->> 'id', :'player', 'an admin disables a user');
+reset session authorization;
+set local session authorization authenticator;
 select tests.authenticate_as(:'player', 'app_user');
 select throws_ok($$ select api.points_balance() $$, 'OX001', null, 'the disabled user''s token stops working');
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'boss', 'app_admin');
 select throws_ok(format($$ select api.admin_user_disabled(%L, true, 'oops') $$, :'boss'),
     'OX000', 'VALIDATION_FAILED', 'not oneself');
@@ -56,11 +78,14 @@ select throws_ok(format($$ select api.admin_user_disabled(%L, false, '') $$, :'p
     'OX000', 'VALIDATION_FAILED', 'a reason is required');
 select is(api.admin_user_disabled(:'player', false, 'refund cleared') ->> 'disabled_at', null, '... and enables them again');
 select tests.clear_authentication();
+reset session authorization;
 select results_eq(
     $$ select action, actor from crypto.audit_logs where action in ('user.disabled', 'user.enabled') order by id $$,
     format($$ values ('user.disabled', %L), ('user.enabled', %L) $$, 'user:' || :'boss', 'user:' || :'boss'),
     'both audited under the admin'
 );
+reset session authorization;
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'boss', 'app_admin');
 
 -- Universe, rewards, ads, settings.
