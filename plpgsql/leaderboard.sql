@@ -169,6 +169,6 @@ end
 $$;
 
 grant execute on function crypto.leaderboard_start(text, date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.leaderboard_refresh(date) to oxp_service, app_admin;
+grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
 grant execute on function api.set_nickname(text) to app_user, app_admin;
 grant execute on function api.leaderboard(text, integer, bigint) to anon, app_user, app_admin;
