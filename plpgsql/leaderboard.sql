@@ -61,28 +61,14 @@ begin
 end
 $$;
 
--- At the commit of the transaction that settled or corrected a day, when
--- every award of it is in the ledger (deferred constraint triggers).
-create or replace function crypto.leaderboard_on_settled() returns trigger
-language plpgsql volatile security definer
-set search_path = crypto, pg_temp
-as $$
-begin
-    perform crypto.leaderboard_refresh(new.trading_day);
-    return null;
-end
-$$;
-
+-- Refreshed by the metrics rollup (pg_cron, every 10 minutes) for each
+-- settled day whose books moved (crypto.rollup_metrics), not inside the
+-- settlement: a refresh reads every award of the day's players, which would
+-- make settling a million predictions many times slower. The triggers that
+-- did it at commit are gone.
 drop trigger if exists leaderboard_settled on crypto.session_control;
-create constraint trigger leaderboard_settled after update of phase on crypto.session_control
-deferrable initially deferred
-for each row when (new.phase = 'SETTLED' and old.phase is distinct from 'SETTLED')
-execute function crypto.leaderboard_on_settled();
-
 drop trigger if exists leaderboard_revised on crypto.settlement_revisions;
-create constraint trigger leaderboard_revised after insert on crypto.settlement_revisions
-deferrable initially deferred
-for each row execute function crypto.leaderboard_on_settled();
+drop function if exists crypto.leaderboard_on_settled();
 
 -- A player's public name, or none (null): 2 to 20 characters, no "@" (never
 -- an email), no control characters; unique whatever the case.

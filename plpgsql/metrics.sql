@@ -170,8 +170,12 @@ begin
         order by s.trading_day
     loop
         perform crypto.compute_daily_metrics(v_day);
-        -- A settled day's payout is checked whenever its books change.
+        -- A settled day's payout is checked, and its players' places on the
+        -- leaderboard recomputed, whenever its books change.
         perform crypto.check_settlement_payout(v_day);
+        if (select s.phase = 'SETTLED' from crypto.session_control as s where s.trading_day = v_day) then
+            perform crypto.leaderboard_refresh(v_day);
+        end if;
         v_count := v_count + 1;
     end loop;
     return v_count;

@@ -40,8 +40,8 @@ from (values
     ('2026-11-23', 'MSFT', 10), ('2026-11-24', 'MSFT', 10.0005)
 ) as v (d, s, c);
 select crypto.settle_session('2026-11-24', true);
--- The refresh runs at commit (a deferred trigger); a test never commits.
-set constraints all immediate;
+-- The metrics rollup (pg_cron) refreshes the board of a settled day.
+select crypto.rollup_metrics();
 
 select results_eq(
     $$ select period, period_start, points, wins, losses, voids from crypto.leaderboard
@@ -93,10 +93,9 @@ select is(
 
 -- A correction turns AAPL down: Cat wins, Ann and Bob lose their points.
 select tests.clear_authentication();
-set constraints all deferred;
 select crypto.correct_settlement('2026-11-24', '[{"trading_day": "2026-11-24", "symbol": "AAPL", "close": 9}]',
     'the vendor sent a wrong close');
-set constraints all immediate;  -- as at commit
+select crypto.rollup_metrics();  -- as pg_cron would
 select results_eq(
     $$ select u.email, l.points, l.wins, l.losses from crypto.leaderboard as l
        join crypto.users as u on u.id = l.user_id where l.period = 'week' order by u.email $$,
