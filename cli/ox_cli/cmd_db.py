@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -212,13 +215,28 @@ def load_cmd(
     roles = (ROOT / "sql" / "0001_roles.sql").read_text()
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(roles.split("\ngrant ")[0])  # type: ignore[arg-type]
-    cmd = [_pg_tool("pg_restore"), "--exit-on-error", "--single-transaction", "-d"]
-    cmd += [settings.database_url]
+    # pg_cron belongs to one database of a cluster (cron.database_name) and
+    # its jobs to that cluster: left out here, `oxp db migrate` schedules them.
+    listing = subprocess.run(  # noqa: S603 (an argument list, no shell)
+        [_pg_tool("pg_restore"), "-l", str(file)], capture_output=True, text=True, check=False
+    )
+    if listing.returncode != 0:
+        raise fail("VALIDATION_FAILED", f"not a dump of oxp db dump: {listing.stderr.strip()}")
+    keep = [
+        line for line in listing.stdout.splitlines() if not re.search(r"\bcron\b|pg_cron", line)
+    ]
+    handle, name = tempfile.mkstemp(suffix=".list")
+    contents = Path(name)
+    with os.fdopen(handle, "w") as out:
+        out.write("\n".join(keep) + "\n")
+    cmd = [_pg_tool("pg_restore"), "--exit-on-error", "--single-transaction", "-L", str(contents)]
+    cmd += ["-d", settings.database_url]
     if tables:
         cmd += ["--clean", "--if-exists"]
     done = subprocess.run(  # noqa: S603 (an argument list, no shell)
         [*cmd, str(file)], capture_output=True, text=True, check=False
     )
+    contents.unlink()
     if done.returncode != 0:
         raise fail("RESTORE_FAILED", " ".join(done.stderr.split())[-800:])
-    say(f"loaded {file}", False)
+    say(f"loaded {file}; run `oxp db migrate` there to schedule the pg_cron jobs", False)

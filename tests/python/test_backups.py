@@ -1,0 +1,254 @@
+"""Backups proven by restoring them (issue 12): a cluster of its own with WAL
+archived by pgBackRest, traffic, a full backup, a point-in-time restore to a
+noted time T (exactly what was acknowledged before T survives), a restore to
+the latest WAL (everything comes back), and the restore drill; the API rides
+out each restore with 503 DATABASE_UNAVAILABLE and serves again unrestarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from ox_sidecar.config import get_settings
+from ox_sidecar.migrate import migrate
+from support import OXP, free_port, running_api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def backed_up(monkeypatch: pytest.MonkeyPatch, jwt_key_file: Path) -> Iterator[dict[str, Any]]:
+    """A durable cluster (not the suite's throwaway one: a restore replaces
+    the whole cluster) with continuous archiving into its own repository."""
+    work = Path(tempfile.mkdtemp(prefix="oxp-backup."))
+    work.chmod(0o755)
+    port = free_port()
+    data, repo = work / "pg", work / "repo"
+    subprocess.run([ROOT / "scripts" / "localpg.sh", "start", data, str(port), "oxp"], check=True)
+    try:
+        subprocess.run(
+            [ROOT / "scripts" / "backups.sh", "setup", data, str(port), repo], check=True
+        )
+        url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
+        migrate(url, "development")
+        for key, value in {
+            "DATABASE_URL": url,
+            "BACKUP_CONFIG": str(repo / "pgbackrest.conf"),
+            "PG_DATA_DIR": str(data),
+            "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
+            "API_POOL_SIZE": "4",
+            "LOG_LEVEL": "WARNING",
+            # The watcher asks 20 times a second, more than a player may.
+            "RATE_LIMITS_ENABLED": "false",
+        }.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        yield {"url": url, "data": data, "repo": repo}
+    finally:
+        get_settings.cache_clear()
+        subprocess.run([ROOT / "scripts" / "localpg.sh", "stop", data], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def oxp(*args: str) -> Any:
+    """`oxp ARGS --json` as a process; its JSON answer (errors included)."""
+    done = subprocess.run(
+        [OXP, *args, "--json"], env=os.environ, capture_output=True, text=True, check=False
+    )
+    out = done.stdout.strip().splitlines()
+    assert out, done.stderr
+    answer = json.loads(out[-1])
+    return {"data": answer} if isinstance(answer, list) else answer | {"exit": done.returncode}
+
+
+def adjust(url: str, key: str, amount: int = 10) -> None:
+    """One acknowledged operation: it returned, so it is committed."""
+    with psycopg.connect(url) as conn:
+        conn.execute("set role oxp_service")
+        conn.execute(
+            "select crypto.adjust_points('drill@example.com', %s, 'drill', %s)", (amount, key)
+        )
+
+
+def present(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select substr(idempotency_key, 8) from crypto.ledger_transfers"
+            " where idempotency_key like 'adjust:op%'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def books_clean(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        violations = conn.execute(
+            "select coalesce(json_agg(v), '[]') from crypto.integrity_violations() as v"
+        ).fetchone()
+        assert violations == ([],)
+        conn.execute("select crypto.audit_seal()")
+        audit = conn.execute("select crypto.audit_verify()").fetchone()
+        assert audit is not None and audit[0]["ok"] is True, audit
+
+
+class Watcher:
+    """Asks the API for the balance every 50 ms while a restore runs: each
+    answer must be 200 or a 503 problem+json naming DATABASE_UNAVAILABLE."""
+
+    def __init__(self, api: httpx.Client, token: str) -> None:
+        self.api, self.token = api, token
+        self.answers: list[tuple[float, int, str]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                r = self.api.get(
+                    "/v1/points/balance", headers={"Authorization": f"Bearer {self.token}"}
+                )
+                code = r.json().get("code", "") if r.status_code != 200 else ""
+                assert r.status_code == 200 or r.headers["content-type"].startswith(
+                    "application/problem+json"
+                )
+                self.answers.append((time.monotonic(), r.status_code, code))
+            except httpx.TransportError as exc:  # the API itself must never go away
+                self.answers.append((time.monotonic(), 0, type(exc).__name__))
+            time.sleep(0.05)
+
+    def __enter__(self) -> Watcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def serves_again_within(self, seconds: float) -> float:
+        """Seconds from the command's end to the first 200 after it."""
+        ended = time.monotonic()
+        while time.monotonic() - ended < seconds:
+            r = self.api.get(
+                "/v1/points/balance", headers={"Authorization": f"Bearer {self.token}"}
+            )
+            if r.status_code == 200:
+                return time.monotonic() - ended
+            time.sleep(0.05)
+        raise AssertionError(f"the API did not serve again within {seconds} s")
+
+
+def test_restore_drill_point_in_time_then_latest(backed_up: dict[str, Any]) -> None:
+    url = backed_up["url"]
+    with running_api() as base, httpx.Client(base_url=base, timeout=30) as api:
+        r = api.post(
+            "/v1/auth/signup", json={"email": "drill@example.com", "password": "correct horse"}
+        )
+        assert r.status_code == 201, r.text
+        token = r.json()["access_token"]
+
+        before_backup = [f"op{i}" for i in range(10)]
+        for key in before_backup:
+            adjust(url, key)
+        backup = oxp("db", "backup", "--type", "full")
+        assert backup["exit"] == 0 and backup["type"] == "full", backup
+        (listed,) = oxp("db", "backups")["data"]
+        assert listed["label"] == backup["label"] and listed["wal_start"] <= listed["wal_stop"]
+        after_backup = [f"op{i}" for i in range(10, 20)]
+        for key in after_backup:
+            adjust(url, key)
+        with psycopg.connect(url) as conn:
+            t = conn.execute("select clock_timestamp()").fetchone()[0]  # type: ignore[index]
+        time.sleep(0.3)
+        after_t = [f"op{i}" for i in range(20, 30)]
+        for key in after_t:
+            adjust(url, key)
+        assert present(url) == set(before_backup + after_backup + after_t)
+
+        # A time before the oldest backup is refused, naming the range; nothing stops.
+        early = oxp("db", "restore", "--to", "2020-01-01T00:00:00+00:00", "--yes")
+        assert early["exit"] == 1 and early["error"]["code"] == "RESTORE_OUT_OF_RANGE"
+        assert "restorable range" in early["error"]["detail"]
+        late = oxp("db", "restore", "--to", "2099-01-01T00:00:00+00:00", "--yes")
+        assert late["error"]["code"] == "RESTORE_OUT_OF_RANGE", late
+        unconfirmed = subprocess.run(
+            [OXP, "db", "restore", "--latest"], env=os.environ, capture_output=True, text=True
+        )
+        assert "CONFIRMATION_REQUIRED" in unconfirmed.stderr
+        assert (
+            api.get("/v1/points/balance", headers={"Authorization": f"Bearer {token}"}).json()[
+                "balance"
+            ]
+            == 300
+        )
+
+        with Watcher(api, token) as watch:
+            restored = oxp("db", "restore", "--to", t.isoformat(), "--yes")
+            assert restored["exit"] == 0, restored
+            recovered = watch.serves_again_within(5)
+        codes = {(status, code) for _, status, code in watch.answers}
+        assert (503, "DATABASE_UNAVAILABLE") in codes, codes
+        assert codes <= {(200, ""), (503, "DATABASE_UNAVAILABLE")}, codes
+        print(f"restore to T: {restored['seconds']} s, API back {recovered:.2f} s after")
+
+        # Exactly the operations acknowledged before T.
+        assert present(url) == set(before_backup + after_backup)
+        books_clean(url)
+        balance = api.get("/v1/points/balance", headers={"Authorization": f"Bearer {token}"})
+        assert balance.json()["balance"] == 200
+
+        with Watcher(api, token) as watch:
+            latest = oxp("db", "restore", "--latest", "--yes")
+            assert latest["exit"] == 0, latest
+            watch.serves_again_within(5)
+        assert present(url) == set(before_backup + after_backup + after_t)
+        books_clean(url)
+
+    drill = oxp("db", "verify-backup")
+    assert drill["exit"] == 0 and drill["ok"] is True, drill
+    assert drill["violations"] == [] and drill["audit"]["ok"] is True
+
+
+def test_restore_is_refused_in_production_without_the_long_flag(
+    backed_up: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENV", "production")
+    monkeypatch.setenv("JWT_PRIVATE_KEY", "pem")
+    monkeypatch.setenv("JWT_ADMIN_PRIVATE_KEY", "pem")
+    monkeypatch.setenv("TOTP_ENCRYPTION_KEY", "x" * 32)
+    refused = oxp("db", "restore", "--latest", "--yes")
+    assert refused["exit"] == 1 and refused["error"]["code"] == "REPLACES_PRODUCTION"
+    with psycopg.connect(backed_up["url"]) as conn:  # still up: nothing was stopped
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_dump_and_load(backed_up: dict[str, Any], tmp_path: Path) -> None:
+    url = backed_up["url"]
+    dump = tmp_path / "oxp.dump"
+    assert subprocess.run([OXP, "db", "dump", str(dump)], env=os.environ).returncode == 0
+    assert dump.stat().st_size > 0
+    # Into the same, non-empty database: refused without --replace --yes.
+    refused = subprocess.run(
+        [OXP, "db", "load", str(dump)], env=os.environ, capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "DATABASE_NOT_EMPTY" in refused.stderr
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create database copy")
+    copy = url.rsplit("/", 1)[0] + "/copy"
+    env = os.environ | {"DATABASE_URL": copy}
+    loaded = subprocess.run([OXP, "db", "load", str(dump)], env=env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    with psycopg.connect(copy) as conn:
+        assert conn.execute("select count(*) from migrations.applied").fetchone()[0] == len(  # type: ignore[index]
+            list((ROOT / "sql").glob("*.sql"))
+        )
