@@ -41,6 +41,14 @@ begin
     -- The alert rules that watch state (dead jobs, the queue, the worker,
     -- participation); the checks above open theirs as they run.
     perform cron.schedule('oxp-evaluate-alerts', '* * * * *', 'select crypto.evaluate_alerts()');
+    -- Backups (the worker runs pgBackRest): full on Sunday, differential on
+    -- the other days, at 07:30 KST, after the 07:00 integrity check and
+    -- between the settlement and the day's play; the restore drill on
+    -- Sunday at 09:00 KST, once Sunday's full backup is in.
+    perform cron.schedule('oxp-backup-full', '30 22 * * 6', $$select crypto.enqueue_backup('full')$$);
+    perform cron.schedule('oxp-backup-diff', '30 22 * * 0-5', $$select crypto.enqueue_backup('diff')$$);
+    perform cron.schedule('oxp-restore-drill', '0 0 * * 0', $$select crypto.enqueue_backup('verify')$$);
+    perform cron.schedule('oxp-wal-archive-check', '* * * * *', 'select crypto.check_wal_archive()');
     reset role;
 end
 $cron$;

@@ -19,8 +19,9 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
 
-from .config import Settings
+from .config import Settings, get_settings
 
 
 class BackupError(Exception):
@@ -284,3 +285,33 @@ def verify(settings: Settings) -> dict[str, Any]:
         "audit": audit,
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def run_job(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
+    """The worker's handler for backup.full/diff/incr/verify (enqueued by
+    pg_cron): run it, report it to crypto.record_backup (job_runs, the
+    alert), and raise on failure so the queue retries it."""
+    kind = payload["type"]
+    started = dt.datetime.now(dt.UTC)
+    settings = get_settings()
+    try:
+        done = verify(settings) if kind == "verify" else backup(settings, kind)
+    except BackupError as exc:
+        conn.execute(
+            "select crypto.record_backup(%s, %s, false, %s, %s)",
+            (kind, started, Jsonb({"code": exc.code}), exc.detail),
+        )
+        raise
+    ok = bool(done.get("ok", True))
+    conn.execute(
+        "select crypto.record_backup(%s, %s, %s, %s, %s)",
+        (
+            kind,
+            started,
+            ok,
+            Jsonb(json.loads(json.dumps(done, default=str))),
+            None if ok else "the restored backup does not verify",
+        ),
+    )
+    if not ok:
+        raise BackupError("BACKUP_FAILED", f"the restore drill failed: {done}")

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import alerts, mail
+from . import alerts, backups, mail
 from .config import get_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
@@ -86,6 +86,11 @@ HANDLERS: dict[str, Handler] = {
     "reward.issue": reward_issue,
     "email.verify": email_verify,
     "alert.deliver": alert_deliver,
+    # pgBackRest, on pg_cron's schedule (plpgsql/backups.sql).
+    "backup.full": backups.run_job,
+    "backup.diff": backups.run_job,
+    "backup.incr": backups.run_job,
+    "backup.verify": backups.run_job,
 }
 
 
