@@ -282,3 +282,52 @@ def test_dump_and_load(
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
+
+
+def test_scheduled_backup_and_a_failing_archive_alert(backed_up: dict[str, Any]) -> None:
+    """The worker runs what pg_cron enqueues and records it; an
+    archive_command that fails opens the archive alert, and archiving
+    resumes, and the alert clears, once it works again."""
+    from ox_sidecar.worker import run_once
+
+    url = backed_up["url"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("set role oxp_service")
+        conn.execute("select crypto.enqueue_backup('incr')")
+        assert run_once(conn)
+        conn.execute("reset role")
+        assert conn.execute(
+            "select status::text from crypto.job_runs where job = 'backup.incr'"
+        ).fetchall() == [("succeeded",)]
+        assert conn.execute(
+            "select status::text from crypto.jobs where kind = 'backup.incr'"
+        ).fetchall() == [("done",)]
+
+        def archiver() -> dict[str, Any]:
+            conn.execute("select pg_stat_clear_snapshot()")
+            return conn.execute("select crypto.check_wal_archive()").fetchone()[0]  # type: ignore[index]
+
+        conn.execute("alter system set archive_command = 'false'")
+        conn.execute("select pg_reload_conf()")
+        time.sleep(0.5)
+        conn.execute("select pg_switch_wal()")
+        adjust(url, "op-while-failing")  # committed while WAL cannot leave the disk
+        deadline = time.monotonic() + 30
+        while not (state := archiver())["failing"]:
+            assert time.monotonic() < deadline, state
+            time.sleep(0.5)
+        assert conn.execute(
+            "select severity::text from crypto.alerts"
+            " where rule = 'wal_archive_failing' and resolved_at is null"
+        ).fetchall() == [("critical",)]
+
+        conn.execute("alter system reset archive_command")
+        conn.execute("select pg_reload_conf()")
+        deadline = time.monotonic() + 90  # the archiver retries after a minute at worst
+        while (state := archiver())["failing"]:
+            assert time.monotonic() < deadline, state
+            time.sleep(0.5)
+        assert conn.execute(
+            "select resolution from crypto.alerts where rule = 'wal_archive_failing'"
+        ).fetchall() == [("cleared",)]
+        assert "op-while-failing" in present(url)  # nothing was lost
