@@ -13,6 +13,8 @@ $oxp db migrate
 $oxp calendar sync
 $oxp demo seed
 $oxp schedule tick >/dev/null
+# Something to restore from on the first run; pg_cron takes it from there.
+[ "$($oxp db backups --json)" != "[]" ] || $oxp db backup --type full
 
 $oxp worker &
 worker=$!
