@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +116,21 @@ def run_once(conn: psycopg.Connection) -> bool:
 
 
 def run_forever(url: str, poll_seconds: float = 30.0) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
+    """Serve the queue; a database that goes away (a restart, a restore) is
+    waited out, reconnecting every 2 s. A job cut off stays 'running' until
+    its lease ends, then is taken again."""
+    while True:
+        try:
+            _serve(url, poll_seconds)
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):
+                raise
+            log.warning("database unreachable; reconnecting in 2 s", extra={"error": str(exc)})
+            time.sleep(2)
+
+
+def _serve(url: str, poll_seconds: float) -> None:
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         conn.execute("listen oxp_jobs")
         log.info("worker started", extra={"kinds": sorted(HANDLERS)})
         name = f"{socket.gethostname()}:{os.getpid()}"

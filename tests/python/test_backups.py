@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from ox_cli.main import app
 from ox_sidecar.config import get_settings
 from ox_sidecar.migrate import migrate
-from support import free_port, running_api
+from support import OXP, free_port, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -392,6 +392,9 @@ def test_postgres_killed_under_api_traffic_loses_nothing(backed_up: dict[str, An
                         time.sleep(0.1)
                     time.sleep(0.02)
 
+        worker = subprocess.Popen(
+            [OXP, "worker"], env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         for t in threads:
             t.start()
@@ -408,6 +411,23 @@ def test_postgres_killed_under_api_traffic_loses_nothing(backed_up: dict[str, An
         for t in threads:
             t.join()
         back = Watcher(api, tokens[0]).serves_again_within(5)
+        # The worker rode it out too: alive, and beating again after the restart.
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                with psycopg.connect(url) as conn:
+                    beat = conn.execute(
+                        "select count(*) from crypto.worker_heartbeats"
+                        " where seen_at > now() - interval '5 seconds'"
+                    ).fetchone()
+                if beat != (0,):
+                    break
+                assert worker.poll() is None, "the worker died with the database"
+                assert time.monotonic() < deadline, "the worker never came back"
+                time.sleep(0.5)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=10)
 
     statuses = {(status, code) for status, code, _ in answers}
     print(
