@@ -172,7 +172,9 @@ def _pg_tool(name: str) -> str:
 
 
 @app.command("dump")
-def dump_cmd(file: Annotated[Path, typer.Argument(help="Where to write the dump")]) -> None:
+def dump_cmd(
+    file: Annotated[Path, typer.Argument(help="Where to write the dump")], as_json: AsJson = False
+) -> None:
     """A logical dump (pg_dump -Fc) of the database, to move it between machines."""
     settings = get_settings()
     done = subprocess.run(  # noqa: S603 (an argument list, no shell)
@@ -183,7 +185,8 @@ def dump_cmd(file: Annotated[Path, typer.Argument(help="Where to write the dump"
     )
     if done.returncode != 0:
         raise fail("BACKUP_FAILED", " ".join(done.stderr.split()))
-    say(f"dumped to {file} ({file.stat().st_size} bytes)", False)
+    size = file.stat().st_size
+    say(f"dumped to {file} ({size} bytes)", as_json, file=str(file), bytes=size)
 
 
 @app.command("load")
@@ -193,6 +196,7 @@ def load_cmd(
         bool, typer.Option("--replace", help="Replace what the database holds")
     ] = False,
     yes: Yes = False,
+    as_json: AsJson = False,
 ) -> None:
     """Load a dump into the database; refused into a non-empty one unless --replace --yes."""
     settings = get_settings()
@@ -239,4 +243,9 @@ def load_cmd(
     contents.unlink()
     if done.returncode != 0:
         raise fail("RESTORE_FAILED", " ".join(done.stderr.split())[-800:])
-    say(f"loaded {file}; run `oxp db migrate` there to schedule the pg_cron jobs", False)
+    say(
+        f"loaded {file}; run `oxp db migrate` there to schedule the pg_cron jobs",
+        as_json,
+        file=str(file),
+        replaced=bool(tables),
+    )
