@@ -47,7 +47,7 @@ def prepare(url: str, clients: int) -> None:
             "select trading_day from crypto.trading_calendar where cutoff_at > now() + interval '1 day'"
             " order by trading_day limit 1"
         ).fetchone()[0]  # type: ignore[index]
-        conn.execute("set role oxp_service")
+        conn.execute("set role oxp_operator")
         conn.execute(
             "select crypto.clock_set((select cutoff_at - interval '6 hours'"
             " from crypto.trading_calendar where trading_day = %s))",

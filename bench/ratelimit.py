@@ -67,7 +67,7 @@ def main() -> None:
             user = conn.execute(
                 "select (api.signup('bench@example.com', '$argon2id$bench') ->> 'id')::uuid"
             ).fetchone()[0]  # type: ignore[index]
-            conn.execute("set role anon")
+            conn.execute("set role auth_service")
             started = time.perf_counter()
             for _ in range(args.calls):
                 conn.execute(

@@ -60,7 +60,7 @@ def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
                 ("log_buffers", "on"),
             ):
                 conn.execute(f"set auto_explain.{name} = '{value}'")
-        conn.execute("set role oxp_service")
+        conn.execute("set role oxp_operator")
         conn.execute("select crypto.clock_set('2026-11-25T07:00:00+09:00')")
         conn.execute("select crypto.close_session(%s)", (DAY,))
         started = time.perf_counter()
@@ -110,7 +110,7 @@ def main() -> None:
             conn.execute(
                 "select crypto.sync_calendar(%s::jsonb)", (json.dumps(nyse_sessions(2026, 2026)),)
             )
-            conn.execute("set role oxp_service")
+            conn.execute("set role oxp_operator")
             conn.execute("select crypto.clock_set('2026-11-24T09:00:00+09:00')")
             conn.execute("select crypto.open_session(%s)", (DAY,))
             # Closes exist once New York has closed the day.

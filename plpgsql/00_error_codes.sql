@@ -46,6 +46,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
 ('OX204', 'AD_LIMIT_REACHED', 409, 'The ad reward limit is reached'),
 ('OX205', 'REDEMPTION_FINAL', 409, 'The redemption can no longer change'),
+('OX150', 'REDEMPTION_UNKNOWN', 409, 'The vendor has not said whether it issued this redemption'),
+('OX151', 'REDEMPTION_NOT_UNKNOWN', 409, 'Only a redemption the vendor did not answer for is resolved'),
 ('OX130', 'UNKNOWN_SYMBOL', 422, 'The symbol is not a known ticker'),
 ('OX131', 'ALERT_RESOLVED', 409, 'The alert is resolved already'),
 -- The ad network's server-side verification callback. The first four are
@@ -68,6 +70,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX175', 'ARCHIVE_FAILED', 500, 'WAL does not reach the backup repository'),
 ('OX176', 'DATABASE_NOT_EMPTY', 409, 'The target database holds data already'),
 ('OX177', 'REPLACES_PRODUCTION', 409, 'This replaces the production database; say so explicitly'),
+('OX180', 'NICKNAME_TAKEN', 409, 'Another player has this nickname'),
+('OX167', 'AD_SSV_UNKNOWN_AD_UNIT', 403, 'The callback is for an ad unit that is not ours'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
 ('23503', 'VALIDATION_FAILED', 422, 'A referenced resource does not exist'),
 ('23514', 'VALIDATION_FAILED', 422, 'A value breaks a rule'),

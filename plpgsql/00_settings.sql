@@ -18,6 +18,7 @@ insert into crypto.settings (key, value, description) values
     'Closes still missing this many minutes before the next session''s cutoff are settled VOID'
 ),
 ('eod.retry_max_seconds', '900', 'Longest wait between two attempts of a price fetch'),
+('alerts.http_min_requests', '200', 'Requests in 5 minutes before the API''s 5xx rate can open an alert'),
 ('rewards.vendor_failure_rate', '0', 'Share (0 to 1) of issues the simulated reward vendor refuses'),
 ('ratelimit.ip_per_minute', '100', 'Requests per client IP per minute, every route'),
 ('ratelimit.predictions_per_minute', '5', 'Prediction submissions per user per minute'),

@@ -50,7 +50,7 @@ begin
 end
 $$;
 
-grant execute on function crypto.adjust_points(text, bigint, text, text) to oxp_service, app_admin;
+grant execute on function crypto.adjust_points(text, bigint, text, text) to oxp_operator, app_admin;
 
 -- `oxp points adjust` without --key: a key derived from the adjustment and
 -- the day (KST, by the database clock), so the same command run twice the
@@ -68,4 +68,4 @@ as $$
     from (select (crypto.now() at time zone 'Asia/Seoul')::date as day) as d
 $$;
 
-grant execute on function crypto.adjustment_key(text, bigint, text) to oxp_service, app_admin;
+grant execute on function crypto.adjustment_key(text, bigint, text) to oxp_operator, app_admin;

@@ -164,6 +164,7 @@ declare
         when 'eod_fetch' then new.details ->> 'trading_day'
         when 'eod_void' then new.details ->> 'trading_day'
         when 'mfa_lockout' then new.details ->> 'user_id'
+        when 'reward_vendor' then new.details ->> 'redemption_id'
         when 'schedule_tick' then crypto.tick_failure_keys(new.details -> 'failed')::text
         else ''
     end;
@@ -205,13 +206,24 @@ begin
         perform crypto.alert_clear('eod_fetch', v_row.subject);
     end loop;
     if (select r.status = 'succeeded' from crypto.job_runs as r
-        where r.job like 'schedule_tick%' order by r.started_at desc, r.id desc limit 1) then
+        where r.job = 'schedule_tick' order by r.started_at desc, r.id desc limit 1) then
         perform crypto.alert_clear('schedule_tick');
     end if;
+    -- A vendor's silence ends with its answer or an admin's resolve.
+    perform crypto.alert_clear('reward_vendor', a.subject)
+    from crypto.alerts as a
+    where a.rule = 'reward_vendor' and a.resolved_at is null
+        and not exists (
+            select from crypto.rewards_redemptions as r
+            where r.id::text = a.subject and r.status = 'UNKNOWN'
+        );
 
-    -- Dead jobs: work that will not happen without a person.
+    -- Dead jobs: work that will not happen without a person. A dead alert
+    -- delivery is not one of them: its own alert would need delivering
+    -- through the same broken webhook (the worker's log says why).
     for v_row in
-        select j.id, j.kind, j.last_error, j.attempts from crypto.jobs as j where j.status = 'dead'
+        select j.id, j.kind, j.last_error, j.attempts from crypto.jobs as j
+        where j.status = 'dead' and j.kind <> 'alert.deliver'
     loop
         perform crypto.alert_open('job_dead', v_row.id::text, 'warning', jsonb_build_object(
             'job', v_row.id, 'kind', v_row.kind, 'attempts', v_row.attempts, 'error', v_row.last_error,
@@ -245,6 +257,20 @@ begin
         perform crypto.alert_clear('worker_silent');
     end if;
 
+    -- The API's 5xx rate over the last 5 minutes, once there is enough
+    -- traffic to tell (alerts.http_min_requests).
+    select coalesce(sum(h.total), 0) as total, coalesce(sum(h.errors), 0) as errors into v_row
+    from crypto.http_counts as h where h.minute >= v_now - interval '5 minutes';
+    if v_row.total >= crypto.setting_int('alerts.http_min_requests')
+        and v_row.errors * 100 > v_row.total then
+        perform crypto.alert_open('api_server_errors', '', 'warning', jsonb_build_object(
+            'requests', v_row.total, 'errors', v_row.errors, 'window', '5 minutes',
+            'action', 'oxp_http_5xx_total on /metrics names the routes; the API log has each error'));
+    else
+        perform crypto.alert_clear('api_server_errors');
+    end if;
+    delete from crypto.http_counts as h where h.minute < v_now - interval '1 day';
+
     -- Participation at the cutoff, against the last 7 trading days.
     perform crypto.check_participation();
     return (select count(*)::integer from crypto.alerts as a where a.resolved_at is null);
@@ -272,7 +298,13 @@ begin
     perform crypto.alert_clear('participation_low', a.subject)
     from crypto.alerts as a
     where a.rule = 'participation_low' and a.resolved_at is null and a.subject <> v_day::text;
-    select count(distinct p.user_id) into v_count from crypto.predictions as p where p.trading_day = v_day;
+    -- The day's row once the rollup counted it after the close (its stamp
+    -- says so); until then there is no verdict, and no scan of a million rows.
+    select m.participants into v_count from crypto.daily_metrics as m
+    where m.trading_day = v_day and m.books_stamp = crypto.metrics_books_stamp(v_day);
+    if v_count is null then
+        return;
+    end if;
     select percentile_cont(0.5) within group (order by m.participants) into v_median
     from (
         select m.participants from crypto.daily_metrics as m
@@ -287,8 +319,9 @@ end
 $$;
 
 -- Points a settlement paid against what its winners should have: every
--- win at the day's terms, net of corrections, less what a correction
--- could not take back (written off). Any difference is critical.
+-- win at the day's terms, plus what a correction could not take back
+-- from a player who had spent it (written off: still paid). Any
+-- difference is critical.
 create or replace function crypto.check_settlement_payout(p_day date) returns bigint
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -302,10 +335,10 @@ begin
     if v_row.trading_day is null or v_row.unsettled > 0 then
         return null;
     end if;
-    select v_row.wins * coalesce(s.points_per_win, crypto.setting_int('points.per_win')) - coalesce((
-        select sum(x.written_off) from crypto.settlement_corrections as c
-        join crypto.correction_transfers as x on x.correction_id = c.id
-        where c.trading_day = p_day
+    select v_row.wins * coalesce(s.points_per_win, crypto.setting_int('points.per_win')) + coalesce((
+        select sum(x.written_off) from crypto.correction_transfers as x
+        join crypto.predictions as p on p.id = x.prediction_id
+        where p.trading_day = p_day
     ), 0)
     into v_expected
     from crypto.session_control as s where s.trading_day = p_day;
@@ -322,8 +355,21 @@ end
 $$;
 
 grant execute on function crypto.evaluate_alerts() to oxp_service;
-grant execute on function crypto.alerts_list(boolean) to oxp_service, app_admin, auditor;
-grant execute on function crypto.resolve_alert(bigint, text) to oxp_service, app_admin;
+grant execute on function crypto.alerts_list(boolean) to oxp_operator, auditor;
+grant execute on function crypto.resolve_alert(bigint, text) to oxp_operator;
 grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
 grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
-grant execute on function crypto.check_settlement_payout(date) to oxp_service;
+
+-- Each API process adds what it answered since its last report; the
+-- minute's totals so far come back.
+create or replace function api.note_http_counts(p_total bigint, p_errors bigint) returns jsonb
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.http_counts as h (minute, total, errors)
+    values (date_trunc('minute', crypto.now()), p_total, p_errors)
+    on conflict (minute) do update set total = h.total + excluded.total, errors = h.errors + excluded.errors
+    returning jsonb_build_object('minute', crypto.kst(h.minute), 'total', h.total, 'errors', h.errors)
+$$;
+
+grant execute on function api.note_http_counts(bigint, bigint) to auth_service;

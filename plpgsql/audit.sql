@@ -65,11 +65,23 @@ as $$
     )
 $$;
 
--- Who is acting, for the audit row: the signed-in user, else the database role.
+-- Who is acting, for the audit row: the signed-in user, else the database
+-- login. Only the API's logins put verified claims in request.jwt.claims;
+-- any other session can set that setting to anything, so there it is not
+-- believed and the login that really acted is recorded.
 create or replace function crypto.current_actor() returns text
 language sql stable
 set search_path = crypto, pg_temp
-as $$ select coalesce('user:' || crypto.auth_uid()::text, 'role:' || session_user) $$;
+as $$
+    select coalesce(
+        case when session_user in ('authenticator', 'admin_authenticator') then 'user:' || crypto.auth_uid()::text end,
+        -- oxp names the person at the keyboard (--as EMAIL, else the OS
+        -- user): a claim, so the login that made it is kept beside it.
+        case when session_user not in ('authenticator', 'admin_authenticator')
+            then 'operator:' || nullif(current_setting('oxp.operator', true), '') || ' as role:' || session_user end,
+        'role:' || session_user
+    )
+$$;
 
 -- Walks the chain in order: each row must link to the hash of the row
 -- before it and hash to its own content. Names the first row that does not
@@ -105,5 +117,5 @@ as $$
     )
 $$;
 
-grant execute on function crypto.audit_verify() to oxp_service, app_admin, auditor;
+grant execute on function crypto.audit_verify() to oxp_operator, app_admin, auditor;
 grant execute on function crypto.audit_seal() to oxp_service, app_admin;

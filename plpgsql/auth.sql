@@ -158,7 +158,7 @@ declare
 begin
     return (
         select json_build_object(
-            'id', u.id, 'email', u.email, 'role', u.role, 'display_name', u.display_name,
+            'id', u.id, 'email', u.email, 'role', u.role, 'display_name', u.display_name, 'nickname', u.nickname,
             'created_at', crypto.kst(u.created_at), 'balance', a.balance
         )
         from crypto.users as u
@@ -169,6 +169,6 @@ end
 $$;
 
 grant execute on function api.signup(text, text) to anon;
-grant execute on function api.login_lookup(text) to anon;
-grant execute on function api.login_failed(text) to anon;
+grant execute on function api.login_lookup(text) to auth_service;
+grant execute on function api.login_failed(text) to auth_service;
 grant execute on function api.me() to app_user, app_admin;

@@ -271,11 +271,11 @@ begin
 end
 $$;
 
-grant execute on function api.issue_refresh(bytea) to app_user;
-grant execute on function api.refresh(bytea, bytea) to anon;
-grant execute on function api.logout(bytea) to anon;
-grant execute on function api.oauth_begin(text, text, text, text, bytea) to anon;
-grant execute on function api.oauth_consume(text, bytea) to anon;
-grant execute on function api.oauth_login(text, text, text) to anon;
+grant execute on function api.issue_refresh(bytea) to auth_service;
+grant execute on function api.refresh(bytea, bytea) to auth_service;
+grant execute on function api.logout(bytea) to auth_service;
+grant execute on function api.oauth_begin(text, text, text, text, bytea) to auth_service;
+grant execute on function api.oauth_consume(text, bytea) to auth_service;
+grant execute on function api.oauth_login(text, text, text) to auth_service;
 grant execute on function crypto.worker_heartbeat(text, jsonb) to oxp_service;
 grant execute on function api.admin_health() to app_admin;

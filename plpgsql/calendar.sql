@@ -23,4 +23,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.sync_calendar(jsonb) to oxp_service;
+grant execute on function crypto.sync_calendar(jsonb) to oxp_operator;

@@ -44,5 +44,5 @@ end
 $$;
 
 grant execute on function crypto.now() to anon, app_user, app_admin, oxp_service, auditor;
-grant execute on function crypto.clock_set(timestamptz) to oxp_service;
-grant execute on function crypto.clock_reset() to oxp_service;
+grant execute on function crypto.clock_set(timestamptz) to oxp_operator;
+grant execute on function crypto.clock_reset() to oxp_operator;

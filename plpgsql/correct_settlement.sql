@@ -329,7 +329,7 @@ $$;
 grant execute on function crypto.award_key(date, bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
-grant execute on function crypto.correct_settlement(date, jsonb, text) to oxp_service, app_admin;
+grant execute on function crypto.correct_settlement(date, jsonb, text) to oxp_operator, app_admin;
 
 -- The admin route's entry: same function, the admin named in the audit.
 create or replace function api.admin_correct_settlement(p_day date, p_closes jsonb, p_reason text) returns jsonb

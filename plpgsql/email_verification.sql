@@ -90,6 +90,6 @@ end
 $$;
 
 grant execute on function crypto.email_verification_issue(uuid, bytea) to oxp_service;
-grant execute on function api.verify_email(bytea) to anon;
+grant execute on function api.verify_email(bytea) to auth_service;
 grant execute on function api.resend_verification() to app_user;
-grant execute on function crypto.verify_email_by_operator(text) to oxp_service;
+grant execute on function crypto.verify_email_by_operator(text) to oxp_operator;

@@ -198,8 +198,8 @@ begin
 end
 $$;
 
-grant execute on function crypto.eod_prices_problems(jsonb, boolean) to oxp_service, app_admin;
-grant execute on function crypto.load_eod_prices(jsonb, text) to oxp_service, app_admin;
+grant execute on function crypto.eod_prices_problems(jsonb, boolean) to oxp_operator, app_admin;
+grant execute on function crypto.load_eod_prices(jsonb, text) to oxp_operator, app_admin;
 
 -- What a fetch for a trading day must bring: the day's and the previous
 -- trading day's closes for every symbol of the day's universe, and whether

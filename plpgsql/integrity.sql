@@ -69,7 +69,7 @@ as $$
             'requested_redemptions', coalesce(c.requested, 0), 'issued_redemptions', coalesce(c.issued, 0))
     from crypto.rewards_inventory as i
     left join (
-        select r.sku, count(*) filter (where r.status = 'REQUESTED') as requested,
+        select r.sku, count(*) filter (where r.status in ('REQUESTED', 'UNKNOWN')) as requested,
             count(*) filter (where r.status = 'ISSUED') as issued
         from crypto.rewards_redemptions as r group by r.sku
     ) as c on c.sku = i.sku
@@ -225,5 +225,5 @@ begin
 end
 $$;
 
-grant execute on function crypto.integrity_violations() to oxp_service, app_admin, auditor;
+grant execute on function crypto.integrity_violations() to oxp_operator, app_admin, auditor;
 grant execute on function crypto.run_integrity_check() to oxp_service, app_admin;

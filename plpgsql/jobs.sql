@@ -84,7 +84,7 @@ as $$
     select f.status from failed as f
 $$;
 
-grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_service, app_admin;
+grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_operator, app_admin;
 grant execute on function crypto.claim_job(text[]) to oxp_service;
 grant execute on function crypto.complete_job(bigint) to oxp_service;
 grant execute on function crypto.fail_job(bigint, text) to oxp_service;

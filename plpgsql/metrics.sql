@@ -14,16 +14,34 @@ as $$
     on conflict do nothing
 $$;
 
+-- What a day's row was computed from: its phase, its settlement and the
+-- last correction that re-settled it. The rollup recomputes a row whose
+-- stamp moved; read in the same statement as the counts, it is what they saw.
+create or replace function crypto.metrics_books_stamp(p_day date) returns text
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select s.phase || '|' || coalesce(s.settled_at::text, '') || '|' || coalesce((
+        select max(r.correction_id) from crypto.settlement_revisions as r where r.trading_day = p_day
+    )::text, '')
+    from crypto.session_control as s where s.trading_day = p_day
+$$;
+
 -- Recompute D's row from the books: exact, and the same whenever it runs
 -- (but points_outstanding, the players' balances at computation time).
 -- Rates are not stored: they are ratios of these counts (metrics_json).
+-- What is not tied to D itself counts from the KST date D up to the next
+-- trading day, so weekends and holidays land in the day before them.
 create or replace function crypto.compute_daily_metrics(p_day date) returns crypto.daily_metrics
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
     v_from timestamptz := p_day::timestamp at time zone 'Asia/Seoul';
-    v_to timestamptz := (p_day + 1)::timestamp at time zone 'Asia/Seoul';
+    v_next date := coalesce(
+        (select min(c.trading_day) from crypto.trading_calendar as c where c.trading_day > p_day), p_day + 1
+    );
+    v_to timestamptz := v_next::timestamp at time zone 'Asia/Seoul';
     v_row crypto.daily_metrics;
 begin
     if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
@@ -54,18 +72,19 @@ begin
         from outcomes as o
     ),
     -- Awards by their keys (one index probe per prediction), then what
-    -- corrections of D paid and took back.
+    -- corrections paid and took back for D's predictions (a correction of
+    -- one day re-settles the days around it too).
     awards as (
         select coalesce(sum(t.amount), 0)::bigint as points
         from crypto.predictions as p
         join crypto.ledger_transfers as t on t.idempotency_key = crypto.award_key(p_day, p.id)
-        where p.trading_day = p_day
+        where p.trading_day = p_day and t.refusal is null
     ),
     corrected as (
         select coalesce(sum(x.amount), 0)::bigint as points
-        from crypto.settlement_corrections as c
-        join crypto.correction_transfers as x on x.correction_id = c.id
-        where c.trading_day = p_day
+        from crypto.correction_transfers as x
+        join crypto.predictions as p on p.id = x.prediction_id
+        where p.trading_day = p_day
     ),
     moved as (
         select
@@ -76,12 +95,13 @@ begin
             coalesce(sum(t.amount) filter (where t.reason = 'refund'), 0)::bigint as refunded
         from crypto.ledger_transfers as t
         left join crypto.ledger_accounts as ua on ua.id = t.credit_account_id and ua.kind = 'user'
-        where t.reason <> 'settlement_award' and t.created_at >= v_from and t.created_at < v_to
+        where t.reason <> 'settlement_award' and t.refusal is null
+            and t.created_at >= v_from and t.created_at < v_to
     ),
     active as (
         select count(*)::integer as users
         from (
-            select a.user_id from crypto.daily_activity as a where a.kst_day = p_day
+            select a.user_id from crypto.daily_activity as a where a.kst_day >= p_day and a.kst_day < v_next
             union
             select p.user_id from crypto.predictions as p where p.trading_day = p_day
         ) as u
@@ -89,7 +109,7 @@ begin
     insert into crypto.daily_metrics as m (
         trading_day, computed_at, active_users, participants, predictions, wins, losses, voids, unsettled,
         points_settlement, points_ads, points_adjustments, points_redeemed, points_refunded,
-        points_outstanding, redemptions, ad_clicks, ad_rewards
+        points_outstanding, redemptions, ad_clicks, ad_rewards, books_stamp
     )
     select
         p_day, crypto.now(), active.users, tally.participants, tally.predictions,
@@ -108,7 +128,8 @@ begin
         (select coalesce(jsonb_object_agg(u.kind, u.n), '{}') from (
             select u.reward_kind::text as kind, count(*) as n from crypto.ad_unlocks as u
             where u.trading_day = p_day group by u.reward_kind
-        ) as u)
+        ) as u),
+        crypto.metrics_books_stamp(p_day)
     from tally, awards, corrected, moved, active
     on conflict (trading_day) do update set
         computed_at = excluded.computed_at, active_users = excluded.active_users,
@@ -118,18 +139,19 @@ begin
         points_ads = excluded.points_ads, points_adjustments = excluded.points_adjustments,
         points_redeemed = excluded.points_redeemed, points_refunded = excluded.points_refunded,
         points_outstanding = excluded.points_outstanding, redemptions = excluded.redemptions,
-        ad_clicks = excluded.ad_clicks, ad_rewards = excluded.ad_rewards
+        ad_clicks = excluded.ad_clicks, ad_rewards = excluded.ad_rewards, books_stamp = excluded.books_stamp
     returning m.* into v_row;
     return v_row;
 end
 $$;
 
-grant execute on function crypto.compute_daily_metrics(date) to oxp_service, app_admin;
+grant execute on function crypto.compute_daily_metrics(date) to oxp_operator;
 
 -- pg_cron's job: the session taking predictions (its running figures), and
--- every day whose books changed after its row was computed (a settlement,
--- a correction), or that has no row yet. Days before the first session
--- have nothing to count.
+-- every day whose books moved since its row was computed (it closed, was
+-- settled or corrected: crypto.metrics_books_stamp), or that has no row yet.
+-- The stamp, not a time: a row computed beside a settlement not yet
+-- committed still differs from the settled stamp and is computed again.
 create or replace function crypto.rollup_metrics() returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -144,11 +166,7 @@ begin
         left join crypto.daily_metrics as m on m.trading_day = s.trading_day
         where s.phase = 'OPEN'
             or m.trading_day is null
-            or m.computed_at < s.settled_at
-            or m.computed_at < (
-                select max(c.created_at) from crypto.settlement_corrections as c
-                where c.trading_day = s.trading_day
-            )
+            or m.books_stamp is distinct from crypto.metrics_books_stamp(s.trading_day)
         order by s.trading_day
     loop
         perform crypto.compute_daily_metrics(v_day);
@@ -209,4 +227,46 @@ begin
 end
 $$;
 
-grant execute on function crypto.daily_metrics_range(date, date) to oxp_service, app_admin, auditor;
+grant execute on function crypto.daily_metrics_range(date, date) to oxp_operator, auditor;
+
+-- What Prometheus scrapes from the database (GET /metrics): the queue,
+-- the schedule, open alerts and today's game, in one small read. Every
+-- figure is a gauge; the shim only renames them.
+create or replace function api.prometheus_gauges() returns jsonb
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select jsonb_build_object(
+        'queue', (select coalesce(jsonb_agg(jsonb_build_object(
+                'kind', q.kind, 'status', q.status, 'jobs', q.n,
+                'oldest_seconds', extract(epoch from crypto.now() - q.oldest))), '[]')
+            from (
+                select j.kind, j.status::text as status, count(*) as n,
+                    min(case when j.status = 'queued' then least(j.run_after, crypto.now()) else j.created_at end) as oldest
+                from crypto.jobs as j
+                where j.status in ('queued', 'running', 'dead')
+                group by j.kind, j.status
+            ) as q),
+        'last_success', (select coalesce(jsonb_object_agg(r.job,
+                extract(epoch from crypto.now() - r.finished_at)), '{}')
+            from (
+                select r.job, max(r.finished_at) as finished_at
+                from crypto.job_runs as r where r.status = 'succeeded' group by r.job
+            ) as r),
+        'alerts', (select coalesce(jsonb_agg(jsonb_build_object(
+                'rule', a.rule, 'severity', a.severity, 'open', a.n)), '[]')
+            from (
+                select a.rule, a.severity::text as severity, count(*) as n
+                from crypto.alerts as a where a.resolved_at is null group by a.rule, a.severity
+            ) as a),
+        'worker_heartbeat_seconds', (select extract(epoch from crypto.now() - max(h.seen_at))
+            from crypto.worker_heartbeats as h),
+        'today', (select jsonb_build_object(
+                'trading_day', m.trading_day, 'active_users', m.active_users, 'participants', m.participants,
+                'predictions', m.predictions, 'points_outstanding', m.points_outstanding,
+                'age_seconds', extract(epoch from crypto.now() - m.computed_at))
+            from crypto.daily_metrics as m order by m.trading_day desc limit 1)
+    )
+$$;
+
+grant execute on function api.prometheus_gauges() to auth_service;

@@ -125,9 +125,9 @@ end
 $$;
 
 grant execute on function crypto.job_json(crypto.jobs) to oxp_service, app_admin, auditor;
-grant execute on function crypto.jobs_list(text, integer) to oxp_service, auditor;
-grant execute on function crypto.job_retry(bigint) to oxp_service, app_admin;
-grant execute on function crypto.job_cancel(bigint, text) to oxp_service, app_admin;
+grant execute on function crypto.jobs_list(text, integer) to oxp_operator, auditor;
+grant execute on function crypto.job_retry(bigint) to oxp_operator, app_admin;
+grant execute on function crypto.job_cancel(bigint, text) to oxp_operator, app_admin;
 
 comment on function crypto.jobs_list(text, integer) is
 'Queue jobs newest first with attempts and the last error (oxp jobs list).';

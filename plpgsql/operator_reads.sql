@@ -144,7 +144,7 @@ begin
     end if;
     perform crypto.page_limit(p_limit);
     select
-        json_agg((crypto.redemption_json(r) || jsonb_build_object('email', u.email)) order by r.id desc),
+        json_agg((crypto.redemption_json_masked(r) || jsonb_build_object('email', u.email)) order by r.id desc),
         min(r.id), count(*)
     into v_items, v_last, v_count
     from (
@@ -159,9 +159,9 @@ end
 $$;
 
 grant execute on function crypto.settlement_void_reason(crypto.current_settlements) to oxp_service, app_admin, auditor;
-grant execute on function crypto.sessions_list(date, date, integer) to oxp_service, auditor;
-grant execute on function crypto.eod_day(date) to oxp_service, auditor;
-grant execute on function crypto.redemptions_list(text, bigint, integer) to oxp_service, auditor;
+grant execute on function crypto.sessions_list(date, date, integer) to oxp_operator, auditor;
+grant execute on function crypto.eod_day(date) to oxp_operator, auditor;
+grant execute on function crypto.redemptions_list(text, bigint, integer) to oxp_operator, auditor;
 
 comment on function crypto.settlement_void_reason(crypto.current_settlements) is
 'Why a symbol settled VOID: missing_price (naming the day) or threshold (with the change).';

@@ -165,12 +165,12 @@ begin
 end
 $$;
 
-grant execute on function crypto.users_list(text, integer) to oxp_service, auditor;
-grant execute on function crypto.user_detail(text, integer) to oxp_service, auditor;
-grant execute on function crypto.user_ledger(text, bigint, integer) to oxp_service, auditor;
+grant execute on function crypto.users_list(text, integer) to oxp_operator, auditor;
+grant execute on function crypto.user_detail(text, integer) to oxp_operator, auditor;
+grant execute on function crypto.user_ledger(text, bigint, integer) to oxp_operator, auditor;
 -- Role and factor changes are the operator's alone, like promotion.
-grant execute on function crypto.demote_admin(text) to oxp_service;
-grant execute on function crypto.reset_totp(text, text, text) to oxp_service;
+grant execute on function crypto.demote_admin(text) to oxp_operator;
+grant execute on function crypto.reset_totp(text, text, text) to oxp_operator;
 
 comment on function crypto.users_list(text, integer) is
 'Users newest first: email, role, balance, created, last seen, predictions (oxp users list).';

@@ -131,5 +131,5 @@ as $$
     select count(*)::integer from gone
 $$;
 
-grant execute on function api.rate_limit(text, uuid, text[]) to anon;
+grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
 grant execute on function crypto.rate_limit_cleanup() to oxp_service;

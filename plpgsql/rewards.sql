@@ -1,7 +1,11 @@
 -- Rewards: a redemption debits the points and reserves one unit in one
 -- transaction; the worker asks the vendor, then the redemption is ISSUED
 -- (reserved -> issued) or FAILED (refund, unit released); an admin may
--- CANCEL one that is not issued (refund, unit released).
+-- CANCEL one that is not issued (refund, unit released). A vendor call
+-- with no answer (a timeout, a connection lost after sending) leaves it
+-- UNKNOWN: still reserved and paid for, asked again by the worker, never
+-- cancelled; the vendor's answer or an admin (crypto.resolve_redemption)
+-- ends it.
 --
 -- Lock order, everywhere: the redemption row, then the user's ledger account
 -- (inside crypto.ledger_transfer), then the inventory row. A new redemption
@@ -26,6 +30,33 @@ as $$
         'status', p_redemption.status, 'vendor_ref', p_redemption.vendor_ref, 'error', p_redemption.error,
         'created_at', crypto.kst(p_redemption.created_at), 'updated_at', crypto.kst(p_redemption.updated_at)
     )
+$$;
+
+-- The vendor's reference is the voucher, a secret of the user's: operators
+-- and the auditor see its last 4 characters (when it is long enough that
+-- these give nothing away), and the audit log its SHA-256.
+create or replace function crypto.mask_secret(p_secret text) returns text
+language sql immutable
+set search_path = crypto, pg_temp
+as $$
+    select case
+        when p_secret is null then null
+        when length(p_secret) >= 12 then '****' || right(p_secret, 4)
+        else '****'
+    end
+$$;
+
+create or replace function crypto.secret_digest(p_secret text) returns text
+language sql immutable
+set search_path = crypto, pg_temp
+as $$ select encode(sha256(convert_to(p_secret, 'UTF8')), 'hex') $$;
+
+create or replace function crypto.redemption_json_masked(p_redemption crypto.rewards_redemptions) returns jsonb
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select crypto.redemption_json(p_redemption)
+        || jsonb_build_object('vendor_ref', crypto.mask_secret(p_redemption.vendor_ref))
 $$;
 
 create or replace function api.rewards() returns json
@@ -144,17 +175,22 @@ end
 $$;
 
 -- The worker's view of a redemption it is about to send to the vendor:
--- null once it is no longer REQUESTED (cancelled, or done by a retry).
+-- REQUESTED, or UNKNOWN (asked again with the same idempotency key); null
+-- once it is final (cancelled, resolved, or done by a retry).
 create or replace function crypto.redemption_to_issue(p_id bigint) returns jsonb
 language sql stable security definer
 set search_path = crypto, pg_temp
 as $$
     select crypto.redemption_json(r) || jsonb_build_object('user_id', r.user_id)
     from crypto.rewards_redemptions as r
-    where r.id = p_id and r.status = 'REQUESTED'
+    where r.id = p_id and r.status in ('REQUESTED', 'UNKNOWN')
 $$;
 
-create or replace function crypto.redemption_issued(p_id bigint, p_vendor_ref text) returns jsonb
+-- The vendor call got no answer after the request may have reached the
+-- vendor: it may have issued the voucher. Nothing moves (points stay
+-- spent, the unit reserved); the redemption says so until the vendor's
+-- answer or an admin ends it. A final redemption stays as it is.
+create or replace function crypto.redemption_unknown(p_id bigint, p_error text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -165,20 +201,64 @@ begin
     if v_redemption.id is null then
         raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
     end if;
+    if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
+        return crypto.redemption_json(v_redemption);
+    elsif v_redemption.status = 'UNKNOWN' then
+        -- Asked again, still no answer: the latest error, audited and
+        -- alerted once already.
+        update crypto.rewards_redemptions as r set error = left(p_error, 500), updated_at = crypto.now()
+        where r.id = p_id
+        returning * into v_redemption;
+        return crypto.redemption_json(v_redemption);
+    end if;
+    update crypto.rewards_redemptions as r
+    set status = 'UNKNOWN', error = left(p_error, 500), updated_at = crypto.now()
+    where r.id = p_id
+    returning * into v_redemption;
+    perform crypto.audit(crypto.current_actor(), 'reward.unknown', p_id::text,
+        jsonb_build_object('sku', v_redemption.sku, 'error', left(p_error, 500)));
+    -- Worth a look: a vendor that stops answering leaves players waiting,
+    -- and only its answer or an admin ends the wait.
+    insert into crypto.system_health (at, check_name, status, details)
+    values (crypto.now(), 'reward_vendor', 'alert', jsonb_build_object(
+        'redemption_id', p_id, 'error', left(p_error, 500),
+        'action', format('the worker asks the vendor again; or, with its answer: '
+            'oxp rewards resolve %s --issued REF | --failed', p_id)));
+    return crypto.redemption_json(v_redemption);
+end
+$$;
+
+create or replace function crypto.redemption_issued(p_id bigint, p_vendor_ref text) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    if p_vendor_ref is null or btrim(p_vendor_ref) = '' or length(p_vendor_ref) > 200 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'An issued redemption has the vendor''s reference (1 to 200 characters)';
+    end if;
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
     if v_redemption.status = 'ISSUED' then
         return crypto.redemption_json(v_redemption);
-    elsif v_redemption.status <> 'REQUESTED' then
+    elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
             detail = format('Redemption %s is %s', p_id, v_redemption.status);
     end if;
     update crypto.rewards_inventory as r set reserved = r.reserved - 1, issued = r.issued + 1
     where r.sku = v_redemption.sku;
     update crypto.rewards_redemptions as r
-    set status = 'ISSUED', vendor_ref = p_vendor_ref, updated_at = crypto.now()
+    set status = 'ISSUED', vendor_ref = p_vendor_ref, error = null, updated_at = crypto.now()
     where r.id = p_id
     returning * into v_redemption;
+    -- The voucher itself never goes into the log (the auditor reads it):
+    -- its digest is enough to match a voucher someone shows.
     perform crypto.audit(crypto.current_actor(), 'reward.issued', p_id::text,
-        jsonb_build_object('sku', v_redemption.sku, 'vendor_ref', p_vendor_ref));
+        jsonb_build_object('sku', v_redemption.sku, 'vendor_ref_sha256', crypto.secret_digest(p_vendor_ref)));
     return crypto.redemption_json(v_redemption);
 end
 $$;
@@ -207,7 +287,13 @@ begin
     end if;
     if v_redemption.status = p_status then
         return crypto.redemption_json(v_redemption);
-    elsif v_redemption.status <> 'REQUESTED' then
+    elsif p_status = 'CANCELLED' and v_redemption.status = 'UNKNOWN' then
+        -- The vendor may have issued it: a refund now could pay twice.
+        raise exception using errcode = 'OX150', message = 'REDEMPTION_UNKNOWN',
+            detail = format('The vendor has not said whether it issued redemption %s; the worker asks again, '
+                'or resolve it with the vendor''s answer (oxp rewards resolve %s --issued REF | --failed)',
+                p_id, p_id);
+    elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
             detail = format('Redemption %s is %s', p_id, v_redemption.status);
     end if;
@@ -289,11 +375,15 @@ $$;
 
 grant execute on function crypto.reward_json(crypto.rewards_inventory) to oxp_service, app_admin, auditor;
 grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
+grant execute on function crypto.mask_secret(text) to oxp_service, app_admin, auditor;
+grant execute on function crypto.secret_digest(text) to oxp_service, app_admin, auditor;
+grant execute on function crypto.redemption_json_masked(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
 grant execute on function api.rewards() to anon, app_user, app_admin;
 grant execute on function api.redeem_reward(text, text) to app_user, app_admin;
 grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
 grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
 grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
+grant execute on function crypto.redemption_unknown(bigint, text) to oxp_service;
 grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
-grant execute on function crypto.cancel_redemption(bigint, text) to oxp_service, app_admin;
-grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_service, app_admin;
+grant execute on function crypto.cancel_redemption(bigint, text) to oxp_operator, app_admin;
+grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_operator, app_admin;

@@ -124,11 +124,17 @@ begin
         error = case when jsonb_array_length(v_failed) > 0 then left(v_failed::text, 2000) end
     where id = v_run;
     -- One alert per failure, not one a minute while it lasts: a step that
-    -- failed the same way in the last hour is already on record.
+    -- failed the same way in the last hour is already on record, while its
+    -- alert is open (once a good tick cleared it, the next failure says so).
     if jsonb_array_length(v_failed) > 0 and not exists (
         select from crypto.system_health as h
         where h.check_name = 'schedule_tick' and h.status = 'alert' and h.at > v_now - interval '1 hour'
         and crypto.tick_failure_keys(h.details -> 'failed') = crypto.tick_failure_keys(v_failed)
+        and exists (
+            select from crypto.alerts as a
+            where a.rule = 'schedule_tick' and a.resolved_at is null
+                and a.subject = crypto.tick_failure_keys(v_failed)::text
+        )
     ) then
         insert into crypto.system_health (at, check_name, status, details)
         values (v_now, 'schedule_tick', 'alert', jsonb_build_object('run', v_run, 'failed', v_failed));

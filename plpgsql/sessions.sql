@@ -157,8 +157,9 @@ begin
     end if;
     if v_session.trading_day is null then
         raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = 'No session has opened yet' || coalesce(format('; the session for %s opens at %s',
-                v_next, crypto.kst(crypto.session_opens_at(v_next))), '');
+            -- format() renders NULL as '': the clause is added only with a next day.
+            detail = 'No session has opened yet' || case when v_next is null then '' else format(
+                '; the session for %s opens at %s', v_next, crypto.kst(crypto.session_opens_at(v_next))) end;
     end if;
     select * into v_cal from crypto.trading_calendar as c where c.trading_day = v_session.trading_day;
     v_accepting := v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at;
@@ -200,10 +201,10 @@ begin
 end
 $$;
 
-grant execute on function crypto.open_session(date) to oxp_service, app_admin;
-grant execute on function crypto.close_session(date) to oxp_service, app_admin;
-grant execute on function crypto.begin_settling(date) to oxp_service, app_admin;
-grant execute on function crypto.finish_settling(date) to oxp_service, app_admin;
+grant execute on function crypto.open_session(date) to oxp_operator, app_admin;
+grant execute on function crypto.close_session(date) to oxp_operator, app_admin;
+grant execute on function crypto.begin_settling(date) to oxp_operator, app_admin;
+grant execute on function crypto.finish_settling(date) to oxp_operator, app_admin;
 grant execute on function api.session_today() to anon, app_user, app_admin;
 grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;

@@ -15,6 +15,7 @@ as $$
         ('environment', 'fixed', null, null, 'set by ENV when migrating'),
         ('clock.offset_seconds', 'fixed', null, null, 'use oxp clock set / oxp clock reset'),
         ('points.per_win', 'integer', 1, 1000000, null),
+        ('leaderboard.min_decided', 'integer', 1, 1000, 'decided predictions before an accuracy counts'),
         ('predictions.base_limit', 'integer', 1, 100, null),
         -- 0 turns the reward off; the cap of 7 unlocks is the SPEC's default, not a bound.
         ('ads.max_slot_unlocks', 'integer', 0, 100, '0 turns slot ads off'),
@@ -30,6 +31,7 @@ as $$
         -- During an outage an operator may move the VOID deadline.
         ('eod.void_deadline_minutes', 'integer', 0, 10080, 'before the next session''s cutoff'),
         ('eod.retry_max_seconds', 'integer', 30, 3600, null),
+        ('alerts.http_min_requests', 'integer', 1, 1000000, null),
         ('rewards.vendor_failure_rate', 'decimal', 0, 1, 'a share of vendor calls the simulated vendor refuses'),
         ('ratelimit.ip_per_minute', 'integer', 1, 1000000, null),
         ('ratelimit.predictions_per_minute', 'integer', 1, 10000, null),
@@ -182,7 +184,7 @@ $$;
 grant execute on function crypto.setting_rules() to oxp_service, app_admin, auditor;
 grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
 grant execute on function crypto.settings_list() to oxp_service, auditor;
-grant execute on function crypto.setting_set(text, text) to oxp_service, app_admin;
+grant execute on function crypto.setting_set(text, text) to oxp_operator, app_admin;
 
 comment on function crypto.setting_rules() is
 'What each setting accepts: kind (integer, decimal, symbols, fixed), bounds and a note.';

@@ -163,4 +163,4 @@ as $$
     )
 $$;
 
-grant execute on function crypto.settle_session(date, boolean) to oxp_service, app_admin;
+grant execute on function crypto.settle_session(date, boolean) to oxp_operator, app_admin;

@@ -164,8 +164,8 @@ begin
     where u.id = p_user;
     perform crypto.audit('user:' || p_user, 'auth.admin_login', p_user::text, '{}');
     -- The lockout alert of this admin closes with their next sign-in.
-    if (select h.status = 'alert' and h.details ->> 'user_id' = p_user::text
-        from crypto.system_health as h where h.check_name = 'mfa_lockout' order by h.at desc, h.id desc limit 1) then
+    if exists (select from crypto.alerts as a
+        where a.rule = 'mfa_lockout' and a.subject = p_user::text and a.resolved_at is null) then
         insert into crypto.system_health (at, check_name, status, details)
         values (v_now, 'mfa_lockout', 'ok', jsonb_build_object('user_id', p_user));
     end if;
@@ -238,5 +238,5 @@ begin
 end
 $$;
 
-grant execute on function api.mfa_verify(uuid, text, text, bytea) to anon;
-grant execute on function crypto.make_admin(text, text, text) to oxp_service;
+grant execute on function api.mfa_verify(uuid, text, text, bytea) to auth_service;
+grant execute on function crypto.make_admin(text, text, text) to oxp_operator;

@@ -124,5 +124,5 @@ begin
 end
 $$;
 
-grant execute on function crypto.set_universe(date, text[], boolean) to oxp_service, app_admin;
+grant execute on function crypto.set_universe(date, text[], boolean) to oxp_operator, app_admin;
 grant execute on function api.universe_today() to anon, app_user, app_admin;

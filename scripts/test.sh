@@ -10,12 +10,16 @@ echo "== lint"
 # pgTAP files use psql meta-commands (\gset), which sqlfluff cannot parse.
 .venv/bin/sqlfluff lint sql plpgsql pg_cron tests/sql/helpers --processes 2 2>/dev/null
 
-# The sign-in tests run a local OpenID provider on Node.js (tests/oidc).
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+# The sign-in tests run a local OpenID provider on Node.js (tests/oidc); the
+# web app's tests drive Debian's Chromium (Playwright cannot download its own).
+missing=()
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] ||
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)

@@ -30,6 +30,8 @@ create table crypto.daily_metrics (
     -- Ads shown (impressions, by reward kind) and rewarded (verified by the network).
     ad_clicks jsonb not null,
     ad_rewards jsonb not null,
+    -- What the row was computed from (crypto.metrics_books_stamp).
+    books_stamp text,
     check (wins + losses + voids + unsettled = predictions),
     check (participants <= predictions)
 );

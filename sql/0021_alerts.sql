@@ -38,3 +38,17 @@ create table crypto.alert_deliveries (
 alter table crypto.alerts enable row level security;
 alter table crypto.alert_deliveries enable row level security;
 grant select on crypto.alerts, crypto.alert_deliveries to auditor;
+
+-- What the API answered, per minute, as its processes report it: the
+-- 5xx-rate alert reads this (UNLOGGED: a crash loses a few minutes of it).
+create unlogged table crypto.http_counts (
+    minute timestamptz primary key,
+    total bigint not null check (total >= 0),
+    errors bigint not null check (errors >= 0 and errors <= total)
+);
+alter table crypto.http_counts enable row level security;
+grant select on crypto.http_counts to auditor;
+
+-- The queue's unfinished jobs, which the alert rules, the dashboard and
+-- the scrape count every minute, while done ones pile up for good.
+create index jobs_unfinished on crypto.jobs (status, kind) where status in ('queued', 'running', 'dead');

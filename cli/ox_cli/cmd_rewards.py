@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from .common import AsJson, call, console, emit, say, service_connection
+from .common import AsJson, call, console, emit, fail, say, service_connection
 
 app = typer.Typer(no_args_is_help=True, help="The rewards inventory and redemptions")
 REWARD_COLUMNS = [
@@ -59,6 +59,35 @@ def cancel(
     say(f"redemption {redemption['id']}: {redemption['status']}", as_json, **redemption)
 
 
+@app.command("resolve")
+def resolve(
+    redemption_id: Annotated[int, typer.Argument(help="The redemption's id (status UNKNOWN)")],
+    issued: Annotated[
+        str | None,
+        typer.Option("--issued", metavar="REF", help="The vendor issued it: its reference"),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="The vendor did not issue it: refund the points")
+    ] = False,
+    note: Annotated[str | None, typer.Option(help="Why, for the audit log")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """End a redemption the vendor never answered for (UNKNOWN), with what the
+    vendor says: --issued REF, or --failed (the points come back, once)."""
+    if (issued is None) == (not failed):
+        raise fail("VALIDATION_FAILED", "give exactly one of --issued REF or --failed")
+    with service_connection() as conn:
+        redemption = call(
+            conn,
+            "select crypto.resolve_redemption(%s, %s, %s, %s)",
+            redemption_id,
+            "ISSUED" if issued is not None else "FAILED",
+            issued,
+            note,
+        )
+    say(f"redemption {redemption['id']}: {redemption['status']}", as_json, **redemption)
+
+
 REDEMPTION_COLUMNS = ["id", "email", "sku", "cost_points", "status", "created_at", "error"]
 
 
@@ -66,7 +95,7 @@ REDEMPTION_COLUMNS = ["id", "email", "sku", "cost_points", "status", "created_at
 def redemptions(
     status: Annotated[
         str | None,
-        typer.Option(help="Only this status: REQUESTED, ISSUED, FAILED or CANCELLED"),
+        typer.Option(help="Only this status: REQUESTED, UNKNOWN, ISSUED, FAILED or CANCELLED"),
     ] = None,
     limit: Annotated[int, typer.Option(help="Redemptions per page (1-100)")] = 50,
     cursor: Annotated[int | None, typer.Option(help="The next_cursor of the previous page")] = None,

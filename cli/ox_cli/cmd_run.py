@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import psycopg
@@ -8,16 +12,15 @@ import typer
 import uvicorn
 
 from ox_sidecar import environment, logs
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import Settings, VendorNotConfigured, get_settings, get_worker_settings
 from ox_sidecar.worker import run_forever
 
 from .common import fail
 
 
-def _refuse_another_environment(url: str, role: str | None = None) -> None:
+def _refuse_another_environment(settings: Settings, url: str, role: str | None = None) -> None:
     """Before any process starts: the database must be of this ENV. A
     database not reachable yet is checked again when the process reaches it."""
-    settings = get_settings()
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
             if role:
@@ -36,7 +39,14 @@ def serve(
     workers: Annotated[int, typer.Option(help="Processes")] = 2,
 ) -> None:
     """Run the HTTP API."""
-    _refuse_another_environment(get_settings().api_url, role="anon")
+    settings = get_settings()
+    _require_real_vendor(settings)
+    _refuse_another_environment(settings, settings.api_url, role="anon")
+    # Prometheus counters shared by the worker processes, in a fresh
+    # directory per start (set before any of them imports the client).
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="oxp-metrics.")
+        atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
     uvicorn.run(
         "ox_sidecar.app:app",
         host=host,
@@ -48,9 +58,21 @@ def serve(
 
 
 def worker() -> None:
-    """Run the job worker until interrupted."""
-    settings = get_settings()
+    """Run the job worker until interrupted (with no signing key: it needs none)."""
+    settings = get_worker_settings()
+    _require_real_vendor(settings)
     logs.configure(settings.log_level)
-    _refuse_another_environment(settings.worker_url)
+    _refuse_another_environment(settings, settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
-        run_forever(settings.worker_url)
+        try:
+            run_forever(settings.worker_url)
+        except VendorNotConfigured as exc:  # the simulated vendor on a production database
+            raise SystemExit(f"oxp worker: {exc}") from exc
+
+
+def _require_real_vendor(settings: Settings) -> None:
+    """Production starts only with a real reward vendor: one line and exit 1."""
+    try:
+        settings.require_real_vendor()
+    except VendorNotConfigured as exc:
+        raise SystemExit(f"refusing to start: {exc}") from exc

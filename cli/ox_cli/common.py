@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import getpass
 import json
 import os
 import sys
@@ -74,7 +75,7 @@ def database_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -
         # Our functions raise with the stable code as the message.
         code = message if sqlstate.startswith("OX") else "INTERNAL"
         return CliError(code, exc.diag.message_detail or message)
-    problem = problems.from_database(exc, "oxp_service")
+    problem = problems.from_database(exc, "oxp_operator")
     if sqlstate.startswith("OX"):
         return CliError(problem.entry.code, problem.detail or problem.entry.title)
     return CliError(problem.entry.code, f"{problem.entry.title}: {message}")
@@ -91,10 +92,38 @@ def returned_problem(conn: psycopg.Connection, problem: dict[str, Any]) -> CliEr
     return CliError(mapped.entry.code, mapped.detail or mapped.entry.title)
 
 
+# Who runs these commands, for the audit log: `oxp --as EMAIL` (an admin's)
+# or the operating system's user. Set by the root command's callback.
+OPERATOR: dict[str, str | None] = {"as": None}
+
+
+def _name_the_operator(conn: psycopg.Connection) -> None:
+    """Every audit row this connection writes names the person, not only
+    the database login (crypto.current_actor reads oxp.operator)."""
+    email = OPERATOR["as"]
+    # Its own transaction, ended here: the command's own comes after.
+    with conn.transaction():
+        if email is not None:
+            row = conn.execute(
+                "select role::text, id from crypto.users where email = lower(btrim(%s))", (email,)
+            ).fetchone()
+            if row is None or row[0] != "admin":
+                raise fail("NOT_AN_ADMIN", f"--as names an admin's email; {email} is not one")
+            name = f"user:{row[1]}"  # the audit log keeps ids, never emails
+        else:
+            try:
+                name = getpass.getuser()
+            except (KeyError, OSError):  # a container's uid with no passwd entry
+                name = f"uid:{os.getuid()}"
+        conn.execute("select set_config('oxp.operator', %s, false)", (name,))
+
+
 @contextmanager
 def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """The operator's login, acting as the service role so the same grants apply:
-    one transaction for the whole command unless `autocommit`."""
+    """The operator's login, acting as the operator role (oxp_operator: the
+    worker's grants and those only an operator has, such as promoting an
+    admin, adjusting points, shifting the clock): one transaction for the
+    whole command unless `autocommit`."""
     settings = get_settings()
     try:
         conn = psycopg.connect(settings.database_url, autocommit=autocommit)
@@ -110,12 +139,17 @@ def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]
         conn.close()
         raise fail("ENVIRONMENT_MISMATCH", reason)
     try:
+        _name_the_operator(conn)
+    except CliError:
+        conn.close()
+        raise
+    try:
         if autocommit:
-            conn.execute("set role oxp_service")
+            conn.execute("set role oxp_operator")
             yield conn
         else:
             with conn.transaction():
-                conn.execute("set role oxp_service")
+                conn.execute("set role oxp_operator")
                 yield conn
     except psycopg.Error as exc:
         # Still open (unlike `with conn`), so the error codes can be read.

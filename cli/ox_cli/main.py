@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from . import (
@@ -25,7 +27,7 @@ from . import (
     cmd_universe,
     cmd_users,
 )
-from .common import OxpGroup
+from .common import OPERATOR, OxpGroup
 
 app = typer.Typer(
     cls=OxpGroup,
@@ -36,6 +38,23 @@ app = typer.Typer(
     " not 0. Times without an offset are KST.",
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def root(
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            envvar="OXP_OPERATOR",
+            help="Your admin email, for the audit log (default: your OS user)",
+        ),
+    ] = None,
+) -> None:
+    """Who runs the command is recorded with each change it audits."""
+    OPERATOR["as"] = operator
+
+
 app.add_typer(cmd_db.app, name="db")
 app.add_typer(cmd_demo.app, name="demo")
 app.add_typer(cmd_calendar.app, name="calendar")

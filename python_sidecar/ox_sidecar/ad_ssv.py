@@ -48,6 +48,7 @@ class Callback:
     user_id: str
     rewarded_at: dt.datetime
     evidence: dict[str, Any]
+    ad_unit: str = ""
 
 
 def _b64url(text: str) -> bytes:
@@ -108,6 +109,7 @@ def parse(content: str) -> Callback:
         user_id=params["user_id"],
         rewarded_at=_timestamp(params["timestamp"]),
         evidence=evidence,
+        ad_unit=params["ad_unit"],
     )
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,15 +20,14 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from . import environment, logs, ratelimit
+from . import environment, logs, metrics, ratelimit, web
 from .ad_ssv import SsvVerifier
 from .config import ROOT, Settings, get_settings
-from .db import call_api, new_pool
+from .db import AUTH, Pools, call_api, new_pool
 from .guards import BodyLimit, HashGate
 from .migrate import VERSIONED
 from .oauth import OidcClient
@@ -53,21 +53,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.tokens = TokenService(settings)
     app.state.oidc = OidcClient(settings)
+    app.state.ad_units = frozenset(settings.ad_ssv_ad_units)
+    app.state.production = settings.env == "production"
     app.state.ad_ssv = SsvVerifier(
         settings.ad_ssv_keys_url,
         settings.ad_ssv_keys_cache_seconds,
         settings.ad_ssv_refetch_seconds,
     )
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
+    app.state.metrics_networks = ratelimit.parse_networks(settings.metrics_networks)
     app.state.rate_limits = settings.rate_limits_enabled
     app.state.totp_key = settings.totp_key
     app.state.mail_enabled = bool(settings.smtp_host)
     app.state.hash_gate = HashGate(
         settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
     )
-    app.state.pool = new_pool(settings.api_url, settings.api_pool_size)
+    app.state.pool = Pools(
+        new_pool(settings.api_url, settings.api_pool_size),
+        new_pool(settings.admin_api_url, settings.admin_api_pool_size),
+        settings.user_statement_timeout_ms,
+        settings.admin_statement_timeout_ms,
+    )
     app.state.environment_refusal = None
-    await app.state.pool.open(wait=False)
+    await app.state.pool.open()
     loader = asyncio.create_task(_load_from_database(app, settings))
     # Serve once the codes are read, so no early answer falls back to a 500;
     # if the database is not up yet, keep trying in the background.
@@ -76,7 +84,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.environment_refusal:
         await app.state.pool.close()
         raise environment.EnvironmentMismatch(app.state.environment_refusal)
+    reporter = asyncio.create_task(
+        metrics.report_http_counts(app.state.pool, settings.http_counts_report_seconds)
+    )
     yield
+    reporter.cancel()
     loader.cancel()
     await app.state.pool.close()
 
@@ -87,7 +99,7 @@ async def _load_from_database(app: FastAPI, settings: Settings) -> None:
     another ENV found after start-up stops every answer (environment_agrees)."""
     while True:
         try:
-            async with app.state.pool.connection(timeout=10) as conn:
+            async with app.state.pool.user.connection(timeout=10) as conn:
                 await load_error_codes(conn)
                 async with conn.transaction():
                     await conn.execute("set local role anon")
@@ -105,6 +117,7 @@ async def _load_from_database(app: FastAPI, settings: Settings) -> None:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    settings.require_real_vendor()
     logs.configure(settings.log_level)
     app = FastAPI(
         title="OX Predict API",
@@ -122,6 +135,7 @@ def create_app() -> FastAPI:
         )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(logs.RequestIdMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -150,6 +164,8 @@ def create_app() -> FastAPI:
         return problem_response(Problem("INTERNAL"), request.url.path)
 
     _routes(app)
+    _admin_routes(app)
+    web.install(app)  # the player's web app at / (web.py)
     return app
 
 
@@ -165,7 +181,7 @@ class Caller:
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in a thread
 # pool, a thread hop per dependency per request.
-async def _pool(request: Request) -> AsyncConnectionPool:
+async def _pool(request: Request) -> Pools:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 
@@ -240,7 +256,7 @@ async def _hash_gate(request: Request) -> HashGate:
     return request.app.state.hash_gate  # type: ignore[no-any-return]
 
 
-Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Pool = Annotated[Pools, Depends(_pool)]
 Admin = Annotated[Caller, Depends(admin)]
 Oidc = Annotated[OidcClient, Depends(_oidc)]
 Tokens = Annotated[TokenService, Depends(_tokens)]
@@ -287,6 +303,10 @@ RequiredIdempotencyKey = Annotated[
 ]
 
 
+class NicknameIn(BaseModel):
+    nickname: str | None = Field(max_length=40, description="2 to 20 characters; null removes it")
+
+
 class PredictionIn(BaseModel):
     choice: Literal["UP", "DOWN"]
 
@@ -327,15 +347,13 @@ class SignupOut(TokenOut):
     user: dict[str, Any]
 
 
-async def start_session(
-    pool: AsyncConnectionPool, tokens: TokenService, user: dict[str, Any]
-) -> dict[str, Any]:
+async def start_session(pool: Pools, tokens: TokenService, user: dict[str, Any]) -> dict[str, Any]:
     """Our tokens for a user who just proved who they are: a short access
     token and the first refresh token of a new family. Never an admin's: an
     admin's session begins in api.mfa_verify, with the second factor."""
     access = tokens.issue(user)
     refresh, digest = new_refresh_token()
-    await call_api(pool, "app_user", shim_claims(user["id"]), "issue_refresh", digest)
+    await call_api(pool, AUTH, shim_claims(user["id"]), "issue_refresh", digest)
     return {**access, "refresh_token": refresh}
 
 
@@ -354,11 +372,28 @@ def _routes(app: FastAPI) -> None:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request, pool: Pool) -> Response:
+        """For the operator's scraper only: from METRICS_NETWORKS, never
+        through the public proxy; elsewhere it does not exist (404)."""
+        state = request.app.state
+        peer = request.client.host if request.client else None
+        networks, proxies = state.metrics_networks, state.trusted_proxies
+        if not metrics.allowed(peer, networks, proxies, request.headers):
+            raise Problem("NOT_FOUND", "Not Found")
+        metrics.note_pool(pool.user.get_stats(), pool.admin.get_stats())
+        try:
+            gauges = json.loads(await call_api(pool, AUTH, "", "prometheus_gauges") or "null")
+        except Problem:
+            gauges = None  # oxp_database_up 0 says so
+        body, content_type = metrics.render(gauges)
+        return Response(body, media_type=content_type)
+
     @app.get("/ready", tags=["ops"], responses={503: PROBLEM})
     async def ready(pool: Pool) -> dict[str, Any]:
         expected = sorted(p.name for p in (ROOT / VERSIONED).glob("*.sql"))
         try:
-            async with pool.connection(timeout=2) as conn:
+            async with pool.user.connection(timeout=2) as conn:
                 cur = await conn.execute("select version from migrations.applied")
                 applied = sorted(r[0] for r in await cur.fetchall())
         except Exception as exc:
@@ -392,21 +427,21 @@ def _routes(app: FastAPI) -> None:
     async def login(body: LoginIn, request: Request, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
         # Refused here (429) when the email had too many wrong passwords, or
         # the admin too many wrong codes, whatever this password is.
-        found = json.loads(await call_api(pool, "anon", "", "login_lookup", body.email) or "null")
+        found = json.loads(await call_api(pool, AUTH, "", "login_lookup", body.email) or "null")
         if found and found["mfa"] and body.otp is None:
             # Said before the password is checked, so it says nothing about it.
             raise Problem("MFA_REQUIRED", "Admins sign in with a one-time code (otp)")
         stored = found["password_hash"] if found else None
         ok = await gate.run(verify_password, stored, body.password)
         if not found or not ok:
-            await call_api(pool, "anon", "", "login_failed", body.email)
+            await call_api(pool, AUTH, "", "login_failed", body.email)
             raise Problem("INVALID_CREDENTIALS", "Wrong email or password")
         if found["mfa"]:
             # The code is checked in SQL (the secret never leaves it), which
             # counts wrong ones and begins the admin's refresh family.
             refresh, digest = new_refresh_token()
             args = (found["id"], body.otp, request.app.state.totp_key, digest)
-            admin = json.loads(await call_api(pool, "anon", "", "mfa_verify", *args) or "null")
+            admin = json.loads(await call_api(pool, AUTH, "", "mfa_verify", *args) or "null")
             user = {k: admin[k] for k in ("id", "email", "role")}
             return {"user": user, **tokens.issue(admin), "refresh_token": refresh}
         user = {k: found[k] for k in ("id", "email", "role")}
@@ -426,7 +461,7 @@ def _routes(app: FastAPI) -> None:
     @app.post("/v1/auth/verify-email", tags=["auth"])
     async def verify_email(token: VerifyToken, pool: Pool) -> Response:
         """Spends the link (once, before it expires) and verifies the email."""
-        return raw_json(await call_api(pool, "anon", "", "verify_email", refresh_hash(token)))
+        return raw_json(await call_api(pool, AUTH, "", "verify_email", refresh_hash(token)))
 
     @app.post("/v1/auth/verify-email/resend", tags=["auth"], status_code=202)
     async def resend_verification(caller: User, request: Request, pool: Pool) -> Response:
@@ -441,14 +476,14 @@ def _routes(app: FastAPI) -> None:
     async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:
         new, digest = new_refresh_token()
         args = ("refresh", refresh_hash(body.refresh_token), digest)
-        user = json.loads(await call_api(pool, "anon", "", *args) or "null")
+        user = json.loads(await call_api(pool, AUTH, "", *args) or "null")
         return {**tokens.issue(user), "refresh_token": new}
 
     @app.post("/v1/auth/logout", tags=["auth"])
     async def logout(body: RefreshIn, pool: Pool) -> Response:
         """Revokes the refresh token's whole family; access tokens expire on their own."""
         args = ("logout", refresh_hash(body.refresh_token))
-        return raw_json(await call_api(pool, "anon", "", *args))
+        return raw_json(await call_api(pool, AUTH, "", *args))
 
     @app.get("/v1/auth/oauth/google", tags=["auth"], status_code=302)
     async def oauth_google(pool: Pool, oidc: Oidc) -> Response:
@@ -459,7 +494,7 @@ def _routes(app: FastAPI) -> None:
         # with the state; the callback must come with it.
         browser, browser_hash = new_refresh_token()
         args = (auth.state, auth.nonce, auth.code_verifier, oidc.redirect_uri, browser_hash)
-        await call_api(pool, "anon", "", "oauth_begin", *args)
+        await call_api(pool, AUTH, "", "oauth_begin", *args)
         response = RedirectResponse(auth.url, status_code=302)
         response.set_cookie(
             OAUTH_COOKIE,
@@ -473,7 +508,7 @@ def _routes(app: FastAPI) -> None:
         return response
 
     async def finish_oauth(
-        pool: AsyncConnectionPool,
+        pool: Pools,
         tokens: TokenService,
         oidc: OidcClient,
         code: str,
@@ -484,13 +519,13 @@ def _routes(app: FastAPI) -> None:
         # even if this one fails further on. Only by the browser that began it.
         binding = refresh_hash(browser) if browser else None
         args = ("oauth_consume", state, binding)
-        flow = json.loads(await call_api(pool, "anon", "", *args) or "{}")
+        flow = json.loads(await call_api(pool, AUTH, "", *args) or "{}")
         id_token = await oidc.exchange(code, flow["code_verifier"], flow["redirect_uri"])
         claims = await oidc.verify(id_token, flow["nonce"])
         if claims.get("email_verified") is not True or not claims.get("email"):
             raise Problem("EMAIL_NOT_VERIFIED", "Google has not verified this account's email")
         args = ("oauth_login", state, str(claims["sub"]), str(claims["email"]))
-        user = json.loads(await call_api(pool, "anon", "", *args) or "null")
+        user = json.loads(await call_api(pool, AUTH, "", *args) or "null")
         return await start_session(pool, tokens, user)
 
     @app.get("/v1/auth/oauth/callback", tags=["auth"], response_model=TokenOut)
@@ -607,6 +642,28 @@ def _routes(app: FastAPI) -> None:
     async def stats(caller: User, pool: Pool) -> Response:
         return raw_json(await call_api(pool, caller.role, caller.claims, "user_stats"))
 
+    @app.post("/v1/users/me/nickname", tags=["users"])
+    async def set_nickname(body: NicknameIn, caller: User, pool: Pool) -> Response:
+        """The public name on the leaderboard (null removes it): 2 to 20
+        characters, no "@", unique whatever the case (409 NICKNAME_TAKEN)."""
+        return raw_json(
+            await call_api(pool, caller.role, caller.claims, "set_nickname", body.nickname)
+        )
+
+    @app.get("/v1/leaderboard", tags=["users"])
+    async def leaderboard(
+        caller: AnyCaller,
+        pool: Pool,
+        period: Annotated[Literal["week", "month", "all"], Query()] = "week",
+        limit: Limit = 20,
+        cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    ) -> Response:
+        """Points won in settled sessions this week, month or ever (New York
+        dates), ties by wins then a fixed order; `accuracy` is wins / decided
+        (VOIDs left out), null below `min_decided`. Nicknames only."""
+        args = ("leaderboard", period, limit, cursor)
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+
     @app.get("/v1/rewards", tags=["rewards"])
     async def rewards(caller: AnyCaller, pool: Pool) -> Response:
         return raw_json(await call_api(pool, caller.role, caller.claims, "rewards"))
@@ -651,6 +708,11 @@ def _routes(app: FastAPI) -> None:
         except UnicodeDecodeError as exc:
             raise Problem("AD_SSV_MALFORMED", "The query string is not ASCII") from exc
         callback = await request.app.state.ad_ssv.verify(query)
+        # The network signs every publisher's callbacks with the same keys:
+        # only our own ad units pay (none configured: none in production).
+        units = request.app.state.ad_units
+        if callback.ad_unit not in units and (units or request.app.state.production):
+            raise Problem("AD_SSV_UNKNOWN_AD_UNIT", f"Ad unit {callback.ad_unit[:40]} is not ours")
         args = (
             "ad_ssv_reward",
             callback.transaction_id,
@@ -660,6 +722,252 @@ def _routes(app: FastAPI) -> None:
             Jsonb(callback.evidence),
         )
         return raw_json(await call_api(pool, "ad_network", "", *args))
+
+
+# --- the admin API's bodies ---------------------------------------------------
+
+Symbol = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.\-]{0,9}$")]
+Reason = Annotated[str, Field(min_length=3, max_length=500, description="Audited")]
+
+
+class UniverseIn(BaseModel):
+    trading_day: dt.date
+    symbols: list[Symbol] = Field(min_length=1, max_length=100)
+
+
+class InventoryIn(BaseModel):
+    """A new SKU needs name, cost_points and stock; for one that exists,
+    what is not given stays as it is."""
+
+    sku: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,40}$")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    cost_points: int | None = Field(default=None, ge=1, le=10_000_000)
+    stock: int | None = Field(default=None, ge=0, le=10_000_000)
+    active: bool | None = None
+
+
+class AdjustIn(BaseModel):
+    email: str | None = Field(default=None, max_length=320)
+    user_id: uuid.UUID | None = None
+    amount: int = Field(ge=-1_000_000, le=1_000_000, description="Credits > 0, debits < 0")
+    reason: Reason
+
+
+class ReasonIn(BaseModel):
+    reason: Reason
+
+
+class ResolveIn(BaseModel):
+    status: Literal["ISSUED", "FAILED"]
+    vendor_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: Reason
+
+
+class ClosesIn(BaseModel):
+    closes: list[CloseIn] = Field(min_length=1, max_length=5000)
+
+
+class ManualSettlementIn(BaseModel):
+    trading_day: dt.date
+    void_missing: bool = False
+
+
+class DayIn(BaseModel):
+    trading_day: dt.date
+
+
+class AdIn(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9\-]{1,40}$")
+    title: str = Field(min_length=1, max_length=200)
+    reward_kind: Literal["SLOT", "POINTS"]
+    reward_points: int = Field(default=0, ge=0, le=1000)
+    active: bool = True
+
+
+class AdPatch(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    reward_points: int | None = Field(default=None, ge=0, le=1000)
+    active: bool | None = None
+
+
+def _admin_routes(app: FastAPI) -> None:
+    """/admin/* and the metrics reports: an admin token (password + code)
+    or 403 before anything else is looked at; one SQL function each."""
+
+    async def admin_call(caller: Caller, pool: Any, *args: Any, status: int = 200) -> Response:
+        return raw_json(await call_api(pool, caller.role, caller.claims, *args), status)
+
+    @app.get("/admin/dashboard", tags=["admin"])
+    async def admin_dashboard(caller: Admin, pool: Pool) -> Response:
+        """Today's session and participation, points issued, spent and held,
+        open alerts, each job's last run, the queue and the worker."""
+        return await admin_call(caller, pool, "admin_dashboard")
+
+    @app.get("/admin/audit", tags=["admin"])
+    async def admin_audit(
+        caller: Admin,
+        pool: Pool,
+        action: Annotated[str | None, Query(max_length=100)] = None,
+        actor: Annotated[str | None, Query(max_length=100)] = None,
+        subject: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[dt.datetime | None, Query(alias="from")] = None,
+        until: Annotated[dt.datetime | None, Query(alias="to")] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Response:
+        """The audit log, newest first, in cursor pages."""
+        args = ("admin_audit", action, actor, subject, since, until, limit, cursor)
+        return await admin_call(caller, pool, *args)
+
+    @app.post("/admin/universe/upsert", tags=["admin"])
+    async def admin_universe(body: UniverseIn, caller: Admin, pool: Pool) -> Response:
+        args = ("admin_universe_upsert", body.trading_day, body.symbols)
+        return await admin_call(caller, pool, *args)
+
+    @app.post("/admin/rewards/inventory", tags=["admin"])
+    async def admin_inventory(body: InventoryIn, caller: Admin, pool: Pool) -> Response:
+        """Add a SKU, restock, change the price, disable or enable."""
+        args = ("admin_reward_inventory", body.sku, body.name, body.cost_points, body.stock)
+        return await admin_call(caller, pool, *args, body.active)
+
+    @app.post("/admin/redemptions/{redemption_id}/resolve", tags=["admin"])
+    async def admin_resolve(
+        redemption_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+        body: ResolveIn,
+        caller: Admin,
+        pool: Pool,
+    ) -> Response:
+        """An UNKNOWN redemption the vendor answered out of band: ISSUED with
+        its vendor_ref, or FAILED (refunded exactly once, as the worker does)."""
+        args = ("admin_resolve_redemption", redemption_id, body.status, body.vendor_ref)
+        return await admin_call(caller, pool, *args, body.reason)
+
+    @app.post("/admin/users/adjust-points", tags=["admin"])
+    async def admin_adjust(
+        body: AdjustIn, caller: Admin, pool: Pool, idempotency_key: RequiredIdempotencyKey
+    ) -> Response:
+        """Credit or debit a player (by email or user_id); a retry with the
+        same Idempotency-Key changes nothing and answers the same."""
+        args = ("admin_adjust_points", body.email, body.user_id, body.amount, body.reason)
+        return await admin_call(caller, pool, *args, idempotency_key)
+
+    @app.post("/admin/users/{user_id}/disable", tags=["admin"])
+    async def admin_disable(
+        user_id: uuid.UUID, body: ReasonIn, caller: Admin, pool: Pool
+    ) -> Response:
+        """Every request of theirs is refused at once, their sessions end."""
+        args = ("admin_user_disabled", user_id, True, body.reason)
+        return await admin_call(caller, pool, *args)
+
+    @app.post("/admin/users/{user_id}/enable", tags=["admin"])
+    async def admin_enable(
+        user_id: uuid.UUID, body: ReasonIn, caller: Admin, pool: Pool
+    ) -> Response:
+        return await admin_call(caller, pool, "admin_user_disabled", user_id, False, body.reason)
+
+    @app.post("/admin/settlement/manual", tags=["admin"])
+    async def admin_settle(body: ManualSettlementIn, caller: Admin, pool: Pool) -> Response:
+        args = ("admin_settlement_manual", body.trading_day, body.void_missing)
+        return await admin_call(caller, pool, *args)
+
+    @app.post("/admin/eod/trigger", tags=["admin"], status_code=202)
+    async def admin_eod(body: DayIn, caller: Admin, pool: Pool) -> Response:
+        """Ask the worker for a finished day's closes now."""
+        return await admin_call(caller, pool, "admin_eod_trigger", body.trading_day, status=202)
+
+    @app.post("/admin/eod/prices", tags=["admin"])
+    async def admin_eod_prices(body: ClosesIn, caller: Admin, pool: Pool) -> Response:
+        """Closes from elsewhere during a price outage, before the VOID
+        deadline: all rows or none (each refused row named by its number)."""
+        closes = [
+            {"trading_day": c.trading_day.isoformat(), "symbol": c.symbol, "close": str(c.close)}
+            for c in body.closes
+        ]
+        return await admin_call(caller, pool, "admin_load_eod_prices", Jsonb(closes))
+
+    @app.post("/admin/maintenance/integrity-check", tags=["admin"])
+    async def admin_integrity(caller: Admin, pool: Pool) -> Response:
+        """Every ledger, stock and settlement invariant and the audit chain, now."""
+        return await admin_call(caller, pool, "admin_integrity_check")
+
+    @app.get("/admin/batches", tags=["admin"])
+    async def admin_batches(caller: Admin, pool: Pool, limit: Limit = 50) -> Response:
+        return await admin_call(caller, pool, "admin_batches", limit)
+
+    @app.post("/admin/batches/{job}/run", tags=["admin"])
+    async def admin_batch_run(
+        job: Annotated[str, Path(pattern=r"^[a-z\-]{1,40}$")], caller: Admin, pool: Pool
+    ) -> Response:
+        return await admin_call(caller, pool, "admin_batch_run", job)
+
+    @app.get("/admin/settings", tags=["admin"])
+    async def admin_settings(caller: Admin, pool: Pool) -> Response:
+        """The game's tunables, each with its rule."""
+        return await admin_call(caller, pool, "admin_settings")
+
+    @app.patch("/admin/settings", tags=["admin"])
+    async def admin_settings_patch(
+        body: Annotated[dict[str, Any], Body(min_length=1, max_length=50)],
+        caller: Admin,
+        pool: Pool,
+    ) -> Response:
+        """`{"key": value, ...}`: all or none, each by its rule, each audited."""
+        return await admin_call(caller, pool, "admin_settings_patch", Jsonb(body))
+
+    @app.post("/admin/ads", tags=["admin"], status_code=201)
+    async def admin_ad_create(body: AdIn, caller: Admin, pool: Pool) -> Response:
+        args = ("admin_ad_upsert", body.id, body.title, body.reward_kind, body.reward_points)
+        return await admin_call(caller, pool, *args, body.active, status=201)
+
+    @app.patch("/admin/ads/{ad_id}", tags=["admin"])
+    async def admin_ad_patch(
+        ad_id: Annotated[str, Path(pattern=r"^[a-z0-9\-]{1,40}$")],
+        body: AdPatch,
+        caller: Admin,
+        pool: Pool,
+    ) -> Response:
+        args = ("admin_ad_upsert", ad_id, body.title, None, body.reward_points, body.active)
+        return await admin_call(caller, pool, *args)
+
+    @app.get("/v1/metrics/{report}", tags=["admin"])
+    async def metrics_report(
+        report: Literal["daily", "predictions", "points"],
+        caller: Admin,
+        pool: Pool,
+        since: Annotated[dt.date, Query(alias="from")],
+        until: Annotated[dt.date, Query(alias="to")],
+    ) -> Response:
+        """Per trading day from the rollup: `daily` is everything;
+        `predictions` the game's counts and rates; `points` the money."""
+        text = await call_api(pool, caller.role, caller.claims, "admin_metrics", since, until)
+        items = json.loads(text or "{}").get("items", [])
+        keep = _METRIC_REPORTS[report]
+        if keep:
+            items = [{k: v for k, v in item.items() if k in keep} for item in items]
+        return JSONResponse({"items": items})
+
+
+_PREDICTION_KEYS = {"wins", "losses", "voids", "unsettled", "win_rate", "loss_rate", "void_rate"}
+_METRIC_REPORTS: dict[str, set[str] | None] = {
+    "daily": None,
+    "predictions": {
+        "trading_day",
+        "active_users",
+        "participants",
+        "participation_rate",
+        "predictions",
+        *_PREDICTION_KEYS,
+    },
+    "points": {
+        "trading_day",
+        "points_issued",
+        "points_spent",
+        "points_outstanding",
+        "redemptions",
+        "ad_clicks",
+        "ad_rewards",
+    },
+}
 
 
 app = create_app()

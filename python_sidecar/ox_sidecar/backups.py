@@ -21,7 +21,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from .config import Settings, get_settings
+from .config import Settings, get_worker_settings
 
 
 class BackupError(Exception):
@@ -293,7 +293,7 @@ def run_job(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     alert), and raise on failure so the queue retries it."""
     kind = payload["type"]
     started = dt.datetime.now(dt.UTC)
-    settings = get_settings()
+    settings = get_worker_settings()
     try:
         done = verify(settings) if kind == "verify" else backup(settings, kind)
     except BackupError as exc:

@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/oxp"
 
 
+class VendorNotConfigured(RuntimeError):
+    pass
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -22,9 +26,17 @@ class Settings(BaseSettings):
     database_url: str = LOCAL_DATABASE_URL
     # The API's connection: the rights-less `authenticator` login.
     api_database_url: str | None = None
+    # The admin routes' connection: `admin_authenticator`, the only login
+    # that can become app_admin.
+    admin_api_database_url: str | None = None
     # The worker's connection: the service role.
     worker_database_url: str | None = None
     api_pool_size: int = 16
+    admin_api_pool_size: int = 4
+    # Each API request's statement_timeout (set in its transaction: a role's
+    # own setting does not apply on SET ROLE); past it the answer is 503.
+    user_statement_timeout_ms: int = 5000
+    admin_statement_timeout_ms: int = 30000
 
     jwt_issuer: str = "ox-predict"
     jwt_audience: str = "ox-predict-api"
@@ -71,6 +83,15 @@ class Settings(BaseSettings):
     # This API as users reach it, for links in emails.
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # The reward vendor (the worker turns redemptions into vouchers there):
+    # JSON over HTTPS, each request signed with HMAC-SHA256 under the shared
+    # secret (see vendor.py). Without VENDOR_URL the worker uses the
+    # simulated vendor, which development alone may run.
+    vendor_url: str | None = None
+    vendor_secret: str | None = None
+    vendor_connect_timeout_seconds: float = 5.0
+    vendor_read_timeout_seconds: float = 20.0
+
     # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
     # much memory is spent on it at once; a request waits for its turn up to
     # argon2_wait_seconds, then gets 503.
@@ -88,6 +109,23 @@ class Settings(BaseSettings):
     ad_ssv_keys_cache_seconds: float = 3600.0
     # A callback with an unknown key fetches the list again, at most this often.
     ad_ssv_refetch_seconds: float = 10.0
+    # Our rewarded ad units: a callback for any other (another publisher's,
+    # signed with the same network keys) pays nothing. Required in production.
+    ad_ssv_ad_units: list[str] = []
+
+    # Who may scrape GET /metrics (the peer address; a request through a
+    # trusted proxy never may). Loopback and private networks by default.
+    metrics_networks: list[str] = [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    ]
+
+    # How often each API process adds its answers to the database's
+    # per-minute counts (the 5xx-rate alert).
+    http_counts_report_seconds: float = 15.0
 
     # Backups (pgBackRest; README "Backups and restore"). Its configuration
     # names the repository: `make run` writes one for .local/backups
@@ -116,11 +154,42 @@ class Settings(BaseSettings):
         if self.env == "production":
             if not self.jwt_private_key or not self.jwt_admin_private_key:
                 raise ValueError("JWT_PRIVATE_KEY and JWT_ADMIN_PRIVATE_KEY are required")
-            if self.database_url == LOCAL_DATABASE_URL:
-                raise ValueError("DATABASE_URL must be set in production")
+            # The API may have only its own logins' URLs (no owner URL).
+            api_urls = self.api_database_url and self.admin_api_database_url
+            if self.database_url == LOCAL_DATABASE_URL and not api_urls:
+                raise ValueError(
+                    "DATABASE_URL (or API_DATABASE_URL and ADMIN_API_DATABASE_URL) must be set"
+                )
             if not self.totp_encryption_key or len(self.totp_encryption_key) < 32:
                 raise ValueError("TOTP_ENCRYPTION_KEY (32 characters or more) is required")
         return self
+
+    @model_validator(mode="after")
+    def _vendor_is_safe(self) -> Settings:
+        """Every process that may call the vendor: the worker too (its own
+        validator replaces only the API's secrets check)."""
+        if (
+            self.env == "production"
+            and self.vendor_url
+            and not self.vendor_url.startswith("https://")
+        ):
+            raise ValueError("VENDOR_URL must be https:// in production")
+        if self.env == "production" and not self.ad_ssv_keys_url.startswith("https://"):
+            raise ValueError("AD_SSV_KEYS_URL must be https:// in production")
+        if self.vendor_url and (not self.vendor_secret or len(self.vendor_secret) < 32):
+            raise ValueError("VENDOR_SECRET (32 characters or more) is required with VENDOR_URL")
+        if self.vendor_connect_timeout_seconds <= 0 or self.vendor_read_timeout_seconds <= 0:
+            raise ValueError("vendor timeouts are positive numbers of seconds")
+        return self
+
+    def require_real_vendor(self) -> None:
+        """The API and the worker start in production only with a real reward
+        vendor: the simulated one issues vouchers that do not exist."""
+        if self.env == "production" and not self.vendor_url:
+            raise VendorNotConfigured(
+                "VENDOR_URL is required in production: the simulated reward vendor"
+                " issues vouchers that do not exist, so it only runs in development"
+            )
 
     @property
     def alert_webhooks(self) -> list[str]:
@@ -160,10 +229,41 @@ class Settings(BaseSettings):
         return self.api_database_url or self.url_as("authenticator")
 
     @property
+    def admin_api_url(self) -> str:
+        return self.admin_api_database_url or self.url_as("admin_authenticator")
+
+    @property
     def worker_url(self) -> str:
         return self.worker_database_url or self.url_as("oxp_service")
+
+
+class WorkerSettings(Settings):
+    """The worker's settings: it signs no token and checks no second factor,
+    so it needs no JWT or TOTP key and keeps none, even when the environment
+    or `.env` has them."""
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:  # replaces the API's checks
+        no_url = not self.worker_database_url and self.database_url == LOCAL_DATABASE_URL
+        if self.env == "production" and no_url:
+            raise ValueError("WORKER_DATABASE_URL must be set in production")
+        self.jwt_private_key = self.jwt_previous_private_key = None
+        self.jwt_admin_private_key = self.jwt_admin_previous_private_key = None
+        self.totp_encryption_key = None
+        return self
 
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()
+
+
+def clear_settings() -> None:
+    """Read the environment again (tests change it between cases)."""
+    get_settings.cache_clear()
+    get_worker_settings.cache_clear()

@@ -3,6 +3,7 @@ the role and the JWT claims, then calls one SQL function."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -11,7 +12,41 @@ from psycopg_pool import AsyncConnectionPool
 
 from .problems import Problem, from_database, from_sqlstate
 
-SET_CALLER = "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
+# A role's own statement_timeout (ALTER ROLE ... SET) does not apply on SET
+# ROLE, so each request sets its own, for its transaction only.
+SET_CALLER = (
+    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+    " set_config('statement_timeout', %s, true)"
+)
+# The sign-in helpers (login, second factor, refresh, logout, Google, the
+# rate limiter) run as this role: neither anon nor a user token reaches them.
+AUTH = "auth_service"
+ADMIN = "app_admin"
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The API's two logins. `authenticator` becomes anon, app_user or
+    auth_service; only `admin_authenticator` can become app_admin, so a flaw
+    in the user path cannot reach the admin role."""
+
+    user: AsyncConnectionPool
+    admin: AsyncConnectionPool
+    user_timeout_ms: int = 5000
+    admin_timeout_ms: int = 30000
+
+    def for_role(self, role: str) -> tuple[AsyncConnectionPool, int]:
+        if role == ADMIN:
+            return self.admin, self.admin_timeout_ms
+        return self.user, self.user_timeout_ms
+
+    async def open(self) -> None:
+        await self.user.open(wait=False)
+        await self.admin.open(wait=False)
+
+    async def close(self) -> None:
+        await self.user.close()
+        await self.admin.close()
 
 
 def new_pool(url: str, size: int, timeout: float = 5.0) -> AsyncConnectionPool:
@@ -29,10 +64,9 @@ def new_pool(url: str, size: int, timeout: float = 5.0) -> AsyncConnectionPool:
     )
 
 
-async def call_api(
-    pool: AsyncConnectionPool, role: str, claims: str, function: str, *args: Any
-) -> str | None:
-    """`api.<function>(args)` as the caller; its JSON result as text, untouched.
+async def call_api(pools: Pools, role: str, claims: str, function: str, *args: Any) -> str | None:
+    """`api.<function>(args)` as the caller, on the pool of the login that
+    may become that role; its JSON result as text, untouched.
 
     A function that must remember a refusal (under an Idempotency-Key)
     cannot raise it, as raising would undo the record; it returns
@@ -46,10 +80,11 @@ async def call_api(
         # PostgreSQL text cannot hold NUL; the driver would refuse it before
         # sending, which is the caller's mistake, not an outage.
         raise Problem("VALIDATION_FAILED", "Text may not contain NUL characters")
+    pool, timeout_ms = pools.for_role(role)
     try:
         # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
         async with pool.connection() as conn, conn.pipeline():
-            await conn.execute(SET_CALLER, (role, claims))
+            await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
             cur = await conn.execute(query, args)
             await conn.commit()
             row = await cur.fetchone()

@@ -164,8 +164,9 @@ class YFinanceProvider:
 class StooqProvider:
     """Stooq's daily CSV over HTTP, the second source when Yahoo fails. One
     request per symbol (`AAPL.US`; a class share's dot becomes a dash). Its
-    bars are split-adjusted, which for the evening's close of the day just
-    ended is the raw close: a split only rewrites the days before it."""
+    bars are split-adjusted, which is the raw close only for the day just
+    ended (a split rewrites the days before it), so it gives that day alone:
+    an older close it lacks stays missing for Yahoo or a person."""
 
     base_url: str = "https://stooq.com/q/d/l/"
     name: str = "stooq"
@@ -173,7 +174,8 @@ class StooqProvider:
     transport: httpx.BaseTransport | None = None
 
     def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
-        params = {"i": "d", "d1": min(days).strftime("%Y%m%d"), "d2": max(days).strftime("%Y%m%d")}
+        latest = max(days)
+        params = {"i": "d", "d1": latest.strftime("%Y%m%d"), "d2": latest.strftime("%Y%m%d")}
         found = []
         with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
             for symbol in symbols:
@@ -185,7 +187,7 @@ class StooqProvider:
                     raise ProviderUnavailable(
                         f"stooq failed at {symbol}: {type(exc).__name__}: {exc}"
                     ) from exc
-                found += self._parse(symbol, answer.text, days)
+                found += self._parse(symbol, answer.text, {latest})
         return found
 
     @staticmethod

@@ -28,6 +28,10 @@ def configure(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's full URL at INFO: a Slack webhook's or a
+    # vendor's URL carries a secret.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 access_log = logging.getLogger("ox_sidecar.access")

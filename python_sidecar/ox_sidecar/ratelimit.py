@@ -7,9 +7,7 @@ import ipaddress
 import json
 from collections.abc import Iterable
 
-from psycopg_pool import AsyncConnectionPool
-
-from .db import call_api
+from .db import AUTH, Pools, call_api
 from .problems import Problem
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -23,11 +21,11 @@ KINDS: dict[tuple[str, str], list[str]] = {
     ("GET", "/v1/users/me"): ["point_reads"],
     ("GET", "/v1/users/stats"): ["point_reads"],
 }
-# Probes of load balancers and orchestrators are never limited; nor is the
+# Probes of load balancers and orchestrators, and the scraper, are never limited; nor is the
 # ad network's callback, refused before any database work unless its
 # signature verifies (a cheap check), and called from the network's many
 # addresses, where a per-IP limit would only refuse real rewards.
-EXEMPT = frozenset({"/health", "/ready", "/v1/ads/ssv"})
+EXEMPT = frozenset({"/health", "/ready", "/metrics", "/v1/ads/ssv"})
 
 
 def parse_networks(values: Iterable[str]) -> list[Network]:
@@ -90,11 +88,9 @@ def headers(tightest: dict[str, int] | None, retry_after: int | None = None) -> 
     return out
 
 
-async def check(
-    pool: AsyncConnectionPool, ip: str, user: str | None, kinds: list[str]
-) -> dict[str, str]:
+async def check(pools: Pools, ip: str, user: str | None, kinds: list[str]) -> dict[str, str]:
     """Counts this request; the headers to send, or RATE_LIMITED."""
-    answer = json.loads(await call_api(pool, "anon", "", "rate_limit", ip, user, kinds) or "{}")
+    answer = json.loads(await call_api(pools, AUTH, "", "rate_limit", ip, user, kinds) or "{}")
     if not answer.get("allowed", False):
         retry = int(answer.get("retry_after") or 1)
         raise Problem(

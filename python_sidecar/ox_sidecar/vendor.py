@@ -1,17 +1,59 @@
 """Reward vendors: who turns a redemption into a real voucher. The adapter is
-the only part that talks to the outside; the database decides everything else."""
+the only part that talks to the outside; the database decides everything else.
+
+Three outcomes of a vendor call, and what the worker records for each:
+- a reference: the voucher exists (ISSUED);
+- VendorRefused: the vendor said no and issued nothing (FAILED, refunded);
+- VendorUnknown: the request may have reached the vendor and no answer came
+  back (a read timeout, a connection lost after sending, a 5xx): the voucher
+  may exist (UNKNOWN; asked again later with the same idempotency key).
+Anything else (the vendor could not be reached, refused our credentials)
+means nothing was issued: the job is retried and the redemption unchanged.
+
+The HTTP vendor's wire format (what a real vendor's endpoint implements):
+    POST {VENDOR_URL}/vouchers
+    Content-Type: application/json
+    Idempotency-Key: <redemption id>
+    X-OXP-Timestamp: <unix seconds>
+    X-OXP-Signature: v1=<hex HMAC-SHA256(VENDOR_SECRET, signing_payload(...))>
+    {"redemption_id": 42, "sku": "MUG", "idempotency_key": "42"}
+answered with 200/201 {"status": "issued", "vendor_ref": "..."} (the same
+reference again for a key seen before), or 409/422 {"status": "refused",
+"reason": "..."}. The vendor rejects a signature older than 5 minutes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import random
+import time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+import httpx
 import psycopg
+
+from . import environment
+from .config import Settings, VendorNotConfigured
+
+SIGNATURE_VERSION = "v1"
+SIGNATURE_MAX_AGE_SECONDS = 300
 
 
 class VendorRefused(Exception):
-    """A final no from the vendor: the redemption fails and is refunded.
-    Any other exception is transient, and the job is retried."""
+    """A final no from the vendor: the redemption fails and is refunded."""
+
+
+class VendorUnknown(Exception):
+    """No answer after the request may have reached the vendor: it may have
+    issued the voucher. Never a refund; the worker asks again."""
+
+
+class VendorUnavailable(Exception):
+    """The vendor did not take the request (unreachable, or refused our
+    credentials): nothing was issued; the job is retried."""
 
 
 class Vendor(Protocol):
@@ -23,9 +65,15 @@ class Vendor(Protocol):
 
 class SimulatedVendor:
     """Issues instantly; refuses a share of requests given by the database
-    setting `rewards.vendor_failure_rate`, so demos and tests can make it fail."""
+    setting `rewards.vendor_failure_rate`, so demos and tests can make it fail.
+    Its vouchers do not exist: it refuses to run against a production database."""
 
     def __init__(self, conn: psycopg.Connection, rng: random.Random | None = None) -> None:
+        if environment.of_database(conn) == "production":
+            raise VendorNotConfigured(
+                "the database is production and VENDOR_URL is not set: the simulated"
+                " reward vendor only runs in development"
+            )
         row = conn.execute(
             "select (value #>> '{}')::float8 from crypto.settings"
             " where key = 'rewards.vendor_failure_rate'"
@@ -39,5 +87,113 @@ class SimulatedVendor:
         return f"sim-{redemption['id']}"
 
 
-def vendor_for(conn: psycopg.Connection) -> Vendor:
+def signing_payload(timestamp: str, method: str, path: str, key: str, body: bytes) -> bytes:
+    """What is signed: the time, the request line and the key, then the body,
+    so a signature is good for one request to one endpoint, for a while."""
+    return f"{timestamp}.{method.upper()}.{path}.{key}.".encode() + body
+
+
+def sign(secret: str, timestamp: str, method: str, path: str, key: str, body: bytes) -> str:
+    digest = hmac.new(
+        secret.encode(), signing_payload(timestamp, method, path, key, body), hashlib.sha256
+    ).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def signature_valid(
+    secret: str,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    body: bytes,
+    now: float | None = None,
+) -> bool:
+    """The vendor's side of `sign` (the test vendor uses it; a vendor may too)."""
+    timestamp = headers.get("x-oxp-timestamp", "")
+    key = headers.get("idempotency-key", "")
+    given = headers.get("x-oxp-signature", "")
+    if not timestamp.isdigit() or not key:
+        return False
+    if abs((now or time.time()) - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS:
+        return False
+    return hmac.compare_digest(given, sign(secret, timestamp, method, path, key, body))
+
+
+class HttpVendor:
+    """A real vendor over HTTP: JSON, HMAC-signed, idempotent per redemption id."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        connect_timeout: float,
+        read_timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.endpoint = url.rstrip("/") + "/vouchers"
+        self.path = urlsplit(self.endpoint).path
+        self.secret = secret
+        self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self.transport = transport
+
+    def issue(self, redemption: dict[str, Any]) -> str:
+        key = str(redemption["id"])
+        body = json.dumps(
+            {"redemption_id": redemption["id"], "sku": redemption["sku"], "idempotency_key": key},
+            separators=(",", ":"),
+        ).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            "X-OXP-Timestamp": timestamp,
+            "X-OXP-Signature": sign(self.secret, timestamp, "POST", self.path, key, body),
+        }
+        try:
+            with httpx.Client(timeout=self.timeout, transport=self.transport) as http:
+                response = http.post(self.endpoint, content=body, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never sent: no connection was made.
+            raise VendorUnavailable(f"vendor unreachable: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            # Sent, or partly: a read timeout, a connection lost mid-answer.
+            raise VendorUnknown(f"no answer from the vendor: {type(exc).__name__}") from exc
+        return self._outcome(response)
+
+    @staticmethod
+    def _outcome(response: httpx.Response) -> str:
+        status = response.status_code
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        answer = answer if isinstance(answer, dict) else {}
+        if status in (200, 201):
+            ref = answer.get("vendor_ref")
+            if answer.get("status") == "issued" and isinstance(ref, str) and 0 < len(ref) <= 200:
+                return ref
+            # It said yes in a form we cannot read: the voucher may exist.
+            raise VendorUnknown(f"vendor answered {status} without a reference")
+        if status in (409, 422) and answer.get("status") == "refused":
+            raise VendorRefused(str(answer.get("reason") or "refused by the vendor")[:300])
+        if status >= 500:
+            raise VendorUnknown(f"vendor answered {status}")
+        # 4xx: the request was not accepted (credentials, throttling, a bad
+        # request): nothing was issued; retried after the backoff.
+        raise VendorUnavailable(f"vendor answered {status}")
+
+
+def vendor_for(conn: psycopg.Connection, settings: Settings) -> Vendor:
+    """The HTTP vendor when VENDOR_URL is set; else the simulated one, which
+    refuses a production database (and ENV=production never gets here:
+    Settings.require_real_vendor stops the worker at startup)."""
+    if settings.vendor_url:
+        if not settings.vendor_secret:
+            raise VendorNotConfigured("VENDOR_SECRET is required with VENDOR_URL")
+        return HttpVendor(
+            settings.vendor_url,
+            settings.vendor_secret,
+            settings.vendor_connect_timeout_seconds,
+            settings.vendor_read_timeout_seconds,
+        )
     return SimulatedVendor(conn)

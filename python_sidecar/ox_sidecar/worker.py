@@ -3,6 +3,7 @@ a time with SKIP LOCKED, runs its handler, and reports success or failure."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -15,10 +16,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from . import alerts, backups, mail
-from .config import get_settings
+from .config import get_worker_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
-from .vendor import VendorRefused, vendor_for
+from .vendor import VendorRefused, VendorUnknown, vendor_for
 
 log = logging.getLogger("ox_sidecar.worker")
 
@@ -33,7 +34,7 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     if needed is not None and needed[0] is False:
         log.info("eod.fetch: day already settled, nothing to fetch", extra={"day": str(day)})
         return
-    settings = get_settings()
+    settings = get_worker_settings()
     provider = provider_named(
         settings.eod_provider, settings.eod_csv_file, settings.eod_fallback, settings.stooq_url
     )
@@ -43,24 +44,47 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 
 
 def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
-    """Ask the vendor for one redemption; its answer becomes ISSUED or FAILED in SQL."""
+    """Ask the vendor for one redemption; its answer becomes ISSUED or FAILED in
+    SQL, no answer UNKNOWN (then the job is retried: the vendor is asked again
+    with the same idempotency key, and answers for the voucher it may have made)."""
     redemption_id = payload["redemption_id"]
     row = conn.execute("select crypto.redemption_to_issue(%s)", (redemption_id,)).fetchone()
     redemption = row[0] if row else None
     if redemption is None:
-        return  # cancelled meanwhile, or finished by an earlier attempt
+        return  # cancelled or resolved meanwhile, or finished by an earlier attempt
     try:
-        ref = vendor_for(conn).issue(redemption)
+        ref = vendor_for(conn, get_worker_settings()).issue(redemption)
     except VendorRefused as exc:
         conn.execute("select crypto.redemption_failed(%s, %s)", (redemption_id, str(exc)))
         return
-    conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
+    except VendorUnknown as exc:
+        conn.execute("select crypto.redemption_unknown(%s, %s)", (redemption_id, str(exc)))
+        raise
+    try:
+        conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
+    except Exception:
+        # The voucher exists; whatever failed here, no cancel may refund it.
+        with contextlib.suppress(psycopg.Error):
+            conn.execute(
+                "select crypto.redemption_unknown(%s, %s)",
+                (redemption_id, "issued by the vendor, not recorded yet"),
+            )
+        raise
+
+
+def check_vendor(conn: psycopg.Connection) -> None:
+    """At startup: a real vendor in production, and the vendor the jobs will
+    use can be made here (the simulated one refuses a production database),
+    so a misconfigured worker stops now rather than at its first redemption."""
+    settings = get_worker_settings()
+    settings.require_real_vendor()
+    vendor_for(conn, settings)
 
 
 def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     """Mail a verification link. The token exists only in the email: the
     database keeps its hash (a retry mails a new link; the old one expires)."""
-    settings = get_settings()
+    settings = get_worker_settings()
     token, digest = new_refresh_token()
     row = conn.execute(
         "select crypto.email_verification_issue(%s, %s)", (payload["user_id"], digest)
@@ -75,7 +99,7 @@ def email_verify(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 
 def alert_deliver(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     """One alert's opening, escalation or resolution to every webhook."""
-    urls = get_settings().alert_webhooks
+    urls = get_worker_settings().alert_webhooks
     if not urls:
         log.warning("alert not delivered: no ALERT_WEBHOOK_URL", extra=payload)
         return
@@ -131,15 +155,19 @@ def run_forever(url: str, poll_seconds: float = 30.0) -> None:
 
 def _serve(url: str, poll_seconds: float) -> None:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        check_vendor(conn)
         conn.execute("listen oxp_jobs")
         log.info("worker started", extra={"kinds": sorted(HANDLERS)})
         name = f"{socket.gethostname()}:{os.getpid()}"
+        beat = Jsonb({"kinds": sorted(HANDLERS)})
         while True:
-            conn.execute(
-                "select crypto.worker_heartbeat(%s, %s)", (name, Jsonb({"kinds": sorted(HANDLERS)}))
-            )
+            conn.execute("select crypto.worker_heartbeat(%s, %s)", (name, beat))
+            last_beat = time.monotonic()
             while run_once(conn):
-                pass
+                # A long backlog is work, not silence (the worker_silent alert).
+                if time.monotonic() - last_beat > 30:
+                    conn.execute("select crypto.worker_heartbeat(%s, %s)", (name, beat))
+                    last_beat = time.monotonic()
             # Sleep until a NOTIFY arrives or the poll interval passes
             # (a retry's backoff ends without a notification).
             for _ in conn.notifies(timeout=poll_seconds, stop_after=1):

@@ -64,12 +64,13 @@ class AdNetwork:
         transaction_id: str,
         timestamp: dt.datetime,
         reward_amount: str = "1",
+        ad_unit: str = "1234567890",
     ) -> str:
         """The parameters before the signature, in AdMob's (alphabetical) order."""
         return urlencode(
             [
                 ("ad_network", "5450213213286189855"),
-                ("ad_unit", "1234567890"),
+                ("ad_unit", ad_unit),
                 ("custom_data", custom_data),
                 ("reward_amount", reward_amount),
                 ("reward_item", "points"),

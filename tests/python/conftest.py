@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from ox_sidecar.calendar_sync import nyse_sessions
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import get_settings, get_worker_settings
 from ox_sidecar.migrate import migrate
 from support import free_port, running_api
 
@@ -102,11 +102,14 @@ def env(monkeypatch: pytest.MonkeyPatch, db_url: str, jwt_key_file: Path) -> Ite
     """Settings for the app and the CLI under test: this test's database."""
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("API_POOL_SIZE", "4")
+    monkeypatch.setenv("ADMIN_API_POOL_SIZE", "2")
     monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(jwt_key_file))
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     get_settings.cache_clear()
+    get_worker_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    get_worker_settings.cache_clear()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
@@ -27,9 +28,9 @@ def free_port() -> int:
 
 
 def service(db: psycopg.Connection, query: str, *args: Any) -> Any:
-    """Run one statement as the service role (as the CLI and pg_cron do)."""
+    """Run one statement as the operator role (as the CLI does)."""
     with db.transaction():
-        db.execute("set local role oxp_service")
+        db.execute("set local role oxp_operator")
         row = db.execute(query, args).fetchone()
     return None if row is None else row[0]
 
@@ -83,14 +84,18 @@ OXP = Path(sys.executable).parent / "oxp"
 
 
 @contextmanager
-def running_api(port: int | None = None) -> Iterator[str]:
-    """`oxp serve` (uvicorn) as a real process with this environment; its base URL."""
+def running_api(
+    port: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
+    """`oxp serve` (uvicorn) as a real process with this environment (and
+    `env`); its base URL. With `log`, its output goes to that file."""
     port = port or free_port()
+    sink = log.open("wb") if log else None
     proc = subprocess.Popen(
         [OXP, "serve", "--port", str(port), "--workers", "1"],
-        env=os.environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        stdout=sink or subprocess.DEVNULL,
+        stderr=sink or subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -108,6 +113,8 @@ def running_api(port: int | None = None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if sink:
+            sink.close()
 
 
 def act_as(conn: psycopg.Connection, uid: str) -> None:
@@ -116,3 +123,63 @@ def act_as(conn: psycopg.Connection, uid: str) -> None:
         "select set_config('role', 'app_user', true), set_config('request.jwt.claims', %s, true)",
         (json.dumps({"sub": uid, "role": "app_user"}),),
     )
+
+
+def admin_token(client: httpx.Client, email: str) -> str:
+    """A signed-up user made an admin by `oxp users create-admin`, signed in
+    with password and code: their access token (signed by the admin key)."""
+    import pyotp
+    from typer.testing import CliRunner
+
+    from ox_cli.main import app
+
+    signup(client, email)  # type: ignore[arg-type]
+    result = CliRunner().invoke(app, ["users", "create-admin", email])
+    assert result.exit_code == 0, result.output
+    secret = result.output.split("TOTP secret (shown once): ")[1].split()[0]
+    r = client.post(
+        "/v1/auth/login",
+        json={"email": email, "password": "correct horse battery", "otp": pyotp.TOTP(secret).now()},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+class _WebhookHandler(http.server.BaseHTTPRequestHandler):
+    sink: WebhookSink
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        sink = self.server.sink  # type: ignore[attr-defined]
+        if sink.fail.get(self.path, 0) > 0:
+            sink.fail[self.path] -= 1
+            self.send_response(500)
+        else:
+            sink.posts.append((self.path, body))
+            self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class WebhookSink:
+    """A Slack-style incoming webhook on a local port: records each POST by
+    path; a path in `fail` answers 500 that many times first."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.fail: dict[str, int] = {}
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebhookHandler)
+        self.server.sink = self  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> WebhookSink:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

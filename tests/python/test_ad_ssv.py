@@ -29,6 +29,7 @@ def network() -> Iterator[AdNetwork]:
 def api(env: None, network: AdNetwork, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
     monkeypatch.setenv("AD_SSV_KEYS_URL", network.keys_url)
     monkeypatch.setenv("AD_SSV_REFETCH_SECONDS", "0")  # tests rotate keys at once
+    monkeypatch.setenv("AD_SSV_AD_UNITS", '["1234567890"]')  # our rewarded ad unit
     with running_api() as base, httpx.Client(base_url=base, timeout=30) as c:
         yield c
 
@@ -123,6 +124,13 @@ def test_forged_and_refused_callbacks_pay_nothing(
     unknown = {**ssv, "custom_data": str(uuid.uuid4())}
     refused(
         network.callback(**unknown, transaction_id="t3", timestamp=at), 404, "AD_IMPRESSION_UNKNOWN"
+    )
+    # Signed by the network for another publisher's ad unit (AdMob signs
+    # every publisher's callbacks with the same keys): not our ad.
+    refused(
+        network.callback(**ssv, transaction_id="t5", timestamp=at, ad_unit="999"),
+        403,
+        "AD_SSV_UNKNOWN_AD_UNIT",
     )
     wrong_user = {**ssv, "user_id": other["user_id"]}
     refused(

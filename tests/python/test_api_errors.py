@@ -144,7 +144,7 @@ def test_game_rules_map_to_their_codes(
         "DAILY_LIMIT_REACHED",
     )
     # Past the cutoff (23:25 KST on 27 Nov 2026, New York winter time).
-    db.execute("set role oxp_service")
+    db.execute("set role oxp_operator")
     db.execute("select crypto.clock_set('2026-11-27T23:25:00+09:00')")
     db.execute("reset role")
     other = signup(client, "late@example.com")

@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ox_cli.main import app
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import clear_settings
 from ox_sidecar.migrate import migrate
 from support import OXP, free_port, running_api
 
@@ -63,11 +63,11 @@ def backed_up(jwt_key_file: Path) -> Iterator[dict[str, Any]]:
             "RATE_LIMITS_ENABLED": "false",
         }.items():
             monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
+        clear_settings()
         yield {"url": url, "data": data, "repo": repo}
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
+        clear_settings()
         subprocess.run([ROOT / "scripts" / "localpg.sh", "stop", data], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
@@ -246,12 +246,12 @@ def test_restore_is_refused_in_production_without_the_long_flag(
     monkeypatch.setenv("JWT_PRIVATE_KEY", "pem")
     monkeypatch.setenv("JWT_ADMIN_PRIVATE_KEY", "pem")
     monkeypatch.setenv("TOTP_ENCRYPTION_KEY", "x" * 32)
-    get_settings.cache_clear()
+    clear_settings()
     try:
         refused = oxp("db", "restore", "--latest", "--yes")
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
+        clear_settings()
     assert refused["exit"] == 1 and refused["error"]["code"] == "REPLACES_PRODUCTION"
     with psycopg.connect(backed_up["url"]) as conn:  # still up: nothing was stopped
         assert conn.execute("select 1").fetchone() == (1,)
@@ -274,7 +274,7 @@ def test_dump_and_load(
         conn.execute("create database copy")
     copy = url.rsplit("/", 1)[0] + "/copy"
     monkeypatch.setenv("DATABASE_URL", copy)
-    get_settings.cache_clear()
+    clear_settings()
     loaded = runner.invoke(app, ["db", "load", str(dump)])
     assert loaded.exit_code == 0, loaded.output
     with psycopg.connect(copy) as conn, psycopg.connect(url) as source:
@@ -283,7 +283,7 @@ def test_dump_and_load(
         query = "select count(*), coalesce(sum(amount), 0) from crypto.ledger_entries"
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
     monkeypatch.setenv("DATABASE_URL", url)
-    get_settings.cache_clear()
+    clear_settings()
 
 
 def test_scheduled_backup_and_a_failing_archive_alert(backed_up: dict[str, Any]) -> None:

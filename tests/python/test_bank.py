@@ -46,14 +46,14 @@ def _attempt(url: str, op: Op) -> Any:
         elif op.kind == "ad":
             row = _ad(conn, op)
         elif op.kind == "adjust":
-            conn.execute("set local role oxp_service")
+            conn.execute("set local role oxp_operator")
             row = conn.execute(
                 "select crypto.adjust_points((select email from crypto.users where id = %s),"
                 " %s, 'bank test', %s)",
                 (op.user, op.arg, op.key),
             ).fetchone()
         elif op.kind == "settle":
-            conn.execute("set local role oxp_service")
+            conn.execute("set local role oxp_operator")
             row = conn.execute("select crypto.settle_session(%s)", (op.arg,)).fetchone()
         else:  # "issue": the worker's vendor step
             conn.execute("set role oxp_service")

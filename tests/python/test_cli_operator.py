@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from ox_cli.cmd_session import _void_text
 from ox_cli.main import app
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import clear_settings, get_settings
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("env", "calendar")
@@ -250,7 +250,7 @@ def test_redemptions_by_status(db: psycopg.Connection) -> None:
     [item] = data("rewards", "redemptions", "--status", "requested")["items"]
     assert item["email"] == "red@example.com" and item["sku"] == "MUG"
     assert data("rewards", "redemptions", "--status", "ISSUED")["items"] == []
-    assert "REQUESTED, ISSUED" in refused(
+    assert "REQUESTED, UNKNOWN, ISSUED" in refused(
         "rewards", "redemptions", "--status", "lost", code="VALIDATION_FAILED"
     )
     cancelled = data("rewards", "cancel", str(item["id"]))
@@ -349,7 +349,7 @@ def test_a_second_key_rotation_within_the_token_lifetime_needs_force(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "jwt.pem"))
-    get_settings.cache_clear()
+    clear_settings()
     first = data("keys", "rotate")["kid"]
     assert "--force" in refused("keys", "rotate", code="KEY_ROTATED_RECENTLY")
     assert (tmp_path / "jwt.previous.pem").exists()
@@ -389,3 +389,45 @@ def test_metrics_of_a_settled_day(db: psycopg.Connection) -> None:
     table = run("metrics", "--from", "2026-11-24", "--to", "2026-11-24").stdout
     assert "2026-11-24" in table and "1/1/0" in table
     refused("metrics", "--from", "2026-11-30", "--to", "2026-11-24", code="VALIDATION_FAILED")
+
+
+def test_audit_search_pages_like_the_admin_route(db: psycopg.Connection) -> None:
+    for sku in ("A1", "B2", "C3"):
+        db.execute("select crypto.upsert_reward(%s, 'x', 10, 1)", (sku,))
+    page = data("audit", "search", "--action", "reward.upsert", "--limit", "2")
+    assert [i["subject"] for i in page["items"]] == ["C3", "B2"] and page["next_cursor"]
+    rest = data(
+        "audit", "search", "--action", "reward.upsert", "--cursor", str(page["next_cursor"])
+    )
+    assert [i["subject"] for i in rest["items"]] == ["A1"] and rest["next_cursor"] is None
+    assert (
+        "more: --cursor"
+        in run("audit", "search", "--action", "reward.upsert", "--limit", "2").stdout
+    )
+    refused("audit", "search", "--limit", "0", code="VALIDATION_FAILED")
+
+
+def test_cli_changes_are_audited_under_the_operator(db: psycopg.Connection) -> None:
+    import getpass
+
+    signup(db, "pat@example.com")
+    run("points", "adjust", "pat@example.com", "50", "--reason", "goodwill", "--key", "op-1")
+    actor = "select actor from crypto.audit_logs where action = 'points.adjust' order by id desc limit 1"
+    assert scalar(db, actor) == f"operator:{getpass.getuser()} as role:postgres"
+    signup(db, "boss@example.com")
+    run("users", "create-admin", "boss@example.com")
+    run(
+        "--as",
+        "boss@example.com",
+        "points",
+        "adjust",
+        "pat@example.com",
+        "5",
+        "--reason",
+        "typo",
+        "--key",
+        "op-2",
+    )
+    boss = scalar(db, "select id from crypto.users where email = 'boss@example.com'")
+    assert scalar(db, actor) == f"operator:user:{boss} as role:postgres"
+    refused("--as", "pat@example.com", "clock", "show", code="NOT_AN_ADMIN")

@@ -83,7 +83,7 @@ def test_two_settlements_at_once_pay_exactly_once(db: psycopg.Connection, db_url
 
     def settle(_: int) -> str:
         with psycopg.connect(db_url) as conn:
-            conn.execute("set role oxp_service")
+            conn.execute("set role oxp_operator")
             result = conn.execute("select crypto.settle_session('2026-11-24')").fetchone()
             assert result is not None
             return "repeat" if result[0]["already_settled"] else "settled"

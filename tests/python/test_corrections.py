@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 import psycopg
-import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ox_cli.main import app
-from support import act_as, bearer, new_user, open_session_for, race_each, signup
+from support import act_as, admin_token, bearer, new_user, open_session_for, race_each, signup
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("env", "calendar")
@@ -101,19 +100,6 @@ def test_a_day_is_never_paid_before_new_york_closes_it(
     assert "6 closes read, 6 new or changed" in oxp("eod", "load", closes)
     oxp("session", "settle", "--day", "2026-11-27", "--void-missing")
     assert balances(db) == {"early@example.com": 300}
-
-
-def admin_token(client: TestClient, email: str) -> str:
-    signup(client, email)
-    result = runner.invoke(app, ["users", "create-admin", email])
-    assert result.exit_code == 0, result.output
-    secret = result.output.split("TOTP secret (shown once): ")[1].split()[0]
-    r = client.post(
-        "/v1/auth/login",
-        json={"email": email, "password": "correct horse battery", "otp": pyotp.TOTP(secret).now()},
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
 
 
 def test_a_wrong_close_is_corrected_by_cli_and_admin_api(
@@ -204,7 +190,7 @@ def as_service(url: str, query: str, *args: object) -> str:
     with psycopg.connect(url) as conn:
         try:
             with conn.transaction():
-                conn.execute("set local role oxp_service")
+                conn.execute("set local role oxp_operator")
                 row = conn.execute(query, args).fetchone()
         except psycopg.Error as exc:
             return exc.diag.message_primary or str(exc.sqlstate)
@@ -229,7 +215,7 @@ def test_corrections_racing_each_other_and_spending_pay_once(
     rows = [{"trading_day": "2026-11-23", "symbol": "AAPL", "close": "100"}]
     rows += [{"trading_day": "2026-11-24", "symbol": "AAPL", "close": "110"}]
     with db.transaction():
-        db.execute("set local role oxp_service")
+        db.execute("set local role oxp_operator")
         db.execute("select crypto.load_eod_prices(%s, 'test')", (json.dumps(rows),))
         db.execute("select crypto.settle_session('2026-11-24', true)")
 

@@ -83,18 +83,18 @@ def test_the_api_app_refuses_at_start_up_when_the_database_is_production(
     from fastapi.testclient import TestClient
 
     from ox_sidecar.app import create_app
-    from ox_sidecar.config import get_settings
+    from ox_sidecar.config import clear_settings
     from ox_sidecar.environment import EnvironmentMismatch
 
     monkeypatch.delenv("ENV", raising=False)
     monkeypatch.setenv("DATABASE_URL", production)
     monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "jwt.pem"))
-    get_settings.cache_clear()
+    clear_settings()
     try:
         with pytest.raises(EnvironmentMismatch, match="ENV is unset"), TestClient(create_app()):
             pass
     finally:
-        get_settings.cache_clear()
+        clear_settings()
 
 
 def test_a_production_process_refuses_a_development_database(db_url: str) -> None:

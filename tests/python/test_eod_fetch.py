@@ -160,9 +160,9 @@ def test_the_worker_fetches_and_the_tick_settles(
     monkeypatch.setenv("EOD_PROVIDER", "csv")
     monkeypatch.setenv("EOD_CSV_FILE", str(csv))
     monkeypatch.setenv("DATABASE_URL", db.info.dsn)
-    from ox_sidecar.config import get_settings
+    from ox_sidecar.config import clear_settings
 
-    get_settings.cache_clear()
+    clear_settings()
     prepare(db, "2026-11-24", "2026-11-24T09:00:00+09:00", ["AAPL", "MSFT"])
     service(db, "select crypto.schedule_tick()")  # opens Tuesday
     service(db, "select crypto.clock_set('2026-11-25T06:15:00+09:00')")
@@ -175,7 +175,7 @@ def test_the_worker_fetches_and_the_tick_settles(
     assert db.execute(
         "select symbol, outcome::text from crypto.settlements order by symbol"
     ).fetchall() == [("AAPL", "UP"), ("MSFT", "DOWN")]
-    get_settings.cache_clear()
+    clear_settings()
 
 
 def test_a_failing_fetch_backs_off_then_goes_dead(
@@ -279,24 +279,32 @@ def test_stooq_brings_the_closes_of_its_csv(
 ) -> None:
     prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL", "MSFT"])
     report = fetch_day(svc, StooqProvider(stooq_url), dt.date(2026, 11, 24))
-    assert (report.loaded, report.missing) == (4, [])
-    assert closes(db)[("2026-11-24", "AAPL")] == Decimal("224.53")
-    assert closes(db)[("2026-11-23", "MSFT")] == Decimal("478.11")
+    # Only the day just ended: Stooq's split-adjusted bars are raw for it alone.
+    assert report.loaded == 2
+    assert report.missing == ["AAPL@2026-11-23", "MSFT@2026-11-23"]
+    assert closes(db) == {
+        ("2026-11-24", "AAPL"): Decimal("224.53"),
+        ("2026-11-24", "MSFT"): Decimal("469.37"),
+    }
     assert set(sources(db).values()) == {"stooq"}
-    assert StooqStandIn.asked[0] == {"s": "aapl.us", "i": "d", "d1": "20261123", "d2": "20261124"}
+    assert StooqStandIn.asked[0] == {"s": "aapl.us", "i": "d", "d1": "20261124", "d2": "20261124"}
 
 
 def test_when_yahoo_is_down_stooq_stands_in_and_the_log_says_so(
     db: psycopg.Connection, svc: psycopg.Connection, stooq_url: str
 ) -> None:
     prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL", "MSFT"])
+    service(
+        db,
+        "select crypto.load_eod_price('2026-11-23', s, 100, 'yesterday') from unnest(array['AAPL', 'MSFT']) as s",
+    )
     both = FallbackProvider([YFinanceProvider(ticker=RateLimitedTicker), StooqProvider(stooq_url)])
     report = fetch_day(svc, both, dt.date(2026, 11, 24))
-    assert (report.loaded, report.missing) == (4, [])
-    assert set(sources(db).values()) == {"stooq"}
+    assert (report.loaded, report.missing) == (2, [])
+    assert sources(db)[("2026-11-24", "AAPL")] == "stooq"
     log = db.execute("select provider, status::text, rows, error from crypto.eod_fetch_logs")
     assert log.fetchall() == [
-        ("yfinance+stooq", "succeeded", 4, "yfinance: yfinance rate limit at AAPL")
+        ("yfinance+stooq", "succeeded", 2, "yfinance: yfinance rate limit at AAPL")
     ]
 
 
@@ -307,11 +315,10 @@ def test_stooq_gives_only_what_yahoo_lacks(
     prepare(db, "2026-11-24", "2026-11-25T07:00:00+09:00", ["AAPL", "BRK.B"])
     both = FallbackProvider([YFinanceProvider(ticker=RecordedTicker), StooqProvider(stooq_url)])
     report = fetch_day(svc, both, dt.date(2026, 11, 24))
-    assert (report.loaded, report.missing) == (4, [])
+    assert (report.loaded, report.missing) == (3, ["BRK.B@2026-11-23"])
     assert sources(db) == {
         ("2026-11-23", "AAPL"): "yfinance",
         ("2026-11-24", "AAPL"): "yfinance",
-        ("2026-11-23", "BRK.B"): "stooq",
         ("2026-11-24", "BRK.B"): "stooq",
     }
     assert closes(db)[("2026-11-24", "AAPL")] == Decimal("224.54")  # Yahoo's, not Stooq's

@@ -73,7 +73,7 @@ def test_reset_rebuilds_and_refuses_production(db: psycopg.Connection, db_url: s
 
 def test_the_clock_refuses_to_move_in_production(db: psycopg.Connection, db_url: str) -> None:
     migrate(db_url, "production")
-    db.execute("set role oxp_service")
+    db.execute("set role oxp_operator")
     with pytest.raises(psycopg.Error) as info:
         db.execute("select crypto.clock_set(now() + interval '1 day')")
     assert info.value.sqlstate == "OX008"

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from oidc import OidcServer, follow_authorize, run_oidc_server
 from ox_cli.main import app as cli
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import clear_settings, get_settings
 from ox_sidecar.worker import run_once
 from support import bearer, free_port, running_api
 
@@ -60,7 +60,7 @@ def smtp(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(controller.port))
     monkeypatch.setenv("SMTP_TLS", "none")
-    get_settings.cache_clear()
+    clear_settings()
     try:
         yield inbox
     finally:
@@ -243,7 +243,7 @@ def test_a_failing_mail_server_neither_blocks_nor_fails_sign_up(
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(free_port()))  # nobody listens
     monkeypatch.setenv("SMTP_TLS", "none")
-    get_settings.cache_clear()
+    clear_settings()
     with running_api() as base, httpx.Client(base_url=base) as http, _worker(db) as worker:
         began = time.monotonic()
         r = http.post("/v1/auth/signup", json={"email": "m@example.com", "password": "p" * 12})

@@ -63,7 +63,7 @@ def test_a_cancel_keeps_the_worker_off_the_vendor_call(db: psycopg.Connection, d
         blocker.execute("select 1 from crypto.ledger_accounts where id = %s for update", (account,))
 
         def cancel() -> Any:
-            admin.execute("set role oxp_service")
+            admin.execute("set role oxp_operator")
             answer = admin.execute(
                 "select crypto.cancel_redemption(%s, 'changed my mind')", (rid,)
             ).fetchone()[0]  # type: ignore[index]
@@ -99,19 +99,20 @@ def test_reuse_detection_revokes_a_token_minted_by_a_concurrent_rotation(
     uid = new_user(db, "family@example.com")
     with db.transaction():
         act_as(db, uid)
+        db.execute("set local role auth_service")  # the sign-in helpers' role, as the shim
         db.execute("select api.issue_refresh(sha256('t1'))")
     with db.transaction():
-        db.execute("set local role anon")
+        db.execute("set local role auth_service")
         db.execute("select api.refresh(sha256('t1'), sha256('t2'))")
 
     with psycopg.connect(db_url) as rotating, psycopg.connect(db_url) as thief:
-        rotating.execute("set role anon")
+        rotating.execute("set role auth_service")
         rotating.execute(
             "select api.refresh(sha256('t2'), sha256('t3'))"
         )  # open, holding the family
 
         def reuse() -> Any:
-            thief.execute("set role anon")
+            thief.execute("set role auth_service")
             answer = thief.execute("select api.refresh(sha256('t1'), sha256('t9'))").fetchone()[0]  # type: ignore[index]
             thief.commit()
             return answer

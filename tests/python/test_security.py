@@ -97,7 +97,7 @@ def _counts(db: psycopg.Connection) -> tuple[object, ...]:
         "select (select count(*) from crypto.users), (select count(*) from crypto.predictions),"
         " (select count(*) from crypto.ledger_transfers), (select count(*) from crypto.rewards_redemptions),"
         " (select count(*) from crypto.ad_unlocks), (select sum(balance) from crypto.ledger_accounts),"
-        " (select count(*) from crypto.rate_limits where false)"
+        " (select count(*) from crypto.ad_impressions), (select count(*) from crypto.jobs)"
     ).fetchone()
     assert row is not None
     return tuple(row)

@@ -10,8 +10,8 @@ select tables_are('crypto', array[
     'rewards_redemptions', 'ads', 'ad_impressions', 'ad_unlocks', 'idempotent_requests', 'rate_limits', 'audit_logs',
     'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats',
     'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
-    'known_symbols', 'email_verifications', 'auth_failures', 'daily_activity', 'daily_metrics',
-    'alerts', 'alert_deliveries'
+    'known_symbols', 'email_verifications', 'auth_failures', 'daily_activity', 'daily_metrics', 'leaderboard',
+    'alerts', 'alert_deliveries', 'http_counts'
 ]);
 select enum_has_labels('crypto', 'session_phase', array['OPEN', 'CLOSED', 'SETTLING', 'SETTLED']);
 

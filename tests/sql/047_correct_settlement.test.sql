@@ -183,6 +183,9 @@ select tests.clear_authentication();
 -- settings changed. The day is recomputed on the terms it was settled on.
 update crypto.settings set value = '500' where key = 'points.per_win';
 update crypto.settings set value = '0.5' where key = 'settlement.threshold';
+-- As the shim does it: the admin login, then the role and claims. The
+-- audit believes claims only from the API's logins (crypto.current_actor).
+set local session authorization admin_authenticator;
 select tests.authenticate_as(:'admin', 'app_admin');
 select is(
     (api.admin_correct_settlement('2026-11-24', '[{"trading_day": "2026-11-24", "symbol": "AAPL", "close": 101}]',
@@ -192,6 +195,7 @@ select is(
     'an admin corrects through the API function'
 );
 select tests.clear_authentication();
+reset session authorization;
 select results_eq(
     $$ select u.email::text, a.balance from crypto.ledger_accounts as a join crypto.users as u on u.id = a.user_id
        where u.email <> 'admin@example.com' order by u.email $$,

@@ -2,10 +2,10 @@ begin;
 select plan(31);
 
 select tests.create_user('t@example.com') as u \gset
-select tests.authenticate_as(:'u');
+select tests.authenticate_as(:'u', 'auth_service');
 select api.issue_refresh(sha256('r1'));
 select tests.clear_authentication();
-set local role anon;
+set local role auth_service;
 
 -- Refresh tokens rotate; a spent one presented again revokes its family.
 select is(api.refresh(sha256('r1'), sha256('r2'))::jsonb ->> 'email', 't@example.com', 'a refresh token buys a new pair');
@@ -16,7 +16,7 @@ select throws_ok($$ select api.refresh(sha256('nobody'), sha256('r5')) $$, 'OX00
 reset role;
 select is((select count(*)::int from crypto.refresh_tokens where revoked_at is null), 0, 'nothing of the family is left');
 
-select tests.authenticate_as(:'u');
+select tests.authenticate_as(:'u', 'auth_service');
 select api.issue_refresh(sha256('s1'));
 select tests.clear_authentication();
 select is(api.logout(sha256('s1'))::jsonb, '{"logged_out": true}'::jsonb, 'logout');
@@ -55,7 +55,7 @@ select throws_ok($$ select crypto.make_admin('t@example.com', 'JBSWY3DPEHPK3PXP'
 
 -- An admin session begins with the second factor, never without it.
 select tests.create_user('m@example.com') as m \gset
-select tests.authenticate_as(:'m');
+select tests.authenticate_as(:'m', 'auth_service');
 select api.issue_refresh(sha256('m1'));
 select tests.clear_authentication();
 select crypto.make_admin('m@example.com', 'JBSWY3DPEHPK3PXP', 'a key of sixteen chars');
@@ -72,7 +72,7 @@ select is((select google_sub from crypto.users where email = 'm@example.com'), n
 -- without a second factor never yields an admin session.
 select crypto.clock_set('2026-01-01 09:00:00+09');
 select tests.create_user('f@example.com') as f \gset
-select tests.authenticate_as(:'f');
+select tests.authenticate_as(:'f', 'auth_service');
 select api.issue_refresh(sha256('f1'));
 select tests.clear_authentication();
 select is((select family_expires_at from crypto.refresh_tokens where token_hash = sha256('f1')),
@@ -93,7 +93,7 @@ select throws_ok($$ select api.refresh(sha256('f4'), sha256('f5')) $$, 'OX001', 
 
 -- A promotion that raced a refresh (the token survived make_admin's revocation).
 select crypto.clock_set('2026-04-02 09:00:00+09');
-select tests.authenticate_as(:'f');
+select tests.authenticate_as(:'f', 'auth_service');
 select api.issue_refresh(sha256('g1'));
 select tests.clear_authentication();
 update crypto.users set role = 'admin', totp_secret = 'JBSWY3DPEHPK3PXP' where id = :'f';
@@ -107,9 +107,9 @@ select tests.authenticate_as(:'f', 'app_admin');
 select throws_ok($$ select api.issue_refresh(sha256('g3')) $$, '42501', null,
     'an admin cannot start a family without the second factor (no grant)');
 select tests.clear_authentication();
-select tests.authenticate_as(:'f');
+select tests.authenticate_as(:'f', 'auth_service');
 select throws_ok($$ select api.issue_refresh(sha256('g3')) $$, 'OX003', 'FORBIDDEN',
-    '... nor with a user token');
+    '... nor through the sign-in role');
 select tests.clear_authentication();
 
 select * from finish();

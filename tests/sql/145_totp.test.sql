@@ -39,7 +39,7 @@ select is((select role::text from crypto.users where id = :'other'), 'user', '..
 select crypto.totp_code(crypto.base32_decode('JBSWY3DPEHPK3PXP'), crypto.totp_step(statement_timestamp())) as code,
     crypto.totp_code(crypto.base32_decode('JBSWY3DPEHPK3PXP'), crypto.totp_step(statement_timestamp()) + 1) as code_next \gset
 
--- Who may check codes: the shim's anon only.
+-- Who may check codes: the shim's sign-in role only.
 select tests.authenticate_as(:'boss');
 select throws_ok(format('select api.mfa_verify(%L, %L, %L, sha256(%L))', :'boss', '000000', 'the key of this test', 'x'),
     '42501', null, 'a user cannot call mfa_verify');
@@ -49,6 +49,7 @@ select tests.clear_authentication();
 set local role anon;
 select throws_ok(format('select crypto.make_admin(%L, %L, %L)', 'boss@example.com', 'JBSWY3DPEHPK3PXP', 'the key of this test'),
     '42501', null, 'anon cannot promote');
+set local role auth_service;
 
 -- The right code, once; its family is marked as begun with a second factor, for 12 hours.
 select is(
@@ -59,7 +60,7 @@ select is(
 reset role;
 select is((select (mfa, family_expires_at) from crypto.refresh_tokens where token_hash = sha256('a1')),
     (true, '2026-11-24 21:00:00+09'::timestamptz), 'the admin family began with the second factor and ends in 12 hours');
-set local role anon;
+set local role auth_service;
 select is(
     api.mfa_verify(:'boss', :'code',
         'the key of this test', sha256('a2'))::jsonb #>> '{problem,sqlstate}',
@@ -71,11 +72,11 @@ reset role;
 
 -- Four more wrong codes (the replay was the first): the fifth locks the admin.
 select crypto.clock_set('2026-11-24 09:05:00+09');
-set local role anon;
+set local role auth_service;
 select api.mfa_verify(:'boss', 'abcdef', 'the key of this test', sha256(convert_to('w' || i, 'UTF8'))) from generate_series(1, 3) as i;
 reset role;
 select is((select mfa_locked_until from crypto.users where id = :'boss'), null, 'four wrong codes do not lock');
-set local role anon;
+set local role auth_service;
 select is(api.mfa_verify(:'boss', '000000', 'the key of this test', sha256('w5'))::jsonb #>> '{problem,sqlstate}',
     'OX002', 'the fifth wrong code is refused');
 reset role;
@@ -87,7 +88,7 @@ select ok(exists (select from crypto.audit_logs where action = 'auth.mfa_locked'
 select is((select status::text || ':' || (details ->> 'user_id') from crypto.system_health where check_name = 'mfa_lockout'),
     'alert:' || :'boss', 'an alert opens, naming the admin by id (alerts leave the database)');
 
-set local role anon;
+set local role auth_service;
 select is(
     api.mfa_verify(:'boss', :'code_next',
         'the key of this test', sha256('a3'))::jsonb #>> '{problem,sqlstate}',
@@ -98,7 +99,7 @@ select throws_ok($$ select api.login_lookup('boss@example.com') $$, 'OX013', 'MF
 reset role;
 
 select crypto.clock_set('2026-11-24 09:20:01+09');
-set local role anon;
+set local role auth_service;
 select is(
     api.mfa_verify(:'boss', :'code_next',
         'the key of this test', sha256('a4'))::jsonb ->> 'role',
@@ -111,7 +112,7 @@ select is((select status::text from crypto.system_health where check_name = 'mfa
 -- A secret stored in plaintext before this change is encrypted on the next sign-in.
 select tests.create_user('old@example.com') as old \gset
 update crypto.users set role = 'admin', totp_secret = 'JBSWY3DPEHPK3PXP' where id = :'old';
-set local role anon;
+set local role auth_service;
 select is(
     api.mfa_verify(:'old', :'code',
         'the key of this test', sha256('o1'))::jsonb ->> 'role',

@@ -29,6 +29,7 @@ set local role anon;
 select throws_ok($$ select api.resend_verification() $$, '42501', null, 'anon cannot ask for a mail');
 select throws_ok($$ select crypto.verify_email_by_operator('v@example.com') $$, '42501', null,
     'anon cannot vouch for an email');
+set local role auth_service;
 
 -- The link: unknown, then good once.
 select throws_ok($$ select api.verify_email(sha256('not a link')) $$, 'OX014', 'EMAIL_LINK_INVALID', 'an unknown link');
@@ -49,14 +50,14 @@ set local role oxp_service;
 select crypto.email_verification_issue(:'e', sha256('old'));
 reset role;
 select crypto.clock_set('2026-11-25 09:00:01+09');
-set local role anon;
+set local role auth_service;
 select throws_ok($$ select api.verify_email(sha256('old')) $$, 'OX014', 'EMAIL_LINK_INVALID', 'a link expires after 24 hours');
 reset role;
 set local role oxp_service;
 select crypto.email_verification_issue(:'e', sha256('moved'));
 reset role;
 update crypto.users set email = 'e2@example.com' where id = :'e';
-set local role anon;
+set local role auth_service;
 select throws_ok($$ select api.verify_email(sha256('moved')) $$, 'OX014', 'EMAIL_LINK_INVALID',
     'a link verifies only the address it was sent to');
 reset role;
@@ -70,7 +71,7 @@ select is((select count(*)::int from crypto.jobs where kind = 'email.verify' and
     '... once a minute');
 
 -- The operator's word, audited.
-set local role oxp_service;
+set local role oxp_operator;
 select is(crypto.verify_email_by_operator('E2@example.com')::jsonb ->> 'email', 'e2@example.com', 'an operator verifies');
 select throws_ok($$ select crypto.verify_email_by_operator('nobody@example.com') $$, 'OX004', 'NOT_FOUND', 'an unknown email');
 reset role;
@@ -80,7 +81,7 @@ select ok(exists (select from crypto.audit_logs where action = 'user.email_verif
 
 -- Google and an account nobody verified: the password and sessions go.
 select tests.create_user('victim@example.com') as pre \gset
-select tests.authenticate_as(:'pre');
+select tests.authenticate_as(:'pre', 'auth_service');
 select api.issue_refresh(sha256('attacker'));
 select tests.clear_authentication();
 select api.oauth_begin(repeat('s', 43), repeat('n', 43), 'verifier', 'http://cb', sha256('browser'));

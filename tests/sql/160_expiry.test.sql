@@ -5,7 +5,7 @@ select plan(8);
 select crypto.clock_set('2026-01-01 09:00:00+09');
 select tests.create_user('x@example.com') as x \gset
 select api.oauth_begin(repeat('o', 43), repeat('n', 43), 'v', 'http://cb', sha256('b'));
-select tests.authenticate_as(:'x');
+select tests.authenticate_as(:'x', 'auth_service');
 select api.issue_refresh(sha256('dead1'));
 select tests.clear_authentication();
 select api.logout(sha256('dead1'));
@@ -17,7 +17,7 @@ values ('test', 'old', 'h', '{}', crypto.now());
 insert into crypto.auth_failures (kind, subject, at) values ('login', 'x@example.com', crypto.now());
 
 select crypto.clock_set('2026-02-15 09:00:00+09');
-select tests.authenticate_as(:'x');
+select tests.authenticate_as(:'x', 'auth_service');
 select api.issue_refresh(sha256('live1'));
 select tests.clear_authentication();
 select api.refresh(sha256('live1'), sha256('live2'));

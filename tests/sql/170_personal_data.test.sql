@@ -46,7 +46,7 @@ select results_eq($$ select email from crypto.users $$, $$ values ('first@exampl
 reset role;
 
 -- The operator's acts on a user are audited under the user's id.
-set local role oxp_service;
+set local role oxp_operator;
 select lives_ok($$ select crypto.verify_email_by_operator('second@example.com') $$, 'an operator verifies');
 reset role;
 select is_empty(

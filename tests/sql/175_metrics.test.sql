@@ -1,7 +1,7 @@
 -- Business metrics (issue 11, item 2): one day's row counted from the
 -- books, recomputed when they change, and read only by who may.
 begin;
-select plan(15);
+select plan(16);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');  -- the clock: 22:25 KST on 24 Nov
@@ -25,6 +25,8 @@ select api.rate_limit('198.51.100.8', :'winner', '{}');
 select api.rate_limit('198.51.100.9', null, '{}');
 select crypto.adjust_points('idle@example.com', 70, 'goodwill', 'm1');
 select crypto.adjust_points('idle@example.com', -20, 'typo', 'm2');
+-- Refused (not enough points): remembered under its key, but nothing moved.
+select crypto.adjust_points('idle@example.com', -1000, 'too much', 'm3');
 
 select is(
     (select row(active_users, participants, predictions, unsettled, points_adjustments)::text
@@ -68,18 +70,24 @@ select is(
     'the row as people read it, with its rates'
 );
 
--- A correction turns AAPL down: the loser is paid, the winner's 100 taken back.
+-- The winner spends the 100 first; then a correction turns AAPL down: the
+-- loser is paid 100, and the winner's 100 cannot be taken back (written off).
 select crypto.clock_set('2026-11-24 23:00Z');
+select crypto.adjust_points('winner@example.com', -100, 'spent elsewhere', 'm4');
 select crypto.correct_settlement('2026-11-24', '[{"trading_day": "2026-11-24", "symbol": "AAPL", "close": 9}]',
     'the vendor sent a wrong close');
 select is(crypto.rollup_metrics(), 1, 'a correction makes the rollup recompute its day');
 select results_eq(
-    $$ select wins, losses, points_settlement from crypto.daily_metrics where trading_day = '2026-11-24' $$,
-    $$ values (1, 1, 100::bigint) $$,
-    'the corrected outcomes count: still one win and one loss, 100 paid net (+100 -100)'
+    $$ select wins, losses, points_settlement, points_adjustments from crypto.daily_metrics
+       where trading_day = '2026-11-24' $$,
+    $$ values (1, 1, 200::bigint, 50::bigint) $$,
+    'the corrected outcomes count; 200 paid in all (the winner''s 100 written off, the loser''s 100); '
+    'the winner''s spending after the day''s KST date is not the day''s'
 );
+select is((select count(*)::int from crypto.alerts where rule = 'settlement_payout'), 0,
+    'one win at 100 plus 100 written off is what was paid: no payout alert');
 select is(
-    (select (crypto.compute_daily_metrics('2026-11-24')).points_settlement), 100::bigint,
+    (select (crypto.compute_daily_metrics('2026-11-24')).points_settlement), 200::bigint,
     'recomputing any day gives the same figures'
 );
 

@@ -1,7 +1,7 @@
 -- Alerts (issue 11, item 4): one row per condition while it lasts, each
 -- transition queued once for the webhooks, rules that open and clear.
 begin;
-select plan(27);
+select plan(32);
 
 select tests.load_calendar();
 select crypto.clock_set('2026-11-24 01:00Z');
@@ -117,6 +117,7 @@ select crypto.close_session('2026-11-24');
 select crypto.load_eod_price(d::date, 'AAPL', c, 'test') from (values ('2026-11-23', 10), ('2026-11-24', 11)) as v (d, c);
 select crypto.settle_session('2026-11-24', true);
 select crypto.rollup_metrics();
+select is(crypto.check_settlement_payout('2026-11-24'), 0::bigint, 'the check runs on the settled day: nothing amiss');
 select is((select count(*)::int from crypto.alerts where rule = 'settlement_payout'), 0, 'a settlement that paid its winners: no alert');
 update crypto.session_control set points_per_win = 150 where trading_day = '2026-11-24';
 select is(crypto.check_settlement_payout('2026-11-24'), -50::bigint, 'paid 100 where 150 was due');
@@ -146,12 +147,35 @@ select crypto.open_session('2026-11-27');
 select crypto.clock_set('2026-11-27 14:30Z');
 select crypto.close_session('2026-11-27');
 select crypto.check_participation();
+select is((select count(*)::int from crypto.alerts where rule = 'participation_low'), 0,
+    'no verdict before the rollup has counted the closed day');
+select crypto.rollup_metrics();
+select crypto.check_participation();
 select results_eq(
     $$ select subject, (details ->> 'participants')::int, (details ->> 'median_of_last_7')::numeric
        from crypto.alerts where rule = 'participation_low' and resolved_at is null $$,
     $$ values ('2026-11-27', 0, 10::numeric) $$,
     'nobody predicted where 10 usually do'
 );
+
+-- The API's 5xx rate over 5 minutes, once there is traffic enough to tell.
+select crypto.clock_set('2026-11-28 01:00Z');
+select api.note_http_counts(50, 40);
+select crypto.evaluate_alerts();
+select is((select count(*)::int from crypto.alerts where rule = 'api_server_errors'), 0, 'too few requests to judge');
+select api.note_http_counts(150, 0);
+select crypto.clock_set('2026-11-28 01:02Z');
+select api.note_http_counts(100, 3);
+select crypto.evaluate_alerts();
+select results_eq(
+    $$ select (details ->> 'requests')::int, (details ->> 'errors')::int from crypto.alerts
+       where rule = 'api_server_errors' and resolved_at is null $$,
+    $$ values (300, 43) $$,
+    'over 1 % of 300 answers in 5 minutes were 5xx'
+);
+select crypto.clock_set('2026-11-28 01:08Z');
+select crypto.evaluate_alerts();
+select is((select resolution from crypto.alerts where rule = 'api_server_errors'), 'cleared', 'a quiet 5 minutes clears it');
 
 -- Who may not.
 set local role app_user;

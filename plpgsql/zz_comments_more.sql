@@ -1,0 +1,23 @@
+-- Comments for \df+ (as plpgsql/zz_comments.sql; this file takes what did
+-- not fit there under sqlfluff's 20,000-byte limit).
+comment on function api.admin_resolve_redemption(bigint, text, text, text) is
+'POST /admin/redemptions/{id}/resolve: an admin ends an UNKNOWN redemption as ISSUED (with the vendor''s reference) '
+'or FAILED (refunded once), with a reason; admins only.';
+comment on function crypto.mask_secret(text) is
+'A secret shown to operators as **** and its last 4 characters (vendor references in redemption lists).';
+comment on function crypto.redemption_json_masked(crypto.rewards_redemptions) is
+'A redemption as operators and the auditor see it: the vendor reference masked (crypto.mask_secret).';
+comment on function crypto.redemption_unknown(bigint, text) is
+'The worker marks a redemption UNKNOWN when the vendor did not answer: still paid and reserved, asked again later.';
+comment on function crypto.secret_digest(text) is
+'The SHA-256 of a secret, hex: what the audit log keeps of a vendor reference instead of the reference.';
+comment on function api.leaderboard(text, integer, bigint) is
+'GET /v1/leaderboard: players by points won in settled sessions for the week, month or all time, with accuracy; '
+'nicknames only, cursor pages; public.';
+comment on function api.set_nickname(text) is
+'POST /v1/users/me/nickname: the caller''s public nickname (2 to 20 characters, unique regardless of case), audited.';
+comment on function crypto.leaderboard_refresh(date) is
+'Recomputes the leaderboard rows of a settled day''s players from the settled facts (run at the commit of a '
+'settlement or a correction; idempotent).';
+comment on function crypto.leaderboard_start(text, date) is
+'The first day of the week, month or all-time period a trading day belongs to (the leaderboard''s periods).';

@@ -1,0 +1,113 @@
+// Every text the pages show, in Korean (the default) and English. Problems
+// from the API are shown by their stable `code`, never by matching words.
+const TEXT = {
+  ko: {
+    title: 'OX 예측', logout: '로그아웃', tab_today: '오늘', tab_mine: '내 예측', tab_points: '포인트',
+    tab_shop: '상점', tab_ranks: '순위', nickname: '닉네임 (2–20자)', save: '저장', week: '이번 주',
+    month: '이번 달', all: '전체', anonymous: '(닉네임 없음)', nickname_saved: '닉네임을 저장했습니다',
+    board_line: '{points}점 · {wins}승 {losses}패', accuracy: '적중률 {value}%',
+    NICKNAME_TAKEN: '이미 사용 중인 닉네임입니다.', auth_heading: '로그인 또는 가입', email: '이메일', password: '비밀번호 (8자 이상)',
+    login: '로그인', signup: '가입하기', trading_day: '거래일', cutoff_in: '예측 마감까지',
+    cutoff: '마감', balance: '잔액', more: '더 보기', my_redemptions: '내 교환 내역',
+    closed: '마감됨', remaining: '오늘 남은 예측 {left}/{limit} · 광고로 추가 {ads}회',
+    prev_close: '전일 종가', up_name: 'UP {symbol} 상승 (O)', down_name: 'DOWN {symbol} 하락 (X)',
+    your_pick: '내 예측: {choice}', up: '상승 O', down: '하락 X', predicted: '{symbol} {choice} 예측 완료',
+    outcome_PENDING: '결과 대기', outcome_WON: '적중', outcome_LOST: '실패', outcome_VOID: '무효',
+    closes: '종가 {prev} → {close} ({change}%)', points_won: '+{points}점', redeem: '교환',
+    cost: '{cost}점 · 재고 {available}', redeemed: '{name} 교환을 신청했습니다', no_items: '아직 없습니다',
+    status_REQUESTED: '처리 중', status_ISSUED: '발급 완료', status_FAILED: '실패', status_CANCELLED: '취소됨',
+    reason_settlement_award: '예측 적중', reason_redemption: '리워드 교환', reason_ad_reward: '광고 보상',
+    reason_admin_adjustment: '운영자 조정', reason_redemption_refund: '교환 환불',
+    phase_OPEN: '예측 진행 중', phase_CLOSED: '마감', phase_SETTLING: '정산 중', phase_SETTLED: '정산 완료',
+    points_unit: '{points}점', signed_out: '로그아웃했습니다', welcome: '환영합니다',
+    retry_after: '{seconds}초 후에 다시 시도하세요.', need_login: '로그인이 필요합니다',
+    network: '서버에 연결할 수 없습니다. 잠시 후 다시 시도하세요.',
+    VALIDATION_FAILED: '입력이 올바르지 않습니다.', INVALID_TOKEN: '다시 로그인해 주세요.',
+    INVALID_CREDENTIALS: '이메일 또는 비밀번호가 틀렸습니다.', EMAIL_TAKEN: '이미 가입된 이메일입니다.',
+    RATE_LIMITED: '요청이 너무 많습니다.', SESSION_CLOSED: '오늘 예측은 마감되었습니다.',
+    PREDICTION_EXISTS: '이미 이 종목을 예측했습니다.', DAILY_LIMIT_REACHED: '오늘 예측 횟수를 모두 썼습니다.',
+    SYMBOL_NOT_IN_UNIVERSE: '오늘 예측할 수 없는 종목입니다.', NO_SESSION: '열린 세션이 없습니다.',
+    INSUFFICIENT_POINTS: '포인트가 부족합니다.', OUT_OF_STOCK: '재고가 없습니다.',
+    REWARD_INACTIVE: '지금은 교환할 수 없는 리워드입니다.', FORBIDDEN: '권한이 없습니다.',
+    MFA_REQUIRED: '관리자는 관리 콘솔에서 로그인하세요.', NOT_FOUND: '찾을 수 없습니다.',
+    UNAVAILABLE: '서비스를 잠시 사용할 수 없습니다.', INTERNAL: '오류가 발생했습니다. 잠시 후 다시 시도하세요.',
+    IDEMPOTENCY_KEY_REUSED: '이미 처리된 요청입니다.', unknown_problem: '요청을 처리하지 못했습니다.',
+  },
+  en: {
+    title: 'OX Predict', logout: 'Log out', tab_today: 'Today', tab_mine: 'My predictions', tab_points: 'Points',
+    tab_shop: 'Shop', tab_ranks: 'Ranking', nickname: 'Nickname (2–20 characters)', save: 'Save',
+    week: 'This week', month: 'This month', all: 'All time', anonymous: '(no nickname)',
+    nickname_saved: 'Nickname saved', board_line: '{points} points · {wins} won {losses} lost',
+    accuracy: 'accuracy {value}%', NICKNAME_TAKEN: 'This nickname is taken.', auth_heading: 'Log in or sign up', email: 'Email', password: 'Password (8+ characters)',
+    login: 'Log in', signup: 'Sign up', trading_day: 'Trading day', cutoff_in: 'Predictions close in',
+    cutoff: 'Cutoff', balance: 'Balance', more: 'More', my_redemptions: 'My redemptions',
+    closed: 'closed', remaining: 'Predictions left today {left}/{limit} · ad unlocks {ads}',
+    prev_close: 'Previous close', up_name: 'UP {symbol} (O)', down_name: 'DOWN {symbol} (X)',
+    your_pick: 'Your pick: {choice}', up: 'UP O', down: 'DOWN X', predicted: '{symbol}: {choice} predicted',
+    outcome_PENDING: 'awaiting result', outcome_WON: 'WIN', outcome_LOST: 'LOSS', outcome_VOID: 'VOID',
+    closes: 'Close {prev} → {close} ({change}%)', points_won: '+{points} points', redeem: 'Redeem',
+    cost: '{cost} points · {available} left', redeemed: '{name}: redemption requested', no_items: 'Nothing yet',
+    status_REQUESTED: 'processing', status_ISSUED: 'issued', status_FAILED: 'failed', status_CANCELLED: 'cancelled',
+    reason_settlement_award: 'Correct prediction', reason_redemption: 'Reward redemption', reason_ad_reward: 'Ad reward',
+    reason_admin_adjustment: 'Operator adjustment', reason_redemption_refund: 'Redemption refund',
+    phase_OPEN: 'open', phase_CLOSED: 'closed', phase_SETTLING: 'settling', phase_SETTLED: 'settled',
+    points_unit: '{points} points', signed_out: 'You are logged out', welcome: 'Welcome',
+    retry_after: 'Try again in {seconds} s.', need_login: 'Please log in',
+    network: 'Cannot reach the server. Try again shortly.',
+    VALIDATION_FAILED: 'The input is not valid.', INVALID_TOKEN: 'Please log in again.',
+    INVALID_CREDENTIALS: 'Wrong email or password.', EMAIL_TAKEN: 'This email is already registered.',
+    RATE_LIMITED: 'Too many requests.', SESSION_CLOSED: "Today's predictions are closed.",
+    PREDICTION_EXISTS: 'You already predicted this symbol.', DAILY_LIMIT_REACHED: 'No predictions left today.',
+    SYMBOL_NOT_IN_UNIVERSE: 'This symbol is not in play today.', NO_SESSION: 'No session is open.',
+    INSUFFICIENT_POINTS: 'Not enough points.', OUT_OF_STOCK: 'Out of stock.',
+    REWARD_INACTIVE: 'This reward cannot be redeemed now.', FORBIDDEN: 'Not allowed.',
+    MFA_REQUIRED: 'Admins sign in on the admin console.', NOT_FOUND: 'Not found.',
+    UNAVAILABLE: 'The service is unavailable for a moment.', INTERNAL: 'Something went wrong. Try again shortly.',
+    IDEMPOTENCY_KEY_REUSED: 'This request was already handled.', unknown_problem: 'The request failed.',
+  },
+};
+
+const STORED = 'oxp.lang';
+
+function preferred() {
+  const saved = localStorage.getItem(STORED);
+  if (saved === 'ko' || saved === 'en') return saved;
+  // Korean unless the browser puts English before Korean.
+  for (const tag of navigator.languages || [navigator.language || 'ko']) {
+    const base = String(tag).toLowerCase().slice(0, 2);
+    if (base === 'ko') return 'ko';
+    if (base === 'en') return 'en';
+  }
+  return 'ko';
+}
+
+let current = preferred();
+
+export function lang() {
+  return current;
+}
+
+export function setLang(value) {
+  current = value === 'en' ? 'en' : 'ko';
+  localStorage.setItem(STORED, current);
+  document.documentElement.lang = current;
+}
+
+export function t(key, vars = {}) {
+  const template = TEXT[current][key] ?? TEXT.en[key] ?? key;
+  return template.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ''));
+}
+
+export function has(key) {
+  return key in TEXT[current];
+}
+
+// A problem+json as one sentence for a person: our words for its code, the
+// server's detail when we have no words for it, and when to retry a 429.
+export function problemMessage(problem) {
+  const code = problem && problem.code;
+  let text = code && has(code) ? t(code) : t('unknown_problem');
+  if (code && !has(code) && problem.detail) text += ` (${problem.detail})`;
+  if (problem && problem.retryAfter) text += ' ' + t('retry_after', { seconds: problem.retryAfter });
+  return text;
+}

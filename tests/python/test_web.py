@@ -1,0 +1,309 @@
+"""The player's web app in a real browser: headless Chromium (Debian's) driven
+by Playwright, against the API under uvicorn and a real database. Each test
+saves what the player saw in .local/screenshots/ (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from support import SYMBOLS, open_session_for, running_api, service
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / ".local" / "screenshots"
+OXP = Path(sys.executable).parent / "oxp"
+PASSWORD = "correct horse battery"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"
+)
+
+
+def oxp(*args: str) -> str:
+    result = subprocess.run(
+        [OXP, *args], capture_output=True, text=True, check=False, env=os.environ
+    )
+    assert result.returncode == 0, f"oxp {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def api(env: None, calendar: None, db: psycopg.Connection) -> Iterator[str]:
+    # Tuesday 24 Nov 2026, 09:00 KST: New York's Tuesday session is open
+    # (cutoff 23:25 KST); a reward for 100 points is in the shop.
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00+09:00")
+    service(db, "select crypto.upsert_reward('HAT', 'A hat', 100, 5)")
+    with running_api() as base:
+        yield base
+
+
+class Console:
+    """Every console error and uncaught exception of a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("dialog", lambda d: self.errors.append(f"dialog: {d.message}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(f"{message.type}: {message.text}")
+
+    def unexpected(self, *refused: int) -> list[str]:
+        """Errors other than the browser's own note of an answer we meant
+        to provoke (a 409 after the cutoff, a 401 for a wrong password)."""
+        allowed = tuple(f"status of {status}" for status in refused)
+        return [e for e in self.errors if not (allowed and any(a in e for a in allowed))]
+
+
+def new_page(browser: Browser, locale: str = "ko-KR") -> tuple[Page, Console]:
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, locale=locale, device_scale_factor=1
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    return page, Console(page)
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def sign_up(page: Page, email: str) -> None:
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[name=signup]")
+    expect(page.locator("#who")).to_have_text(email)
+
+
+def row(page: Page, symbol: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'#universe li[data-symbol="{symbol}"]')
+
+
+def predictions(db: psycopg.Connection, symbol: str) -> list[str]:
+    rows = db.execute("select choice::text from crypto.predictions where symbol = %s", (symbol,))
+    return [r[0] for r in rows]
+
+
+def test_a_new_player_plays_a_whole_day(
+    browser: Browser, api: str, db: psycopg.Connection, tmp_path: Path
+) -> None:
+    page, console = new_page(browser)
+    page.goto(api)
+    sign_up(page, "web@example.com")
+
+    # Today: the day, a live countdown to 23:25 KST, New York beside it.
+    expect(page.locator("#day")).to_have_text("2026-11-24")
+    countdown = page.locator("#countdown")
+    expect(countdown).to_have_text(re.compile(r"^14:2\d:\d\d$"))
+    first = countdown.text_content()
+    expect(countdown).not_to_have_text(first or "", timeout=3000)  # it ticks
+    expect(page.locator("#cutoff-kst")).to_contain_text("23:25 KST")
+    expect(page.locator("#cutoff-ny")).to_contain_text("09:25 New York")
+    expect(row(page, "AAPL")).to_contain_text("AAPL")
+    shot(page, "player-today")
+
+    # UP on AAPL, and a double click of DOWN on MSFT: one prediction each.
+    row(page, "AAPL").get_by_role("button", name=re.compile("^UP AAPL")).click()
+    expect(row(page, "AAPL").get_by_role("button", name=re.compile("UP"))).to_be_disabled()
+    row(page, "MSFT").get_by_role("button", name=re.compile("^DOWN MSFT")).dblclick()
+    expect(row(page, "MSFT").get_by_role("button", name=re.compile("DOWN"))).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(row(page, "MSFT").get_by_role("button", name=re.compile("UP"))).to_be_disabled()
+    expect(page.locator("#remaining")).to_contain_text("1/3")
+    assert predictions(db, "AAPL") == ["UP"]
+    assert predictions(db, "MSFT") == ["DOWN"]
+    # Each submission carried an Idempotency-Key (kept with its answer).
+    keys = "select count(*) from crypto.idempotent_requests where scope like 'prediction:%'"
+    assert db.execute(keys).fetchone() == (2,)
+    shot(page, "player-predicted")
+
+    # After the cutoff: the page still shows GOOGL's buttons (no refresh
+    # yet); the server refuses, the player reads why, the buttons close.
+    service(db, "select crypto.clock_set('2026-11-24T23:26+09:00')")
+    row(page, "GOOGL").get_by_role("button", name=re.compile("^UP GOOGL")).click()
+    expect(page.locator("#message")).to_have_text("오늘 예측은 마감되었습니다.")
+    expect(row(page, "GOOGL").get_by_role("button", name=re.compile("UP"))).to_be_disabled()
+    expect(row(page, "NVDA").get_by_role("button", name=re.compile("DOWN"))).to_be_disabled()
+    expect(countdown).to_have_text("마감됨")
+    assert predictions(db, "GOOGL") == []
+    shot(page, "player-after-cutoff")
+
+    # New York closes; the closes are loaded and the day settles.
+    oxp("clock", "set", "2026-11-25T07:00")
+    oxp("schedule", "tick")
+    closes = tmp_path / "closes.csv"
+    lines = ["trading_day,symbol,close"]
+    lines += [f"2026-11-23,{s},100.00" for s in SYMBOLS]
+    lines += [f"2026-11-24,{s},{'101.50' if s == 'AAPL' else '99.00'}" for s in SYMBOLS]
+    closes.write_text("\n".join(lines) + "\n")
+    oxp("eod", "load", str(closes))
+    oxp("session", "settle", "--day", "2026-11-24")
+
+    page.get_by_role("button", name="내 예측").click()
+    aapl = page.locator('#predictions li[data-symbol="AAPL"]')
+    expect(aapl).to_contain_text("적중")
+    expect(aapl).to_contain_text("100.00 → 101.50 (+1.50%)")
+    expect(aapl).to_contain_text("+100점")
+    expect(page.locator('#predictions li[data-symbol="MSFT"]')).to_contain_text("적중")
+    shot(page, "player-result")
+
+    page.get_by_role("button", name="포인트").click()
+    expect(page.locator("#balance")).to_have_text("200점")
+    expect(page.locator("#ledger li")).to_have_count(2)
+
+    page.get_by_role("button", name="상점").click()
+    hat = page.locator('#rewards li[data-sku="HAT"]')
+    expect(hat).to_contain_text("A hat")
+    hat.get_by_role("button", name="교환").dblclick()
+    expect(page.locator("#message")).to_have_text("A hat 교환을 신청했습니다")
+    expect(page.locator("#redemptions li")).to_have_count(1)
+    shot(page, "player-shop")
+    assert db.execute("select count(*) from crypto.rewards_redemptions").fetchone() == (1,)
+    page.get_by_role("button", name="포인트").click()
+    expect(page.locator("#balance")).to_have_text("100점")
+
+    # The ranking: a nickname made of markup is shown as the characters it
+    # is (20 characters: the issue's <img ...> is longer than a nickname may be).
+    evil = "<svg onload=alert()>"
+    page.get_by_role("button", name="순위").click()
+    page.fill("input[name=nickname]", evil)
+    page.get_by_role("button", name="저장").click()
+    expect(page.locator("#message")).to_have_text("닉네임을 저장했습니다")
+    first_place = page.locator('#board li[data-rank="1"]')
+    expect(first_place).to_contain_text(f"1. {evil}")
+    expect(first_place).to_contain_text("200점 · 2승 0패")
+    assert page.locator("#board svg").count() == 0
+    shot(page, "player-ranking")
+
+    # 360 px wide: nothing sticks out sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert console.unexpected(409) == []
+
+
+def test_text_stays_text_and_english_on_request(
+    browser: Browser, api: str, db: psycopg.Connection
+) -> None:
+    evil = "<img src=x onerror=alert(1)>"
+    service(db, "select crypto.upsert_reward('EVIL', %s, 5, 1)", evil)
+    page, console = new_page(browser, locale="en-US")
+    page.goto(api)
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+    # A wrong password: the problem by its code, in English.
+    page.fill("input[name=email]", "nobody@example.com")
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[name=login]")
+    expect(page.locator("#message")).to_have_text("Wrong email or password.")
+
+    sign_up(page, "text@example.com")
+    page.get_by_role("button", name="Shop").click()
+    evil_row = page.locator('#rewards li[data-sku="EVIL"]')
+    expect(evil_row).to_contain_text(evil)  # shown as the characters it is
+    assert page.locator("#rewards img").count() == 0
+    # Switched to Korean, and the buttons keep UP and DOWN in their names.
+    page.get_by_role("button", name="한국어").click()
+    expect(page.get_by_role("button", name="상점")).to_be_visible()
+    page.get_by_role("button", name="오늘").click()
+    expect(row(page, "AAPL").get_by_role("button", name=re.compile("^DOWN AAPL"))).to_be_enabled()
+    assert console.unexpected(401) == [], "no dialog, no error"
+
+
+def test_pages_carry_security_headers(api: str) -> None:
+    for path in ("/", "/admin", "/web/app.js", "/web/admin.js", "/web/style.css"):
+        r = httpx.get(api + path)
+        assert r.status_code == 200, path
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp
+        assert "'unsafe-eval'" not in csp and "connect-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    # No inline script or style in the page itself.
+    page = httpx.get(api + "/").text
+    assert "<script>" not in page and "<style" not in page and " style=" not in page
+    assert httpx.get(api + "/web/nothing.js").status_code == 404
+    assert httpx.get(api + "/web/../app.py").status_code == 404
+
+
+def test_an_admin_signs_in_with_a_code_sees_charts_and_sets_the_universe(
+    browser: Browser, api: str, db: psycopg.Connection, tmp_path: Path
+) -> None:
+    import pyotp
+
+    # A settled day with a winner and a loser, counted by the metrics rollup.
+    with httpx.Client(base_url=api) as http:
+        tokens = []
+        for email in ("p1@example.com", "p2@example.com", "boss@example.com"):
+            r = http.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+            tokens.append({"Authorization": f"Bearer {r.json()['access_token']}"})
+        http.post("/v1/predictions/AAPL", json={"choice": "UP"}, headers=tokens[0])
+        http.post("/v1/predictions/AAPL", json={"choice": "DOWN"}, headers=tokens[1])
+    secret = oxp("users", "create-admin", "boss@example.com").split("TOTP secret (shown once): ")[1]
+    secret = secret.split()[0]
+    oxp("clock", "set", "2026-11-25T07:00")
+    oxp("schedule", "tick")
+    closes = tmp_path / "closes.csv"
+    lines = ["trading_day,symbol,close"] + [f"2026-11-23,{s},100.00" for s in SYMBOLS]
+    lines += [f"2026-11-24,{s},101.00" for s in SYMBOLS]
+    closes.write_text("\n".join(lines) + "\n")
+    oxp("eod", "load", str(closes))
+    oxp("session", "settle", "--day", "2026-11-24")
+    service(db, "select crypto.rollup_metrics()")
+
+    page, console = new_page(browser, locale="en-US")
+    page.set_viewport_size({"width": 1024, "height": 900})
+    page.goto(api + "/admin")
+    # A player's password is not an admin's sign-in.
+    page.fill("input[name=email]", "p1@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=otp]", "123456")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#message")).to_have_text("This account is not an admin")
+    expect(page.locator("#console")).to_be_hidden()
+
+    page.fill("input[name=email]", "boss@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=otp]", pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_have_text("boss@example.com")
+    expect(page.locator("#dashboard")).to_contain_text("2026-11-25 (OPEN)")
+    bar = page.locator('#chart-participants rect[data-day="2026-11-24"]').last
+    expect(bar).to_have_attribute("data-value", "2")
+    win = page.locator('#chart-winrate rect[data-day="2026-11-24"]')
+    expect(win).to_have_attribute("data-value", "0.5")
+    issued = page.locator('#chart-points rect[data-day="2026-11-24"]').first
+    expect(issued).to_have_attribute("data-value", "100")
+    shot(page, "admin-dashboard")
+
+    page.fill("#universe-form input[name=trading_day]", "2026-11-25")
+    page.fill("#universe-form input[name=symbols]", "aapl, msft, tsla")
+    page.get_by_role("button", name="Set universe").click()
+    expect(page.locator("#message")).to_have_text("Universe of 2026-11-25: AAPL, MSFT, TSLA")
+    expect(page.locator("#audit li").first).to_contain_text("universe.set")
+    universe = db.execute(
+        "select array_agg(symbol::text order by position) from crypto.active_universe"
+        " where trading_day = '2026-11-25'"
+    ).fetchone()
+    assert universe == (["AAPL", "MSFT", "TSLA"],)
+    assert console.unexpected() == []
