@@ -71,5 +71,21 @@ begin
     perform cron.schedule_in_database(
         'oxp-evaluate-alerts', '* * * * *', 'select crypto.evaluate_alerts()', current_database(), 'oxp_service'
     );
+    -- Backups (the worker runs pgBackRest): full on Sunday, differential on
+    -- the other days, at 07:30 KST, after the 07:00 integrity check and
+    -- between the settlement and the day's play; the restore drill on
+    -- Sunday at 09:00 KST, once Sunday's full backup is in.
+    perform cron.schedule_in_database(
+        'oxp-backup-full', '30 22 * * 6', $$select crypto.enqueue_backup('full')$$, current_database(), 'oxp_service'
+    );
+    perform cron.schedule_in_database(
+        'oxp-backup-diff', '30 22 * * 0-5', $$select crypto.enqueue_backup('diff')$$, current_database(), 'oxp_service'
+    );
+    perform cron.schedule_in_database(
+        'oxp-restore-drill', '0 0 * * 0', $$select crypto.enqueue_backup('verify')$$, current_database(), 'oxp_service'
+    );
+    perform cron.schedule_in_database(
+        'oxp-wal-archive-check', '* * * * *', 'select crypto.check_wal_archive()', current_database(), 'oxp_service'
+    );
 end
 $cron$;

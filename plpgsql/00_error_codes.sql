@@ -60,6 +60,16 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX164', 'AD_IMPRESSION_UNKNOWN', 404, 'No such ad impression'),
 ('OX165', 'AD_SSV_USER_MISMATCH', 403, 'The callback names another user than the impression''s'),
 ('OX166', 'AD_IMPRESSION_REWARDED', 409, 'The impression was rewarded by another transaction'),
+-- Backups and the database's own availability (issue 12). Raised by the
+-- shim and by oxp (pgBackRest runs outside SQL), named here all the same.
+('OX170', 'DATABASE_UNAVAILABLE', 503, 'The database is unreachable; retry shortly'),
+('OX171', 'BACKUP_FAILED', 500, 'The backup failed; nothing was kept of it'),
+('OX172', 'RESTORE_OUT_OF_RANGE', 422, 'The time is outside the restorable range'),
+('OX173', 'RESTORE_FAILED', 500, 'The restore failed'),
+('OX174', 'BACKUP_NOT_CONFIGURED', 503, 'No backup repository is configured'),
+('OX175', 'ARCHIVE_FAILED', 500, 'WAL does not reach the backup repository'),
+('OX176', 'DATABASE_NOT_EMPTY', 409, 'The target database holds data already'),
+('OX177', 'REPLACES_PRODUCTION', 409, 'This replaces the production database; say so explicitly'),
 ('OX180', 'NICKNAME_TAKEN', 409, 'Another player has this nickname'),
 ('OX167', 'AD_SSV_UNKNOWN_AD_UNIT', 403, 'The callback is for an ad unit that is not ours'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),

@@ -21,7 +21,7 @@ start)
   if [ ! -f "$dir/PG_VERSION" ]; then
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-    as_owner "$PGBIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+    as_owner "$PGBIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --no-locale --data-checksums >/dev/null
     {
       echo "listen_addresses = '127.0.0.1'"
       echo "port = $port"

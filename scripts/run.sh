@@ -6,11 +6,15 @@ cd "$(dirname "$0")/.."
 
 export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:54329/oxp}
 scripts/localpg.sh start .local/pg 54329 oxp
+# WAL archived continuously and backups into .local/backups (pgBackRest).
+scripts/backups.sh setup .local/pg 54329 .local/backups
 oxp=.venv/bin/oxp
 $oxp db migrate
 $oxp calendar sync
 $oxp demo seed
 $oxp schedule tick >/dev/null
+# Something to restore from on the first run; pg_cron takes it from there.
+[ "$($oxp db backups --json)" != "[]" ] || $oxp db backup --type full
 
 $oxp worker &
 worker=$!

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -155,6 +156,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+            # The database went away under a route that talks to it itself.
+            problem = Problem("DATABASE_UNAVAILABLE", "The database is unreachable")
+            return problem_response(problem, request.url.path)
         log.exception("unhandled error")
         return problem_response(Problem("INTERNAL"), request.url.path)
 
@@ -392,7 +397,7 @@ def _routes(app: FastAPI) -> None:
                 cur = await conn.execute("select version from migrations.applied")
                 applied = sorted(r[0] for r in await cur.fetchall())
         except Exception as exc:
-            raise Problem("UNAVAILABLE", "The database is unreachable") from exc
+            raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
         missing = [v for v in expected if v not in applied]
         if not error_codes_loaded():
             raise Problem("UNAVAILABLE", "Error codes not loaded yet")

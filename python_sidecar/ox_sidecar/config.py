@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     # per-minute counts (the 5xx-rate alert).
     http_counts_report_seconds: float = 15.0
 
+    # Backups (pgBackRest; README "Backups and restore"). Its configuration
+    # names the repository: `make run` writes one for .local/backups
+    # (scripts/backups.sh); production points at its own, e.g. S3.
+    backup_config: Path = ROOT / ".local" / "backups" / "pgbackrest.conf"
+    backup_stanza: str = "oxp"
+    # Kept: this many full backups, this many differential ones; the WAL
+    # from the oldest kept backup on.
+    backup_retention_full: int = 2
+    backup_retention_diff: int = 6
+    # The cluster a restore stops, replaces and starts (on this machine),
+    # and the OS user that owns it (pgBackRest and pg_ctl run as that user).
+    pg_data_dir: Path = ROOT / ".local" / "pg"
+    pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    pg_os_user: str = "postgres"
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []

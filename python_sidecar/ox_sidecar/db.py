@@ -49,12 +49,17 @@ class Pools:
         await self.admin.close()
 
 
-def new_pool(url: str, size: int) -> AsyncConnectionPool:
+def new_pool(url: str, size: int, timeout: float = 5.0) -> AsyncConnectionPool:
+    """A request waits `timeout` seconds for a connection, then gets 503
+    (never a hung request while the database is down); a pooled connection
+    is checked before use, so none broken by a restart is handed out."""
     return AsyncConnectionPool(
         url,
         min_size=size,
         max_size=size,
         open=False,
+        timeout=timeout,
+        check=AsyncConnectionPool.check_connection,
         kwargs={"application_name": "oxp-api"},
     )
 
@@ -84,8 +89,10 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
             await conn.commit()
             row = await cur.fetchone()
     except psycopg.Error as exc:
-        if exc.sqlstate is None:  # no answer from the server: pool timeout, lost link
-            raise Problem("UNAVAILABLE", "The database is unreachable") from exc
+        # No answer from the server (a lost link, a restart or restore in
+        # progress), or the server going down under us (57P01..57P03).
+        if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
+            raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
         raise from_database(exc, role) from exc
     if row is None:
         return None

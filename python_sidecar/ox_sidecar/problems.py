@@ -32,6 +32,9 @@ _BY_CODE: dict[str, ErrorCode] = {
     "NOT_FOUND": ErrorCode("NOT_FOUND", 404, "No such resource"),
     "METHOD_NOT_ALLOWED": ErrorCode("METHOD_NOT_ALLOWED", 405, "This method is not allowed here"),
     "UNAVAILABLE": ErrorCode("UNAVAILABLE", 503, "The service is unavailable"),
+    "DATABASE_UNAVAILABLE": ErrorCode(
+        "DATABASE_UNAVAILABLE", 503, "The database is unreachable; retry shortly"
+    ),
     "PAYLOAD_TOO_LARGE": ErrorCode("PAYLOAD_TOO_LARGE", 413, "The request body is too large"),
     "INTERNAL": ErrorCode("INTERNAL", 500, "Internal error"),
 }

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import alerts, mail
+from . import alerts, backups, mail
 from .config import get_worker_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
@@ -111,6 +111,11 @@ HANDLERS: dict[str, Handler] = {
     "reward.issue": reward_issue,
     "email.verify": email_verify,
     "alert.deliver": alert_deliver,
+    # pgBackRest, on pg_cron's schedule (plpgsql/backups.sql).
+    "backup.full": backups.run_job,
+    "backup.diff": backups.run_job,
+    "backup.incr": backups.run_job,
+    "backup.verify": backups.run_job,
 }
 
 
@@ -135,7 +140,21 @@ def run_once(conn: psycopg.Connection) -> bool:
 
 
 def run_forever(url: str, poll_seconds: float = 30.0) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
+    """Serve the queue; a database that goes away (a restart, a restore) is
+    waited out, reconnecting every 2 s. A job cut off stays 'running' until
+    its lease ends, then is taken again."""
+    while True:
+        try:
+            _serve(url, poll_seconds)
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):
+                raise
+            log.warning("database unreachable; reconnecting in 2 s", extra={"error": str(exc)})
+            time.sleep(2)
+
+
+def _serve(url: str, poll_seconds: float) -> None:
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         check_vendor(conn)
         conn.execute("listen oxp_jobs")
         log.info("worker started", extra={"kinds": sorted(HANDLERS)})

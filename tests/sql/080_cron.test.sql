@@ -5,6 +5,8 @@ select results_eq(
     $$ select jobname::text collate "default", schedule, command from cron.job where jobname like 'oxp-%' order by jobname $$,
     $$ values
         ('oxp-audit-seal', '* * * * *', 'select crypto.audit_seal()'),
+        ('oxp-backup-diff', '30 22 * * 0-5', 'select crypto.enqueue_backup(''diff'')'),
+        ('oxp-backup-full', '30 22 * * 6', 'select crypto.enqueue_backup(''full'')'),
         ('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()'),
         ('oxp-cutoff', '25 13,14 * * 1-5', 'select crypto.schedule_tick(''cutoff'')'),
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
@@ -14,10 +16,12 @@ select results_eq(
         ('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()'),
         ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
         ('oxp-rate-limit-cleanup', '7 * * * *', 'select crypto.rate_limit_cleanup()'),
+        ('oxp-restore-drill', '0 0 * * 0', 'select crypto.enqueue_backup(''verify'')'),
         ('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()'),
-        ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')')
+        ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')'),
+        ('oxp-wal-archive-check', '* * * * *', 'select crypto.check_wal_archive()')
     $$,
-    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, the cutoff, 07:00, 09:00, and the minute catch-up'
+    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, the cutoff, 07:00, 07:30 backups, 09:00, and the minute catch-up'
 );
 select is(
     (select count(*)::int from cron.job where jobname like 'oxp-%' and (username <> 'oxp_service' or not active
