@@ -87,7 +87,7 @@ def oxp(*args: str) -> Any:
 def adjust(url: str, key: str, amount: int = 10) -> None:
     """One acknowledged operation: it returned, so it is committed."""
     with psycopg.connect(url) as conn:
-        conn.execute("set role oxp_service")
+        conn.execute("set role oxp_operator")
         conn.execute(
             "select crypto.adjust_points('drill@example.com', %s, 'drill', %s)", (amount, key)
         )
@@ -356,7 +356,7 @@ def test_postgres_killed_under_api_traffic_loses_nothing(backed_up: dict[str, An
             assert r.status_code == 201, r.text
             tokens.append(r.json()["access_token"])
         with psycopg.connect(url) as conn:
-            conn.execute("set role oxp_service")
+            conn.execute("set role oxp_operator")
             conn.execute("select crypto.upsert_reward('COIN', 'A coin', 1, 100000)")
             for i in range(clients):
                 conn.execute(
