@@ -22,7 +22,8 @@ comment on function crypto.leaderboard_refresh(date) is
 comment on function crypto.leaderboard_start(text, date) is
 'The first day of the week, month or all-time period a trading day belongs to (the leaderboard''s periods).';
 comment on function crypto.enqueue_backup(text) is
-'pg_cron''s backup lines: queues a full, differential or incremental pgBackRest backup, or the restore drill, for the worker.';
+'pg_cron''s backup lines: queues a full, differential or incremental pgBackRest backup, '
+'or the restore drill, for the worker.';
 comment on function crypto.record_backup(text, timestamp with time zone, boolean, jsonb, text) is
 'The worker records a backup or drill in job_runs and opens or clears the backup_failed alert.';
 comment on function crypto.check_wal_archive() is
