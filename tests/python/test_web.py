@@ -159,6 +159,7 @@ def test_a_new_player_plays_a_whole_day(
     closes.write_text("\n".join(lines) + "\n")
     oxp("eod", "load", str(closes))
     oxp("session", "settle", "--day", "2026-11-24")
+    service(db, "select crypto.rollup_metrics()")  # as pg_cron would: metrics and the leaderboard
 
     page.get_by_role("button", name="내 예측").click()
     aapl = page.locator('#predictions li[data-symbol="AAPL"]')
