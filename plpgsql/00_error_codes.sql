@@ -41,6 +41,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX127', 'TICK_FAILED', 500, 'A scheduled step failed; the run records the error'),
 ('OX128', 'MIGRATION_FAILED', 500, 'A migration failed; nothing of it was applied'),
 ('OX129', 'ENVIRONMENT_MISMATCH', 503, 'This process and the database are of different environments (ENV)'),
+-- A bug, not a request: a rule read a setting as a duration that is none.
+('OX230', 'SETTING_NOT_A_DURATION', 500, 'The setting is not a duration'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
@@ -84,6 +86,24 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('40P01', 'RETRY', 503, 'A concurrent change; retry')
 on conflict (sqlstate) do update
     set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
+
+-- The refusals an Idempotency-Key remembers (crypto.idempotency_refusal):
+-- a retry with the key gets the same answer even after the reason has gone
+-- (a later ad unlock, a restock, points earned since). Only refusals of the
+-- request itself: a malformed request (VALIDATION_FAILED), a conflict to
+-- retry (RETRY) or a timeout is answered again on every try.
+update crypto.error_codes as e
+set remembered_by_idempotency_key = e.sqlstate in (
+    'OX004', -- NOT_FOUND: no such reward or active ad
+    'OX101', -- SESSION_CLOSED
+    'OX102', -- SYMBOL_NOT_IN_UNIVERSE
+    'OX103', -- PREDICTION_EXISTS
+    'OX104', -- DAILY_LIMIT_REACHED
+    'OX201', -- INSUFFICIENT_POINTS
+    'OX202', -- OUT_OF_STOCK
+    'OX203', -- REWARD_INACTIVE
+    'OX204'  -- AD_LIMIT_REACHED
+);
 
 
 -- The shim reads the table once at start-up, as anon; oxp, as oxp_service,

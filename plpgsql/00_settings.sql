@@ -64,6 +64,29 @@ language sql stable
 set search_path = crypto, pg_temp
 as $$ select (crypto.setting(p_key) #>> '{}')::bigint $$;
 
+-- A duration setting as an interval, in the unit its key ends with
+-- (_seconds, _minutes, _hours, _days): the unit is read in one place, and
+-- callers need no cast for make_interval's integer arguments.
+create or replace function crypto.setting_interval(p_key text) returns interval
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_unit interval := case substring(p_key from '_([a-z]+)$')
+        when 'seconds' then interval '1 second'
+        when 'minutes' then interval '1 minute'
+        when 'hours' then interval '1 hour'
+        when 'days' then interval '1 day'
+    end;
+begin
+    if v_unit is null then
+        raise exception using errcode = 'OX230', message = 'SETTING_NOT_A_DURATION',
+            detail = format('%s does not end with _seconds, _minutes, _hours or _days', p_key);
+    end if;
+    return crypto.setting_int(p_key) * v_unit;
+end
+$$;
+
 create or replace function crypto.is_production() returns boolean
 language sql stable
 set search_path = crypto, pg_temp

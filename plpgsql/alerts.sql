@@ -155,7 +155,7 @@ $$;
 -- runway, integrity, a failing price fetch, a VOID at the deadline, a
 -- failed tick, an admin's code lockout) become alerts here, one trigger
 -- for all of them: an 'alert' row opens or touches one, an 'ok' row clears it.
-create or replace function crypto.alert_from_health() returns trigger
+create or replace function crypto.tg_system_health__alert() returns trigger
 language plpgsql
 set search_path = crypto, pg_temp
 as $$
@@ -183,7 +183,7 @@ $$;
 
 drop trigger if exists system_health_alerts on crypto.system_health;
 create trigger system_health_alerts after insert on crypto.system_health
-for each row execute function crypto.alert_from_health();
+for each row execute function crypto.tg_system_health__alert();
 
 -- The rules that watch state, run by pg_cron every minute. Each rule opens
 -- what holds and clears what no longer does. Returns the open alerts.

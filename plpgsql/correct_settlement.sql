@@ -4,14 +4,6 @@
 -- compensating transfers (crypto.correction_transfers). What players see is
 -- the latest revision of each symbol, else the original settlement.
 
--- The key of a prediction's award. ISO date whatever the session's
--- DateStyle: a key written under one style must be found under another.
-create or replace function crypto.award_key(p_day date, p_prediction bigint) returns text
--- Stable as to_char is: declared immutable it would not be inlined into the
--- joins that build a key per prediction.
-language sql stable
-as $$ select 'settlement:' || to_char(p_day, 'YYYY-MM-DD') || ':' || p_prediction $$;
-
 create or replace view crypto.current_settlements as
 select
     s.trading_day,
@@ -119,11 +111,7 @@ begin
     perform crypto.lock_settlement_day(p_day);
     perform crypto.lock_settlement_day(v_next);
 
-    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
-    if v_phase is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
+    v_phase := (crypto.require_session(p_day)).phase;
     if v_phase <> 'SETTLED' then
         raise exception using errcode = 'OX111', message = 'NOT_SETTLED',
             detail = format('Session %s is %s: load its closes with oxp eod load; corrections are for settled days',
@@ -326,7 +314,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.award_key(date, bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.correct_settlement(date, jsonb, text) to oxp_operator, app_admin;

@@ -12,7 +12,7 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_user crypto.users;
-    v_expires timestamptz := crypto.now() + make_interval(hours => crypto.setting_int('auth.email_verify_hours')::integer);
+    v_expires timestamptz := crypto.now() + crypto.setting_interval('auth.email_verify_hours');
 begin
     select u.* into v_user from crypto.users as u
     where u.id = p_user and u.disabled_at is null and u.email_verified_at is null;

@@ -212,11 +212,7 @@ declare
     v_cal crypto.trading_calendar;
     v_prev date := crypto.prev_trading_day(p_day);
 begin
-    select * into v_cal from crypto.trading_calendar as c where c.trading_day = p_day;
-    if not found then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not a trading day in the calendar', p_day);
-    end if;
+    v_cal := crypto.require_trading_day(p_day);
     return jsonb_build_object(
         'trading_day', p_day,
         'previous_trading_day', v_prev,

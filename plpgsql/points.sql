@@ -2,6 +2,7 @@
 -- is the last id seen, so pages stay stable while new rows arrive.
 create or replace function crypto.page_limit(p_limit integer) returns integer
 language plpgsql immutable
+set search_path = crypto, pg_temp
 as $$
 begin
     if p_limit is null or p_limit not between 1 and 100 then

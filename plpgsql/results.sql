@@ -76,11 +76,7 @@ as $$
 declare
     v_phase crypto.session_phase;
 begin
-    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
-    if v_phase is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
+    v_phase := (crypto.require_session(p_day)).phase;
     return json_build_object(
         'trading_day', p_day,
         'phase', v_phase,

@@ -85,6 +85,7 @@ declare
     v_redemption crypto.rewards_redemptions;
     v_state text;
     v_detail text;
+    v_refusal jsonb;
 begin
     if p_idempotency_key is null or length(p_idempotency_key) > 150 then
         -- Spending without a key is how a double click spends twice. The
@@ -139,11 +140,15 @@ begin
         returning * into v_redemption;
         perform crypto.enqueue_job('reward.issue', jsonb_build_object('redemption_id', v_redemption.id),
             'reward.issue:' || v_redemption.id);
-    exception when sqlstate 'OX004' or sqlstate 'OX201' or sqlstate 'OX202' or sqlstate 'OX203' then
-        -- Everything above is undone; only the answer is kept.
+    exception when others then
+        -- Everything above is undone; a refusal the key remembers is
+        -- stored, any other error goes on.
         get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
-            crypto.problem(v_state, v_detail))::json;
+        v_refusal := crypto.idempotency_refusal(v_scope, p_idempotency_key, v_request, v_state, v_detail);
+        if v_refusal is null then
+            raise;
+        end if;
+        return v_refusal::json;
     end;
     return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
         crypto.redemption_json(v_redemption))::json;

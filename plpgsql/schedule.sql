@@ -83,7 +83,7 @@ begin
         join crypto.trading_calendar as c on c.trading_day = s.trading_day
         left join crypto.jobs as j on j.dedupe_key = 'eod.fetch:' || s.trading_day
         where s.phase in ('CLOSED', 'SETTLING')
-        and c.close_at + make_interval(mins => crypto.setting_int('eod.fetch_delay_minutes')::int) <= v_now
+        and c.close_at + crypto.setting_interval('eod.fetch_delay_minutes') <= v_now
         order by s.trading_day
     loop
         begin
@@ -153,7 +153,7 @@ set search_path = crypto, pg_temp
 as $$
     select coalesce(
         (
-            select c.cutoff_at - make_interval(mins => crypto.setting_int('eod.void_deadline_minutes')::int)
+            select c.cutoff_at - crypto.setting_interval('eod.void_deadline_minutes')
             from crypto.trading_calendar as c
             where c.trading_day = crypto.next_trading_day(p_day)
         ),

@@ -20,7 +20,7 @@ set search_path = crypto, pg_temp
 as $$
     select (
         coalesce(crypto.prev_trading_day(p_day) + 1, p_day)::timestamp
-        + make_interval(hours => crypto.setting_int('schedule.open_hour_kst')::int)
+        + crypto.setting_int('schedule.open_hour_kst') * interval '1 hour'
     ) at time zone 'Asia/Seoul'
 $$;
 
@@ -33,11 +33,9 @@ as $$
 declare
     v_session crypto.session_control;
 begin
+    perform crypto.require_session(p_day);
+    -- Sessions are never deleted: the row found is there to lock.
     select * into v_session from crypto.session_control as s where s.trading_day = p_day for update;
-    if not found then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
     if v_session.phase = p_to then
         return v_session;
     end if;
@@ -67,10 +65,7 @@ as $$
 declare
     v_session crypto.session_control;
 begin
-    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not a trading day in the calendar', p_day);
-    end if;
+    perform crypto.require_trading_day(p_day);
     select * into v_session from crypto.session_control as s where s.trading_day = p_day;
     if found then
         if v_session.phase <> 'OPEN' then
@@ -138,7 +133,8 @@ language plpgsql stable security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_session crypto.session_control := crypto.current_session();
+    -- NO_SESSION before the first session opens.
+    v_session crypto.session_control := crypto.require_session((crypto.current_session()).trading_day);
     v_cal crypto.trading_calendar;
     v_uid uuid := crypto.auth_uid();
     v_limits crypto.user_daily_limits;
@@ -154,12 +150,6 @@ begin
             'opens_at_new_york', crypto.new_york(crypto.session_opens_at(v_next)),
             'cutoff_at', crypto.kst((select c.cutoff_at from crypto.trading_calendar as c where c.trading_day = v_next))
         );
-    end if;
-    if v_session.trading_day is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            -- format() renders NULL as '': the clause is added only with a next day.
-            detail = 'No session has opened yet' || case when v_next is null then '' else format(
-                '; the session for %s opens at %s', v_next, crypto.kst(crypto.session_opens_at(v_next))) end;
     end if;
     select * into v_cal from crypto.trading_calendar as c where c.trading_day = v_session.trading_day;
     v_accepting := v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at;

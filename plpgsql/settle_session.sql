@@ -70,11 +70,7 @@ declare
     v_close_at timestamptz;
 begin
     perform crypto.lock_settlement_day(p_day);
-    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
-    if v_phase is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
+    v_phase := (crypto.require_session(p_day)).phase;
     if v_phase = 'SETTLED' then
         return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', true);
     end if;

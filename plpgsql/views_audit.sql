@@ -61,7 +61,7 @@ inner join crypto.ledger_accounts as o
     on case when a.id = t.debit_account_id then t.credit_account_id else t.debit_account_id end = o.id
 left join crypto.correction_transfers as ct on t.id = ct.transfer_id
 left join crypto.predictions as p
-    on p.id = coalesce(ct.prediction_id, substring(t.idempotency_key from '^settlement:[0-9-]+:([0-9]+)$')::bigint)
+    on p.id = coalesce(ct.prediction_id, crypto.award_key_prediction(t.idempotency_key))
 left join crypto.ad_unlocks as ad on t.id = ad.transfer_id
 left join crypto.rewards_redemptions as r on t.id in (r.debit_transfer_id, r.refund_transfer_id);
 
@@ -153,7 +153,7 @@ cross join
             coalesce(sum(t.amount), 0) as points_awarded
         from crypto.ledger_transfers as t
         where
-            t.idempotency_key like 'settlement:' || to_char(s.trading_day, 'YYYY-MM-DD') || ':%'
+            starts_with(t.idempotency_key, crypto.award_key_prefix(s.trading_day))
             and t.refusal is null
     ) as aw
 cross join lateral (
