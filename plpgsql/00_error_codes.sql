@@ -105,7 +105,6 @@ set remembered_by_idempotency_key = e.sqlstate in (
     'OX204'  -- AD_LIMIT_REACHED
 );
 
-
 -- The shim reads the table once at start-up, as anon; oxp, as oxp_service,
 -- when it has an error to name.
 create or replace function api.error_codes()

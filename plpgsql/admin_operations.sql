@@ -13,6 +13,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_universe_upsert(date, text[]) to app_admin;
+
 create or replace function api.admin_reward_inventory(
     p_sku text, p_name text, p_cost bigint, p_stock integer, p_active boolean
 ) returns jsonb
@@ -29,6 +31,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_reward_inventory(text, text, bigint, integer, boolean) to app_admin;
+
 create or replace function api.admin_settlement_manual(p_day date, p_void_missing boolean) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -40,6 +44,8 @@ begin
     return crypto.settle_session(p_day, coalesce(p_void_missing, false));
 end
 $$;
+
+grant execute on function api.admin_settlement_manual(date, boolean) to app_admin;
 
 create or replace function api.admin_eod_trigger(p_day date) returns jsonb
 language plpgsql volatile security definer
@@ -61,6 +67,8 @@ begin
     return jsonb_build_object('trading_day', p_day, 'job', v_job, 'missing', v_plan -> 'missing');
 end
 $$;
+
+grant execute on function api.admin_eod_trigger(date) to app_admin;
 
 create or replace function api.admin_load_eod_prices(p_closes jsonb) returns jsonb
 language plpgsql volatile security definer
@@ -85,6 +93,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_load_eod_prices(jsonb) to app_admin;
+
 create or replace function api.admin_integrity_check() returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -102,6 +112,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_integrity_check() to app_admin;
+
 create or replace function api.admin_batches(p_limit integer default 50) returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -116,6 +128,8 @@ begin
         from (select j.* from crypto.job_runs as j order by j.started_at desc limit p_limit) as r);
 end
 $$;
+
+grant execute on function api.admin_batches(integer) to app_admin;
 
 create or replace function api.admin_batch_run(p_job text) returns jsonb
 language plpgsql volatile security definer
@@ -144,6 +158,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_batch_run(text) to app_admin;
+
 create or replace function api.admin_settings() returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -154,6 +170,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_settings() to app_admin;
+
 create or replace function api.admin_setting_set(p_key text, p_value text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -163,6 +181,8 @@ begin
     return crypto.setting_set(p_key, p_value);
 end
 $$;
+
+grant execute on function api.admin_setting_set(text, text) to app_admin;
 
 create or replace function api.admin_settings_patch(p_changes jsonb) returns jsonb
 language plpgsql volatile security definer
@@ -183,6 +203,8 @@ begin
     return crypto.settings_list();
 end
 $$;
+
+grant execute on function api.admin_settings_patch(jsonb) to app_admin;
 
 create or replace function api.admin_ad_upsert(
     p_id text, p_title text, p_kind text, p_points bigint, p_active boolean
@@ -223,6 +245,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_ad_upsert(text, text, text, bigint, boolean) to app_admin;
+
 create or replace function api.admin_metrics(p_from date, p_to date) returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -233,16 +257,4 @@ begin
 end
 $$;
 
-grant execute on function api.admin_universe_upsert(date, text[]) to app_admin;
-grant execute on function api.admin_reward_inventory(text, text, bigint, integer, boolean) to app_admin;
-grant execute on function api.admin_settlement_manual(date, boolean) to app_admin;
-grant execute on function api.admin_eod_trigger(date) to app_admin;
-grant execute on function api.admin_load_eod_prices(jsonb) to app_admin;
-grant execute on function api.admin_integrity_check() to app_admin;
-grant execute on function api.admin_batches(integer) to app_admin;
-grant execute on function api.admin_batch_run(text) to app_admin;
-grant execute on function api.admin_settings() to app_admin;
-grant execute on function api.admin_setting_set(text, text) to app_admin;
-grant execute on function api.admin_settings_patch(jsonb) to app_admin;
-grant execute on function api.admin_ad_upsert(text, text, text, bigint, boolean) to app_admin;
 grant execute on function api.admin_metrics(date, date) to app_admin;

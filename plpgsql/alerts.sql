@@ -102,6 +102,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.resolve_alert(bigint, text) to oxp_operator;
+
 create or replace function crypto.alert_json(p_alert crypto.alerts) returns jsonb
 language sql stable
 set search_path = crypto, pg_temp
@@ -125,6 +127,8 @@ as $$
     where a.resolved_at is null or (p_all and a.resolved_at > crypto.now() - interval '7 days')
 $$;
 
+grant execute on function crypto.alerts_list(boolean) to oxp_operator, auditor;
+
 -- What the worker needs to post one transition: the alert, and which
 -- webhooks (by URL hash) already have it.
 create or replace function crypto.alert_delivery(p_alert bigint, p_transition text) returns jsonb
@@ -142,6 +146,8 @@ as $$
     from crypto.alerts as a where a.id = p_alert
 $$;
 
+grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
+
 create or replace function crypto.alert_delivered(p_alert bigint, p_transition text, p_target_hash text) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
@@ -150,6 +156,8 @@ as $$
     values (p_alert, p_transition, p_target_hash, crypto.now())
     on conflict do nothing
 $$;
+
+grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
 
 -- The checks that already write crypto.system_health (the calendar's
 -- runway, integrity, a failing price fetch, a VOID at the deadline, a
@@ -277,6 +285,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.evaluate_alerts() to oxp_service;
+
 -- Once a session has closed: fewer than half the median participants of
 -- the 7 trading days before it (from the metrics rollup) opens an alert
 -- for that day. The next closed session replaces the question, so an
@@ -353,12 +363,6 @@ begin
     return v_gap;
 end
 $$;
-
-grant execute on function crypto.evaluate_alerts() to oxp_service;
-grant execute on function crypto.alerts_list(boolean) to oxp_operator, auditor;
-grant execute on function crypto.resolve_alert(bigint, text) to oxp_operator;
-grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
-grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
 
 -- Each API process adds what it answered since its last report; the
 -- minute's totals so far come back.

@@ -115,6 +115,8 @@ begin
 end
 $$;
 
+grant execute on function api.signup(text, text) to anon;
+
 -- What the sidecar needs to verify a password; null when no such user.
 -- Refused before any password is checked: an email with too many wrong
 -- passwords lately (from any address; the count is kept for unknown emails
@@ -151,6 +153,8 @@ begin
 end
 $$;
 
+grant execute on function api.login_lookup(text) to auth_service;
+
 -- A wrong password (or an unknown email): counted against the email.
 create or replace function api.login_failed(p_email text) returns json
 language sql volatile security definer
@@ -160,6 +164,8 @@ as $$
     values ('login', left(lower(btrim(p_email)), 320), crypto.now());
     select json_build_object('recorded', true);
 $$;
+
+grant execute on function api.login_failed(text) to auth_service;
 
 create or replace function api.me() returns json
 language plpgsql stable security definer
@@ -180,7 +186,4 @@ begin
 end
 $$;
 
-grant execute on function api.signup(text, text) to anon;
-grant execute on function api.login_lookup(text) to auth_service;
-grant execute on function api.login_failed(text) to auth_service;
 grant execute on function api.me() to app_user, app_admin;

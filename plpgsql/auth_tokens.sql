@@ -32,6 +32,8 @@ begin
 end
 $$;
 
+grant execute on function api.issue_refresh(bytea) to auth_service;
+
 -- Rotation: the presented token is spent and a new one of its family
 -- issued. A token presented twice was copied: the family is revoked, and
 -- that revocation is kept (returned as a problem, not raised). A family
@@ -87,6 +89,8 @@ begin
 end
 $$;
 
+grant execute on function api.refresh(bytea, bytea) to auth_service;
+
 -- Ends the session the token belongs to. Says the same whether or not the
 -- token was known, so it tells a caller nothing.
 create or replace function api.logout(p_hash bytea) returns json
@@ -104,6 +108,8 @@ begin
     return json_build_object('logged_out', true);
 end
 $$;
+
+grant execute on function api.logout(bytea) to auth_service;
 
 create or replace function crypto.lock_refresh_family(p_family uuid) returns void
 language sql volatile
@@ -125,6 +131,8 @@ as $$
         p_browser_hash);
     select json_build_object('state', p_state);
 $$;
+
+grant execute on function api.oauth_begin(text, text, text, text, bytea) to auth_service;
 
 -- Only the browser that began the flow spends its state: a state pasted
 -- into another browser (login CSRF, a leaked callback URL) is refused and
@@ -148,6 +156,8 @@ begin
         'redirect_uri', v_row.redirect_uri);
 end
 $$;
+
+grant execute on function api.oauth_consume(text, bytea) to auth_service;
 
 -- After the sidecar verified the ID token of a spent state: the user with
 -- this Google subject, else the user with this (Google-verified) email,
@@ -210,9 +220,4 @@ begin
 end
 $$;
 
-grant execute on function api.issue_refresh(bytea) to auth_service;
-grant execute on function api.refresh(bytea, bytea) to auth_service;
-grant execute on function api.logout(bytea) to auth_service;
-grant execute on function api.oauth_begin(text, text, text, text, bytea) to auth_service;
-grant execute on function api.oauth_consume(text, bytea) to auth_service;
 grant execute on function api.oauth_login(text, text, text) to auth_service;

@@ -22,6 +22,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.enqueue_backup(text) to oxp_service;
+
 -- The worker's report of one backup or restore drill: a job_runs row
 -- ('backup.full', ...), and the 'backup_failed' alert of that kind opened
 -- on failure, cleared by the next success.
@@ -51,6 +53,8 @@ begin
     return v_id;
 end
 $$;
+
+grant execute on function crypto.record_backup(text, timestamptz, boolean, jsonb, text) to oxp_service;
 
 -- Every minute from pg_cron: WAL that does not reach the repository is
 -- the one failure that loses the recent past silently. The archiver's last
@@ -82,6 +86,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.enqueue_backup(text) to oxp_service;
-grant execute on function crypto.record_backup(text, timestamptz, boolean, jsonb, text) to oxp_service;
 grant execute on function crypto.check_wal_archive() to oxp_service;

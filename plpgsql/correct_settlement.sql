@@ -46,6 +46,8 @@ as $$
     where p.id = p_prediction
 $$;
 
+grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
+
 -- Points a prediction earned under its current result: what its latest
 -- correction says it should hold, else what it holds. It differs from
 -- prediction_points only by what a reversal could not take back.
@@ -61,6 +63,8 @@ as $$
         crypto.prediction_points(p_prediction)
     )
 $$;
+
+grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
 
 -- Corrects the closes that settled session p_day read (its own and the
 -- previous trading day's) and recomputes every settled session that read a
@@ -314,8 +318,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
-grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.correct_settlement(date, jsonb, text) to oxp_operator, app_admin;
 
 -- The admin route's entry: same function, the admin named in the audit.

@@ -25,6 +25,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.email_verification_issue(uuid, bytea) to oxp_service;
+
 -- The link was followed and confirmed: spent, and the email it was sent to
 -- is verified.
 create or replace function api.verify_email(p_hash bytea) returns json
@@ -52,6 +54,8 @@ begin
 end
 $$;
 
+grant execute on function api.verify_email(bytea) to auth_service;
+
 -- A link for the signed-in user (the shim asks right after a sign-up when
 -- mail is configured, and on request): a job for the worker, so a slow or
 -- failing mail server never holds up or fails the request. At most one a
@@ -73,6 +77,8 @@ begin
 end
 $$;
 
+grant execute on function api.resend_verification() to app_user;
+
 -- `oxp users verify EMAIL`: an operator vouches for the email (audited).
 create or replace function crypto.verify_email_by_operator(p_email text) returns json
 language plpgsql volatile security definer
@@ -89,7 +95,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.email_verification_issue(uuid, bytea) to oxp_service;
-grant execute on function api.verify_email(bytea) to auth_service;
-grant execute on function api.resend_verification() to app_user;
 grant execute on function crypto.verify_email_by_operator(text) to oxp_operator;

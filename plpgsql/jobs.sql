@@ -21,6 +21,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_operator, app_admin;
+
 create or replace function crypto.claim_job(p_kinds text[]) returns crypto.jobs
 language sql volatile security definer
 set search_path = crypto, pg_temp
@@ -41,6 +43,8 @@ as $$
     returning j.*
 $$;
 
+grant execute on function crypto.claim_job(text[]) to oxp_service;
+
 create or replace function crypto.complete_job(p_id bigint) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
@@ -48,6 +52,8 @@ as $$
     update crypto.jobs set status = 'done', finished_at = crypto.now(), locked_at = null
     where id = p_id and status = 'running'
 $$;
+
+grant execute on function crypto.complete_job(bigint) to oxp_service;
 
 create or replace function crypto.fail_job(p_id bigint, p_error text) returns crypto.job_status
 language sql volatile security definer
@@ -84,7 +90,4 @@ as $$
     select f.status from failed as f
 $$;
 
-grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_operator, app_admin;
-grant execute on function crypto.claim_job(text[]) to oxp_service;
-grant execute on function crypto.complete_job(bigint) to oxp_service;
 grant execute on function crypto.fail_job(bigint, text) to oxp_service;

@@ -16,6 +16,8 @@ as $$
     end
 $$;
 
+grant execute on function crypto.leaderboard_start(text, date) to oxp_service, app_admin, auditor;
+
 -- Recomputed, not incremented: a second refresh of the same day (a retry,
 -- a correction) gives the same rows. Only the day's players change.
 create or replace function crypto.leaderboard_refresh(p_day date) returns integer
@@ -61,6 +63,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
+
 -- Refreshed by the metrics rollup (pg_cron, every 10 minutes) for each
 -- settled day whose books moved (crypto.rollup_metrics), not inside the
 -- settlement: a refresh reads every award of the day's players, which would
@@ -99,6 +103,8 @@ begin
     return json_build_object('nickname', v_name);
 end
 $$;
+
+grant execute on function api.set_nickname(text) to app_user, app_admin;
 
 -- One page of the board for the period that holds today (New York date),
 -- in rank order: points, then wins, then the player's id (fixed, so ties
@@ -154,7 +160,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.leaderboard_start(text, date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
-grant execute on function api.set_nickname(text) to app_user, app_admin;
 grant execute on function api.leaderboard(text, integer, bigint) to anon, app_user, app_admin;

@@ -23,6 +23,8 @@ as $$
     end
 $$;
 
+grant execute on function crypto.settlement_void_reason(crypto.current_settlements) to oxp_service, app_admin, auditor;
+
 -- Sessions newest first, between FROM and TO (either may be null), at
 -- most LIMIT: phase, times, counts, and each VOID with its reason.
 create or replace function crypto.sessions_list(
@@ -72,6 +74,8 @@ begin
     ), '[]');
 end
 $$;
+
+grant execute on function crypto.sessions_list(date, date, integer) to oxp_operator, auditor;
 
 -- A day's closes as stored (source, when fetched), one row per symbol of
 -- its universe (or per stored close when it has none), and, from the fetch
@@ -124,6 +128,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.eod_day(date) to oxp_operator, auditor;
+
 -- Redemptions newest first, of one STATUS or all, a page at a time, with
 -- the user's email (the operator looks a player up by it).
 create or replace function crypto.redemptions_list(
@@ -158,9 +164,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.settlement_void_reason(crypto.current_settlements) to oxp_service, app_admin, auditor;
-grant execute on function crypto.sessions_list(date, date, integer) to oxp_operator, auditor;
-grant execute on function crypto.eod_day(date) to oxp_operator, auditor;
 grant execute on function crypto.redemptions_list(text, bigint, integer) to oxp_operator, auditor;
 
 comment on function crypto.settlement_void_reason(crypto.current_settlements) is

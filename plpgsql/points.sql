@@ -37,6 +37,8 @@ begin
 end
 $$;
 
+grant execute on function api.points_balance() to app_user, app_admin;
+
 -- One page of a user's ledger entries, newest first (the page rule of
 -- crypto.page_limit / crypto.page): the player's own ledger and the
 -- operator's `oxp points ledger` are this one query.
@@ -75,5 +77,4 @@ language sql stable security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.ledger_page(crypto.require_user(), p_cursor, p_limit) $$;
 
-grant execute on function api.points_balance() to app_user, app_admin;
 grant execute on function api.points_ledger(bigint, integer) to app_user, app_admin;

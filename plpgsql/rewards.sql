@@ -21,6 +21,8 @@ as $$
     )
 $$;
 
+grant execute on function crypto.reward_json(crypto.rewards_inventory) to oxp_service, app_admin, auditor;
+
 create or replace function crypto.redemption_json(p_redemption crypto.rewards_redemptions) returns jsonb
 language sql stable
 set search_path = crypto, pg_temp
@@ -31,6 +33,8 @@ as $$
         'created_at', crypto.kst(p_redemption.created_at), 'updated_at', crypto.kst(p_redemption.updated_at)
     )
 $$;
+
+grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
 
 -- The vendor's reference is the voucher, a secret of the user's: operators
 -- and the auditor see its last 4 characters (when it is long enough that
@@ -46,10 +50,14 @@ as $$
     end
 $$;
 
+grant execute on function crypto.mask_secret(text) to oxp_service, app_admin, auditor;
+
 create or replace function crypto.secret_digest(p_secret text) returns text
 language sql immutable
 set search_path = crypto, pg_temp
 as $$ select encode(sha256(convert_to(p_secret, 'UTF8')), 'hex') $$;
+
+grant execute on function crypto.secret_digest(text) to oxp_service, app_admin, auditor;
 
 create or replace function crypto.redemption_json_masked(p_redemption crypto.rewards_redemptions) returns jsonb
 language sql stable
@@ -59,6 +67,8 @@ as $$
         || jsonb_build_object('vendor_ref', crypto.mask_secret(p_redemption.vendor_ref))
 $$;
 
+grant execute on function crypto.redemption_json_masked(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
+
 create or replace function api.rewards() returns json
 language sql stable security definer
 set search_path = crypto, pg_temp
@@ -67,6 +77,8 @@ as $$
     from crypto.rewards_inventory as r
     where r.active
 $$;
+
+grant execute on function api.rewards() to anon, app_user, app_admin;
 
 -- The redemption rule: debit and reserve together, or neither. Refusals
 -- (unknown or inactive SKU, not enough points, no unit left) are stored
@@ -155,6 +167,8 @@ begin
 end
 $$;
 
+grant execute on function api.redeem_reward(text, text) to app_user, app_admin;
+
 create or replace function api.my_redemptions(p_cursor bigint default null, p_limit integer default 20)
 returns json
 language plpgsql stable security definer
@@ -179,6 +193,8 @@ begin
 end
 $$;
 
+grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
+
 -- The worker's view of a redemption it is about to send to the vendor:
 -- REQUESTED, or UNKNOWN (asked again with the same idempotency key); null
 -- once it is final (cancelled, resolved, or done by a retry).
@@ -190,6 +206,8 @@ as $$
     from crypto.rewards_redemptions as r
     where r.id = p_id and r.status in ('REQUESTED', 'UNKNOWN')
 $$;
+
+grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
 
 -- The vendor call got no answer after the request may have reached the
 -- vendor: it may have issued the voucher. Nothing moves (points stay
@@ -233,6 +251,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.redemption_unknown(bigint, text) to oxp_service;
+
 create or replace function crypto.redemption_issued(p_id bigint, p_vendor_ref text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -267,6 +287,8 @@ begin
     return crypto.redemption_json(v_redemption);
 end
 $$;
+
+grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
 
 -- FAILED (the vendor refused) and CANCELLED (an admin) both give back
 -- exactly what was taken: the amount of the debit transfer, once.
@@ -340,10 +362,14 @@ language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.redemption_release(p_id, 'FAILED', p_error) $$;
 
+grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
+
 create or replace function crypto.cancel_redemption(p_id bigint, p_reason text) returns jsonb
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.redemption_release(p_id, 'CANCELLED', coalesce(p_reason, 'cancelled by an admin')) $$;
+
+grant execute on function crypto.cancel_redemption(bigint, text) to oxp_operator, app_admin;
 
 -- Adds a SKU or changes one; stock can never fall below what is already
 -- reserved or issued (the table's CHECK says so too).
@@ -378,17 +404,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.reward_json(crypto.rewards_inventory) to oxp_service, app_admin, auditor;
-grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
-grant execute on function crypto.mask_secret(text) to oxp_service, app_admin, auditor;
-grant execute on function crypto.secret_digest(text) to oxp_service, app_admin, auditor;
-grant execute on function crypto.redemption_json_masked(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
-grant execute on function api.rewards() to anon, app_user, app_admin;
-grant execute on function api.redeem_reward(text, text) to app_user, app_admin;
-grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
-grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
-grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
-grant execute on function crypto.redemption_unknown(bigint, text) to oxp_service;
-grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
-grant execute on function crypto.cancel_redemption(bigint, text) to oxp_operator, app_admin;
 grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_operator, app_admin;

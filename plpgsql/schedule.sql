@@ -143,6 +143,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.schedule_tick(text) to oxp_service;
+
 -- Until when a finished day's closes are waited for: the next session's
 -- cutoff minus eod.void_deadline_minutes (default 2 hours), so players see
 -- the result before they predict again. An admin can load closes any time
@@ -185,5 +187,3 @@ as $$
     from jsonb_array_elements(p_failed) as f
     cross join lateral (select concat_ws('|', f ->> 'step', f ->> 'trading_day', f ->> 'sqlstate') as key) as k
 $$;
-
-grant execute on function crypto.schedule_tick(text) to oxp_service;

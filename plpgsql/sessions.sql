@@ -7,10 +7,14 @@ language sql stable
 set search_path = crypto, pg_temp
 as $$ select max(c.trading_day) from crypto.trading_calendar as c where c.trading_day < p_day $$;
 
+grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
+
 create or replace function crypto.next_trading_day(p_day date) returns date
 language sql stable
 set search_path = crypto, pg_temp
 as $$ select min(c.trading_day) from crypto.trading_calendar as c where c.trading_day > p_day $$;
+
+grant execute on function crypto.next_trading_day(date) to oxp_service, app_admin, auditor;
 
 -- A session opens at 06:00 KST the day after the previous trading day, when
 -- New York has closed it: Monday's session opens on Saturday morning.
@@ -86,20 +90,28 @@ begin
 end
 $$;
 
+grant execute on function crypto.open_session(date) to oxp_operator, app_admin;
+
 create or replace function crypto.close_session(p_day date) returns crypto.session_control
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.session_move(p_day, 'OPEN', 'CLOSED') $$;
+
+grant execute on function crypto.close_session(date) to oxp_operator, app_admin;
 
 create or replace function crypto.begin_settling(p_day date) returns crypto.session_control
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.session_move(p_day, 'CLOSED', 'SETTLING') $$;
 
+grant execute on function crypto.begin_settling(date) to oxp_operator, app_admin;
+
 create or replace function crypto.finish_settling(p_day date) returns crypto.session_control
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.session_move(p_day, 'SETTLING', 'SETTLED') $$;
+
+grant execute on function crypto.finish_settling(date) to oxp_operator, app_admin;
 
 -- "Today" for a player: the open session, else the latest one.
 create or replace function crypto.current_session() returns crypto.session_control
@@ -110,6 +122,8 @@ as $$
     order by (s.phase = 'OPEN') desc, s.trading_day desc
     limit 1
 $$;
+
+grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 
 -- The next session to open: the first trading day whose cutoff is still
 -- ahead and that has no session yet (as crypto.schedule_tick picks it).
@@ -123,6 +137,8 @@ as $$
     order by c.trading_day
     limit 1
 $$;
+
+grant execute on function crypto.next_session_day() to oxp_service, app_admin, auditor;
 
 -- GET /v1/session/today. `trading_day` is the New York date of the NYSE
 -- session; times are KST with New York's beside them (`*_new_york`). A
@@ -191,15 +207,7 @@ begin
 end
 $$;
 
-grant execute on function crypto.open_session(date) to oxp_operator, app_admin;
-grant execute on function crypto.close_session(date) to oxp_operator, app_admin;
-grant execute on function crypto.begin_settling(date) to oxp_operator, app_admin;
-grant execute on function crypto.finish_settling(date) to oxp_operator, app_admin;
 grant execute on function api.session_today() to anon, app_user, app_admin;
-grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
-grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.next_trading_day(date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.next_session_day() to oxp_service, app_admin, auditor;
 
 -- The session taking predictions now: OPEN and before its cutoff, by the
 -- one clock (the submission checks the time itself; it does not rely on the

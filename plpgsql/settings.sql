@@ -55,6 +55,9 @@ as $$
     ) as r (key, kind, min_value, max_value, note)
 $$;
 
+-- Reading the rules is for the operator, admins and the auditor.
+grant execute on function crypto.setting_rules() to oxp_service, app_admin, auditor;
+
 -- The rule as a person reads it: "integer 1 to 100".
 create or replace function crypto.setting_rule_text(p_key text) returns text
 language sql immutable
@@ -72,6 +75,8 @@ as $$
     from crypto.setting_rules() as r where r.key = p_key
 $$;
 
+grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
+
 -- Every setting with its value, rule and last change, for `oxp settings show`.
 create or replace function crypto.settings_list() returns jsonb
 language sql stable
@@ -84,6 +89,8 @@ as $$
     ) order by s.key), '[]')
     from crypto.settings as s
 $$;
+
+grant execute on function crypto.settings_list() to oxp_service, auditor;
 
 -- Validates VALUE (text, as typed) against KEY's rule, stores it as JSON,
 -- and audits the old and new values. Setting the current value again
@@ -179,11 +186,6 @@ begin
 end
 $$;
 
--- Reading is for the operator and the auditor; changing for the operator
--- and admins (the admin route will call the same function).
-grant execute on function crypto.setting_rules() to oxp_service, app_admin, auditor;
-grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
-grant execute on function crypto.settings_list() to oxp_service, auditor;
 grant execute on function crypto.setting_set(text, text) to oxp_operator, app_admin;
 
 comment on function crypto.setting_rules() is

@@ -29,6 +29,10 @@ create or replace function crypto.prediction_won(
 language sql stable
 as $$ select p_choice::text = p_settled::text $$;
 
+-- A view calls functions with the reader's rights: the auditor reads
+-- audit.daily_settlements (plpgsql/views_audit.sql), which calls these two.
+grant execute on function crypto.prediction_won(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
+
 -- A prediction's outcome, derived from its symbol's settlement, never stored.
 create or replace function crypto.prediction_outcome(
     p_choice crypto.prediction_choice, p_settled crypto.settlement_outcome
@@ -42,6 +46,8 @@ as $$
         else 'LOST'
     end
 $$;
+
+grant execute on function crypto.prediction_outcome(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
 
 -- One settlement or correction of a day at a time: concurrent runs queue
 -- on the day's lock (taken in day order when a correction spans days).
@@ -141,6 +147,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.settle_session(date, boolean) to oxp_operator, app_admin;
+
 create or replace function crypto.settlement_summary(p_day date) returns jsonb
 language sql stable
 set search_path = crypto, pg_temp
@@ -158,5 +166,3 @@ as $$
         )
     )
 $$;
-
-grant execute on function crypto.settle_session(date, boolean) to oxp_operator, app_admin;

@@ -106,6 +106,8 @@ begin
 end
 $$;
 
+grant execute on function api.submit_prediction(text, text, text) to app_user, app_admin;
+
 -- The daily limit: the base plus each ad slot unlock, unlocks capped.
 create or replace function crypto.prediction_limit(p_slot_unlocks integer) returns bigint
 language sql stable
@@ -114,5 +116,3 @@ as $$
     select crypto.setting_int('predictions.base_limit')
         + least(p_slot_unlocks, crypto.setting_int('ads.max_slot_unlocks'))
 $$;
-
-grant execute on function api.submit_prediction(text, text, text) to app_user, app_admin;

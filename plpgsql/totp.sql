@@ -178,6 +178,8 @@ begin
 end
 $$;
 
+grant execute on function api.mfa_verify(uuid, text, text, bytea) to auth_service;
+
 -- The one way a second factor is written (promotion and reset): a base32
 -- secret, stored encrypted with the key the CLI has from its environment;
 -- the spent step and any lockout cleared; every session of the user ended,
@@ -238,5 +240,4 @@ begin
 end
 $$;
 
-grant execute on function api.mfa_verify(uuid, text, text, bytea) to auth_service;
 grant execute on function crypto.make_admin(text, text, text) to oxp_operator;

@@ -95,6 +95,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.set_universe(date, text[], boolean) to oxp_operator, app_admin;
+
 create or replace function api.universe_today() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -118,5 +120,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.set_universe(date, text[], boolean) to oxp_operator, app_admin;
 grant execute on function api.universe_today() to anon, app_user, app_admin;

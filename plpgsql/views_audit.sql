@@ -173,11 +173,5 @@ comment on view audit.daily_settlements is
 '(awards = won under the original settlement), and what corrections of its closes paid, took back and wrote off '
 '(won/lost are as players see them, after corrections: awards + paid - reversed - written off = won x per win).';
 
--- A view calls functions with the reader's rights: the auditor needs the
--- rules of a prediction's outcome (plpgsql/settle_session.sql) to read
--- audit.daily_settlements.
-grant execute on function crypto.prediction_outcome(crypto.prediction_choice, crypto.settlement_outcome),
-crypto.prediction_won(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
-
 grant select on audit.account_balances, audit.user_points_history, audit.settlement_symbols,
 audit.daily_settlements to auditor;
