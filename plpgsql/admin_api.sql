@@ -167,10 +167,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'Give either email or user_id';
     end if;
-    if p_key is null or length(p_key) not between 1 and 100 then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'An adjustment needs an Idempotency-Key header of 1 to 100 characters';
-    end if;
+    perform crypto.require_idempotency_key(p_key, 'An adjustment', 100);
     if p_user is not null then
         select u.email into v_email from crypto.users as u where u.id = p_user;
         if v_email is null then

@@ -63,3 +63,19 @@ begin
     return crypto.idempotency_store(p_scope, p_key, p_request_hash, crypto.problem(p_sqlstate, p_detail));
 end
 $$;
+
+-- A route that spends or pays refuses to run without a key: without one, a
+-- double click spends twice. p_max keeps the ledger key built from it (the
+-- route's prefix, the user, the key) within its 200 characters.
+create or replace function crypto.require_idempotency_key(p_key text, p_what text, p_max integer) returns text
+language plpgsql immutable
+set search_path = crypto, pg_temp
+as $$
+begin
+    if p_key is null or length(p_key) not between 1 and p_max then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = format('%s needs an Idempotency-Key header of 1 to %s characters', p_what, p_max);
+    end if;
+    return p_key;
+end
+$$;

@@ -99,12 +99,7 @@ declare
     v_detail text;
     v_refusal jsonb;
 begin
-    if p_idempotency_key is null or length(p_idempotency_key) > 150 then
-        -- Spending without a key is how a double click spends twice. The
-        -- ledger key adds the user to it, and must stay within 200 characters.
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'Redeeming needs an Idempotency-Key header of 1 to 150 characters';
-    end if;
+    perform crypto.require_idempotency_key(p_idempotency_key, 'Redeeming', 150);
     v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
     if v_replay is not null then
         return v_replay::json;

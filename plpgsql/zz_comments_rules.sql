@@ -14,3 +14,5 @@ comment on function crypto.idempotency_refusal(text, text, text, text, text) is
 'Stores a refusal under an Idempotency-Key when error_codes marks its SQLSTATE remembered_by_idempotency_key.';
 comment on function crypto.setting_interval(text) is
 'A duration setting as an interval, in the unit its key ends with (_seconds, _minutes, _hours, _days).';
+comment on function crypto.require_idempotency_key(text, text, integer) is
+'Refuses a spending or paying request without an Idempotency-Key of 1 to p_max characters (VALIDATION_FAILED).';
