@@ -12,27 +12,13 @@ select throws_ok($$ select crypto.require_idempotency_key('', 'Redeeming', 150) 
 select throws_ok($$ select crypto.require_idempotency_key(repeat('k', 101), 'An adjustment', 100) $$, 'OX000',
     'VALIDATION_FAILED', 'a key over p_max is refused');
 
-create function pg_temp.detail_of(p_sql text) returns text
-language plpgsql
-as $$
-declare
-    v_detail text;
-begin
-    execute p_sql;
-    return null;
-exception when sqlstate 'OX000' then
-    get stacked diagnostics v_detail = pg_exception_detail;
-    return v_detail;
-end
-$$;
-grant execute on function pg_temp.detail_of(text) to app_user;
-select is(pg_temp.detail_of($$ select crypto.require_idempotency_key(null, 'Redeeming', 150) $$),
+select is(tests.error_detail($$ select crypto.require_idempotency_key(null, 'Redeeming', 150) $$),
     'Redeeming needs an Idempotency-Key header of 1 to 150 characters', 'the detail names the act and the bounds');
 
 -- The routes refuse before doing anything.
 select tests.create_user('nokey@example.com') as uid \gset
 select tests.authenticate_as(:'uid');
-select is(pg_temp.detail_of($$ select api.click_ad('pts', null) $$),
+select is(tests.error_detail($$ select api.click_ad('pts', null) $$),
     'An ad view needs an Idempotency-Key header of 1 to 150 characters', 'api.click_ad uses it');
 
 select * from finish();

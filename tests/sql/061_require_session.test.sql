@@ -11,23 +11,10 @@ select throws_ok($$ select crypto.require_session(null) $$, 'OX105',
 select throws_like($$ select crypto.require_session(null) $$,
     'NO_SESSION', 'a null day is a refusal too');
 -- The detail names the next session when the calendar knows one.
-create function pg_temp.detail_of(p_sql text) returns text
-language plpgsql
-as $$
-declare
-    v_detail text;
-begin
-    execute p_sql;
-    return null;
-exception when sqlstate 'OX105' then
-    get stacked diagnostics v_detail = pg_exception_detail;
-    return v_detail;
-end
-$$;
-select matches(pg_temp.detail_of('select crypto.require_session(null)'),
+select matches(tests.error_detail('select crypto.require_session(null)'),
     '^No session has opened yet; the session for 2026-11-23 opens at 2026-[0-9-]+T06:00:00\+09:00$',
     '... saying when the next one opens');
-select is(pg_temp.detail_of($$ select crypto.require_session('2026-11-24') $$),
+select is(tests.error_detail($$ select crypto.require_session('2026-11-24') $$),
     'No session for 2026-11-24', 'a day without a session is named');
 
 select tests.open_session('2026-11-24');
@@ -39,7 +26,7 @@ select throws_ok($$ select crypto.close_session('2026-11-25') $$, 'OX105', 'NO_S
 select throws_ok($$ select crypto.correct_settlement('2026-11-25',
     '[{"trading_day": "2026-11-25", "symbol": "AAPL", "close": 1}]', 'a typo') $$, 'OX105', 'NO_SESSION',
     'correct_settlement');
-select is(pg_temp.detail_of($$ select api.settlements('2026-11-25') $$), 'No session for 2026-11-25', 'api.settlements');
+select is(tests.error_detail($$ select api.settlements('2026-11-25') $$), 'No session for 2026-11-25', 'api.settlements');
 
 delete from crypto.session_control;
 select throws_ok($$ select api.session_today() $$, 'OX105', 'NO_SESSION', 'api.session_today before any session');

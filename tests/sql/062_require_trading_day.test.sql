@@ -10,21 +10,8 @@ select throws_ok($$ select crypto.require_trading_day('2026-11-26') $$, 'OX108',
     'Thanksgiving is not a trading day');
 select throws_ok($$ select crypto.require_trading_day(null) $$, 'OX108', 'NOT_A_TRADING_DAY', 'nor is no day');
 
-create function pg_temp.detail_of(p_sql text) returns text
-language plpgsql
-as $$
-declare
-    v_detail text;
-begin
-    execute p_sql;
-    return null;
-exception when sqlstate 'OX108' then
-    get stacked diagnostics v_detail = pg_exception_detail;
-    return v_detail;
-end
-$$;
 set local datestyle = 'SQL, DMY';
-select is(pg_temp.detail_of($$ select crypto.require_trading_day('2026-11-28') $$),
+select is(tests.error_detail($$ select crypto.require_trading_day('2026-11-28') $$),
     '2026-11-28 is not a trading day in the calendar', 'the detail names the day in ISO whatever the DateStyle');
 reset datestyle;
 
