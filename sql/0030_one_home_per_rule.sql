@@ -12,7 +12,8 @@ comment on column crypto.error_codes.remembered_by_idempotency_key is
 
 -- 0003 said the worker and the CLI call this schema; they call crypto.*.
 comment on schema api is
-'What the HTTP shim may call, and nothing else (the worker and oxp call crypto.* functions)';
+'What the HTTP shim may call, and nothing else; the worker and oxp call crypto.* functions '
+'(and read api.error_codes() and api.environment(), as every process does at start-up)';
 
 -- Renamed to tg_<table>__<task>: plpgsql/alerts.sql creates the new
 -- function and the trigger again.

@@ -73,7 +73,8 @@ select throws_ok(
 );
 
 select is(obj_description('api'::regnamespace, 'pg_namespace'),
-    'What the HTTP shim may call, and nothing else (the worker and oxp call crypto.* functions)',
+    'What the HTTP shim may call, and nothing else; the worker and oxp call crypto.* functions '
+    '(and read api.error_codes() and api.environment(), as every process does at start-up)',
     'the api schema says who calls it');
 
 select * from finish();
