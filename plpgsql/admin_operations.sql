@@ -39,7 +39,7 @@ set search_path = crypto, pg_temp
 as $$
 begin
     perform crypto.require_admin();
-    perform crypto.audit(crypto.current_actor(), 'settlement.manual', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'settlement.manual', crypto.iso_day(p_day),
         jsonb_build_object('void_missing', coalesce(p_void_missing, false)));
     return crypto.settle_session(p_day, coalesce(p_void_missing, false));
 end
@@ -62,8 +62,8 @@ begin
             detail = format('The closes of %s are not final before the New York close', p_day);
     end if;
     v_job := crypto.enqueue_job('eod.fetch', jsonb_build_object('trading_day', p_day),
-        format('eod.fetch:%s:admin:%s', p_day, (extract(epoch from clock_timestamp()) * 1000)::bigint), 8);
-    perform crypto.audit(crypto.current_actor(), 'eod.trigger', p_day::text, jsonb_build_object('job', v_job));
+        format('%s:admin:%s', crypto.eod_fetch_key(p_day), (extract(epoch from clock_timestamp()) * 1000)::bigint), 8);
+    perform crypto.audit(crypto.current_actor(), 'eod.trigger', crypto.iso_day(p_day), jsonb_build_object('job', v_job));
     return jsonb_build_object('trading_day', p_day, 'job', v_job, 'missing', v_plan -> 'missing');
 end
 $$;

@@ -208,7 +208,7 @@ begin
     -- when a later tick succeeds.
     for v_row in
         select a.subject from crypto.alerts as a
-        join crypto.session_control as s on s.trading_day::text = a.subject
+        join crypto.session_control as s on crypto.iso_day(s.trading_day) = a.subject
         where a.rule = 'eod_fetch' and a.resolved_at is null and s.phase = 'SETTLED'
     loop
         perform crypto.alert_clear('eod_fetch', v_row.subject);
@@ -307,7 +307,7 @@ begin
     end if;
     perform crypto.alert_clear('participation_low', a.subject)
     from crypto.alerts as a
-    where a.rule = 'participation_low' and a.resolved_at is null and a.subject <> v_day::text;
+    where a.rule = 'participation_low' and a.resolved_at is null and a.subject <> crypto.iso_day(v_day);
     -- The day's row once the rollup counted it after the close (its stamp
     -- says so); until then there is no verdict, and no scan of a million rows.
     select m.participants into v_count from crypto.daily_metrics as m
@@ -322,7 +322,7 @@ begin
     ) as m
     having count(*) = 7;
     if v_median is not null and v_count < v_median / 2 then
-        perform crypto.alert_open('participation_low', v_day::text, 'warning', jsonb_build_object(
+        perform crypto.alert_open('participation_low', crypto.iso_day(v_day), 'warning', jsonb_build_object(
             'trading_day', v_day, 'participants', v_count, 'median_of_last_7', v_median));
     end if;
 end
@@ -354,11 +354,11 @@ begin
     from crypto.session_control as s where s.trading_day = p_day;
     v_gap := v_row.points_settlement - v_expected;
     if v_gap <> 0 then
-        perform crypto.alert_open('settlement_payout', p_day::text, 'critical', jsonb_build_object(
+        perform crypto.alert_open('settlement_payout', crypto.iso_day(p_day), 'critical', jsonb_build_object(
             'trading_day', p_day, 'paid', v_row.points_settlement, 'expected', v_expected,
             'wins', v_row.wins, 'action', 'stop and investigate: oxp integrity check, audit.user_points_history'));
     else
-        perform crypto.alert_clear('settlement_payout', p_day::text);
+        perform crypto.alert_clear('settlement_payout', crypto.iso_day(p_day));
     end if;
     return v_gap;
 end

@@ -80,7 +80,8 @@ create or replace function crypto.correct_settlement(p_day date, p_closes jsonb,
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Days leave as ISO text (audit subject, summary), whatever the caller's DateStyle.
+-- Refusal details name days as ISO text whatever the caller's DateStyle (keys
+-- and audit subjects do anyway: crypto.iso_day).
 set datestyle = 'ISO, YMD'
 as $$
 declare
@@ -313,7 +314,7 @@ begin
             from crypto.correction_transfers as c where c.correction_id = v_correction
         )
     );
-    perform crypto.audit(crypto.current_actor(), 'settlement.corrected', p_day::text, v_summary);
+    perform crypto.audit(crypto.current_actor(), 'settlement.corrected', crypto.iso_day(p_day), v_summary);
     return v_summary;
 end
 $$;

@@ -85,8 +85,6 @@ grant execute on function crypto.sessions_list(date, date, integer) to oxp_opera
 create or replace function crypto.eod_day(p_day date) returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
--- The job key names the day as ISO text, whatever the caller's DateStyle.
-set datestyle = 'ISO, YMD'
 as $$
 declare
     -- Refuses a day that is not a trading day (NOT_A_TRADING_DAY).
@@ -115,7 +113,7 @@ begin
         'fetch_job', (
             select jsonb_build_object('id', j.id, 'status', j.status, 'attempts', j.attempts,
                 'max_attempts', j.max_attempts, 'last_error', j.last_error)
-            from crypto.jobs as j where j.dedupe_key = 'eod.fetch:' || p_day
+            from crypto.jobs as j where j.dedupe_key = crypto.eod_fetch_key(p_day)
         ),
         'attempts', coalesce((
             select jsonb_agg(jsonb_build_object(

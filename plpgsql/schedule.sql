@@ -6,8 +6,6 @@
 create or replace function crypto.schedule_tick(p_job text default 'schedule_tick') returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Job keys and alerts name days as ISO text, whatever the caller's DateStyle.
-set datestyle = 'ISO, YMD'
 as $$
 declare
     v_run bigint;
@@ -81,7 +79,7 @@ begin
             j.status
         from crypto.session_control as s
         join crypto.trading_calendar as c on c.trading_day = s.trading_day
-        left join crypto.jobs as j on j.dedupe_key = 'eod.fetch:' || s.trading_day
+        left join crypto.jobs as j on j.dedupe_key = crypto.eod_fetch_key(s.trading_day)
         where s.phase in ('CLOSED', 'SETTLING')
         and c.close_at + crypto.setting_interval('eod.fetch_delay_minutes') <= v_now
         order by s.trading_day
@@ -101,7 +99,7 @@ begin
                 perform crypto.begin_settling(v_day);
                 -- Attempts enough to outlast the deadline at the capped backoff.
                 perform crypto.enqueue_job('eod.fetch', jsonb_build_object('trading_day', v_day),
-                    'eod.fetch:' || v_day, 1000);
+                    crypto.eod_fetch_key(v_day), 1000);
                 v_done := v_done || jsonb_build_object('fetching', v_day);
             end if;
         exception when others then

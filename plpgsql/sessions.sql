@@ -56,7 +56,7 @@ begin
     where s.trading_day = p_day
     returning * into v_session;
     -- Whether the tick or an operator moved it, the trail shows who and when.
-    perform crypto.audit(crypto.current_actor(), 'session.' || lower(p_to::text), p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'session.' || lower(p_to::text), crypto.iso_day(p_day),
         jsonb_build_object('from', p_from));
     return v_session;
 end

@@ -60,7 +60,8 @@ create or replace function crypto.settle_session(p_day date, p_void_missing bool
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Days leave as ISO text (audit subjects, details), whatever the caller's DateStyle.
+-- Refusal details name days as ISO text whatever the caller's DateStyle (keys
+-- and audit subjects do anyway: crypto.award_key, crypto.iso_day).
 set datestyle = 'ISO, YMD'
 -- A day's winners are sorted and aggregated in memory, not on disk.
 set work_mem = '128MB'
@@ -141,7 +142,7 @@ begin
     ) as w;
 
     perform crypto.finish_settling(p_day);
-    perform crypto.audit(crypto.current_actor(), 'settlement.awarded', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'settlement.awarded', crypto.iso_day(p_day),
         jsonb_build_object('winners', v_paid, 'points', v_paid * v_points, 'voided', coalesce(v_missing, '{}')));
     return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', false);
 end

@@ -89,7 +89,7 @@ begin
     insert into crypto.active_universe (trading_day, symbol, position)
     select p_day, s::crypto.symbol, n from unnest(v_symbols) with ordinality as t (s, n)
     on conflict (trading_day, symbol) do update set position = excluded.position;
-    perform crypto.audit(crypto.current_actor(), 'universe.set', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'universe.set', crypto.iso_day(p_day),
         jsonb_build_object('symbols', v_symbols, 'allowed_unknown', to_jsonb(v_unknown)));
     return cardinality(v_symbols);
 end
