@@ -32,6 +32,9 @@ COPY sql sql
 COPY plpgsql plpgsql
 COPY pg_cron pg_cron
 COPY data data
+# Our own code's bytecode too (the dependencies' was compiled by uv): the
+# service cannot write it at run time.
+RUN /app/.venv/bin/python -m compileall -q python_sidecar cli
 ENV PATH=/app/.venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ENV=production
 USER 10001:10001
 EXPOSE 8000

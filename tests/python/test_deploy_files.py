@@ -72,3 +72,34 @@ def test_each_service_gets_only_its_secrets() -> None:
     for service in ("api", "worker"):
         cond = services[service]["depends_on"]["migrate"]["condition"]
         assert cond == "service_completed_successfully"
+
+
+def _stages(dockerfile: str) -> list[str]:
+    """The Dockerfile's stages, each from its FROM line on."""
+    text = (ROOT / "docker" / dockerfile).read_text()
+    return ["FROM" + part for part in text.split("\nFROM")[1:]]
+
+
+def test_the_sidecar_image_is_multi_stage_locked_and_unprivileged() -> None:
+    build, runtime = _stages("app.Dockerfile")
+    assert "uv sync --frozen --no-dev" in build
+    # The runtime stage installs nothing and copies no tests or build tool.
+    assert "pip install" not in runtime and "apt-get" not in runtime and "uv " not in runtime
+    assert "COPY tests" not in runtime and "COPY --from=build /app/.venv /app/.venv" in runtime
+    assert "\nUSER 10001:10001" in runtime and "\nHEALTHCHECK" in runtime
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".local", ".venv", "tests"} <= set(ignored), "secrets never enter the context"
+
+
+def test_the_database_image_has_what_make_run_and_the_tests_use() -> None:
+    (db,) = _stages("db.Dockerfile")
+    assert db.startswith("FROM postgres:15-")
+    for package in (
+        "postgresql-15-cron",
+        "postgresql-15-pgtap",
+        "postgresql-15-plpgsql-check",
+        "libtap-parser-sourcehandler-pgtap-perl",
+        "pgbackrest",
+    ):
+        assert package in db
+    assert "shared_preload_libraries=pg_cron" in db and "\nHEALTHCHECK" in db
