@@ -7,7 +7,7 @@ engine needed; run by scripts/check_deploy.sh in `make test`):
 - every environment key a service passes to our image is a name in
   .env.example too: the settings ignore unknown names, so a typo there
   would silently drop a setting (the images' own POSTGRES_* excepted);
-- no secret (a name with PASSWORD, SECRET, or KEY but not a URL) has a
+- no secret (a name with PASSWORD or SECRET, or ending in _KEY) has a
   non-empty default: a default password or key would work in production.
 
 Prints each finding and exits 1 when there is any."""
@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 DOCUMENTED = re.compile(r"^#?\s*([A-Z_][A-Z0-9_]*)=", re.MULTILINE)
-SECRET = re.compile(r"PASSWORD|SECRET|(?<!_URL)_KEY$|PRIVATE_KEY")
+SECRET = re.compile(r"PASSWORD|SECRET|_KEY$")
 # Read by the images' own entrypoints, not by our settings.
 IMAGE_NAMES = frozenset({"POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_INITDB_ARGS"})
 IMAGE_NAMES |= {"POSTGRES_HOST_AUTH_METHOD", "PGHOST", "PGUSER", "PGDATABASE"}
