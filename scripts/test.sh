@@ -11,16 +11,25 @@ echo "== lint"
 .venv/bin/sqlfluff lint sql plpgsql pg_cron tests/sql/helpers --processes 2 2>/dev/null
 
 # The sign-in tests run a local OpenID provider on Node.js (tests/oidc); the
-# web app's tests drive Debian's Chromium (Playwright cannot download its own).
+# web app's tests drive Debian's Chromium (Playwright cannot download its own);
+# the monitoring files are checked with Debian's promtool (package prometheus).
 missing=()
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # We need only promtool: under systemd the package starts a server on :9090.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
+
+echo "== deploy files (hadolint, compose and workflow schemas, .env.example, promtool)"
+scripts/check_deploy.sh
 [ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] ||
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
