@@ -222,9 +222,9 @@ async function saveInventory(event) {
   };
   try {
     const r = await api('/admin/rewards/inventory', { method: 'POST', body });
-    say(`Reward ${r.sku}: ${r.name}, ${r.cost_points} points, stock ${r.stock}, ${r.active ? 'active' : 'inactive'}`);
     f.reset();
     await loadInventory();
+    say(`Reward ${r.sku}: ${r.name}, ${r.cost_points} points, stock ${r.stock}, ${r.active ? 'active' : 'inactive'}`);
   } catch (error) {
     fail(error);
   }
@@ -266,8 +266,8 @@ async function loadAds() {
 async function patchAd(id, body) {
   try {
     const a = await api(`/admin/ads/${encodeURIComponent(id)}`, { method: 'PATCH', body });
-    say(`Ad ${a.id}: ${a.active ? 'active' : 'inactive'}`);
     await loadAds();
+    say(`Ad ${a.id}: ${a.active ? 'active' : 'inactive'}`);
   } catch (error) {
     fail(error);
   }
@@ -290,9 +290,9 @@ async function saveAd(event) {
       const body = { id, title: f.title.value.trim(), reward_kind: f.reward_kind.value, reward_points: points, active: f.active.checked };
       a = await api('/admin/ads', { method: 'POST', body });
     }
-    say(`Ad ${a.id}: ${a.title}, ${a.reward_kind}${a.reward_kind === 'POINTS' ? ` ${a.reward_points}` : ''}, ${a.active ? 'active' : 'inactive'}`);
     f.reset();
     await loadAds();
+    say(`Ad ${a.id}: ${a.title}, ${a.reward_kind}${a.reward_kind === 'POINTS' ? ` ${a.reward_points}` : ''}, ${a.active ? 'active' : 'inactive'}`);
   } catch (error) {
     fail(error);
   }
@@ -323,8 +323,8 @@ async function loadSettings() {
 async function saveSetting(key, value) {
   try {
     await api('/admin/settings', { method: 'PATCH', body: { [key]: value } });
-    say(`Setting ${key} = ${value}`);
     await loadSettings();
+    say(`Setting ${key} = ${value}`);
   } catch (error) {
     fail(error);
   }
@@ -400,8 +400,8 @@ async function loadBatches() {
 async function runBatch(job) {
   try {
     const result = await api(`/admin/batches/${job}/run`, { method: 'POST' });
-    say(`${job}: ${JSON.stringify(result.result)}`);
     await loadBatches();
+    say(`${job}: ${JSON.stringify(result.result)}`);
   } catch (error) {
     fail(error);
   }
