@@ -49,14 +49,31 @@ function svg(tag, attrs = {}, text = null) {
   return node;
 }
 
+// The API's KST timestamps ("2026-11-25T07:00:00+09:00") as people read them.
+function kst(iso) {
+  if (!iso) return '—';
+  return String(iso).replace('T', ' ').replace(/(\.\d+)?\+09:00$/, ' KST');
+}
+
+// An answer as "key: value" lines; lists of closes as counts per day.
 function show(box, value) {
-  box.textContent = JSON.stringify(value, null, 2);
+  const lines = Object.entries(value).map(([key, v]) => {
+    if (Array.isArray(v) && v.every((x) => x && x.symbol && x.trading_day)) {
+      const days = new Map();
+      for (const x of v) days.set(x.trading_day, [...(days.get(x.trading_day) || []), x.symbol]);
+      const parts = [...days].map(([day, symbols]) => `${day}: ${symbols.join(' ')}`);
+      return `${key}: ${v.length ? parts.join('; ') : 'none'}`;
+    }
+    return `${key}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`;
+  });
+  box.textContent = lines.join('\n');
   box.hidden = false;
 }
 
 // Bars per day, one colour per series side by side; a line of labels below.
 function bars(target, days, series, max = null) {
-  const width = 600;
+  // Drawn at the size it is shown, so its labels keep their size on a phone.
+  const width = Math.max(280, Math.round(target.getBoundingClientRect().width) || 600);
   const height = 160;
   const bottom = 20;
   const top = 18;
@@ -66,8 +83,8 @@ function bars(target, days, series, max = null) {
   const slot = width / Math.max(days.length, 1);
   const bar = Math.max(2, (slot * 0.8) / series.length);
   series.forEach((s, j) => {
-    target.append(svg('rect', { x: 4 + j * 110, y: 3, width: 9, height: 9, fill: s.color }));
-    target.append(svg('text', { x: 17 + j * 110, y: 11 }, s.name));
+    target.append(svg('rect', { x: 4 + j * 90, y: 3, width: 9, height: 9, fill: s.color }));
+    target.append(svg('text', { x: 17 + j * 90, y: 11 }, s.name));
     s.values.forEach((value, i) => {
       const v = Number(value) || 0;
       const h = ((height - bottom - top) * v) / peak;
@@ -124,7 +141,7 @@ async function loadDashboard() {
   const d = await api('/admin/dashboard');
   const list = $('figures');
   list.replaceChildren();
-  figure(list, 'Now (KST)', d.now);
+  figure(list, 'Now', kst(d.now));
   if (d.session) {
     figure(list, 'Trading day', `${d.session.trading_day} (${d.session.phase})`);
     figure(list, 'Participants', `${d.session.participants ?? 0} of ${d.session.active_users ?? 0} active`);
@@ -137,10 +154,10 @@ async function loadDashboard() {
   }
   const queue = Object.entries(d.queue || {}).map(([status, n]) => `${n} ${status}`);
   figure(list, 'Queue', queue.length ? queue.join(', ') : 'empty');
-  figure(list, 'Worker last seen', d.worker_last_seen);
+  figure(list, 'Worker last seen', kst(d.worker_last_seen));
   const alerts = $('alerts');
   alerts.replaceChildren();
-  for (const a of d.alerts || []) alerts.append(el('li', `${a.severity} · ${a.rule} · ${a.subject ?? ''} · since ${a.first_seen}`));
+  for (const a of d.alerts || []) alerts.append(el('li', `${a.severity} · ${a.rule} · ${a.subject ?? ''} · since ${kst(a.first_seen)}`));
   if (!alerts.children.length) alerts.append(el('li', 'No open alerts', { class: 'small' }));
   const jobs = $('jobs');
   jobs.replaceChildren();
@@ -148,7 +165,7 @@ async function loadDashboard() {
     const item = el('li', null, { 'data-job': j.job });
     item.append(
       el('div', `${j.job} · ${j.status}`, { class: j.status === 'failed' ? 'loss' : '' }),
-      el('div', `${j.started_at ?? ''}${j.error ? ` · ${j.error}` : ''}`, { class: 'small' }),
+      el('div', `${kst(j.started_at)}${j.error ? ` · ${j.error}` : ''}`, { class: 'small' }),
     );
     jobs.append(item);
   }
@@ -306,8 +323,15 @@ async function loadSettings() {
   list.replaceChildren();
   for (const s of items) {
     const item = el('li', null, { 'data-key': s.key });
-    const form = el('form', null, { class: 'row setting', novalidate: true });
     const value = typeof s.value === 'string' ? s.value : JSON.stringify(s.value);
+    if (s.rule.startsWith('not set here')) {
+      // Set elsewhere (the clock, the environment, key fingerprints): shown, not offered.
+      item.append(el('div', s.key, { class: 'small' }), el('div', value), el('div', s.description, { class: 'small' }));
+      item.append(el('div', s.rule, { class: 'small' }));
+      list.append(item);
+      continue;
+    }
+    const form = el('form', null, { class: 'row setting', novalidate: true });
     const label = el('label', null, { class: 'grow' });
     label.append(el('span', s.key), el('input', null, { name: 'value', value, 'aria-label': s.key }));
     form.append(label, el('button', 'Save', { type: 'submit' }));
@@ -390,7 +414,7 @@ async function loadBatches() {
     const item = el('li', null, { 'data-run': b.id });
     item.append(
       el('div', `${b.job} · ${b.status}${b.rows != null ? ` · ${b.rows} rows` : ''}`, { class: b.status === 'failed' ? 'loss' : '' }),
-      el('div', `${b.started_at ?? ''}${b.error ? ` · ${b.error}` : ''}`, { class: 'small' }),
+      el('div', `${kst(b.started_at)}${b.error ? ` · ${b.error}` : ''}`, { class: 'small' }),
     );
     list.append(item);
   }
@@ -416,7 +440,7 @@ async function loadAudit(action) {
   list.replaceChildren();
   for (const a of page.items) {
     const item = el('li');
-    item.append(el('div', `${a.at} · ${a.action} · ${a.subject ?? ''}`, { class: 'small' }), el('div', JSON.stringify(a.details)));
+    item.append(el('div', `${kst(a.at)} · ${a.action} · ${a.subject ?? ''}`, { class: 'small' }), el('div', JSON.stringify(a.details)));
     list.append(item);
   }
   if (!list.children.length) list.append(el('li', 'Nothing found', { class: 'small' }));
