@@ -252,7 +252,11 @@ async function saveInventory(event) {
 let knownAds = new Set();
 
 async function loadAds() {
-  const { items } = await api('/v1/ads');
+  const [{ items }, settings] = await Promise.all([api('/v1/ads'), api('/admin/settings')]);
+  const cap = (key) => (settings.find((x) => x.key === key) || {}).value ?? '—';
+  $('ad-caps').textContent =
+    `Caps per player and session (Settings): ${cap('ads.max_slot_unlocks')} slot unlocks, ` +
+    `${cap('ads.max_point_rewards')} point rewards, ${cap('ads.max_impressions')} ads shown.`;
   knownAds = new Set(items.map((a) => a.id));
   const list = $('ad-list');
   list.replaceChildren();
