@@ -399,7 +399,9 @@ def test_admin_screens_change_what_players_see(
     form.get_by_role("button", name="Save ad").click()
     expect(admin.locator("#message")).to_have_text("Ad bonus-slot: Bonus prediction, SLOT, active")
     expect(admin.locator('#ad-list li[data-ad="bonus-slot"]')).to_contain_text("SLOT")
-    expect(admin.locator("#ad-caps")).to_contain_text("7 slot unlocks, 5 point rewards, 50 ads shown")
+    expect(admin.locator("#ad-caps")).to_contain_text(
+        "7 slot unlocks, 5 point rewards, 50 ads shown"
+    )
     shot(admin, "admin-ads")
 
     # Settings: two slot unlocks per session instead of seven.
