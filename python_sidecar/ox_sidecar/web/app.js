@@ -518,7 +518,7 @@ async function loadShop() {
       el(
         'li',
         { class: 'line', 'data-sku': r.sku },
-        el('span', {}, el('strong', {}, r.name), el('span', { class: 'small' }, t('cost', { cost: r.cost_points, available: r.available }))),
+        el('span', {}, el('strong', {}, r.name), el('span', { class: 'small block' }, t('cost', { cost: r.cost_points, available: r.available }))),
         el('button', { type: 'button', disabled: r.available <= 0 || state.pending.has(r.sku), onclick: () => redeem(r) }, t('redeem')),
       ),
     );
