@@ -530,3 +530,40 @@ def test_google_sign_in_from_the_page(
             assert console.unexpected() == []
     user = "select google_sub from crypto.users where email = 'web.google@example.com'"
     assert db.execute(user).fetchone() == ("g-web",)
+
+
+def test_every_problem_code_has_words_in_both_languages(
+    browser: Browser, api: str, db: psycopg.Connection
+) -> None:
+    """Each code the API can answer with (crypto.error_codes and the shim's
+    own) reads as a sentence in Korean and English, not as the fallback."""
+    from ox_sidecar.problems import _BY_CODE
+
+    codes = sorted(
+        {r[0] for r in db.execute("select code from crypto.error_codes")} | set(_BY_CODE)
+    )
+    page, console = new_page(browser)
+    page.goto(api)
+    missing = page.evaluate(
+        """async (codes) => {
+            const i18n = await import('/web/i18n.js');
+            return codes.flatMap((code) => ['ko', 'en']
+                .filter((language) => !i18n.has(code, language))
+                .map((language) => `${code} (${language})`));
+        }""",
+        codes,
+    )
+    assert missing == [], f"add these to python_sidecar/ox_sidecar/web/i18n.js: {missing}"
+    # A 429 in words with its wait, in each language.
+    words = page.evaluate(
+        """async () => {
+            const i18n = await import('/web/i18n.js');
+            const problem = { code: 'RATE_LIMITED', retryAfter: '7' };
+            return [i18n.problemMessage(problem, 'ko'), i18n.problemMessage(problem, 'en')];
+        }"""
+    )
+    assert words == [
+        "요청이 너무 많습니다. 7초 후에 다시 시도하세요.",
+        "Too many requests. Try again in 7 s.",
+    ]
+    assert console.unexpected() == []
