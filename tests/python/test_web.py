@@ -244,6 +244,16 @@ def test_text_stays_text_and_english_on_request(
     page.goto(api)
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
 
+    # Settlements are public: a visitor opens one (this day is not settled yet).
+    page.get_by_role("button", name="Settlement").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_hidden()
+    page.fill("#settlement-form input[name=trading_day]", "2026-11-24")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#settlement-title")).to_have_text("Settlement of 2026-11-24")
+    expect(page.locator("#settled")).to_have_text("Not settled yet")
+    expect(page.locator("#tabs")).to_be_hidden()  # signed out: no tabs
+    page.locator("#back-today").click()
+
     # A wrong password: the problem by its code, in English.
     page.fill("input[name=email]", "nobody@example.com")
     page.fill("input[name=password]", "wrong password")
