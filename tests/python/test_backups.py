@@ -643,3 +643,67 @@ def test_postgres_killed_under_api_traffic_loses_nothing(backed_up: dict[str, An
     assert max(t for *_, t in traffic.answers) < 8, "a request hung"
     assert all(o["recovered"] <= 5 for o in outages), outages
     books_clean(url)
+
+
+def test_api_started_while_the_database_is_down_becomes_ready_on_its_own(
+    backed_up: dict[str, Any],
+) -> None:
+    """Issue 12 item 4: `oxp serve` started with PostgreSQL stopped is alive
+    (/health 200) and not ready (/ready 503 problem+json, a player's route
+    503 too, never a 500); once PostgreSQL is started it becomes ready by
+    itself, without a restart."""
+    data = backed_up["data"]
+    _pg_ctl(data, "-m", "fast", "stop")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [OXP, "serve", "--port", str(port), "--workers", "1"],
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=10) as api:
+            deadline = time.monotonic() + 60  # start-up is slow on a busy machine
+            while True:
+                try:
+                    health = api.get("/health")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, "the API did not start without its database"
+                    assert time.monotonic() < deadline, "the API never answered"
+                    time.sleep(0.2)
+            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            ready = api.get("/ready")
+            assert ready.status_code == 503, ready.text
+            assert ready.headers["content-type"].startswith("application/problem+json")
+            assert ready.json()["code"] == "DATABASE_UNAVAILABLE"
+            rewards = api.get("/v1/rewards")
+            assert rewards.status_code == 503, rewards.text
+            assert rewards.headers["content-type"].startswith("application/problem+json")
+
+            _start_postgres(data)
+            up_at = time.monotonic()
+            while (ready := api.get("/ready")).status_code != 200:
+                assert ready.status_code == 503, ready.text
+                assert time.monotonic() - up_at < 5, (
+                    f"not ready 5 s after the database: {ready.text}"
+                )
+                time.sleep(0.1)
+            became_ready = time.monotonic() - up_at
+            assert api.get("/v1/rewards").status_code == 200
+            assert proc.poll() is None  # the same process, never restarted
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        _start_postgres_if_stopped(data)
+    print(f"API started without its database: ready {became_ready:.2f} s after PostgreSQL came up")
+
+
+def _start_postgres_if_stopped(data: Path) -> None:
+    """Leaves the module's cluster running for whatever test comes next."""
+    status = [PG_CTL, "-D", str(data), "status"]
+    if os.geteuid() == 0:
+        status = ["runuser", "-u", "postgres", "--", *status]
+    if subprocess.run(status, capture_output=True).returncode != 0:
+        _start_postgres(data)
