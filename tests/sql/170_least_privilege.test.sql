@@ -218,6 +218,7 @@ select set_eq(
         'crypto.auth_uid()',
         'crypto.award_key(date,bigint)',
         'crypto.change_percent(numeric)',
+        'crypto.check_backup_late()',
         'crypto.check_calendar_runway()',
         'crypto.check_wal_archive()',
         'crypto.claim_job(text[])',
