@@ -30,7 +30,7 @@ from ox_cli.main import app
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.config import clear_settings
 from ox_sidecar.migrate import migrate
-from support import OXP, admin_token, free_port, running_api
+from support import OXP, admin_token, free_port, new_user, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -297,6 +297,12 @@ def test_scheduled_backup_and_a_failing_archive_alert(backed_up: dict[str, Any])
     from ox_sidecar.worker import run_once
 
     url = backed_up["url"]
+    with psycopg.connect(url) as conn:  # the drill's player, should this test run alone
+        if (
+            conn.execute("select from crypto.users where email = 'drill@example.com'").fetchone()
+            is None
+        ):
+            new_user(conn, "drill@example.com")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set role oxp_service")
         conn.execute("select crypto.enqueue_backup('incr')")
@@ -337,6 +343,45 @@ def test_scheduled_backup_and_a_failing_archive_alert(backed_up: dict[str, Any])
             "select resolution from crypto.alerts where rule = 'wal_archive_failing'"
         ).fetchall() == [("cleared",)]
         assert "op-while-failing" in present(url)  # nothing was lost
+
+        # A full disk, as pgBackRest meets it: the repository refuses every
+        # write (its backup folder made read-only; a real ENOSPC fails the
+        # same writes). The scheduled backup fails, is recorded, alerts.
+        backup_dir = backed_up["repo"] / "backup" / "oxp"
+        mode = backup_dir.stat().st_mode
+        backup_dir.chmod(0o500)
+        try:
+            conn.execute("set role oxp_service")
+            conn.execute("select crypto.enqueue_backup('diff')")
+            while run_once(conn):  # the alerts' deliveries are queued too
+                pass
+            conn.execute("reset role")
+            assert conn.execute(
+                "select status::text from crypto.job_runs where job = 'backup.diff'"
+            ).fetchall() == [("failed",)]
+            assert conn.execute(
+                "select status::text, attempts from crypto.jobs where kind = 'backup.diff'"
+            ).fetchall() == [("queued", 1)]  # to be retried
+            assert conn.execute(
+                "select subject, severity::text from crypto.alerts"
+                " where rule = 'backup_failed' and resolved_at is null"
+            ).fetchall() == [("diff", "critical")]
+        finally:
+            backup_dir.chmod(mode)
+        # Space again: the queue's retry (its backoff skipped) backs up and clears the alert.
+        adjust(url, "op-after-disk-full")
+        conn.execute("update crypto.jobs set run_after = crypto.now() where kind = 'backup.diff'")
+        conn.execute("set role oxp_service")
+        while run_once(conn):
+            pass
+        conn.execute("reset role")
+        assert conn.execute(
+            "select status::text from crypto.job_runs where job = 'backup.diff' order by id"
+        ).fetchall() == [("failed",), ("succeeded",)]
+        assert conn.execute(
+            "select resolution from crypto.alerts where rule = 'backup_failed'"
+        ).fetchall() == [("cleared",)]
+        assert {"op-while-failing", "op-after-disk-full"} <= present(url)
 
 
 CRASH_DAY, CRASH_USERS = "2026-11-24", 32
