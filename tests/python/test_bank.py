@@ -131,6 +131,9 @@ def _retry_quietly(url: str, op: Op) -> Any:
     except psycopg.errors.DeadlockDetected:
         _count("deadlock")
         return None
+    except psycopg.errors.SerializationFailure:
+        _count("serialization")
+        return None
     except psycopg.OperationalError:
         return None
 
