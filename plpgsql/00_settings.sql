@@ -18,6 +18,12 @@ insert into crypto.settings (key, value, description) values
     'Closes still missing this many minutes before the next session''s cutoff are settled VOID'
 ),
 ('eod.retry_max_seconds', '900', 'Longest wait between two attempts of a price fetch'),
+(
+    'jobs.lease_seconds', '600',
+    'Seconds a running job stays its worker''s; a worker that died mid-job loses it then, and another takes it'
+),
+('backups.late_full_days', '8', 'Days without a successful full backup before the backup_late alert opens'),
+('backups.late_any_days', '2', 'Days without any successful backup (full, diff or incr) before backup_late opens'),
 ('alerts.http_min_requests', '200', 'Requests in 5 minutes before the API''s 5xx rate can open an alert'),
 ('rewards.vendor_failure_rate', '0', 'Share (0 to 1) of issues the simulated reward vendor refuses'),
 ('ratelimit.ip_per_minute', '100', 'Requests per client IP per minute, every route'),

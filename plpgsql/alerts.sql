@@ -281,6 +281,8 @@ begin
 
     -- Participation at the cutoff, against the last 7 trading days.
     perform crypto.check_participation();
+    -- Scheduled backups that did not happen (plpgsql/backups.sql).
+    perform crypto.check_backup_late();
     return (select count(*)::integer from crypto.alerts as a where a.resolved_at is null);
 end
 $$;

@@ -33,8 +33,10 @@ as $$
         select q.id from crypto.jobs as q
         where q.kind = any(p_kinds) and (
             (q.status = 'queued' and q.run_after <= crypto.now())
-            -- A worker that died mid-job loses it after the lease.
-            or (q.status = 'running' and q.locked_at < clock_timestamp() - interval '10 minutes')
+            -- A worker that died mid-job (killed during a vendor call or a
+            -- price fetch) loses it after the lease (jobs.lease_seconds).
+            or (q.status = 'running'
+                and q.locked_at < clock_timestamp() - crypto.setting_interval('jobs.lease_seconds'))
         )
         order by q.run_after, q.id
         for update skip locked

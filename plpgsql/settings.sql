@@ -31,6 +31,11 @@ as $$
         -- During an outage an operator may move the VOID deadline.
         ('eod.void_deadline_minutes', 'integer', 0, 10080, 'before the next session''s cutoff'),
         ('eod.retry_max_seconds', 'integer', 30, 3600, null),
+        -- Above the longest job (a full backup, a vendor call with its
+        -- timeouts): a live worker's job taken again would run twice.
+        ('jobs.lease_seconds', 'integer', 1, 86400, 'longer than any job runs'),
+        ('backups.late_full_days', 'integer', 1, 60, null),
+        ('backups.late_any_days', 'integer', 1, 60, null),
         ('alerts.http_min_requests', 'integer', 1, 1000000, null),
         ('rewards.vendor_failure_rate', 'decimal', 0, 1, 'a share of vendor calls the simulated vendor refuses'),
         ('ratelimit.ip_per_minute', 'integer', 1, 1000000, null),

@@ -65,7 +65,7 @@ def worker() -> None:
     _refuse_another_environment(settings, settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run_forever(settings.worker_url)
+            run_forever(settings.worker_url, settings.worker_poll_seconds)
         except VendorNotConfigured as exc:  # the simulated vendor on a production database
             raise SystemExit(f"oxp worker: {exc}") from exc
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     vendor_secret: str | None = None
     vendor_connect_timeout_seconds: float = 5.0
     vendor_read_timeout_seconds: float = 20.0
+    # The worker wakes on NOTIFY, and at least this often for what comes due
+    # without one: a retry's backoff ending, a dead worker's lease expiring.
+    worker_poll_seconds: float = 30.0
 
     # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
     # much memory is spent on it at once; a request waits for its turn up to

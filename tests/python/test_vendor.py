@@ -313,7 +313,7 @@ def test_the_worker_process_issues_through_the_http_vendor(
         [str(OXP), "worker"], env=clean, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        for _ in range(100):
+        for _ in range(600):  # a process start takes 20 s on a loaded 2-core machine
             if redemption(db, rid)[0] != "REQUESTED":
                 break
             time.sleep(0.1)

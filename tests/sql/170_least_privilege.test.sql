@@ -224,6 +224,7 @@ select set_eq(
         'crypto.award_key_prediction(text)',
         'crypto.award_key_prefix(date)',
         'crypto.change_percent(numeric)',
+        'crypto.check_backup_late()',
         'crypto.check_calendar_runway()',
         'crypto.check_wal_archive()',
         'crypto.claim_job(text[])',
