@@ -43,6 +43,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX129', 'ENVIRONMENT_MISMATCH', 503, 'This process and the database are of different environments (ENV)'),
 -- A bug, not a request: a rule read a setting as a duration that is none.
 ('OX230', 'SETTING_NOT_A_DURATION', 500, 'The setting is not a duration'),
+('OX231', 'SETTING_MISSING', 500, 'A setting the code reads is not in crypto.settings'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),

@@ -58,7 +58,10 @@ declare
 begin
     select s.value into v from crypto.settings as s where s.key = p_key;
     if not found then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+        -- A bug of the deploy, not a player's refusal: a 500 that no
+        -- Idempotency-Key remembers (a NOT_FOUND would be replayed to
+        -- every retry of that key after the fix).
+        raise exception using errcode = 'OX231', message = 'SETTING_MISSING',
             detail = format('No setting %s', p_key);
     end if;
     return v;

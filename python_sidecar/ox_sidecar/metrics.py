@@ -150,7 +150,7 @@ class DatabaseGauges(Collector):
         since = GaugeMetricFamily(
             "oxp_job_last_success_age_seconds",
             "Seconds since each scheduled job last succeeded",
-            labels=["job"],
+            labels=["task"],  # not "job": Prometheus owns that label (the scrape job)
         )
         for job, seconds in g.get("last_success", {}).items():
             since.add_metric([job], float(seconds))

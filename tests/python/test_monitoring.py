@@ -73,6 +73,22 @@ def test_dashboard_and_alerts_use_only_metrics_the_api_exports(
     names |= exported(metrics.render(None)[0].decode())
     assert "oxp_http_5xx_total" in names and "oxp_worker_heartbeat_age_seconds" in names
 
+    # Prometheus renames a target's own `job`/`instance` label to exported_*,
+    # so a rule filtering on ours would match nothing and never fire.
+    labels = {
+        label
+        for line in scrape.text.splitlines()
+        if line.startswith("oxp_") and "{" in line
+        for label in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', line.split("{", 1)[1])
+    }
+    assert labels and not labels & {"job", "instance"}, labels
+    declared = {
+        name
+        for names in re.findall(r"labels=\[([^\]]*)\]", Path(metrics.__file__).read_text())
+        for name in re.findall(r'"([^"]+)"', names)
+    }
+    assert "task" in declared and not declared & {"job", "instance"}, declared
+
     for source, exprs in (("dashboard", dashboard_exprs()), ("alerts.yml", alert_exprs())):
         used = {name for expr in exprs for name in OURS.findall(expr)}
         unknown = sorted(used - names)
