@@ -22,9 +22,14 @@ def _refuse_another_environment(settings: Settings, url: str, role: str | None =
     """Before any process starts: the database must be of this ENV. A
     database not reachable yet is checked again when the process reaches it."""
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        with (
+            psycopg.connect(url, autocommit=True, connect_timeout=5) as conn,
+            conn.transaction(),
+        ):
+            # `set local`: behind PgBouncer (transaction mode) a session-wide
+            # SET ROLE would stay on the server connection for the next client.
             if role:
-                conn.execute(f"set role {role}")
+                conn.execute(f"set local role {role}")
             found = environment.of_database(conn)
     except psycopg.OperationalError:
         return

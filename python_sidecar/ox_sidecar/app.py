@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from . import environment, logs, metrics, ratelimit, web
 from .ad_ssv import SsvVerifier
 from .config import ROOT, Settings, get_settings
-from .db import AUTH, Pools, call_api, new_pool
+from .db import AUTH, Pools, call_api, new_pool, new_replica, read_api
 from .guards import BodyLimit, HashGate
 from .migrate import VERSIONED
 from .oauth import OidcClient
@@ -68,11 +68,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hash_gate = HashGate(
         settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
     )
+    threshold = settings.api_prepare_threshold
     app.state.pool = Pools(
-        new_pool(settings.api_url, settings.api_pool_size),
-        new_pool(settings.admin_api_url, settings.admin_api_pool_size),
+        new_pool(settings.api_url, settings.api_pool_size, prepare_threshold=threshold),
+        new_pool(settings.admin_api_url, settings.admin_api_pool_size, prepare_threshold=threshold),
         settings.user_statement_timeout_ms,
         settings.admin_statement_timeout_ms,
+        new_replica(settings),
     )
     app.state.environment_refusal = None
     await app.state.pool.open()
@@ -625,7 +627,7 @@ def _routes(app: FastAPI) -> None:
     @app.get("/v1/settlements/{trading_day}", tags=["game"])
     async def settlements(trading_day: dt.date, caller: AnyCaller, pool: Pool) -> Response:
         args = ("settlements", trading_day)
-        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+        return raw_json(await read_api(pool, caller.role, caller.claims, *args))
 
     @app.get("/v1/points/balance", tags=["points"])
     async def balance(caller: User, pool: Pool) -> Response:
@@ -662,7 +664,7 @@ def _routes(app: FastAPI) -> None:
         dates), ties by wins then a fixed order; `accuracy` is wins / decided
         (VOIDs left out), null below `min_decided`. Nicknames only."""
         args = ("leaderboard", period, limit, cursor)
-        return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+        return raw_json(await read_api(pool, caller.role, caller.claims, *args))
 
     @app.get("/v1/rewards", tags=["rewards"])
     async def rewards(caller: AnyCaller, pool: Pool) -> Response:
@@ -939,7 +941,7 @@ def _admin_routes(app: FastAPI) -> None:
     ) -> Response:
         """Per trading day from the rollup: `daily` is everything;
         `predictions` the game's counts and rates; `points` the money."""
-        text = await call_api(pool, caller.role, caller.claims, "admin_metrics", since, until)
+        text = await read_api(pool, caller.role, caller.claims, "admin_metrics", since, until)
         items = json.loads(text or "{}").get("items", [])
         keep = _METRIC_REPORTS[report]
         if keep:
