@@ -15,6 +15,8 @@ echo "== lint"
 missing=()
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# test_pooler runs the API through PgBouncer (transaction mode).
+command -v pgbouncer >/dev/null || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
