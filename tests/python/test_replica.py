@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from ox_cli.main import app as cli
 from ox_sidecar import replica as replicas
 from ox_sidecar.config import get_settings
-from support import free_port, new_user
+from support import admin_token, bearer, free_port, new_user, signup
 
 Replica = dict[str, Any]
 
@@ -67,10 +67,27 @@ def eventually(check: Callable[[], bool], seconds: float = 20) -> None:
         time.sleep(0.1)
 
 
+def caught_up(db: psycopg.Connection, replica: Replica, db_url: str) -> None:
+    row = db.execute("select pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    # The cluster's own database: this test's may not have reached the replica yet.
+    postgres = on_replica(replica, make_conninfo(db_url, dbname="postgres"))
+    with psycopg.connect(postgres, autocommit=True) as standby:
+        eventually(
+            lambda: (
+                standby.execute(
+                    "select pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)
+                ).fetchone()
+                == (True,)
+            )
+        )
+
+
 def test_a_write_on_the_primary_is_seen_on_the_replica_and_nobody_writes_there(
-    db: psycopg.Connection, db_url: str, replica: Replica
+    env: None, db: psycopg.Connection, db_url: str, replica: Replica
 ) -> None:
     uid = new_user(db, "ann@example.com")
+    caught_up(db, replica, db_url)
     with psycopg.connect(on_replica(replica, db_url), autocommit=True) as standby:
 
         def seen() -> bool:
@@ -101,13 +118,25 @@ def test_a_write_on_the_primary_is_seen_on_the_replica_and_nobody_writes_there(
     status = CliRunner().invoke(
         cli,
         ["db", "replica", "status", "--port", str(replica["port"]), "--json"],
-        env={"DATABASE_URL": db_url},
     )
     assert status.exit_code == 0, status.output
     report = json.loads(status.output)
     assert report["state"] == "streaming"
     assert report["lag_bytes"] is not None and report["lag_bytes"] >= 0
     assert report["lag_seconds"] is not None
+    # Refusals with their codes: a second init into the same folder, a replica that is not there.
+    again = CliRunner().invoke(
+        cli,
+        ["db", "replica", "init", "--dir", str(replica["data"]), "--json"],
+    )
+    assert again.exit_code == 1 and json.loads(again.output)["error"]["code"] == "REPLICA_EXISTS"
+    nothing = CliRunner().invoke(
+        cli,
+        ["db", "replica", "status", "--port", str(free_port()), "--json"],
+    )
+    assert (
+        nothing.exit_code == 1 and json.loads(nothing.output)["error"]["code"] == "REPLICA_FAILED"
+    )
 
 
 def _board(client: TestClient) -> list[str]:
@@ -127,6 +156,7 @@ def test_lagging_reads_use_the_replica_until_too_far_behind_or_stopped(
 
     uid = new_user(db, "ann@example.com")
     db.execute("update crypto.users set nickname = 'Ann' where id = %s", (uid,))
+    caught_up(db, replica, db_url)
     standby = psycopg.connect(on_replica(replica, db_url), autocommit=True)
     eventually(lambda: standby.execute("select nickname from crypto.users").fetchone() == ("Ann",))
     # The replica stops replaying (it still receives): a board row written
@@ -161,12 +191,21 @@ def test_lagging_reads_use_the_replica_until_too_far_behind_or_stopped(
     monkeypatch.setenv("REPLICA_MAX_LAG_SECONDS", "3600")
     monkeypatch.setenv("REPLICA_CHECK_SECONDS", "3600")  # the guard believes it is up
     get_settings.cache_clear()
+    report = "/v1/metrics/daily?from=2026-01-01&to=2026-01-31"
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         assert _board(client) == ["Ann"]  # caught up: the replica's, the same
+        # The admin reports read there too, and still only for an admin.
+        assert client.get(report).status_code == 401
+        player = signup(client, "bob@example.com")
+        assert client.get(report, headers=bearer(player)).status_code in (401, 403)
+        admin = bearer(admin_token(client, "root@example.com"))  # type: ignore[arg-type]
+        caught_up(db, replica, db_url)
+        assert client.get(report, headers=admin).status_code == 200
         replicas.stop(replica["settings"], replica["data"])
         try:
-            # Stopped under the API: the read falls back, no error.
+            # Stopped under the API: the reads fall back, no error.
             assert _board(client) == ["Ann"]
+            assert client.get(report, headers=admin).status_code == 200
             r = client.get("/v1/settlements/2026-03-02")
             assert r.status_code in (200, 404), r.text
             assert r.json().get("code") != "DATABASE_UNAVAILABLE"
