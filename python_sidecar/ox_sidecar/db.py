@@ -64,7 +64,9 @@ class Replica:
         self._lock = asyncio.Lock()
 
     async def usable(self) -> bool:
-        if time.monotonic() - self._checked >= self.check_seconds:
+        # One request looks (up to a second when the replica is down); the
+        # others meanwhile go by the last look instead of queueing behind it.
+        if time.monotonic() - self._checked >= self.check_seconds and not self._lock.locked():
             async with self._lock:
                 if time.monotonic() - self._checked >= self.check_seconds:
                     self.lag = await self._measure()
