@@ -50,10 +50,7 @@ def via(bouncer: int, db_url: str, user: str) -> str:
     return make_conninfo(host="127.0.0.1", port=bouncer, user=user, dbname=dbname)
 
 
-SEE = (
-    "select current_user::text, current_setting('request.jwt.claims', true),"
-    " pg_backend_pid()"
-)
+SEE = "select current_user::text, current_setting('request.jwt.claims', true), pg_backend_pid()"
 
 
 def become(conn: psycopg.Connection, sub: str) -> tuple[Any, ...]:
@@ -79,9 +76,10 @@ def test_role_and_claims_end_with_the_transaction_on_a_shared_server_connection(
     db_url: str, bouncer: int
 ) -> None:
     url = via(bouncer, db_url, "authenticator")
-    with psycopg.connect(url, prepare_threshold=None) as ann, psycopg.connect(
-        url, prepare_threshold=None
-    ) as bob:
+    with (
+        psycopg.connect(url, prepare_threshold=None) as ann,
+        psycopg.connect(url, prepare_threshold=None) as bob,
+    ):
         seen = []
         for _ in range(3):
             seen.append(become(ann, "ann"))
@@ -103,16 +101,18 @@ def test_prepared_statements_are_off_through_the_bouncer(db_url: str, bouncer: i
     clients preparing on the one server connection collide."""
     url = via(bouncer, db_url, "authenticator")
     query = "select 1 where %s::int = 1"
-    with psycopg.connect(url, prepare_threshold=0) as a, psycopg.connect(
-        url, prepare_threshold=0
-    ) as b:
+    with (
+        psycopg.connect(url, prepare_threshold=0) as a,
+        psycopg.connect(url, prepare_threshold=0) as b,
+    ):
         a.execute(query, (1,))
         a.commit()
         with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
             b.execute(query, (1,))
-    with psycopg.connect(url, prepare_threshold=None) as a, psycopg.connect(
-        url, prepare_threshold=None
-    ) as b:
+    with (
+        psycopg.connect(url, prepare_threshold=None) as a,
+        psycopg.connect(url, prepare_threshold=None) as b,
+    ):
         for _ in range(10):
             for conn in (a, b):
                 assert conn.execute(query, (1,)).fetchone() == (1,)
