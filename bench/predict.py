@@ -46,9 +46,14 @@ def prepare(url: str, clients: int, runs: int = 1) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         # Enough slots for every symbol; a session open for hours.
         conn.execute("update crypto.settings set value = '10' where key = 'predictions.base_limit'")
+        # pg_cron's tick may have opened today's session already: use that one.
         day = conn.execute(
-            "select trading_day from crypto.trading_calendar where cutoff_at > now() + interval '1 day'"
-            " order by trading_day limit 1"
+            "select coalesce((select trading_day from crypto.session_control where phase = 'OPEN'),"
+            " (select trading_day from crypto.trading_calendar where cutoff_at > now() + interval '1 day'"
+            " order by trading_day limit 1))"
+        ).fetchone()[0]  # type: ignore[index]
+        opened = conn.execute(
+            "select exists (select from crypto.session_control where phase = 'OPEN')"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute("set role oxp_operator")
         conn.execute(
@@ -56,7 +61,8 @@ def prepare(url: str, clients: int, runs: int = 1) -> None:
             " from crypto.trading_calendar where trading_day = %s))",
             (day,),
         )
-        conn.execute("select crypto.open_session(%s)", (day,))
+        if not opened:
+            conn.execute("select crypto.open_session(%s)", (day,))
         conn.execute("reset role")
         ids = list(range(1, HTTP_USERS * runs + 1)) + [
             PGBENCH_BASE + c * 500 + k for c in range(clients) for k in range(500)
