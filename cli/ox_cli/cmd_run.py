@@ -59,6 +59,10 @@ def serve(
         workers=workers,
         log_level="warning",
         proxy_headers=False,
+        # uvicorn restarts a worker that does not answer its supervisor in
+        # 5 s; on a busy machine a starting worker takes longer than that,
+        # so with --workers > 1 none ever came up (each killed mid-import).
+        timeout_worker_healthcheck=60,
     )
 
 
