@@ -20,7 +20,7 @@ from starlette.responses import Response
 from . import environment, logs, metrics, ratelimit, web
 from .ad_ssv import SsvVerifier
 from .config import Settings, get_settings
-from .db import Pools, new_pool
+from .db import Pools, new_pool, new_replica
 from .deps import PROBLEM, environment_agrees, rate_limited
 from .guards import BodyLimit, HashGate
 from .oauth import OidcClient
@@ -52,11 +52,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hash_gate = HashGate(
         settings.argon2_memory_budget_mb * 1024 // hash_memory_kib(), settings.argon2_wait_seconds
     )
+    threshold = settings.api_prepare_threshold
     app.state.pool = Pools(
-        new_pool(settings.api_url, settings.api_pool_size),
-        new_pool(settings.admin_api_url, settings.admin_api_pool_size),
+        new_pool(settings.api_url, settings.api_pool_size, prepare_threshold=threshold),
+        new_pool(settings.admin_api_url, settings.admin_api_pool_size, prepare_threshold=threshold),
         settings.user_statement_timeout_ms,
         settings.admin_statement_timeout_ms,
+        new_replica(settings),
     )
     app.state.environment_refusal = None
     await app.state.pool.open()

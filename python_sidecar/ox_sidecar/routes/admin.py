@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
-from ..db import call_api
+from ..db import call_api, read_api
 from ..deps import Admin, Caller, Cursor, Limit, Pool, RequiredIdempotencyKey, raw_json
 
 router = APIRouter(tags=["admin"])
@@ -257,7 +257,7 @@ async def metrics_report(
 ) -> Response:
     """Per trading day from the rollup: `daily` is everything;
     `predictions` the game's counts and rates; `points` the money."""
-    text = await call_api(pool, caller.role, caller.claims, "admin_metrics", since, until)
+    text = await read_api(pool, caller.role, caller.claims, "admin_metrics", since, until)
     items = json.loads(text or "{}").get("items", [])
     keep = _METRIC_REPORTS[report]
     if keep:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from ..db import call_api
+from ..db import call_api, read_api
 from ..deps import AnyCaller, Cursor, Limit, Pool, User, raw_json
 
 router = APIRouter()
@@ -79,7 +79,7 @@ async def my_predictions(
 @router.get("/v1/settlements/{trading_day}", tags=["game"])
 async def settlements(trading_day: dt.date, caller: AnyCaller, pool: Pool) -> Response:
     args = ("settlements", trading_day)
-    return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+    return raw_json(await read_api(pool, caller.role, caller.claims, *args))
 
 
 @router.get("/v1/users/stats", tags=["users"])
@@ -99,4 +99,4 @@ async def leaderboard(
     dates), ties by wins then a fixed order; `accuracy` is wins / decided
     (VOIDs left out), null below `min_decided`. Nicknames only."""
     args = ("leaderboard", period, limit, cursor)
-    return raw_json(await call_api(pool, caller.role, caller.claims, *args))
+    return raw_json(await read_api(pool, caller.role, caller.claims, *args))
