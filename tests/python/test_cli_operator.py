@@ -452,7 +452,7 @@ def test_eod_fetch_loads_what_the_day_lacks_and_logs_each_attempt(
     )
     day = ["eod", "fetch", "--day", "2026-11-24", "--provider", "csv", "--file", str(closes)]
     partial = json.loads(run(*day, "--json", code=1).stdout)
-    assert partial == {"trading_day": "2026-11-24", "loaded": 3, "missing": ["MSFT"]}
+    assert partial == {"trading_day": "2026-11-24", "loaded": 3, "missing": ["MSFT@2026-11-24"]}
     closes.write_text("trading_day,symbol,close\n2026-11-24,MSFT,399\n2026-11-24,AAPL,7\n")
     full = json.loads(run(*day, "--json").stdout)
     assert full == {"trading_day": "2026-11-24", "loaded": 1, "missing": []}

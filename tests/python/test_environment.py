@@ -24,7 +24,7 @@ SECRETS = {
 def oxp(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`oxp` with only this database and `env` set: no ENV unless given."""
     clean = {k: v for k, v in os.environ.items() if k != "ENV" and not k.startswith("JWT_")}
-    clean.update(DATABASE_URL=db_url, LOG_LEVEL="WARNING", **(env or {}))
+    clean.update({"DATABASE_URL": db_url, "LOG_LEVEL": "WARNING", **(env or {})})
     return subprocess.run(
         [OXP, *args], env=clean, capture_output=True, text=True, timeout=60, check=False
     )
