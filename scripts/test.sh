@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # strict, for python_sidecar/ and cli/ ([tool.mypy] in pyproject.toml)
 # pgTAP files use psql meta-commands (\gset), which sqlfluff cannot parse.
 .venv/bin/sqlfluff lint sql plpgsql pg_cron tests/sql/helpers --processes 2 2>/dev/null
 
@@ -60,4 +61,11 @@ echo "== pgTAP"
 pg_prove --quiet --failures -d "$TEST_DATABASE_URL" tests/sql/*.test.sql
 
 echo "== pytest"
-.venv/bin/pytest -q "$@"
+# Branch coverage of the shim and the CLI ([tool.coverage] in pyproject.toml);
+# its floor (report.fail_under) only binds a run of the whole suite.
+floor=()
+[ $# -eq 0 ] || floor=(--cov-fail-under=0)
+# One absolute data file for every process, whatever its working directory.
+rm -rf .cov && mkdir .cov
+export COVERAGE_FILE="$PWD/.cov/data"
+.venv/bin/pytest -q --cov --cov-report=term "${floor[@]}" "$@"

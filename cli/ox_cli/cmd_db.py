@@ -218,7 +218,7 @@ def load_cmd(
     # The roles are the cluster's, not the dump's: make sure they exist.
     roles = (ROOT / "sql" / "0001_roles.sql").read_text()
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(roles.split("\ngrant ")[0])  # type: ignore[arg-type]
+        conn.execute(roles.split("\ngrant ")[0])
     # pg_cron belongs to one database of a cluster (cron.database_name) and
     # its jobs to that cluster: left out here, `oxp db migrate` schedules them.
     listing = subprocess.run(  # noqa: S603 (an argument list, no shell)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import model_validator
@@ -243,7 +243,7 @@ class Settings(BaseSettings):
         parts = conninfo_to_dict(self.database_url)
         parts["user"] = user
         parts.pop("password", None)
-        return make_conninfo(**parts)
+        return make_conninfo("", **parts)
 
     @property
     def api_url(self) -> str:
@@ -282,7 +282,7 @@ class WorkerSettings(Settings):
     or `.env` has them."""
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:  # replaces the API's checks
+    def _production_needs_real_secrets(self) -> Self:  # replaces the API's checks
         no_url = not self.worker_database_url and self.database_url == LOCAL_DATABASE_URL
         if self.env == "production" and no_url:
             raise ValueError("WORKER_DATABASE_URL must be set in production")

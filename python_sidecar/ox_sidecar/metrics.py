@@ -186,7 +186,7 @@ def render(gauges: dict[str, Any] | None) -> tuple[bytes, str]:
     the database's gauges."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for metric in (REQUESTS, SERVER_ERRORS, LATENCY, POOL_IN_USE, POOL_WAITING):
             registry.register(metric)

@@ -1,5 +1,5 @@
 """The reward vendor over HTTP (issue 9, item 11), against a real local vendor
-server (tests/python/fake_vendor.py) and a real PostgreSQL: signed requests,
+server (tests/python/standins/fake_vendor.py) and a real PostgreSQL: signed requests,
 one voucher per redemption id, no answer is UNKNOWN (never a refund), the
 worker asks again, an admin resolves, and production never runs the
 simulated vendor (the real processes refuse to start)."""

@@ -202,8 +202,7 @@ async def finish_oauth(
     # Spent first, in its own transaction: a replayed callback fails here
     # even if this one fails further on. Only by the browser that began it.
     binding = refresh_hash(browser) if browser else None
-    args = ("oauth_consume", state, binding)
-    flow = json.loads(await call_api(pool, AUTH, "", *args) or "{}")
+    flow = json.loads(await call_api(pool, AUTH, "", "oauth_consume", state, binding) or "{}")
     id_token = await oidc.exchange(code, flow["code_verifier"], flow["redirect_uri"])
     claims = await oidc.verify(id_token, flow["nonce"])
     if claims.get("email_verified") is not True or not claims.get("email"):
