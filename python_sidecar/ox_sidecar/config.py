@@ -262,7 +262,7 @@ class Settings(BaseSettings):
         parts = conninfo_to_dict(self.database_replica_url)
         parts["user"] = user
         parts.pop("password", None)
-        return make_conninfo(**parts)
+        return make_conninfo("", **parts)
 
     @property
     def api_prepare_threshold(self) -> int | None:

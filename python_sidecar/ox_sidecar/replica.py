@@ -131,4 +131,4 @@ def status(settings: Settings, url: str) -> dict[str, Any]:
 def _safe(url: str) -> str:
     parts = conninfo_to_dict(url)
     parts.pop("password", None)
-    return make_conninfo(**parts)
+    return make_conninfo("", **parts)
