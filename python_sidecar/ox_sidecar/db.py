@@ -3,14 +3,14 @@ the role and the JWT claims, then calls one SQL function."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from .problems import Problem, from_database, from_sqlstate
+from .problems import ErrorMapReloader, Problem, from_database, from_sqlstate, is_mapped
 
 # A role's own statement_timeout (ALTER ROLE ... SET) does not apply on SET
 # ROLE, so each request sets its own, for its transaction only.
@@ -34,6 +34,8 @@ class Pools:
     admin: AsyncConnectionPool
     user_timeout_ms: int = 5000
     admin_timeout_ms: int = 30000
+    # A SQLSTATE the API has not seen re-reads the map (problems.py).
+    error_map: ErrorMapReloader = field(default_factory=lambda: ErrorMapReloader(30.0))
 
     def for_role(self, role: str) -> tuple[AsyncConnectionPool, int]:
         if role == ADMIN:
@@ -93,10 +95,14 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
         # progress), or the server going down under us (57P01..57P03).
         if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
             raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
+        if not is_mapped(exc.sqlstate):
+            await pools.error_map.reload_for(exc.sqlstate, pools.user)
         raise from_database(exc, role) from exc
     if row is None:
         return None
     text, sqlstate, detail = row
     if sqlstate is not None:
+        if not is_mapped(sqlstate):
+            await pools.error_map.reload_for(sqlstate, pools.user)
         raise from_sqlstate(sqlstate, detail)
     return text  # type: ignore[no-any-return]
