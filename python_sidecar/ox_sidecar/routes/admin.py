@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..db import call_api
 from ..deps import Admin, Caller, Cursor, Limit, Pool, RequiredIdempotencyKey, raw_json
-from .schemas import AdminOut, MetricsOut, answers
+from .schemas import AdminOut, AdminRows, MetricsOut, answers
 
 router = APIRouter(tags=["admin"])
 
@@ -203,7 +203,7 @@ async def admin_integrity(caller: Admin, pool: Pool) -> Response:
     return await admin_call(caller, pool, "admin_integrity_check")
 
 
-@router.get("/admin/batches", responses=answers(AdminOut))
+@router.get("/admin/batches", responses=answers(AdminRows))
 async def admin_batches(caller: Admin, pool: Pool, limit: Limit = 50) -> Response:
     return await admin_call(caller, pool, "admin_batches", limit)
 
@@ -215,7 +215,7 @@ async def admin_batch_run(
     return await admin_call(caller, pool, "admin_batch_run", job)
 
 
-@router.get("/admin/settings", responses=answers(AdminOut))
+@router.get("/admin/settings", responses=answers(AdminRows))
 async def admin_settings(caller: Admin, pool: Pool) -> Response:
     """The game's tunables, each with its rule."""
     return await admin_call(caller, pool, "admin_settings")

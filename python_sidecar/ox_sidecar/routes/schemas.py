@@ -97,10 +97,15 @@ class AdminOut(Open):
     """The admin function's answer (one JSON object)."""
 
 
+# The admin lists that are a JSON array (batches, settings).
+AdminRows = list[dict[str, Any]]
+
+
 class MetricsOut(BaseModel):
     items: list[dict[str, Any]] = Field(description="One per trading day")
 
 
-def answers(model: type[BaseModel], status: int = 200) -> dict[int | str, dict[str, Any]]:
+def answers(model: Any, status: int = 200) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route that passes its SQL function's JSON through."""
-    return {status: {"model": model, "description": model.__doc__ or "Success"}}
+    model_doc = model.__doc__ if isinstance(model, type) and issubclass(model, BaseModel) else None
+    return {status: {"model": model, "description": model_doc or "Success"}}
