@@ -21,10 +21,10 @@ from . import environment, logs, metrics, ratelimit, web
 from .ad_ssv import SsvVerifier
 from .config import Settings, get_settings
 from .db import Pools, new_pool, new_replica
-from .deps import PROBLEM, environment_agrees, rate_limited
+from .deps import PROBLEM, PROBLEM_STATUSES, environment_agrees, rate_limited
 from .guards import BodyLimit, HashGate
 from .oauth import OidcClient
-from .problems import Problem, load_error_codes, problem_response
+from .problems import ErrorMapReloader, Problem, load_error_codes, problem_response
 from .routes import ROUTERS
 from .tokens import TokenService, hash_memory_kib
 from .validation import explain
@@ -59,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.user_statement_timeout_ms,
         settings.admin_statement_timeout_ms,
         new_replica(settings),
+        ErrorMapReloader(settings.error_codes_reload_seconds),
     )
     app.state.environment_refusal = None
     await app.state.pool.open()
@@ -109,7 +110,7 @@ def create_app() -> FastAPI:
         title="OX Predict API",
         version="0.1.0",
         lifespan=lifespan,
-        responses={status: PROBLEM for status in (400, 401, 403, 404, 409, 422, 429, 503)},
+        responses={status: PROBLEM for status in PROBLEM_STATUSES},
         dependencies=[Depends(environment_agrees), Depends(rate_limited)],
     )
     if settings.cors_origins:
@@ -120,6 +121,7 @@ def create_app() -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ratelimit.HeadersMiddleware)
     app.add_middleware(logs.RequestIdMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
 

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # How often each API process adds its answers to the database's
     # per-minute counts (the 5xx-rate alert).
     http_counts_report_seconds: float = 15.0
+    # A SQLSTATE the API has not seen (a code added by a migration while it
+    # ran) re-reads the error map, at most once per this many seconds.
+    error_codes_reload_seconds: float = 30.0
 
     # Backups (pgBackRest; README "Backups and restore"). Its configuration
     # names the repository: `make run` writes one for .local/backups

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .config import Settings
-from .problems import Problem, from_database, from_sqlstate
+from .problems import ErrorMapReloader, Problem, from_database, from_sqlstate, is_mapped
 
 # A role's own statement_timeout (ALTER ROLE ... SET) does not apply on SET
 # ROLE, so each request sets its own, for its transaction only.
@@ -108,6 +108,8 @@ class Pools:
     user_timeout_ms: int = 5000
     admin_timeout_ms: int = 30000
     replica: Replica | None = None
+    # A SQLSTATE the API has not seen re-reads the map (problems.py).
+    error_map: ErrorMapReloader = field(default_factory=lambda: ErrorMapReloader(30.0))
 
     def for_role(self, role: str) -> tuple[AsyncConnectionPool, int]:
         if role == ADMIN:
@@ -175,11 +177,15 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
         # progress), or the server going down under us (57P01..57P03).
         if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
             raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
+        if not is_mapped(exc.sqlstate):
+            await pools.error_map.reload_for(exc.sqlstate, pools.user)
         raise from_database(exc, role) from exc
     if row is None:
         return None
     text, sqlstate, detail = row
     if sqlstate is not None:
+        if not is_mapped(sqlstate):
+            await pools.error_map.reload_for(sqlstate, pools.user)
         raise from_sqlstate(sqlstate, detail)
     return text  # type: ignore[no-any-return]
 
@@ -232,6 +238,8 @@ async def read_api(pools: Pools, role: str, claims: str, function: str, *args: A
         return None
     text, sqlstate, detail = row
     if sqlstate is not None:
+        if not is_mapped(sqlstate):
+            await pools.error_map.reload_for(sqlstate, pools.user)
         raise from_sqlstate(sqlstate, detail)
     return text  # type: ignore[no-any-return]
 

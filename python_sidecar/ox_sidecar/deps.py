@@ -5,9 +5,10 @@ raw-JSON answer (as full-stack-fastapi-template's `api/deps.py`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from . import ratelimit
@@ -17,7 +18,27 @@ from .oauth import OidcClient
 from .problems import Problem
 from .tokens import TokenService, claims_json
 
-PROBLEM = {"content": {"application/problem+json": {}}, "description": "problem+json (RFC 9457)"}
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem+json, as problems.problem_response writes it."""
+
+    type: str = Field(description="A URI naming the problem")
+    title: str
+    status: int
+    detail: str = Field(description="A sentence for people")
+    code: str = Field(description="The stable code (crypto.error_codes), e.g. NO_SESSION")
+    instance: str | None = Field(default=None, description="The request's path")
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="Invalid input: one entry per field (field, in, rule)"
+    )
+
+
+PROBLEM: dict[str, Any] = {
+    "content": {"application/problem+json": {"schema": ProblemOut.model_json_schema()}},
+    "description": "problem+json (RFC 9457)",
+}
+# Every route may answer these (bad input, tokens, limits, the database).
+PROBLEM_STATUSES = (400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 
 # --- who is calling ------------------------------------------------------

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..db import call_api, read_api
 from ..deps import Admin, Caller, Cursor, Limit, Pool, RequiredIdempotencyKey, raw_json
+from .schemas import AdminOut, AdminRows, MetricsOut, answers
 
 router = APIRouter(tags=["admin"])
 
@@ -101,14 +102,14 @@ async def admin_call(caller: Caller, pool: Any, *args: Any, status: int = 200) -
     return raw_json(await call_api(pool, caller.role, caller.claims, *args), status)
 
 
-@router.get("/admin/dashboard")
+@router.get("/admin/dashboard", responses=answers(AdminOut))
 async def admin_dashboard(caller: Admin, pool: Pool) -> Response:
     """Today's session and participation, points issued, spent and held,
     open alerts, each job's last run, the queue and the worker."""
     return await admin_call(caller, pool, "admin_dashboard")
 
 
-@router.get("/admin/audit")
+@router.get("/admin/audit", responses=answers(AdminOut))
 async def admin_audit(
     caller: Admin,
     pool: Pool,
@@ -125,20 +126,20 @@ async def admin_audit(
     return await admin_call(caller, pool, *args)
 
 
-@router.post("/admin/universe/upsert")
+@router.post("/admin/universe/upsert", responses=answers(AdminOut))
 async def admin_universe(body: UniverseIn, caller: Admin, pool: Pool) -> Response:
     args = ("admin_universe_upsert", body.trading_day, body.symbols)
     return await admin_call(caller, pool, *args)
 
 
-@router.post("/admin/rewards/inventory")
+@router.post("/admin/rewards/inventory", responses=answers(AdminOut))
 async def admin_inventory(body: InventoryIn, caller: Admin, pool: Pool) -> Response:
     """Add a SKU, restock, change the price, disable or enable."""
     args = ("admin_reward_inventory", body.sku, body.name, body.cost_points, body.stock)
     return await admin_call(caller, pool, *args, body.active)
 
 
-@router.post("/admin/redemptions/{redemption_id}/resolve")
+@router.post("/admin/redemptions/{redemption_id}/resolve", responses=answers(AdminOut))
 async def admin_resolve(
     redemption_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: ResolveIn,
@@ -151,7 +152,7 @@ async def admin_resolve(
     return await admin_call(caller, pool, *args, body.reason)
 
 
-@router.post("/admin/users/adjust-points")
+@router.post("/admin/users/adjust-points", responses=answers(AdminOut))
 async def admin_adjust(
     body: AdjustIn, caller: Admin, pool: Pool, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
@@ -161,31 +162,31 @@ async def admin_adjust(
     return await admin_call(caller, pool, *args, idempotency_key)
 
 
-@router.post("/admin/users/{user_id}/disable")
+@router.post("/admin/users/{user_id}/disable", responses=answers(AdminOut))
 async def admin_disable(user_id: uuid.UUID, body: ReasonIn, caller: Admin, pool: Pool) -> Response:
     """Every request of theirs is refused at once, their sessions end."""
     args = ("admin_user_disabled", user_id, True, body.reason)
     return await admin_call(caller, pool, *args)
 
 
-@router.post("/admin/users/{user_id}/enable")
+@router.post("/admin/users/{user_id}/enable", responses=answers(AdminOut))
 async def admin_enable(user_id: uuid.UUID, body: ReasonIn, caller: Admin, pool: Pool) -> Response:
     return await admin_call(caller, pool, "admin_user_disabled", user_id, False, body.reason)
 
 
-@router.post("/admin/settlement/manual")
+@router.post("/admin/settlement/manual", responses=answers(AdminOut))
 async def admin_settle(body: ManualSettlementIn, caller: Admin, pool: Pool) -> Response:
     args = ("admin_settlement_manual", body.trading_day, body.void_missing)
     return await admin_call(caller, pool, *args)
 
 
-@router.post("/admin/eod/trigger", status_code=202)
+@router.post("/admin/eod/trigger", status_code=202, responses=answers(AdminOut, 202))
 async def admin_eod(body: DayIn, caller: Admin, pool: Pool) -> Response:
     """Ask the worker for a finished day's closes now."""
     return await admin_call(caller, pool, "admin_eod_trigger", body.trading_day, status=202)
 
 
-@router.post("/admin/eod/prices")
+@router.post("/admin/eod/prices", responses=answers(AdminOut))
 async def admin_eod_prices(body: ClosesIn, caller: Admin, pool: Pool) -> Response:
     """Closes from elsewhere during a price outage, before the VOID
     deadline: all rows or none (each refused row named by its number)."""
@@ -196,31 +197,31 @@ async def admin_eod_prices(body: ClosesIn, caller: Admin, pool: Pool) -> Respons
     return await admin_call(caller, pool, "admin_load_eod_prices", Jsonb(closes))
 
 
-@router.post("/admin/maintenance/integrity-check")
+@router.post("/admin/maintenance/integrity-check", responses=answers(AdminOut))
 async def admin_integrity(caller: Admin, pool: Pool) -> Response:
     """Every ledger, stock and settlement invariant and the audit chain, now."""
     return await admin_call(caller, pool, "admin_integrity_check")
 
 
-@router.get("/admin/batches")
+@router.get("/admin/batches", responses=answers(AdminRows))
 async def admin_batches(caller: Admin, pool: Pool, limit: Limit = 50) -> Response:
     return await admin_call(caller, pool, "admin_batches", limit)
 
 
-@router.post("/admin/batches/{job}/run")
+@router.post("/admin/batches/{job}/run", responses=answers(AdminOut))
 async def admin_batch_run(
     job: Annotated[str, Path(pattern=r"^[a-z\-]{1,40}$")], caller: Admin, pool: Pool
 ) -> Response:
     return await admin_call(caller, pool, "admin_batch_run", job)
 
 
-@router.get("/admin/settings")
+@router.get("/admin/settings", responses=answers(AdminRows))
 async def admin_settings(caller: Admin, pool: Pool) -> Response:
     """The game's tunables, each with its rule."""
     return await admin_call(caller, pool, "admin_settings")
 
 
-@router.patch("/admin/settings")
+@router.patch("/admin/settings", responses=answers(AdminOut))
 async def admin_settings_patch(
     body: Annotated[dict[str, Any], Body(min_length=1, max_length=50)],
     caller: Admin,
@@ -230,13 +231,13 @@ async def admin_settings_patch(
     return await admin_call(caller, pool, "admin_settings_patch", Jsonb(body))
 
 
-@router.post("/admin/ads", status_code=201)
+@router.post("/admin/ads", status_code=201, responses=answers(AdminOut, 201))
 async def admin_ad_create(body: AdIn, caller: Admin, pool: Pool) -> Response:
     args = ("admin_ad_upsert", body.id, body.title, body.reward_kind, body.reward_points)
     return await admin_call(caller, pool, *args, body.active, status=201)
 
 
-@router.patch("/admin/ads/{ad_id}")
+@router.patch("/admin/ads/{ad_id}", responses=answers(AdminOut))
 async def admin_ad_patch(
     ad_id: Annotated[str, Path(pattern=r"^[a-z0-9\-]{1,40}$")],
     body: AdPatch,
@@ -247,7 +248,7 @@ async def admin_ad_patch(
     return await admin_call(caller, pool, *args)
 
 
-@router.get("/v1/metrics/{report}")
+@router.get("/v1/metrics/{report}", responses=answers(MetricsOut))
 async def metrics_report(
     report: Literal["daily", "predictions", "points"],
     caller: Admin,
@@ -265,12 +266,12 @@ async def metrics_report(
     return JSONResponse({"items": items})
 
 
-@router.get("/admin/health")
+@router.get("/admin/health", responses=answers(AdminOut))
 async def admin_health(caller: Admin, pool: Pool) -> Response:
     return raw_json(await call_api(pool, caller.role, caller.claims, "admin_health"))
 
 
-@router.post("/admin/settlement/correct")
+@router.post("/admin/settlement/correct", responses=answers(AdminOut))
 async def admin_correct_settlement(body: CorrectionIn, caller: Admin, pool: Pool) -> Response:
     """Correct the closes a settled day read: outcomes recomputed, winners paid, wrong
     awards reversed (never below a zero balance); a retry changes nothing."""

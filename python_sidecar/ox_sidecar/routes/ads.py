@@ -10,20 +10,21 @@ from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
 from ..db import call_api
-from ..deps import PROBLEM, AnyCaller, Pool, RequiredIdempotencyKey, User, raw_json
+from ..deps import AnyCaller, Pool, RequiredIdempotencyKey, User, raw_json
 from ..problems import Problem
+from .schemas import AdClickOut, Items, SsvOut, answers
 
 router = APIRouter(tags=["ads"])
 
 AdId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[a-z0-9\-]+$")]
 
 
-@router.get("/v1/ads")
+@router.get("/v1/ads", responses=answers(Items))
 async def ads(caller: AnyCaller, pool: Pool) -> Response:
     return raw_json(await call_api(pool, caller.role, caller.claims, "ads"))
 
 
-@router.post("/v1/ads/{ad_id}/click", status_code=201)
+@router.post("/v1/ads/{ad_id}/click", status_code=201, responses=answers(AdClickOut, 201))
 async def click_ad(
     ad_id: AdId, caller: User, pool: Pool, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
@@ -34,7 +35,7 @@ async def click_ad(
     return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
 
 
-@router.get("/v1/ads/ssv", responses={400: PROBLEM, 403: PROBLEM, 409: PROBLEM})
+@router.get("/v1/ads/ssv", responses=answers(SsvOut))
 async def ad_ssv(request: Request, pool: Pool) -> Response:
     """The ad network's server-side verification callback (AdMob's shape). No
     token: the network calls it, and only a callback signed with a key the

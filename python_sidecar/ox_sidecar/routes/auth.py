@@ -23,6 +23,7 @@ from ..tokens import (
     refresh_hash,
     verify_password,
 )
+from .schemas import Done, MeOut, answers
 
 router = APIRouter()
 
@@ -30,6 +31,11 @@ router = APIRouter()
 class Credentials(BaseModel):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=8, max_length=128)
+
+
+class SignupIn(Credentials):
+    # The rule api.signup applies (after trimming spaces), stated in the schema.
+    email: str = Field(min_length=3, max_length=254, pattern=r"^ *[^@\s]+@[^@\s]+\.[^@\s]+ *$")
 
 
 class LoginIn(Credentials):
@@ -86,9 +92,7 @@ async def jwks(tokens: Tokens) -> dict[str, Any]:
 
 
 @router.post("/v1/auth/signup", status_code=201, response_model=SignupOut, tags=["auth"])
-async def signup(
-    body: Credentials, request: Request, pool: Pool, tokens: Tokens, gate: Gate
-) -> Any:
+async def signup(body: SignupIn, request: Request, pool: Pool, tokens: Tokens, gate: Gate) -> Any:
     password_hash = await gate.run(hash_password, body.password)
     user_text = await call_api(pool, "anon", "", "signup", body.email, password_hash)
     created = json.loads(user_text or "null")
@@ -137,13 +141,15 @@ async def verify_email_page(token: VerifyToken) -> HTMLResponse:
     )
 
 
-@router.post("/v1/auth/verify-email", tags=["auth"])
+@router.post("/v1/auth/verify-email", tags=["auth"], responses=answers(Done))
 async def verify_email(token: VerifyToken, pool: Pool) -> Response:
     """Spends the link (once, before it expires) and verifies the email."""
     return raw_json(await call_api(pool, AUTH, "", "verify_email", refresh_hash(token)))
 
 
-@router.post("/v1/auth/verify-email/resend", status_code=202, tags=["auth"])
+@router.post(
+    "/v1/auth/verify-email/resend", status_code=202, tags=["auth"], responses=answers(Done, 202)
+)
 async def resend_verification(caller: User, request: Request, pool: Pool) -> Response:
     """Mails a new link to the signed-in user (at most one a minute)."""
     if not request.app.state.mail_enabled:
@@ -161,14 +167,25 @@ async def refresh(body: RefreshIn, pool: Pool, tokens: Tokens) -> Any:
     return {**tokens.issue(user), "refresh_token": new}
 
 
-@router.post("/v1/auth/logout", tags=["auth"])
+@router.post("/v1/auth/logout", tags=["auth"], responses=answers(Done))
 async def logout(body: RefreshIn, pool: Pool) -> Response:
     """Revokes the refresh token's whole family; access tokens expire on their own."""
     args = ("logout", refresh_hash(body.refresh_token))
     return raw_json(await call_api(pool, AUTH, "", *args))
 
 
-@router.get("/v1/auth/oauth/google", status_code=302, tags=["auth"])
+@router.get(
+    "/v1/auth/oauth/google",
+    status_code=302,
+    tags=["auth"],
+    response_class=RedirectResponse,
+    responses={
+        302: {
+            "description": "To Google's sign-in page (a cookie binds the state to this browser)",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def oauth_google(pool: Pool, oidc: Oidc) -> Response:
     if not oidc.configured:
         raise Problem("UNAVAILABLE", "Google sign-in is not configured here")
@@ -243,12 +260,12 @@ async def oauth_callback_app(
     return await finish_oauth(pool, tokens, oidc, body.code, body.state, browser)
 
 
-@router.get("/v1/users/me", tags=["users"])
+@router.get("/v1/users/me", tags=["users"], responses=answers(MeOut))
 async def me(caller: User, pool: Pool) -> Response:
     return raw_json(await call_api(pool, caller.role, caller.claims, "me"))
 
 
-@router.post("/v1/users/me/nickname", tags=["users"])
+@router.post("/v1/users/me/nickname", tags=["users"], responses=answers(Done))
 async def set_nickname(body: NicknameIn, caller: User, pool: Pool) -> Response:
     """The public name on the leaderboard (null removes it): 2 to 20
     characters, no "@", unique whatever the case (409 NICKNAME_TAKEN)."""

@@ -12,6 +12,16 @@ from starlette.responses import Response
 
 from ..db import call_api, read_api
 from ..deps import AnyCaller, Cursor, Limit, Pool, User, raw_json
+from .schemas import (
+    LeaderboardOut,
+    Page,
+    PredictionOut,
+    SessionOut,
+    SettlementsOut,
+    StatsOut,
+    UniverseOut,
+    answers,
+)
 
 router = APIRouter()
 
@@ -26,7 +36,7 @@ class PredictionIn(BaseModel):
     choice: Literal["UP", "DOWN"]
 
 
-@router.get("/v1/session/today", tags=["game"])
+@router.get("/v1/session/today", tags=["game"], responses=answers(SessionOut))
 async def session_today(caller: AnyCaller, pool: Pool) -> Response:
     """The session players predict in now, else the latest one.
 
@@ -40,12 +50,17 @@ async def session_today(caller: AnyCaller, pool: Pool) -> Response:
     return raw_json(await call_api(pool, caller.role, caller.claims, "session_today"))
 
 
-@router.get("/v1/universe/today", tags=["game"])
+@router.get("/v1/universe/today", tags=["game"], responses=answers(UniverseOut))
 async def universe_today(caller: AnyCaller, pool: Pool) -> Response:
     return raw_json(await call_api(pool, caller.role, caller.claims, "universe_today"))
 
 
-@router.post("/v1/predictions/{symbol}", tags=["game"], status_code=201)
+@router.post(
+    "/v1/predictions/{symbol}",
+    tags=["game"],
+    status_code=201,
+    responses=answers(PredictionOut, 201),
+)
 async def predict(
     symbol: Symbol,
     body: PredictionIn,
@@ -57,7 +72,7 @@ async def predict(
     return raw_json(await call_api(pool, caller.role, caller.claims, *args), 201)
 
 
-@router.get("/v1/predictions", tags=["game"])
+@router.get("/v1/predictions", tags=["game"], responses=answers(Page))
 async def my_predictions(
     caller: User,
     pool: Pool,
@@ -76,18 +91,18 @@ async def my_predictions(
     return raw_json(await call_api(pool, caller.role, caller.claims, *args))
 
 
-@router.get("/v1/settlements/{trading_day}", tags=["game"])
+@router.get("/v1/settlements/{trading_day}", tags=["game"], responses=answers(SettlementsOut))
 async def settlements(trading_day: dt.date, caller: AnyCaller, pool: Pool) -> Response:
     args = ("settlements", trading_day)
     return raw_json(await read_api(pool, caller.role, caller.claims, *args))
 
 
-@router.get("/v1/users/stats", tags=["users"])
+@router.get("/v1/users/stats", tags=["users"], responses=answers(StatsOut))
 async def stats(caller: User, pool: Pool) -> Response:
     return raw_json(await call_api(pool, caller.role, caller.claims, "user_stats"))
 
 
-@router.get("/v1/leaderboard", tags=["users"])
+@router.get("/v1/leaderboard", tags=["users"], responses=answers(LeaderboardOut))
 async def leaderboard(
     caller: AnyCaller,
     pool: Pool,
