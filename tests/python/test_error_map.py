@@ -4,11 +4,28 @@ ERROR_CODES_RELOAD_SECONDS, instead of answering 500 until a restart."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from ox_sidecar import problems
+
 pytestmark = pytest.mark.usefixtures("calendar")
+
+
+@pytest.fixture(autouse=True)
+def error_map_restored() -> Iterator[None]:
+    """The map is the process's: the codes these tests invent would stay in
+    it for every later test of this pytest process (which asks the web app
+    for words for each known code)."""
+    by_code, by_sqlstate = dict(problems._BY_CODE), dict(problems._BY_SQLSTATE)
+    yield
+    problems._BY_CODE.clear()
+    problems._BY_CODE.update(by_code)
+    problems._BY_SQLSTATE.clear()
+    problems._BY_SQLSTATE.update(by_sqlstate)
 
 
 def raise_from_universe_today(db: psycopg.Connection, sqlstate: str, code: str) -> None:
