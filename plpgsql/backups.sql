@@ -131,7 +131,7 @@ begin
     v_state := jsonb_build_object(
         'scheduled', true, 'last_full', crypto.kst(v_full), 'last_any', crypto.kst(v_any),
         'late_full', v_late_full, 'late_any', v_late_any,
-        'action', 'oxp db backups; oxp jobs list; is the worker running? oxp db backup --type full'
+        'action', 'oxp db backups; oxp jobs list; is the worker running? a scheduled run (clears this when it succeeds): select crypto.enqueue_backup(''full'')'
     );
     if v_late_full then
         perform crypto.alert_open('backup_late', 'full', 'critical', v_state);

@@ -35,8 +35,15 @@ as $$
             (q.status = 'queued' and q.run_after <= crypto.now())
             -- A worker that died mid-job (killed during a vendor call or a
             -- price fetch) loses it after the lease (jobs.lease_seconds).
+            -- A backup may run for pgBackRest's hour (backups.py), so its
+            -- lease is at least two: a second worker would only fail on the
+            -- repository's lock and raise a false backup_failed.
             or (q.status = 'running'
-                and q.locked_at < clock_timestamp() - crypto.setting_interval('jobs.lease_seconds'))
+                and q.locked_at < clock_timestamp() - case
+                    when q.kind like 'backup.%'
+                        then greatest(crypto.setting_interval('jobs.lease_seconds'), interval '2 hours')
+                    else crypto.setting_interval('jobs.lease_seconds')
+                end)
         )
         order by q.run_after, q.id
         for update skip locked
@@ -47,17 +54,22 @@ $$;
 
 grant execute on function crypto.claim_job(text[]) to oxp_service;
 
-create or replace function crypto.complete_job(p_id bigint) returns void
+-- p_attempts is the claim's fencing token (the attempts claim_job returned):
+-- a worker that outlived its lease, whose job another worker retook, finds
+-- the token moved on and changes nothing, so it can neither mark the new
+-- attempt done nor put it back in the queue (where a redemption could be
+-- cancelled and refunded while the new attempt is issuing its voucher).
+create or replace function crypto.complete_job(p_id bigint, p_attempts integer) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     update crypto.jobs set status = 'done', finished_at = crypto.now(), locked_at = null
-    where id = p_id and status = 'running'
+    where id = p_id and status = 'running' and attempts = p_attempts
 $$;
 
-grant execute on function crypto.complete_job(bigint) to oxp_service;
+grant execute on function crypto.complete_job(bigint, integer) to oxp_service;
 
-create or replace function crypto.fail_job(p_id bigint, p_error text) returns crypto.job_status
+create or replace function crypto.fail_job(p_id bigint, p_attempts integer, p_error text) returns crypto.job_status
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -73,7 +85,7 @@ as $$
             last_error = left(p_error, 2000),
             locked_at = null,
             finished_at = case when attempts >= max_attempts then crypto.now() end
-        where id = p_id and status = 'running'
+        where id = p_id and status = 'running' and attempts = p_attempts
         returning *
     ),
 
@@ -92,4 +104,4 @@ as $$
     select f.status from failed as f
 $$;
 
-grant execute on function crypto.fail_job(bigint, text) to oxp_service;
+grant execute on function crypto.fail_job(bigint, integer, text) to oxp_service;

@@ -15,6 +15,15 @@ as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# The pid file names a live PgBouncer of this folder's ini (not a stale pid
+# that another process has since taken).
+ours() {
+  local pid
+  [ -f "$1/pgbouncer.pid" ] || return 1
+  pid=$(cat "$1/pgbouncer.pid")
+  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- " $1/pgbouncer.ini"
+}
+
 case "$cmd" in
 start)
   port=${3:?PORT missing}
@@ -46,7 +55,7 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 EOF
   [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
-  if [ -f "$dir/pgbouncer.pid" ] && kill -0 "$(cat "$dir/pgbouncer.pid")" 2>/dev/null; then
+  if ours "$dir"; then
     exit 0
   fi
   # Debian puts it in /usr/sbin, which a non-root PATH may lack.
@@ -59,7 +68,7 @@ EOF
   exit 1
   ;;
 stop)
-  if [ -f "$dir/pgbouncer.pid" ]; then
+  if ours "$dir"; then
     pid=$(cat "$dir/pgbouncer.pid")
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do

@@ -30,11 +30,12 @@ ADMIN = "app_admin"
 # How far a replica is behind, in seconds, as any login may ask it: none
 # when it has replayed all it received; unknown (null) when it receives
 # nothing (no WAL receiver: the primary is down or the link is cut), since it
-# cannot know what it misses. Not in recovery: a primary, or promoted.
+# cannot know what it misses; unknown too when it is not in recovery (a
+# primary, a promoted ex-replica, a restored copy: its data may be any age).
 REPLICA_LAG = """
 select pg_is_in_recovery(),
        case
-         when not pg_is_in_recovery() then 0
+         when not pg_is_in_recovery() then null
          when not exists (select from pg_stat_wal_receiver) then null
          when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
          else greatest(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0)

@@ -123,19 +123,24 @@ def run_once(conn: psycopg.Connection) -> bool:
     """One job, if one is due; True when a job was taken. `conn` is autocommit:
     handlers run their own transactions (a handler may wait on the network)."""
     job = conn.execute(
-        "select (j).id, (j).kind, (j).payload from (select crypto.claim_job(%s) as j) as c",
+        "select (j).id, (j).kind, (j).payload, (j).attempts"
+        " from (select crypto.claim_job(%s) as j) as c",
         (list(HANDLERS),),
     ).fetchone()
     if job is None or job[0] is None:
         return False
-    job_id, kind, payload = job
+    job_id, kind, payload, attempt = job
     try:
         HANDLERS[kind](conn, payload)
     except Exception as exc:
         log.warning("job failed: %s", exc, extra={"job": job_id, "kind": kind, "error": str(exc)})
-        conn.execute("select crypto.fail_job(%s, %s)", (job_id, f"{type(exc).__name__}: {exc}"))
+        conn.execute(
+            "select crypto.fail_job(%s, %s, %s)",
+            (job_id, attempt, f"{type(exc).__name__}: {exc}"),
+        )
     else:
-        conn.execute("select crypto.complete_job(%s)", (job_id,))
+        # A no-op when this attempt lost its lease and another worker retook the job.
+        conn.execute("select crypto.complete_job(%s, %s)", (job_id, attempt))
     return True
 
 

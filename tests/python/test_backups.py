@@ -158,7 +158,8 @@ class Watcher:
         codes = {(status, code) for _, status, code, _ in self.answers}
         assert codes <= {(200, ""), (503, "DATABASE_UNAVAILABLE")}, codes
         slowest = max(took for *_, took in self.answers)
-        assert slowest < 8, f"a request took {slowest:.1f} s"
+        # A pool wait (5 s) then a statement (5 s) is the longest legitimate answer.
+        assert slowest < 12, f"a request took {slowest:.1f} s"
 
     def serves_again_within(self, seconds: float) -> float:
         """Seconds from the command's end to the first 200 after it."""
@@ -687,7 +688,7 @@ def test_postgres_killed_under_api_traffic_loses_nothing(backed_up: dict[str, An
     assert deadlocks == 0 and other_5xx == 0
     assert unavailable > 0, answers
     assert set(answers) <= {(s, "") for s in CRASH_OK.values()} | {(503, "DATABASE_UNAVAILABLE")}
-    assert max(t for *_, t in traffic.answers) < 8, "a request hung"
+    assert max(t for *_, t in traffic.answers) < 12, "a request hung"
     assert all(o["recovered"] <= 5 for o in outages), outages
     books_clean(url)
 

@@ -269,7 +269,7 @@ def test_jobs_list_retry_cancel(db: psycopg.Connection) -> None:
     fetch = scalar(db, "select crypto.enqueue_job('eod.fetch', '{}', 'eod.fetch:2026-11-24', 1)")
     issue = scalar(db, "select crypto.enqueue_job('reward.issue', '{\"redemption_id\": 9}', null)")
     db.execute("select crypto.claim_job(array['eod.fetch'])")
-    db.execute("select crypto.fail_job(%s, 'DNS failure: no such host')", (fetch,))
+    db.execute("select crypto.fail_job(%s, 1, 'DNS failure: no such host')", (fetch,))
 
     [dead] = data("jobs", "list", "--status", "dead")
     assert dead["id"] == fetch and dead["last_error"] == "DNS failure: no such host"

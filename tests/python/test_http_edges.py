@@ -80,7 +80,7 @@ def test_openapi_documents_every_route_the_app_declares(client: TestClient) -> N
 
 
 def wait_ready(client: TestClient) -> httpx.Response:
-    for _ in range(50):  # ready once start-up has read the error codes
+    for _ in range(600):  # ready once start-up has read the error codes
         ready = client.get("/ready")
         if ready.status_code == 200:
             return ready

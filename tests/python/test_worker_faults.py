@@ -39,7 +39,7 @@ def start_worker() -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for(what: str, check: Callable[[], bool], seconds: float = 40) -> float:
+def wait_for(what: str, check: Callable[[], bool], seconds: float = 90) -> float:
     started = time.monotonic()
     while not check():
         assert time.monotonic() - started < seconds, f"waited {seconds} s for {what}"

@@ -5,7 +5,7 @@ select crypto.enqueue_job('eod.fetch', '{"trading_day": "2026-11-24"}', 'eod.fet
 select crypto.enqueue_job('reward.issue', '{"redemption_id": 7}', 'reward.issue:7') as issue \gset
 -- The fetch fails its one attempt and is dead.
 select (crypto.claim_job(array['eod.fetch'])).id;
-select crypto.fail_job(:fetch, 'DNS failure');
+select crypto.fail_job(:fetch, 1, 'DNS failure');
 
 select is(crypto.jobs_list('dead') #>> '{0,last_error}', 'DNS failure', 'a dead job with its last error');
 select is((select count(*)::int from jsonb_array_elements(crypto.jobs_list()) as j where j ->> 'kind' <> 'alert.deliver'), 2,
@@ -22,7 +22,7 @@ select throws_ok(format('select crypto.job_retry(%s)', :fetch), 'OX122', 'JOB_ST
     'a running job is the worker''s');
 select throws_ok('select crypto.job_retry(999999)', 'OX004', 'NOT_FOUND', 'an unknown job');
 
-select crypto.fail_job(:fetch, 'again');
+select crypto.fail_job(:fetch, 2, 'again');
 select is(crypto.job_cancel(:fetch, 'closes loaded by hand') ->> 'status', 'cancelled', 'a dead job is cancelled');
 select is((select (crypto.claim_job(array['eod.fetch'])).id), null, '... and never claimed again');
 select throws_ok(format('select crypto.job_cancel(%s, %L)', :issue, 'x'), 'OX122', 'JOB_STATE_CONFLICT',
