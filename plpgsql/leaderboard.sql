@@ -16,8 +16,47 @@ as $$
     end
 $$;
 
+-- The streak rule, in one place. A streak is a run of consecutive won
+-- predictions among a player's decided ones (WON or LOST) ordered by
+-- trading day, then symbol: a loss ends it; a VOID neither extends nor
+-- breaks it (it is not decided); a day not settled yet has no outcome and
+-- is not counted. current_streak is the run that ends at the latest decided
+-- prediction (0 when that one lost), best_streak the longest run ever.
+-- For the players of p_day, over all their settled history.
+create or replace function crypto.streak_rows(p_day date)
+returns table (user_id uuid, current_streak integer, best_streak integer)
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    -- Each loss opens a group; the wins after it (up to the next loss) are
+    -- the group's run. The last group holds the current streak.
+    select
+        g.user_id,
+        (array_agg(g.run order by g.losses_before desc))[1]::integer,
+        max(g.run)::integer
+    from (
+        select x.user_id, x.losses_before, count(*) filter (where x.won) as run
+        from (
+            select
+                p.user_id,
+                crypto.prediction_won(p.choice, s.outcome) as won,
+                count(*) filter (where not crypto.prediction_won(p.choice, s.outcome))
+                    over (partition by p.user_id order by p.trading_day, p.symbol) as losses_before
+            from crypto.predictions as p
+            join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            where
+                s.outcome <> 'VOID'
+                and p.user_id in (select d.user_id from crypto.predictions as d where d.trading_day = p_day)
+        ) as x
+        group by x.user_id, x.losses_before
+    ) as g
+    group by g.user_id
+$$;
+
 -- Recomputed, not incremented: a second refresh of the same day (a retry,
--- a correction) gives the same rows. Only the day's players change.
+-- a correction) gives the same rows. Only the day's players change: their
+-- rows of the day's week, month and all time, and their streaks
+-- (crypto.user_streaks: see crypto.streak_rows for the rule).
 create or replace function crypto.leaderboard_refresh(p_day date) returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -57,6 +96,16 @@ begin
         get diagnostics v_count = row_count;
         v_rows := v_rows + v_count;
     end loop;
+    -- Every player of the day gets a row, 0 and 0 when a correction left
+    -- nothing decided, so no stale streak outlives the facts it came from.
+    insert into crypto.user_streaks as k (user_id, current_streak, best_streak, refreshed_at)
+    select
+        d.user_id, coalesce(r.current_streak, 0), coalesce(r.best_streak, 0), crypto.now()
+    from (select distinct p.user_id from crypto.predictions as p where p.trading_day = p_day) as d
+    left join crypto.streak_rows(p_day) as r on r.user_id = d.user_id
+    on conflict (user_id) do update
+        set current_streak = excluded.current_streak, best_streak = excluded.best_streak,
+            refreshed_at = excluded.refreshed_at;
     return v_rows;
 end
 $$;
@@ -101,11 +150,18 @@ end
 $$;
 
 -- One page of the board for the period that holds today (New York date),
--- in rank order: points, then wins, then the player's id (fixed, so ties
--- never swap between pages). Accuracy is null below the minimum of
--- decided predictions. Public: nicknames only, never an email or an id.
+-- in rank order: points, then wins, then the player's id, all descending
+-- (the id is fixed, so ties never swap between pages). Accuracy is null
+-- below the minimum of decided predictions. Public: nicknames only, never
+-- an email or an id.
+-- The cursor is a keyset, not an offset: base64url of
+-- "period|period_start|rank|points|wins|user_id" of the last row shown, so
+-- the next page is one index range after that row, as fast deep as first,
+-- and a refresh between two pages neither repeats nor skips a player who
+-- did not move. It pins the period it began in: paging over a new Monday
+-- goes on through the week it started. Ranks go on from the cursor's.
 create or replace function api.leaderboard(
-    p_period text default 'week', p_limit integer default 20, p_cursor bigint default null
+    p_period text default 'week', p_limit integer default 20, p_cursor text default null
 ) returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -113,43 +169,88 @@ as $$
 declare
     v_start date;
     v_min integer := crypto.setting_int('leaderboard.min_decided');
-    v_offset bigint := coalesce(p_cursor, 0);
+    v_key text[];
+    -- Above every row when there is no cursor: the first page.
+    v_rank bigint := 0;
+    v_points bigint := 9223372036854775807;
+    v_wins integer := 2147483647;
+    v_uid uuid := 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid;
     v_items json;
     v_count integer;
+    v_last_points bigint;
+    v_last_wins integer;
+    v_last_uid uuid;
 begin
     if p_period is null or p_period not in ('week', 'month', 'all') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'period is week, month or all';
     end if;
     perform crypto.page_limit(p_limit);
-    if v_offset < 0 then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'cursor is a rank (0 or more)';
-    end if;
     v_start := crypto.leaderboard_start(p_period, (crypto.now() at time zone 'America/New_York')::date);
+    if p_cursor is not null then
+        begin
+            v_key := regexp_match(
+                convert_from(decode(
+                    rpad(translate(p_cursor, '-_', '+/'), (length(p_cursor) + 3) / 4 * 4, '='), 'base64'
+                ), 'UTF8'),
+                '^(week|month|all)\|(\d{4}-\d{2}-\d{2})\|(\d{1,18})\|(\d{1,18})\|(\d{1,9})\|'
+                '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$'
+            );
+        exception when others then
+            v_key := null;  -- not base64, not UTF-8: not a cursor of ours
+        end;
+        if v_key is null or length(p_cursor) > 200 or p_cursor !~ '^[A-Za-z0-9_-]+$' then
+            raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+                detail = 'cursor is not one this board gave: pass next_cursor back as it came';
+        end if;
+        if v_key[1] <> p_period then
+            raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+                detail = format('this cursor pages the %s board, not the %s one', v_key[1], p_period);
+        end if;
+        v_start := crypto.try_date(v_key[2]);
+        v_rank := v_key[3]::bigint;
+        v_points := v_key[4]::bigint;
+        v_wins := v_key[5]::integer;
+        v_uid := v_key[6]::uuid;
+        if v_start is null or v_start <> crypto.leaderboard_start(p_period, v_start) then
+            raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+                detail = 'cursor is not one this board gave: pass next_cursor back as it came';
+        end if;
+    end if;
+    -- One more row than asked tells whether a next page exists.
+    with page as (
+        select l.*, row_number() over (order by l.points desc, l.wins desc, l.user_id desc) as n
+        from (
+            select l.* from crypto.leaderboard as l
+            where
+                l.period = p_period and l.period_start = v_start
+                and (l.points, l.wins, l.user_id) < (v_points, v_wins, v_uid)
+            order by l.points desc, l.wins desc, l.user_id desc
+            limit p_limit + 1
+        ) as l
+    )
+
     select
         json_agg(json_build_object(
-            'rank', v_offset + r.n, 'nickname', u.nickname, 'points', r.points, 'wins', r.wins,
+            'rank', v_rank + r.n, 'nickname', u.nickname, 'points', r.points, 'wins', r.wins,
             'losses', r.losses, 'voids', r.voids, 'decided', r.wins + r.losses,
             'accuracy', case when r.wins + r.losses >= v_min
                 then round(r.wins::numeric / (r.wins + r.losses), 4) end
-        ) order by r.n),
-        count(*)
-    into v_items, v_count
-    from (
-        select l.*, row_number() over (order by l.points desc, l.wins desc, l.user_id) as n
-        from (
-            select l.* from crypto.leaderboard as l
-            where l.period = p_period and l.period_start = v_start
-            order by l.points desc, l.wins desc, l.user_id
-            offset v_offset limit p_limit
-        ) as l
-    ) as r
+        ) order by r.n) filter (where r.n <= p_limit),
+        count(*),
+        (array_agg(r.points) filter (where r.n = p_limit))[1],
+        (array_agg(r.wins) filter (where r.n = p_limit))[1],
+        (array_agg(r.user_id) filter (where r.n = p_limit))[1]
+    into v_items, v_count, v_last_points, v_last_wins, v_last_uid
+    from page as r
     join crypto.users as u on u.id = r.user_id;
     return json_build_object(
         'period', p_period, 'period_start', v_start, 'min_decided', v_min,
         'items', coalesce(v_items, '[]'),
-        'next_cursor', case when v_count = p_limit then v_offset + v_count end
+        'next_cursor', case when v_count > p_limit then rtrim(translate(replace(encode(convert_to(
+            concat_ws('|', p_period, to_char(v_start, 'YYYY-MM-DD'), v_rank + p_limit, v_last_points,
+                v_last_wins, v_last_uid),
+            'UTF8'), 'base64'), E'\n', ''), '+/', '-_'), '=') end
     );
 end
 $$;
@@ -157,4 +258,4 @@ $$;
 grant execute on function crypto.leaderboard_start(text, date) to oxp_service, app_admin, auditor;
 grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
 grant execute on function api.set_nickname(text) to app_user, app_admin;
-grant execute on function api.leaderboard(text, integer, bigint) to anon, app_user, app_admin;
+grant execute on function api.leaderboard(text, integer, text) to anon, app_user, app_admin;
