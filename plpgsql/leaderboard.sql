@@ -54,8 +54,9 @@ as $$
 $$;
 
 -- Recomputed, not incremented: a second refresh of the same day (a retry,
--- a correction) gives the same rows. Only the day's players change: their
--- rows of the day's week, month and all time, and their streaks
+-- a correction) gives the same rows. The day's rows (its awards read once,
+-- crypto.leaderboard_days), then the day's players' rows of its week, month
+-- and all time summed from their days, and their streaks
 -- (crypto.user_streaks: see crypto.streak_rows for the rule).
 create or replace function crypto.leaderboard_refresh(p_day date) returns integer
 language plpgsql volatile security definer
@@ -68,6 +69,22 @@ declare
     v_rows integer := 0;
     v_count integer;
 begin
+    insert into crypto.leaderboard_days as d
+        (user_id, trading_day, points, wins, losses, voids, refreshed_at)
+    select
+        p.user_id, p_day,
+        coalesce(sum(crypto.prediction_award(p.id)), 0),
+        count(*) filter (where s.outcome <> 'VOID' and crypto.prediction_won(p.choice, s.outcome)),
+        count(*) filter (where s.outcome <> 'VOID' and not crypto.prediction_won(p.choice, s.outcome)),
+        count(*) filter (where s.outcome = 'VOID'),
+        crypto.now()
+    from crypto.predictions as p
+    join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    where p.trading_day = p_day
+    group by p.user_id
+    on conflict (user_id, trading_day) do update
+        set points = excluded.points, wins = excluded.wins, losses = excluded.losses,
+            voids = excluded.voids, refreshed_at = excluded.refreshed_at;
     foreach v_period in array array['week', 'month', 'all'] loop
         v_start := crypto.leaderboard_start(v_period, p_day);
         v_end := case v_period
@@ -78,18 +95,12 @@ begin
         insert into crypto.leaderboard as l
             (period, period_start, user_id, points, wins, losses, voids, refreshed_at)
         select
-            v_period, v_start, p.user_id,
-            coalesce(sum(crypto.prediction_award(p.id)), 0),
-            count(*) filter (where s.outcome <> 'VOID' and crypto.prediction_won(p.choice, s.outcome)),
-            count(*) filter (where s.outcome <> 'VOID' and not crypto.prediction_won(p.choice, s.outcome)),
-            count(*) filter (where s.outcome = 'VOID'),
-            crypto.now()
-        from crypto.predictions as p
-        join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            v_period, v_start, d.user_id, sum(d.points), sum(d.wins), sum(d.losses), sum(d.voids), crypto.now()
+        from crypto.leaderboard_days as d
         where
-            p.user_id in (select d.user_id from crypto.predictions as d where d.trading_day = p_day)
-            and p.trading_day >= v_start and p.trading_day < v_end
-        group by p.user_id
+            d.user_id in (select t.user_id from crypto.leaderboard_days as t where t.trading_day = p_day)
+            and d.trading_day >= v_start and d.trading_day < v_end
+        group by d.user_id
         on conflict (period, period_start, user_id) do update
             set points = excluded.points, wins = excluded.wins, losses = excluded.losses,
                 voids = excluded.voids, refreshed_at = excluded.refreshed_at;

@@ -24,3 +24,44 @@ on crypto.leaderboard (period, period_start, points, wins, user_id);
 
 -- The cursor is an opaque string now, no longer an offset.
 drop function if exists api.leaderboard(text, integer, bigint);
+
+-- A player's settled day: what the week, month and all-time rows add up,
+-- so a refresh reads each prediction's award once (when its day settles
+-- or is corrected) instead of every award of the player's history again.
+create table crypto.leaderboard_days (
+    user_id uuid not null references crypto.users (id),
+    trading_day date not null,
+    points bigint not null check (points >= 0),
+    wins integer not null check (wins >= 0),
+    losses integer not null check (losses >= 0),
+    voids integer not null check (voids >= 0),
+    refreshed_at timestamptz not null,
+    primary key (user_id, trading_day)
+);
+create index leaderboard_days_by_day on crypto.leaderboard_days (trading_day);
+alter table crypto.leaderboard_days enable row level security;
+grant select on crypto.leaderboard_days to auditor;
+
+-- Existing boards: every settled day's rows and streaks, once (the
+-- functions come from plpgsql/, applied after this file: absent on a new
+-- database, which has nothing to fill).
+do $$
+begin
+    if to_regprocedure('crypto.prediction_award(bigint)') is not null then
+        execute $sql$
+            insert into crypto.leaderboard_days
+                (user_id, trading_day, points, wins, losses, voids, refreshed_at)
+            select
+                p.user_id, p.trading_day,
+                coalesce(sum(crypto.prediction_award(p.id)), 0),
+                count(*) filter (where s.outcome <> 'VOID' and crypto.prediction_won(p.choice, s.outcome)),
+                count(*) filter (where s.outcome <> 'VOID' and not crypto.prediction_won(p.choice, s.outcome)),
+                count(*) filter (where s.outcome = 'VOID'),
+                now()
+            from crypto.predictions as p
+            join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+            group by p.user_id, p.trading_day
+        $sql$;
+    end if;
+end
+$$;
