@@ -53,6 +53,28 @@ as $$
     group by g.user_id
 $$;
 
+-- crypto.prediction_award for every prediction of a day at once: the
+-- latest correction's target, else the award's transfer (a prediction with
+-- no correction holds exactly its award), else 0. The same rule, as joins:
+-- the per-row function costs about 0.2 ms a call, 20 s for a day of 100,000
+-- players; this reads the same rows in one pass. 190_leaderboard checks the
+-- two agree, corrections included.
+create or replace function crypto.day_awards(p_day date)
+returns table (prediction_id bigint, award bigint)
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select p.id, coalesce(c.target, t.amount, 0)
+    from crypto.predictions as p
+    left join crypto.ledger_transfers as t
+        on t.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
+    left join lateral (
+        select x.target from crypto.correction_transfers as x
+        where x.prediction_id = p.id order by x.correction_id desc limit 1
+    ) as c on true
+    where p.trading_day = p_day
+$$;
+
 -- Recomputed, not incremented: a second refresh of the same day (a retry,
 -- a correction) gives the same rows. The day's rows (its awards read once,
 -- crypto.leaderboard_days), then the day's players' rows of its week, month
@@ -73,13 +95,14 @@ begin
         (user_id, trading_day, points, wins, losses, voids, refreshed_at)
     select
         p.user_id, p_day,
-        coalesce(sum(crypto.prediction_award(p.id)), 0),
+        coalesce(sum(a.award), 0),
         count(*) filter (where s.outcome <> 'VOID' and crypto.prediction_won(p.choice, s.outcome)),
         count(*) filter (where s.outcome <> 'VOID' and not crypto.prediction_won(p.choice, s.outcome)),
         count(*) filter (where s.outcome = 'VOID'),
         crypto.now()
     from crypto.predictions as p
     join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    join crypto.day_awards(p_day) as a on a.prediction_id = p.id
     where p.trading_day = p_day
     group by p.user_id
     on conflict (user_id, trading_day) do update

@@ -3,7 +3,7 @@
 -- predictions for an accuracy; refreshed by settlement and corrections.
 -- Nicknames: 2 to 20 characters, never an email, unique whatever the case.
 begin;
-select plan(21);
+select plan(23);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -102,6 +102,15 @@ select results_eq(
        join crypto.users as u on u.id = l.user_id where l.period = 'week' order by u.email $$,
     $$ values ('ann@example.com', 0::bigint, 0, 1), ('bob@example.com', 0, 0, 1), ('cat@example.com', 100, 1, 0) $$,
     'a correction refreshes the board from the corrected facts'
+);
+select is(
+    (select count(*)::integer from crypto.day_awards('2026-11-24') as a
+     where a.award is distinct from crypto.prediction_award(a.prediction_id)),
+    0, 'crypto.day_awards gives what crypto.prediction_award gives, after a correction too'
+);
+select is(
+    (select array_agg(a.award order by a.prediction_id) from crypto.day_awards('2026-11-24') as a),
+    array[0, 0, 0, 100]::bigint[], '... the corrected awards: Cat''s 100, Ann''s and Bob''s taken back, a VOID'
 );
 select is(crypto.leaderboard_refresh('2026-11-24'), 9, 'a second refresh rewrites the same rows ...');
 select is(
