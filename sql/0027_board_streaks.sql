@@ -42,26 +42,8 @@ create index leaderboard_days_by_day on crypto.leaderboard_days (trading_day);
 alter table crypto.leaderboard_days enable row level security;
 grant select on crypto.leaderboard_days to auditor;
 
--- Existing boards: every settled day's rows and streaks, once (the
--- functions come from plpgsql/, applied after this file: absent on a new
--- database, which has nothing to fill).
-do $$
-begin
-    if to_regprocedure('crypto.prediction_award(bigint)') is not null then
-        execute $sql$
-            insert into crypto.leaderboard_days
-                (user_id, trading_day, points, wins, losses, voids, refreshed_at)
-            select
-                p.user_id, p.trading_day,
-                coalesce(sum(crypto.prediction_award(p.id)), 0),
-                count(*) filter (where s.outcome <> 'VOID' and crypto.prediction_won(p.choice, s.outcome)),
-                count(*) filter (where s.outcome <> 'VOID' and not crypto.prediction_won(p.choice, s.outcome)),
-                count(*) filter (where s.outcome = 'VOID'),
-                now()
-            from crypto.predictions as p
-            join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-            group by p.user_id, p.trading_day
-        $sql$;
-    end if;
-end
-$$;
+-- Existing boards: the next rollup (pg_cron, crypto.rollup_metrics)
+-- recomputes every day as if its books had moved, which refreshes each
+-- settled day's rows, the periods and the streaks through the one path
+-- that keeps them afterwards. A new database has no row to mark.
+update crypto.daily_metrics set books_stamp = null;
