@@ -83,6 +83,10 @@ $$;
 create or replace function crypto.leaderboard_refresh(p_day date) returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+-- Planned for each day's dates: a plan cached for whatever day came first
+-- (PL/pgSQL's generic plan after five runs) joined 100,000 players by
+-- nested loops and took minutes.
+set plan_cache_mode = force_custom_plan
 as $$
 declare
     v_period text;
