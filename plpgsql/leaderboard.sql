@@ -29,12 +29,15 @@ language sql stable
 set search_path = crypto, pg_temp
 as $$
     -- Each loss opens a group; the wins after it (up to the next loss) are
-    -- the group's run. The last group holds the current streak.
+    -- the group's run. The last group holds the current streak. Every
+    -- player of the day gets a row, 0 and 0 when a correction left nothing
+    -- decided, so no stale streak outlives the facts it came from.
     select
-        g.user_id,
-        (array_agg(g.run order by g.losses_before desc))[1]::integer,
-        max(g.run)::integer
-    from (
+        d.user_id,
+        coalesce((array_agg(g.run order by g.losses_before desc))[1], 0)::integer,
+        coalesce(max(g.run), 0)::integer
+    from (select distinct x.user_id from crypto.predictions as x where x.trading_day = p_day) as d
+    left join (
         select x.user_id, x.losses_before, count(*) filter (where x.won) as run
         from (
             select
@@ -46,26 +49,29 @@ as $$
             join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
             where
                 s.outcome <> 'VOID'
-                and p.user_id in (select d.user_id from crypto.predictions as d where d.trading_day = p_day)
+                and p.user_id in (select y.user_id from crypto.predictions as y where y.trading_day = p_day)
         ) as x
         group by x.user_id, x.losses_before
-    ) as g
-    group by g.user_id
+    ) as g on g.user_id = d.user_id
+    group by d.user_id
 $$;
 
--- crypto.prediction_award for every prediction of a day at once: the
--- latest correction's target, else the award's transfer (a prediction with
--- no correction holds exactly its award), else 0. The same rule, as joins:
+-- Every settled prediction of a day with its player, its outcome (WON,
+-- LOST or VOID) and crypto.prediction_award at once: the latest
+-- correction's target, else the award's transfer (a prediction with no
+-- correction holds exactly its award), else 0. The same rule, as joins:
 -- the per-row function costs about 0.2 ms a call, 20 s for a day of 100,000
 -- players; this reads the same rows in one pass. 190_leaderboard checks the
--- two agree, corrections included.
+-- two agree, corrections included. The caller only groups these rows: a
+-- join with a function's rows can be planned as a nested loop over them.
 create or replace function crypto.day_awards(p_day date)
-returns table (prediction_id bigint, award bigint)
+returns table (prediction_id bigint, user_id uuid, outcome text, award bigint)
 language sql stable
 set search_path = crypto, pg_temp
 as $$
-    select p.id, coalesce(c.target, t.amount, 0)
+    select p.id, p.user_id, crypto.prediction_outcome(p.choice, s.outcome), coalesce(c.target, t.amount, 0)
     from crypto.predictions as p
+    join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
     left join crypto.ledger_transfers as t
         on t.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
     left join lateral (
@@ -83,9 +89,8 @@ $$;
 create or replace function crypto.leaderboard_refresh(p_day date) returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Planned for each day's dates: a plan cached for whatever day came first
--- (PL/pgSQL's generic plan after five runs) joined 100,000 players by
--- nested loops and took minutes.
+-- Planned for each day's dates, never a generic plan cached from another
+-- day (PL/pgSQL may switch to one after five runs).
 set plan_cache_mode = force_custom_plan
 as $$
 declare
@@ -98,17 +103,13 @@ begin
     insert into crypto.leaderboard_days as d
         (user_id, trading_day, points, wins, losses, voids, refreshed_at)
     select
-        p.user_id, p_day,
-        coalesce(sum(a.award), 0),
-        count(*) filter (where s.outcome <> 'VOID' and crypto.prediction_won(p.choice, s.outcome)),
-        count(*) filter (where s.outcome <> 'VOID' and not crypto.prediction_won(p.choice, s.outcome)),
-        count(*) filter (where s.outcome = 'VOID'),
+        a.user_id, p_day, sum(a.award),
+        count(*) filter (where a.outcome = 'WON'),
+        count(*) filter (where a.outcome = 'LOST'),
+        count(*) filter (where a.outcome = 'VOID'),
         crypto.now()
-    from crypto.predictions as p
-    join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-    join crypto.day_awards(p_day) as a on a.prediction_id = p.id
-    where p.trading_day = p_day
-    group by p.user_id
+    from crypto.day_awards(p_day) as a
+    group by a.user_id
     on conflict (user_id, trading_day) do update
         set points = excluded.points, wins = excluded.wins, losses = excluded.losses,
             voids = excluded.voids, refreshed_at = excluded.refreshed_at;
@@ -134,13 +135,9 @@ begin
         get diagnostics v_count = row_count;
         v_rows := v_rows + v_count;
     end loop;
-    -- Every player of the day gets a row, 0 and 0 when a correction left
-    -- nothing decided, so no stale streak outlives the facts it came from.
     insert into crypto.user_streaks as k (user_id, current_streak, best_streak, refreshed_at)
-    select
-        d.user_id, coalesce(r.current_streak, 0), coalesce(r.best_streak, 0), crypto.now()
-    from (select distinct p.user_id from crypto.predictions as p where p.trading_day = p_day) as d
-    left join crypto.streak_rows(p_day) as r on r.user_id = d.user_id
+    select r.user_id, r.current_streak, r.best_streak, crypto.now()
+    from crypto.streak_rows(p_day) as r
     on conflict (user_id) do update
         set current_streak = excluded.current_streak, best_streak = excluded.best_streak,
             refreshed_at = excluded.refreshed_at;
