@@ -113,6 +113,9 @@ begin
     on conflict (user_id, trading_day) do update
         set points = excluded.points, wins = excluded.wins, losses = excluded.losses,
             voids = excluded.voids, refreshed_at = excluded.refreshed_at;
+    -- The day's rows are new to the planner's statistics: read as none, the
+    -- sums below were planned as nested loops over 100,000 players each.
+    analyze crypto.leaderboard_days;
     foreach v_period in array array['week', 'month', 'all'] loop
         v_start := crypto.leaderboard_start(v_period, p_day);
         v_end := case v_period
@@ -124,10 +127,10 @@ begin
             (period, period_start, user_id, points, wins, losses, voids, refreshed_at)
         select
             v_period, v_start, d.user_id, sum(d.points), sum(d.wins), sum(d.losses), sum(d.voids), crypto.now()
-        from crypto.leaderboard_days as d
-        where
-            d.user_id in (select t.user_id from crypto.leaderboard_days as t where t.trading_day = p_day)
-            and d.trading_day >= v_start and d.trading_day < v_end
+        from crypto.leaderboard_days as t
+        join crypto.leaderboard_days as d
+            on d.user_id = t.user_id and d.trading_day >= v_start and d.trading_day < v_end
+        where t.trading_day = p_day
         group by d.user_id
         on conflict (period, period_start, user_id) do update
             set points = excluded.points, wins = excluded.wins, losses = excluded.losses,
