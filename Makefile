@@ -12,7 +12,9 @@ deps:
 
 lint: deps
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/mypy
 	.venv/bin/sqlfluff lint sql plpgsql pg_cron tests/sql/helpers
+	scripts/check_deploy.sh
 
 bench-predict: deps
 	bench/predict

@@ -7,15 +7,18 @@ import json
 import os
 import statistics
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
 from ox_sidecar.config import Settings
 from ox_sidecar.tokens import TokenService
-from throwaway import running_api, throwaway_cluster
+from throwaway import free_port, running_api, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
+PGBOUNCER = ROOT / "scripts" / "pgbouncer.sh"
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
 HTTP_USERS = 8000
 PGBENCH_BASE = 1_000_000  # pgbench users are numbered from here, 500 per client
@@ -35,7 +38,7 @@ def user_id(i: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def prepare(url: str, clients: int) -> None:
+def prepare(url: str, clients: int, runs: int = 1) -> None:
     env = {**os.environ, "DATABASE_URL": url}
     oxp = str(ROOT / ".venv" / "bin" / "oxp")
     for args in (["db", "migrate"], ["calendar", "sync"]):
@@ -43,9 +46,14 @@ def prepare(url: str, clients: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         # Enough slots for every symbol; a session open for hours.
         conn.execute("update crypto.settings set value = '10' where key = 'predictions.base_limit'")
+        # pg_cron's tick may have opened today's session already: use that one.
         day = conn.execute(
-            "select trading_day from crypto.trading_calendar where cutoff_at > now() + interval '1 day'"
-            " order by trading_day limit 1"
+            "select coalesce((select trading_day from crypto.session_control where phase = 'OPEN'),"
+            " (select trading_day from crypto.trading_calendar where cutoff_at > now() + interval '1 day'"
+            " order by trading_day limit 1))"
+        ).fetchone()[0]  # type: ignore[index]
+        opened = conn.execute(
+            "select exists (select from crypto.session_control where phase = 'OPEN')"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute("set role oxp_operator")
         conn.execute(
@@ -53,9 +61,10 @@ def prepare(url: str, clients: int) -> None:
             " from crypto.trading_calendar where trading_day = %s))",
             (day,),
         )
-        conn.execute("select crypto.open_session(%s)", (day,))
+        if not opened:
+            conn.execute("select crypto.open_session(%s)", (day,))
         conn.execute("reset role")
-        ids = list(range(1, HTTP_USERS + 1)) + [
+        ids = list(range(1, HTTP_USERS * runs + 1)) + [
             PGBENCH_BASE + c * 500 + k for c in range(clients) for k in range(500)
         ]
         with conn.cursor().copy("copy crypto.users (id, email, password_hash) from stdin") as copy:
@@ -100,21 +109,35 @@ def run_pgbench(url: str, clients: int, seconds: int, work: Path) -> dict[str, f
 
 
 def run_http(
-    url: str, clients: int, seconds: int, workers: int, pool: int, work: Path
+    url: str,
+    clients: int,
+    seconds: int,
+    workers: int,
+    pool: int,
+    work: Path,
+    run: int = 0,
+    via: dict[str, str] | None = None,
 ) -> dict[str, float]:
+    """Run `run` (0, 1, ...) predicts for its own users, so runs never collide;
+    `via` adds the API's settings for a pooler."""
     settings = Settings(database_url=url, jwt_private_key_file=work / "jwt.pem")
     tokens = TokenService(settings)
     user_tokens = [
         tokens.issue({"id": user_id(i), "email": "b", "role": "user"})["access_token"]
-        for i in range(1, HTTP_USERS + 1)
+        for i in range(run * HTTP_USERS + 1, (run + 1) * HTTP_USERS + 1)
     ]
     # Symbol-major order: consecutive requests come from different users.
     lines = [f"{token} {symbol}" for symbol in SYMBOLS for token in user_tokens]
-    requests_file = work / "requests.txt"
+    requests_file = work / f"requests{run}.txt"
     requests_file.write_text("\n".join(lines) + "\n")
     # One IP sends everything here; bench/ratelimit measures the limiter.
     with running_api(
-        url, work, workers=workers, API_POOL_SIZE=str(pool), RATE_LIMITS_ENABLED="false"
+        url,
+        work,
+        workers=workers,
+        API_POOL_SIZE=str(pool),
+        RATE_LIMITS_ENABLED="false",
+        **(via or {}),
     ) as base:
         threads = 2
         out = subprocess.run(
@@ -142,18 +165,64 @@ def run_http(
     return result
 
 
+@contextmanager
+def pgbouncer(work: Path, port: int, pool: int) -> Iterator[dict[str, str]]:
+    """scripts/pgbouncer.sh in front of the cluster; the API's settings to go through it."""
+    listen = free_port()
+    folder = work / "pgbouncer"
+    subprocess.run([PGBOUNCER, "start", folder, str(listen), str(port), str(pool)], check=True)
+    try:
+        yield {
+            "API_DATABASE_URL": f"postgresql://authenticator@127.0.0.1:{listen}/oxp",
+            "ADMIN_API_DATABASE_URL": f"postgresql://admin_authenticator@127.0.0.1:{listen}/oxp",
+            "DATABASE_POOLER": "pgbouncer",
+        }
+    finally:
+        subprocess.run([PGBOUNCER, "stop", folder], check=False)
+
+
+def _print_http(label: str, http: dict[str, float]) -> None:
+    print(f"  HTTP    POST /v1/predictions (wrk; {label})")
+    print(
+        f"          {http['rps']:8.0f} req/s   p50 {http['p50_ms']:6.2f} ms   p99 {http['p99_ms']:6.2f} ms"
+        f"   non-2xx {http['non2xx']}  socket errors {http['errors']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="API processes")
     parser.add_argument("--pool", type=int, default=8, help="database connections per API process")
+    parser.add_argument(
+        "--pooler",
+        choices=["none", "pgbouncer", "both"],
+        default="none",
+        help="the API straight to PostgreSQL, through PgBouncer (transaction mode), or both runs",
+    )
+    parser.add_argument(
+        "--bouncer-pool", type=int, default=8, help="PgBouncer's server connections per login"
+    )
     args = parser.parse_args()
+    modes = {"none": ["direct"], "pgbouncer": ["pgbouncer"], "both": ["direct", "pgbouncer"]}
+    runs = modes[args.pooler]
 
+    https: list[tuple[str, dict[str, float]]] = []
     with throwaway_cluster() as (work, port):
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
-        prepare(url, args.clients)
-        http = run_http(url, args.clients, args.seconds, args.workers, args.pool, work)
+        prepare(url, args.clients, len(runs))
+        for i, mode in enumerate(runs):
+            label = f"{args.workers} API processes x {args.pool} connections"
+            if mode == "direct":
+                http = run_http(url, args.clients, args.seconds, args.workers, args.pool, work, i)
+                https.append((label + ", direct", http))
+                continue
+            with pgbouncer(work, port, args.bouncer_pool) as via:
+                http = run_http(
+                    url, args.clients, args.seconds, args.workers, args.pool, work, i, via
+                )
+            https.append((label + f", via PgBouncer: {args.bouncer_pool} server connections", http))
         pgb = run_pgbench(url, args.clients, args.seconds, work)
         with psycopg.connect(url) as conn:
             stored = conn.execute("select count(*) from crypto.predictions").fetchone()[0]  # type: ignore[index]
@@ -161,21 +230,18 @@ def main() -> None:
     print(
         f"bench/predict: {args.clients} connections, {args.seconds}s each, {os.cpu_count()} cores"
     )
-    print(
-        f"  HTTP    POST /v1/predictions (wrk; {args.workers} API processes x {args.pool} connections)"
-    )
-    print(
-        f"          {http['rps']:8.0f} req/s   p50 {http['p50_ms']:6.2f} ms   p99 {http['p99_ms']:6.2f} ms"
-        f"   non-2xx {http['non2xx']}  socket errors {http['errors']}"
-    )
+    for label, http in https:
+        _print_http(label, http)
     print("  pgbench api.submit_prediction (same role switch, prepared)")
     print(
         f"          {pgb['rps']:8.0f} tx/s    p50 {pgb['p50_ms']:6.2f} ms   p99 {pgb['p99_ms']:6.2f} ms"
         f"   {pgb['failed'].strip()}"
     )
-    print(
-        f"  ratio HTTP/pgbench: {100 * http['rps'] / pgb['rps']:.1f} %   (target >= 30 %, p99 < 50 ms)"
-    )
+    for label, http in https:
+        print(
+            f"  ratio HTTP/pgbench ({label.split(', ', 1)[1]}): {100 * http['rps'] / pgb['rps']:.1f} %"
+            "   (target >= 30 %, p99 < 50 ms)"
+        )
     print(f"  predictions stored: {stored}")
 
 

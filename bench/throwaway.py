@@ -74,7 +74,8 @@ def running_api(url: str, work: Path, workers: int = 1, **env: str) -> Iterator[
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        # Minutes: four API processes start slowly on a busy 2-core machine.
+        for _ in range(3000):
             try:
                 if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                     break

@@ -41,6 +41,9 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX127', 'TICK_FAILED', 500, 'A scheduled step failed; the run records the error'),
 ('OX128', 'MIGRATION_FAILED', 500, 'A migration failed; nothing of it was applied'),
 ('OX129', 'ENVIRONMENT_MISMATCH', 503, 'This process and the database are of different environments (ENV)'),
+-- A bug, not a request: a rule read a setting as a duration that is none.
+('OX230', 'SETTING_NOT_A_DURATION', 500, 'The setting is not a duration'),
+('OX231', 'SETTING_MISSING', 500, 'A setting the code reads is not in crypto.settings'),
 ('OX201', 'INSUFFICIENT_POINTS', 409, 'Not enough points'),
 ('OX202', 'OUT_OF_STOCK', 409, 'The reward is out of stock'),
 ('OX203', 'REWARD_INACTIVE', 409, 'The reward is not available'),
@@ -70,6 +73,8 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX175', 'ARCHIVE_FAILED', 500, 'WAL does not reach the backup repository'),
 ('OX176', 'DATABASE_NOT_EMPTY', 409, 'The target database holds data already'),
 ('OX177', 'REPLACES_PRODUCTION', 409, 'This replaces the production database; say so explicitly'),
+('OX250', 'REPLICA_FAILED', 500, 'The read replica could not be set up or reached'),
+('OX251', 'REPLICA_EXISTS', 409, 'A replica is set up in that folder already'),
 ('OX180', 'NICKNAME_TAKEN', 409, 'Another player has this nickname'),
 ('OX167', 'AD_SSV_UNKNOWN_AD_UNIT', 403, 'The callback is for an ad unit that is not ours'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),
@@ -85,6 +90,23 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 on conflict (sqlstate) do update
     set code = excluded.code, http_status = excluded.http_status, title = excluded.title;
 
+-- The refusals an Idempotency-Key remembers (crypto.idempotency_refusal):
+-- a retry with the key gets the same answer even after the reason has gone
+-- (a later ad unlock, a restock, points earned since). Only refusals of the
+-- request itself: a malformed request (VALIDATION_FAILED), a conflict to
+-- retry (RETRY) or a timeout is answered again on every try.
+update crypto.error_codes as e
+set remembered_by_idempotency_key = e.sqlstate in (
+    'OX004', -- NOT_FOUND: no such reward or active ad
+    'OX101', -- SESSION_CLOSED
+    'OX102', -- SYMBOL_NOT_IN_UNIVERSE
+    'OX103', -- PREDICTION_EXISTS
+    'OX104', -- DAILY_LIMIT_REACHED
+    'OX201', -- INSUFFICIENT_POINTS
+    'OX202', -- OUT_OF_STOCK
+    'OX203', -- REWARD_INACTIVE
+    'OX204'  -- AD_LIMIT_REACHED
+);
 
 -- The shim reads the table once at start-up, as anon; oxp, as oxp_service,
 -- when it has an error to name.

@@ -18,6 +18,12 @@ insert into crypto.settings (key, value, description) values
     'Closes still missing this many minutes before the next session''s cutoff are settled VOID'
 ),
 ('eod.retry_max_seconds', '900', 'Longest wait between two attempts of a price fetch'),
+(
+    'jobs.lease_seconds', '600',
+    'Seconds a running job stays its worker''s; a worker that died mid-job loses it then, and another takes it'
+),
+('backups.late_full_days', '8', 'Days without a successful full backup before the backup_late alert opens'),
+('backups.late_any_days', '2', 'Days without any successful backup (full, diff or incr) before backup_late opens'),
 ('alerts.http_min_requests', '200', 'Requests in 5 minutes before the API''s 5xx rate can open an alert'),
 ('rewards.vendor_failure_rate', '0', 'Share (0 to 1) of issues the simulated reward vendor refuses'),
 ('ratelimit.ip_per_minute', '100', 'Requests per client IP per minute, every route'),
@@ -52,7 +58,10 @@ declare
 begin
     select s.value into v from crypto.settings as s where s.key = p_key;
     if not found then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND',
+        -- A bug of the deploy, not a player's refusal: a 500 that no
+        -- Idempotency-Key remembers (a NOT_FOUND would be replayed to
+        -- every retry of that key after the fix).
+        raise exception using errcode = 'OX231', message = 'SETTING_MISSING',
             detail = format('No setting %s', p_key);
     end if;
     return v;
@@ -63,6 +72,29 @@ create or replace function crypto.setting_int(p_key text) returns bigint
 language sql stable
 set search_path = crypto, pg_temp
 as $$ select (crypto.setting(p_key) #>> '{}')::bigint $$;
+
+-- A duration setting as an interval, in the unit its key ends with
+-- (_seconds, _minutes, _hours, _days): the unit is read in one place, and
+-- callers need no cast for make_interval's integer arguments.
+create or replace function crypto.setting_interval(p_key text) returns interval
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_unit interval := case substring(p_key from '_([a-z]+)$')
+        when 'seconds' then interval '1 second'
+        when 'minutes' then interval '1 minute'
+        when 'hours' then interval '1 hour'
+        when 'days' then interval '1 day'
+    end;
+begin
+    if v_unit is null then
+        raise exception using errcode = 'OX230', message = 'SETTING_NOT_A_DURATION',
+            detail = format('%s does not end with _seconds, _minutes, _hours or _days', p_key);
+    end if;
+    return crypto.setting_int(p_key) * v_unit;
+end
+$$;
 
 create or replace function crypto.is_production() returns boolean
 language sql stable

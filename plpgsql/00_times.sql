@@ -11,3 +11,11 @@ as $$
 $$;
 
 grant execute on function crypto.new_york(timestamptz) to app_user, app_admin, oxp_service, auditor;
+
+-- A trading day as ISO text (YYYY-MM-DD) whatever the session's DateStyle:
+-- every day that goes into a key, an audit subject or an alert subject,
+-- where text written under one style must match text read under another.
+create or replace function crypto.iso_day(p_day date) returns text
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select to_char(p_day, 'YYYY-MM-DD') $$;

@@ -61,6 +61,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_dashboard() to app_admin;
+
 -- The audit log, newest first, in cursor pages (the ledger's shape),
 
 -- filtered by action, actor, subject and time: GET /admin/audit and
@@ -104,6 +106,9 @@ begin
 end
 $$;
 
+grant execute on function crypto.audit_search(text, text, text, timestamptz, timestamptz, integer, bigint)
+to oxp_operator, auditor;
+
 create or replace function api.admin_audit(
     p_action text default null, p_actor text default null, p_subject text default null,
     p_from timestamptz default null, p_to timestamptz default null,
@@ -117,6 +122,8 @@ begin
     return crypto.audit_search(p_action, p_actor, p_subject, p_from, p_to, p_limit, p_cursor);
 end
 $$;
+
+grant execute on function api.admin_audit(text, text, text, timestamptz, timestamptz, integer, bigint) to app_admin;
 
 -- Add a SKU, restock, reprice, disable or enable: what is not given stays.
 
@@ -142,6 +149,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_resolve_redemption(bigint, text, text, text) to app_admin;
+
 -- By email or by id; the key is the request's Idempotency-Key.
 
 create or replace function api.admin_adjust_points(
@@ -158,10 +167,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'Give either email or user_id';
     end if;
-    if p_key is null or length(p_key) not between 1 and 100 then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'An adjustment needs an Idempotency-Key header of 1 to 100 characters';
-    end if;
+    perform crypto.require_idempotency_key(p_key, 'An adjustment', 100);
     if p_user is not null then
         select u.email into v_email from crypto.users as u where u.id = p_user;
         if v_email is null then
@@ -172,6 +178,8 @@ begin
     return crypto.adjust_points(v_email, p_amount, p_reason, 'admin:' || crypto.auth_uid() || ':' || p_key);
 end
 $$;
+
+grant execute on function api.admin_adjust_points(text, uuid, bigint, text, text) to app_admin;
 
 -- A disabled user's every request is refused at once (crypto.require_user
 
@@ -210,6 +218,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.set_user_disabled(uuid, boolean, text) to oxp_operator;
+
 create or replace function api.admin_user_disabled(p_user uuid, p_disabled boolean, p_reason text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -219,6 +229,8 @@ begin
     return crypto.set_user_disabled(p_user, p_disabled, p_reason);
 end
 $$;
+
+grant execute on function api.admin_user_disabled(uuid, boolean, text) to app_admin;
 
 -- Ask the worker for a finished day's closes now (a new fetch job, beside
 
@@ -237,12 +249,3 @@ $$;
 -- Ads: create one, or change its title, reward or whether it is shown.
 
 -- Business metrics (the rollup's rows) for the admin's reports.
-
-grant execute on function api.admin_dashboard() to app_admin;
-grant execute on function api.admin_audit(text, text, text, timestamptz, timestamptz, integer, bigint) to app_admin;
-grant execute on function crypto.audit_search(text, text, text, timestamptz, timestamptz, integer, bigint)
-to oxp_operator, auditor;
-grant execute on function api.admin_adjust_points(text, uuid, bigint, text, text) to app_admin;
-grant execute on function api.admin_resolve_redemption(bigint, text, text, text) to app_admin;
-grant execute on function crypto.set_user_disabled(uuid, boolean, text) to oxp_operator;
-grant execute on function api.admin_user_disabled(uuid, boolean, text) to app_admin;

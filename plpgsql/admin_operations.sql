@@ -13,6 +13,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_universe_upsert(date, text[]) to app_admin;
+
 create or replace function api.admin_reward_inventory(
     p_sku text, p_name text, p_cost bigint, p_stock integer, p_active boolean
 ) returns jsonb
@@ -29,17 +31,21 @@ begin
 end
 $$;
 
+grant execute on function api.admin_reward_inventory(text, text, bigint, integer, boolean) to app_admin;
+
 create or replace function api.admin_settlement_manual(p_day date, p_void_missing boolean) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 begin
     perform crypto.require_admin();
-    perform crypto.audit(crypto.current_actor(), 'settlement.manual', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'settlement.manual', crypto.iso_day(p_day),
         jsonb_build_object('void_missing', coalesce(p_void_missing, false)));
     return crypto.settle_session(p_day, coalesce(p_void_missing, false));
 end
 $$;
+
+grant execute on function api.admin_settlement_manual(date, boolean) to app_admin;
 
 create or replace function api.admin_eod_trigger(p_day date) returns jsonb
 language plpgsql volatile security definer
@@ -56,21 +62,23 @@ begin
             detail = format('The closes of %s are not final before the New York close', p_day);
     end if;
     v_job := crypto.enqueue_job('eod.fetch', jsonb_build_object('trading_day', p_day),
-        format('eod.fetch:%s:admin:%s', p_day, (extract(epoch from clock_timestamp()) * 1000)::bigint), 8);
-    perform crypto.audit(crypto.current_actor(), 'eod.trigger', p_day::text, jsonb_build_object('job', v_job));
+        format('%s:admin:%s', crypto.eod_fetch_key(p_day), (extract(epoch from clock_timestamp()) * 1000)::bigint), 8);
+    perform crypto.audit(crypto.current_actor(), 'eod.trigger', crypto.iso_day(p_day), jsonb_build_object('job', v_job));
     return jsonb_build_object('trading_day', p_day, 'job', v_job, 'missing', v_plan -> 'missing');
 end
 $$;
+
+grant execute on function api.admin_eod_trigger(date) to app_admin;
 
 create or replace function api.admin_load_eod_prices(p_closes jsonb) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_uid uuid := crypto.require_admin();
     v_rows jsonb;
     v_result jsonb;
 begin
+    perform crypto.require_admin();
     if jsonb_typeof(p_closes) is distinct from 'array' or jsonb_array_length(p_closes) not between 1 and 5000 then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'closes is a list of 1 to 5000 {trading_day, symbol, close}';
@@ -78,12 +86,16 @@ begin
     -- Numbered from 1, as the refusals name them.
     select jsonb_agg(r.value || jsonb_build_object('line', r.n) order by r.n) into v_rows
     from jsonb_array_elements(p_closes) with ordinality as r (value, n);
-    v_result := crypto.load_eod_prices(v_rows, 'admin:' || v_uid);
+    -- The source is public (the settlement view shows it): it says an admin
+    -- typed the closes; which admin is in the audit row below, not here.
+    v_result := crypto.load_eod_prices(v_rows, 'admin');
     perform crypto.audit(crypto.current_actor(), 'eod.prices_loaded',
         (select string_agg(distinct r ->> 'trading_day', ',') from jsonb_array_elements(p_closes) as r), v_result);
     return v_result;
 end
 $$;
+
+grant execute on function api.admin_load_eod_prices(jsonb) to app_admin;
 
 create or replace function api.admin_integrity_check() returns jsonb
 language plpgsql volatile security definer
@@ -102,6 +114,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_integrity_check() to app_admin;
+
 create or replace function api.admin_batches(p_limit integer default 50) returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -116,6 +130,8 @@ begin
         from (select j.* from crypto.job_runs as j order by j.started_at desc limit p_limit) as r);
 end
 $$;
+
+grant execute on function api.admin_batches(integer) to app_admin;
 
 create or replace function api.admin_batch_run(p_job text) returns jsonb
 language plpgsql volatile security definer
@@ -144,6 +160,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_batch_run(text) to app_admin;
+
 create or replace function api.admin_settings() returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -154,6 +172,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_settings() to app_admin;
+
 create or replace function api.admin_setting_set(p_key text, p_value text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -163,6 +183,8 @@ begin
     return crypto.setting_set(p_key, p_value);
 end
 $$;
+
+grant execute on function api.admin_setting_set(text, text) to app_admin;
 
 create or replace function api.admin_settings_patch(p_changes jsonb) returns jsonb
 language plpgsql volatile security definer
@@ -183,6 +205,8 @@ begin
     return crypto.settings_list();
 end
 $$;
+
+grant execute on function api.admin_settings_patch(jsonb) to app_admin;
 
 create or replace function api.admin_ad_upsert(
     p_id text, p_title text, p_kind text, p_points bigint, p_active boolean
@@ -223,6 +247,8 @@ begin
 end
 $$;
 
+grant execute on function api.admin_ad_upsert(text, text, text, bigint, boolean) to app_admin;
+
 create or replace function api.admin_metrics(p_from date, p_to date) returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -233,16 +259,4 @@ begin
 end
 $$;
 
-grant execute on function api.admin_universe_upsert(date, text[]) to app_admin;
-grant execute on function api.admin_reward_inventory(text, text, bigint, integer, boolean) to app_admin;
-grant execute on function api.admin_settlement_manual(date, boolean) to app_admin;
-grant execute on function api.admin_eod_trigger(date) to app_admin;
-grant execute on function api.admin_load_eod_prices(jsonb) to app_admin;
-grant execute on function api.admin_integrity_check() to app_admin;
-grant execute on function api.admin_batches(integer) to app_admin;
-grant execute on function api.admin_batch_run(text) to app_admin;
-grant execute on function api.admin_settings() to app_admin;
-grant execute on function api.admin_setting_set(text, text) to app_admin;
-grant execute on function api.admin_settings_patch(jsonb) to app_admin;
-grant execute on function api.admin_ad_upsert(text, text, text, bigint, boolean) to app_admin;
 grant execute on function api.admin_metrics(date, date) to app_admin;

@@ -39,11 +39,9 @@ declare
     v_impression crypto.ad_impressions;
     v_state text;
     v_detail text;
+    v_refusal jsonb;
 begin
-    if p_idempotency_key is null or length(p_idempotency_key) > 150 then
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'An ad view needs an Idempotency-Key header of 1 to 150 characters';
-    end if;
+    perform crypto.require_idempotency_key(p_idempotency_key, 'An ad view', 150);
     v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
     if v_replay is not null then
         return v_replay::json;
@@ -59,10 +57,7 @@ begin
         -- The session predictions go to: a slot after its cutoff would unlock nothing.
         v_day := crypto.accepting_session();
 
-        insert into crypto.user_daily_limits as l (user_id, trading_day)
-        values (v_uid, v_day)
-        on conflict (user_id, trading_day) do update set user_id = l.user_id
-        returning * into v_limits;
+        v_limits := crypto.lock_daily_limits(v_uid, v_day);
 
         if v_ad.reward_kind = 'SLOT'
             and v_limits.slot_unlocks >= crypto.setting_int('ads.max_slot_unlocks') then
@@ -86,10 +81,14 @@ begin
         insert into crypto.ad_impressions (user_id, ad_id, trading_day, idempotency_key, created_at)
         values (v_uid, v_ad.id, v_day, p_idempotency_key, crypto.now())
         returning * into v_impression;
-    exception when sqlstate 'OX004' or sqlstate 'OX101' or sqlstate 'OX204' then
+    exception when others then
+        -- A refusal the key remembers is stored; any other error goes on.
         get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
-            crypto.problem(v_state, v_detail))::json;
+        v_refusal := crypto.idempotency_refusal(v_scope, p_idempotency_key, v_request, v_state, v_detail);
+        if v_refusal is null then
+            raise;
+        end if;
+        return v_refusal::json;
     end;
 
     return crypto.idempotency_store(v_scope, p_idempotency_key, v_request, jsonb_build_object(
@@ -197,10 +196,7 @@ begin
     -- The catalogue's reward, even if the ad was retired since it was shown.
     select a.* into strict v_ad from crypto.ads as a where a.id = v_impression.ad_id;
 
-    insert into crypto.user_daily_limits as l (user_id, trading_day)
-    values (v_impression.user_id, v_impression.trading_day)
-    on conflict (user_id, trading_day) do update set user_id = l.user_id
-    returning * into v_limits;
+    v_limits := crypto.lock_daily_limits(v_impression.user_id, v_impression.trading_day);
 
     if v_ad.reward_kind = 'SLOT' then
         if v_limits.slot_unlocks >= crypto.setting_int('ads.max_slot_unlocks') then

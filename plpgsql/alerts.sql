@@ -102,6 +102,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.resolve_alert(bigint, text) to oxp_operator;
+
 create or replace function crypto.alert_json(p_alert crypto.alerts) returns jsonb
 language sql stable
 set search_path = crypto, pg_temp
@@ -125,6 +127,8 @@ as $$
     where a.resolved_at is null or (p_all and a.resolved_at > crypto.now() - interval '7 days')
 $$;
 
+grant execute on function crypto.alerts_list(boolean) to oxp_operator, auditor;
+
 -- What the worker needs to post one transition: the alert, and which
 -- webhooks (by URL hash) already have it.
 create or replace function crypto.alert_delivery(p_alert bigint, p_transition text) returns jsonb
@@ -142,6 +146,8 @@ as $$
     from crypto.alerts as a where a.id = p_alert
 $$;
 
+grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
+
 create or replace function crypto.alert_delivered(p_alert bigint, p_transition text, p_target_hash text) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
@@ -151,11 +157,13 @@ as $$
     on conflict do nothing
 $$;
 
+grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
+
 -- The checks that already write crypto.system_health (the calendar's
 -- runway, integrity, a failing price fetch, a VOID at the deadline, a
 -- failed tick, an admin's code lockout) become alerts here, one trigger
 -- for all of them: an 'alert' row opens or touches one, an 'ok' row clears it.
-create or replace function crypto.alert_from_health() returns trigger
+create or replace function crypto.tg_system_health__alert() returns trigger
 language plpgsql
 set search_path = crypto, pg_temp
 as $$
@@ -183,7 +191,7 @@ $$;
 
 drop trigger if exists system_health_alerts on crypto.system_health;
 create trigger system_health_alerts after insert on crypto.system_health
-for each row execute function crypto.alert_from_health();
+for each row execute function crypto.tg_system_health__alert();
 
 -- The rules that watch state, run by pg_cron every minute. Each rule opens
 -- what holds and clears what no longer does. Returns the open alerts.
@@ -200,7 +208,7 @@ begin
     -- when a later tick succeeds.
     for v_row in
         select a.subject from crypto.alerts as a
-        join crypto.session_control as s on s.trading_day::text = a.subject
+        join crypto.session_control as s on crypto.iso_day(s.trading_day) = a.subject
         where a.rule = 'eod_fetch' and a.resolved_at is null and s.phase = 'SETTLED'
     loop
         perform crypto.alert_clear('eod_fetch', v_row.subject);
@@ -273,9 +281,13 @@ begin
 
     -- Participation at the cutoff, against the last 7 trading days.
     perform crypto.check_participation();
+    -- Scheduled backups that did not happen (plpgsql/backups.sql).
+    perform crypto.check_backup_late();
     return (select count(*)::integer from crypto.alerts as a where a.resolved_at is null);
 end
 $$;
+
+grant execute on function crypto.evaluate_alerts() to oxp_service;
 
 -- Once a session has closed: fewer than half the median participants of
 -- the 7 trading days before it (from the metrics rollup) opens an alert
@@ -297,7 +309,7 @@ begin
     end if;
     perform crypto.alert_clear('participation_low', a.subject)
     from crypto.alerts as a
-    where a.rule = 'participation_low' and a.resolved_at is null and a.subject <> v_day::text;
+    where a.rule = 'participation_low' and a.resolved_at is null and a.subject <> crypto.iso_day(v_day);
     -- The day's row once the rollup counted it after the close (its stamp
     -- says so); until then there is no verdict, and no scan of a million rows.
     select m.participants into v_count from crypto.daily_metrics as m
@@ -312,7 +324,7 @@ begin
     ) as m
     having count(*) = 7;
     if v_median is not null and v_count < v_median / 2 then
-        perform crypto.alert_open('participation_low', v_day::text, 'warning', jsonb_build_object(
+        perform crypto.alert_open('participation_low', crypto.iso_day(v_day), 'warning', jsonb_build_object(
             'trading_day', v_day, 'participants', v_count, 'median_of_last_7', v_median));
     end if;
 end
@@ -344,21 +356,15 @@ begin
     from crypto.session_control as s where s.trading_day = p_day;
     v_gap := v_row.points_settlement - v_expected;
     if v_gap <> 0 then
-        perform crypto.alert_open('settlement_payout', p_day::text, 'critical', jsonb_build_object(
+        perform crypto.alert_open('settlement_payout', crypto.iso_day(p_day), 'critical', jsonb_build_object(
             'trading_day', p_day, 'paid', v_row.points_settlement, 'expected', v_expected,
             'wins', v_row.wins, 'action', 'stop and investigate: oxp integrity check, audit.user_points_history'));
     else
-        perform crypto.alert_clear('settlement_payout', p_day::text);
+        perform crypto.alert_clear('settlement_payout', crypto.iso_day(p_day));
     end if;
     return v_gap;
 end
 $$;
-
-grant execute on function crypto.evaluate_alerts() to oxp_service;
-grant execute on function crypto.alerts_list(boolean) to oxp_operator, auditor;
-grant execute on function crypto.resolve_alert(bigint, text) to oxp_operator;
-grant execute on function crypto.alert_delivery(bigint, text) to oxp_service;
-grant execute on function crypto.alert_delivered(bigint, text, text) to oxp_service;
 
 -- Each API process adds what it answered since its last report; the
 -- minute's totals so far come back.

@@ -2,6 +2,7 @@
 -- rows. Grants already keep API roles out; this also stops the owner.
 create or replace function crypto.tg_append_only__refuse() returns trigger
 language plpgsql
+set search_path = crypto, pg_temp
 as $$
 begin
     raise exception using errcode = 'OX003', message = 'FORBIDDEN',
@@ -9,24 +10,11 @@ begin
 end
 $$;
 
-create or replace trigger ledger_transfers_append_only
-before update or delete on crypto.ledger_transfers
-for each row execute function crypto.tg_append_only__refuse();
-create or replace trigger ledger_transfers_no_truncate
-before truncate on crypto.ledger_transfers
-for each statement execute function crypto.tg_append_only__refuse();
-
-create or replace trigger ledger_entries_append_only
-before update or delete on crypto.ledger_entries
-for each row execute function crypto.tg_append_only__refuse();
-create or replace trigger ledger_entries_no_truncate
-before truncate on crypto.ledger_entries
-for each statement execute function crypto.tg_append_only__refuse();
-
 -- An audit row changes once: when it is sealed into the chain, its content
 -- untouched. Nothing else is ever allowed.
 create or replace function crypto.tg_audit_logs__seal_only() returns trigger
 language plpgsql
+set search_path = crypto, pg_temp
 as $$
 begin
     if tg_op = 'UPDATE' and old.seq is null and new.seq is not null
@@ -46,19 +34,15 @@ create or replace trigger audit_logs_no_truncate
 before truncate on crypto.audit_logs
 for each statement execute function crypto.tg_append_only__refuse();
 
-create or replace trigger settlements_append_only
-before update or delete on crypto.settlements
-for each row execute function crypto.tg_append_only__refuse();
-create or replace trigger settlements_no_truncate
-before truncate on crypto.settlements
-for each statement execute function crypto.tg_append_only__refuse();
-
--- Corrections are history too: a correction of a correction is a new one.
+-- Every other history table: no UPDATE, DELETE or TRUNCATE at all. The
+-- ledger and the settlements; corrections too (a correction of a
+-- correction is a new one). A new append-only table goes in this list.
 do $append_only$
 declare
     t text;
 begin
     foreach t in array array[
+        'ledger_transfers', 'ledger_entries', 'settlements',
         'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers'
     ] loop
         execute format(

@@ -48,6 +48,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.audit_seal() to oxp_service, app_admin;
+
 create or replace function crypto.audit_hash(
     p_prev bytea, p_at timestamptz, p_actor text, p_action text, p_subject text, p_details jsonb
 ) returns bytea
@@ -118,4 +120,3 @@ as $$
 $$;
 
 grant execute on function crypto.audit_verify() to oxp_operator, app_admin, auditor;
-grant execute on function crypto.audit_seal() to oxp_service, app_admin;

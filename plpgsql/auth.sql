@@ -1,6 +1,18 @@
 -- Password hashing (argon2id) happens in the sidecar, which SQL cannot do;
 -- the database only stores the hash and owns everything else about a user.
 
+-- The caller, as the shim put it in the transaction (PostgREST model): the
+-- `sub` of the request's claims, or null. Row-level security policies call
+-- it as (select crypto.auth_uid()), evaluated once per query.
+create or replace function crypto.auth_uid() returns uuid
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub', '')::uuid
+$$;
+
+grant execute on function crypto.auth_uid() to anon, app_user, app_admin, oxp_service, auditor;
+
 -- The caller as the shim set it; refuses a request without a user, and a
 -- token issued before the user's tokens were cut off (its `iat`, whole
 -- seconds of real time, against tokens_valid_after).
@@ -103,6 +115,8 @@ begin
 end
 $$;
 
+grant execute on function api.signup(text, text) to anon;
+
 -- What the sidecar needs to verify a password; null when no such user.
 -- Refused before any password is checked: an email with too many wrong
 -- passwords lately (from any address; the count is kept for unknown emails
@@ -119,7 +133,7 @@ begin
     if (
         select count(*) from crypto.auth_failures as f
         where f.kind = 'login' and f.subject = v_email
-            and f.at > crypto.now() - make_interval(mins => crypto.setting_int('auth.login_window_minutes')::integer)
+            and f.at > crypto.now() - crypto.setting_interval('auth.login_window_minutes')
     ) >= crypto.setting_int('auth.login_max_failures') then
         raise exception using errcode = 'OX005', message = 'RATE_LIMITED',
             detail = 'Too many failed sign-ins for this email; retry later';
@@ -139,6 +153,8 @@ begin
 end
 $$;
 
+grant execute on function api.login_lookup(text) to auth_service;
+
 -- A wrong password (or an unknown email): counted against the email.
 create or replace function api.login_failed(p_email text) returns json
 language sql volatile security definer
@@ -148,6 +164,8 @@ as $$
     values ('login', left(lower(btrim(p_email)), 320), crypto.now());
     select json_build_object('recorded', true);
 $$;
+
+grant execute on function api.login_failed(text) to auth_service;
 
 create or replace function api.me() returns json
 language plpgsql stable security definer
@@ -168,7 +186,4 @@ begin
 end
 $$;
 
-grant execute on function api.signup(text, text) to anon;
-grant execute on function api.login_lookup(text) to auth_service;
-grant execute on function api.login_failed(text) to auth_service;
 grant execute on function api.me() to app_user, app_admin;

@@ -17,9 +17,9 @@ as $$
 declare
     v_uid uuid := crypto.require_user();
     v_now timestamptz := crypto.now();
-    v_family_end timestamptz := v_now + make_interval(days => crypto.setting_int('auth.refresh_family_days')::integer);
+    v_family_end timestamptz := v_now + crypto.setting_interval('auth.refresh_family_days');
     v_expires timestamptz := least(
-        v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer), v_family_end
+        v_now + crypto.setting_interval('auth.refresh_ttl_days'), v_family_end
     );
 begin
     if exists (select from crypto.users as u where u.id = v_uid and u.role = 'admin') then
@@ -31,6 +31,8 @@ begin
     return json_build_object('refresh_expires_at', crypto.kst(v_expires));
 end
 $$;
+
+grant execute on function api.issue_refresh(bytea) to auth_service;
 
 -- Rotation: the presented token is spent and a new one of its family
 -- issued. A token presented twice was copied: the family is revoked, and
@@ -80,12 +82,14 @@ begin
     update crypto.refresh_tokens as t set used_at = v_now where t.id = v_token.id;
     insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, mfa, family_expires_at)
     values (v_user.id, v_token.family_id, p_new_hash, v_now,
-        least(v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer),
+        least(v_now + crypto.setting_interval('auth.refresh_ttl_days'),
             v_token.family_expires_at),
         v_token.mfa, v_token.family_expires_at);
     return crypto.user_json(v_user);
 end
 $$;
+
+grant execute on function api.refresh(bytea, bytea) to auth_service;
 
 -- Ends the session the token belongs to. Says the same whether or not the
 -- token was known, so it tells a caller nothing.
@@ -105,6 +109,8 @@ begin
 end
 $$;
 
+grant execute on function api.logout(bytea) to auth_service;
+
 create or replace function crypto.lock_refresh_family(p_family uuid) returns void
 language sql volatile
 as $$ select pg_advisory_xact_lock(hashtextextended('crypto.refresh_tokens:' || p_family::text, 0)) $$;
@@ -121,10 +127,12 @@ set search_path = crypto, pg_temp
 as $$
     insert into crypto.oauth_states (state, nonce, code_verifier, redirect_uri, created_at, expires_at, browser_hash)
     values (p_state, p_nonce, p_verifier, p_redirect_uri, crypto.now(),
-        crypto.now() + make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer),
+        crypto.now() + crypto.setting_interval('auth.oauth_state_minutes'),
         p_browser_hash);
     select json_build_object('state', p_state);
 $$;
+
+grant execute on function api.oauth_begin(text, text, text, text, bytea) to auth_service;
 
 -- Only the browser that began the flow spends its state: a state pasted
 -- into another browser (login CSRF, a leaked callback URL) is refused and
@@ -149,6 +157,8 @@ begin
 end
 $$;
 
+grant execute on function api.oauth_consume(text, bytea) to auth_service;
+
 -- After the sidecar verified the ID token of a spent state: the user with
 -- this Google subject, else the user with this (Google-verified) email,
 -- linked (an account whose email was never verified loses its password and
@@ -163,7 +173,7 @@ declare
 begin
     update crypto.oauth_states as s set completed_at = crypto.now()
     where s.state = p_state and s.used_at is not null and s.completed_at is null
-        and s.used_at > crypto.now() - make_interval(mins => crypto.setting_int('auth.oauth_state_minutes')::integer);
+        and s.used_at > crypto.now() - crypto.setting_interval('auth.oauth_state_minutes');
     if not found then
         raise exception using errcode = 'OX011', message = 'OAUTH_FAILED',
             detail = 'This sign-in was not started here or already finished';
@@ -210,72 +220,4 @@ begin
 end
 $$;
 
-create or replace function crypto.worker_heartbeat(p_worker text, p_details jsonb) returns void
-language sql volatile security definer
-set search_path = crypto, pg_temp
-as $$
-    insert into crypto.worker_heartbeats (worker, seen_at, details) values (p_worker, crypto.now(), p_details)
-    on conflict (worker) do update set seen_at = excluded.seen_at, details = excluded.details
-$$;
-
--- What an operator looks at first: the database, pg_cron's jobs and their
--- last runs, the workers, the batch runs, the queue and open alerts.
-create or replace function api.admin_health() returns json
-language plpgsql stable security definer
-set search_path = crypto, pg_temp
-as $$
-declare
-    v_uid uuid := crypto.require_user();
-    v_cron json;
-begin
-    if not exists (select from crypto.users as u where u.id = v_uid and u.role = 'admin')
-        or current_setting('request.jwt.claims', true)::json ->> 'role' is distinct from 'app_admin' then
-        raise exception using errcode = 'OX003', message = 'FORBIDDEN', detail = 'Admins only';
-    end if;
-    if to_regclass('cron.job') is not null then
-        execute $q$
-            select coalesce(json_agg(json_build_object(
-                'job', j.jobname, 'schedule', j.schedule, 'active', j.active,
-                'last_status', r.status, 'last_start', crypto.kst(r.start_time)
-            ) order by j.jobname), '[]')
-            from cron.job as j
-            left join lateral (
-                select d.status, d.start_time from cron.job_run_details as d
-                where d.jobid = j.jobid order by d.start_time desc limit 1
-            ) as r on true
-        $q$ into v_cron;
-    end if;
-    return json_build_object(
-        'database', json_build_object('ok', true, 'now', crypto.kst(crypto.now()), 'version', version()),
-        'pg_cron', coalesce(v_cron, '"not installed in this database"'::json),
-        'workers', (select coalesce(json_agg(json_build_object(
-            'worker', w.worker, 'seen_at', crypto.kst(w.seen_at),
-            'seconds_ago', round(extract(epoch from crypto.now() - w.seen_at))
-        ) order by w.worker), '[]') from crypto.worker_heartbeats as w),
-        'batch_runs', (select coalesce(json_agg(json_build_object(
-            'job', r.job, 'status', r.status, 'started_at', crypto.kst(r.started_at),
-            'finished_at', crypto.kst(r.finished_at), 'rows', r.rows, 'error', r.error
-        ) order by r.job), '[]') from (
-            select distinct on (j.job) j.* from crypto.job_runs as j order by j.job, j.started_at desc
-        ) as r),
-        'queue', (select coalesce(json_object_agg(q.status, q.n), '{}') from (
-            select j.status, count(*) as n from crypto.jobs as j group by j.status
-        ) as q),
-        'alerts', (select coalesce(json_agg(json_build_object(
-            'check', h.check_name, 'at', crypto.kst(h.at), 'details', h.details
-        ) order by h.at desc), '[]') from (
-            select distinct on (s.check_name) s.* from crypto.system_health as s
-            order by s.check_name, s.at desc
-        ) as h where h.status = 'alert')
-    );
-end
-$$;
-
-grant execute on function api.issue_refresh(bytea) to auth_service;
-grant execute on function api.refresh(bytea, bytea) to auth_service;
-grant execute on function api.logout(bytea) to auth_service;
-grant execute on function api.oauth_begin(text, text, text, text, bytea) to auth_service;
-grant execute on function api.oauth_consume(text, bytea) to auth_service;
 grant execute on function api.oauth_login(text, text, text) to auth_service;
-grant execute on function crypto.worker_heartbeat(text, jsonb) to oxp_service;
-grant execute on function api.admin_health() to app_admin;

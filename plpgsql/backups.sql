@@ -22,6 +22,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.enqueue_backup(text) to oxp_service;
+
 -- The worker's report of one backup or restore drill: a job_runs row
 -- ('backup.full', ...), and the 'backup_failed' alert of that kind opened
 -- on failure, cleared by the next success.
@@ -51,6 +53,8 @@ begin
     return v_id;
 end
 $$;
+
+grant execute on function crypto.record_backup(text, timestamptz, boolean, jsonb, text) to oxp_service;
 
 -- Every minute from pg_cron: WAL that does not reach the repository is
 -- the one failure that loses the recent past silently. The archiver's last
@@ -82,6 +86,65 @@ begin
 end
 $$;
 
-grant execute on function crypto.enqueue_backup(text) to oxp_service;
-grant execute on function crypto.record_backup(text, timestamptz, boolean, jsonb, text) to oxp_service;
 grant execute on function crypto.check_wal_archive() to oxp_service;
+
+-- From crypto.evaluate_alerts, every minute: a backup that did not happen
+-- is found here even when nothing failed (the worker down, pg_cron off, a
+-- job dead). 'backup_late' opens for 'full' with no successful full backup
+-- within backups.late_full_days, and for 'any' with no successful backup of
+-- any kind within backups.late_any_days; the next success clears it. Only
+-- where backups are scheduled (a backup job was ever enqueued or run);
+-- until the first success, lateness counts from the first one asked for.
+-- `oxp db backup` by hand is not a scheduled run and does not count.
+create or replace function crypto.check_backup_late() returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_now timestamptz := crypto.now();
+    v_first timestamptz;
+    v_full timestamptz;
+    v_any timestamptz;
+    v_late_full boolean;
+    v_late_any boolean;
+    v_state jsonb;
+begin
+    select least(
+        (select min(j.created_at) from crypto.jobs as j
+         where j.kind in ('backup.full', 'backup.diff', 'backup.incr')),
+        (select min(r.started_at) from crypto.job_runs as r
+         where r.job in ('backup.full', 'backup.diff', 'backup.incr'))
+    ) into v_first;
+    if v_first is null then
+        return jsonb_build_object('scheduled', false);
+    end if;
+    select
+        max(r.finished_at) filter (where r.job = 'backup.full'),
+        max(r.finished_at)
+    into v_full, v_any
+    from crypto.job_runs as r
+    where r.job in ('backup.full', 'backup.diff', 'backup.incr') and r.status = 'succeeded';
+    v_late_full := coalesce(v_full, v_first)
+        < v_now - crypto.setting_interval('backups.late_full_days');
+    v_late_any := coalesce(v_any, v_first)
+        < v_now - crypto.setting_interval('backups.late_any_days');
+    v_state := jsonb_build_object(
+        'scheduled', true, 'last_full', crypto.kst(v_full), 'last_any', crypto.kst(v_any),
+        'late_full', v_late_full, 'late_any', v_late_any,
+        'action', 'oxp db backups; oxp jobs list; is the worker running? oxp db backup --type full'
+    );
+    if v_late_full then
+        perform crypto.alert_open('backup_late', 'full', 'critical', v_state);
+    else
+        perform crypto.alert_clear('backup_late', 'full');
+    end if;
+    if v_late_any then
+        perform crypto.alert_open('backup_late', 'any', 'critical', v_state);
+    else
+        perform crypto.alert_clear('backup_late', 'any');
+    end if;
+    return v_state;
+end
+$$;
+
+grant execute on function crypto.check_backup_late() to oxp_service;

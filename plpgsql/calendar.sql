@@ -7,7 +7,7 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_rows integer;
-    v_cutoff interval := make_interval(mins => crypto.setting_int('calendar.cutoff_minutes')::int);
+    v_cutoff interval := crypto.setting_interval('calendar.cutoff_minutes');
 begin
     insert into crypto.trading_calendar (trading_day, open_at, close_at, cutoff_at, early_close, synced_at)
     select d.trading_day, d.open_at, d.close_at, d.open_at - v_cutoff, d.early_close, now()

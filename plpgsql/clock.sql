@@ -14,6 +14,8 @@ as $$
     ), 0))
 $$;
 
+grant execute on function crypto.now() to anon, app_user, app_admin, oxp_service, auditor;
+
 create or replace function crypto.clock_set(p_at timestamptz) returns timestamptz
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -31,6 +33,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.clock_set(timestamptz) to oxp_operator;
+
 create or replace function crypto.clock_reset() returns timestamptz
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -43,6 +47,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.now() to anon, app_user, app_admin, oxp_service, auditor;
-grant execute on function crypto.clock_set(timestamptz) to oxp_operator;
 grant execute on function crypto.clock_reset() to oxp_operator;

@@ -4,14 +4,6 @@
 -- compensating transfers (crypto.correction_transfers). What players see is
 -- the latest revision of each symbol, else the original settlement.
 
--- The key of a prediction's award. ISO date whatever the session's
--- DateStyle: a key written under one style must be found under another.
-create or replace function crypto.award_key(p_day date, p_prediction bigint) returns text
--- Stable as to_char is: declared immutable it would not be inlined into the
--- joins that build a key per prediction.
-language sql stable
-as $$ select 'settlement:' || to_char(p_day, 'YYYY-MM-DD') || ':' || p_prediction $$;
-
 create or replace view crypto.current_settlements as
 select
     s.trading_day,
@@ -54,6 +46,8 @@ as $$
     where p.id = p_prediction
 $$;
 
+grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
+
 -- Points a prediction earned under its current result: what its latest
 -- correction says it should hold, else what it holds. It differs from
 -- prediction_points only by what a reversal could not take back.
@@ -70,6 +64,8 @@ as $$
     )
 $$;
 
+grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
+
 -- Corrects the closes that settled session p_day read (its own and the
 -- previous trading day's) and recomputes every settled session that read a
 -- changed close: p_day, the day before (whose close it was) and the day
@@ -84,7 +80,8 @@ create or replace function crypto.correct_settlement(p_day date, p_closes jsonb,
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Days leave as ISO text (audit subject, summary), whatever the caller's DateStyle.
+-- Refusal details name days as ISO text whatever the caller's DateStyle (keys
+-- and audit subjects do anyway: crypto.iso_day).
 set datestyle = 'ISO, YMD'
 as $$
 declare
@@ -119,11 +116,7 @@ begin
     perform crypto.lock_settlement_day(p_day);
     perform crypto.lock_settlement_day(v_next);
 
-    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
-    if v_phase is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
+    v_phase := (crypto.require_session(p_day)).phase;
     if v_phase <> 'SETTLED' then
         raise exception using errcode = 'OX111', message = 'NOT_SETTLED',
             detail = format('Session %s is %s: load its closes with oxp eod load; corrections are for settled days',
@@ -321,14 +314,11 @@ begin
             from crypto.correction_transfers as c where c.correction_id = v_correction
         )
     );
-    perform crypto.audit(crypto.current_actor(), 'settlement.corrected', p_day::text, v_summary);
+    perform crypto.audit(crypto.current_actor(), 'settlement.corrected', crypto.iso_day(p_day), v_summary);
     return v_summary;
 end
 $$;
 
-grant execute on function crypto.award_key(date, bigint) to oxp_service, app_admin, auditor;
-grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
-grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
 grant execute on function crypto.correct_settlement(date, jsonb, text) to oxp_operator, app_admin;
 
 -- The admin route's entry: same function, the admin named in the audit.

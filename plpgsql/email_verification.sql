@@ -12,7 +12,7 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_user crypto.users;
-    v_expires timestamptz := crypto.now() + make_interval(hours => crypto.setting_int('auth.email_verify_hours')::integer);
+    v_expires timestamptz := crypto.now() + crypto.setting_interval('auth.email_verify_hours');
 begin
     select u.* into v_user from crypto.users as u
     where u.id = p_user and u.disabled_at is null and u.email_verified_at is null;
@@ -24,6 +24,8 @@ begin
     return json_build_object('email', v_user.email, 'expires_at', crypto.kst(v_expires));
 end
 $$;
+
+grant execute on function crypto.email_verification_issue(uuid, bytea) to oxp_service;
 
 -- The link was followed and confirmed: spent, and the email it was sent to
 -- is verified.
@@ -52,6 +54,8 @@ begin
 end
 $$;
 
+grant execute on function api.verify_email(bytea) to auth_service;
+
 -- A link for the signed-in user (the shim asks right after a sign-up when
 -- mail is configured, and on request): a job for the worker, so a slow or
 -- failing mail server never holds up or fails the request. At most one a
@@ -73,6 +77,8 @@ begin
 end
 $$;
 
+grant execute on function api.resend_verification() to app_user;
+
 -- `oxp users verify EMAIL`: an operator vouches for the email (audited).
 create or replace function crypto.verify_email_by_operator(p_email text) returns json
 language plpgsql volatile security definer
@@ -89,7 +95,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.email_verification_issue(uuid, bytea) to oxp_service;
-grant execute on function api.verify_email(bytea) to auth_service;
-grant execute on function api.resend_verification() to app_user;
 grant execute on function crypto.verify_email_by_operator(text) to oxp_operator;

@@ -159,6 +159,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.eod_prices_problems(jsonb, boolean) to oxp_operator, app_admin;
+
 -- A whole file of closes, all or nothing: any refused row refuses the
 -- batch, naming every refused row (the first one's rule sets the code).
 create or replace function crypto.load_eod_prices(p_rows jsonb, p_source text) returns jsonb
@@ -198,7 +200,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.eod_prices_problems(jsonb, boolean) to oxp_operator, app_admin;
 grant execute on function crypto.load_eod_prices(jsonb, text) to oxp_operator, app_admin;
 
 -- What a fetch for a trading day must bring: the day's and the previous
@@ -212,11 +213,7 @@ declare
     v_cal crypto.trading_calendar;
     v_prev date := crypto.prev_trading_day(p_day);
 begin
-    select * into v_cal from crypto.trading_calendar as c where c.trading_day = p_day;
-    if not found then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not a trading day in the calendar', p_day);
-    end if;
+    v_cal := crypto.require_trading_day(p_day);
     return jsonb_build_object(
         'trading_day', p_day,
         'previous_trading_day', v_prev,
@@ -233,6 +230,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.eod_fetch_plan(date) to oxp_service, app_admin;
+
 create or replace function crypto.log_eod_fetch(
     p_day date, p_provider text, p_started_at timestamptz, p_status crypto.run_status,
     p_rows integer, p_error text
@@ -245,6 +244,5 @@ as $$
     returning id
 $$;
 
-grant execute on function crypto.eod_fetch_plan(date) to oxp_service, app_admin;
 grant execute on function crypto.log_eod_fetch(date, text, timestamptz, crypto.run_status, integer, text)
 to oxp_service;

@@ -12,3 +12,10 @@ as $$
 $$;
 
 grant execute on function crypto.eod_fetch_needed(date) to oxp_service, app_admin;
+
+-- The dedupe key of a day's scheduled price fetch: the tick enqueues under
+-- it (one job a day), eod_day and the tick find the job by it.
+create or replace function crypto.eod_fetch_key(p_day date) returns text
+language sql stable
+set search_path = crypto, pg_temp
+as $$ select 'eod.fetch:' || crypto.iso_day(p_day) $$;

@@ -6,7 +6,7 @@ language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_before timestamptz := crypto.now() - make_interval(days => crypto.setting_int('retention.expired_days')::integer);
+    v_before timestamptz := crypto.now() - crypto.setting_interval('retention.expired_days');
     v_states integer;
     v_tokens integer;
     v_links integer;

@@ -41,3 +41,41 @@ as $$
     where p_key is not null;
     select p_response;
 $$;
+
+-- A refusal raised inside a keyed request: stored under the key (and
+-- returned, as crypto.problem) when its SQLSTATE is one the key remembers
+-- (crypto.error_codes.remembered_by_idempotency_key), else null and nothing
+-- is stored: the caller raises it again. The caller catches the refusal in
+-- a block of its own, so whatever the attempt wrote is undone and only the
+-- answer is kept.
+create or replace function crypto.idempotency_refusal(
+    p_scope text, p_key text, p_request_hash text, p_sqlstate text, p_detail text
+) returns jsonb
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+begin
+    if p_key is null or not exists (
+        select from crypto.error_codes as e where e.sqlstate = p_sqlstate and e.remembered_by_idempotency_key
+    ) then
+        return null;
+    end if;
+    return crypto.idempotency_store(p_scope, p_key, p_request_hash, crypto.problem(p_sqlstate, p_detail));
+end
+$$;
+
+-- A route that spends or pays refuses to run without a key: without one, a
+-- double click spends twice. p_max keeps the ledger key built from it (the
+-- route's prefix, the user, the key) within its 200 characters.
+create or replace function crypto.require_idempotency_key(p_key text, p_what text, p_max integer) returns text
+language plpgsql immutable
+set search_path = crypto, pg_temp
+as $$
+begin
+    if p_key is null or length(p_key) not between 1 and p_max then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = format('%s needs an Idempotency-Key header of 1 to %s characters', p_what, p_max);
+    end if;
+    return p_key;
+end
+$$;

@@ -197,6 +197,8 @@ as $$
     where (u.reward_kind = 'POINTS') <> (t.id is not null and t.refusal is null)
 $$;
 
+grant execute on function crypto.integrity_violations() to oxp_operator, app_admin, auditor;
+
 -- The daily run: records what it found, raises an alert row on any
 -- violation, and returns the count.
 create or replace function crypto.run_integrity_check() returns integer
@@ -225,5 +227,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.integrity_violations() to oxp_operator, app_admin, auditor;
 grant execute on function crypto.run_integrity_check() to oxp_service, app_admin;

@@ -21,6 +21,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_operator, app_admin;
+
 create or replace function crypto.claim_job(p_kinds text[]) returns crypto.jobs
 language sql volatile security definer
 set search_path = crypto, pg_temp
@@ -31,8 +33,10 @@ as $$
         select q.id from crypto.jobs as q
         where q.kind = any(p_kinds) and (
             (q.status = 'queued' and q.run_after <= crypto.now())
-            -- A worker that died mid-job loses it after the lease.
-            or (q.status = 'running' and q.locked_at < clock_timestamp() - interval '10 minutes')
+            -- A worker that died mid-job (killed during a vendor call or a
+            -- price fetch) loses it after the lease (jobs.lease_seconds).
+            or (q.status = 'running'
+                and q.locked_at < clock_timestamp() - crypto.setting_interval('jobs.lease_seconds'))
         )
         order by q.run_after, q.id
         for update skip locked
@@ -41,6 +45,8 @@ as $$
     returning j.*
 $$;
 
+grant execute on function crypto.claim_job(text[]) to oxp_service;
+
 create or replace function crypto.complete_job(p_id bigint) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
@@ -48,6 +54,8 @@ as $$
     update crypto.jobs set status = 'done', finished_at = crypto.now(), locked_at = null
     where id = p_id and status = 'running'
 $$;
+
+grant execute on function crypto.complete_job(bigint) to oxp_service;
 
 create or replace function crypto.fail_job(p_id bigint, p_error text) returns crypto.job_status
 language sql volatile security definer
@@ -84,7 +92,4 @@ as $$
     select f.status from failed as f
 $$;
 
-grant execute on function crypto.enqueue_job(text, jsonb, text, integer) to oxp_operator, app_admin;
-grant execute on function crypto.claim_job(text[]) to oxp_service;
-grant execute on function crypto.complete_job(bigint) to oxp_service;
 grant execute on function crypto.fail_job(bigint, text) to oxp_service;

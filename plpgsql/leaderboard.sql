@@ -16,6 +16,8 @@ as $$
     end
 $$;
 
+grant execute on function crypto.leaderboard_start(text, date) to oxp_service, app_admin, auditor;
+
 -- The streak rule, in one place. A streak is a run of consecutive won
 -- predictions among a player's decided ones (WON or LOST) ordered by
 -- trading day, then symbol: a loss ends it; a VOID neither extends nor
@@ -148,6 +150,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
+
 -- Refreshed by the metrics rollup (pg_cron, every 10 minutes) for each
 -- settled day whose books moved (crypto.rollup_metrics), not inside the
 -- settlement: a refresh reads every award of the day's players, which would
@@ -186,6 +190,8 @@ begin
     return json_build_object('nickname', v_name);
 end
 $$;
+
+grant execute on function api.set_nickname(text) to app_user, app_admin;
 
 -- One page of the board for the period that holds today (New York date),
 -- in rank order: points, then wins, then the player's id, all descending
@@ -293,7 +299,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.leaderboard_start(text, date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
-grant execute on function api.set_nickname(text) to app_user, app_admin;
 grant execute on function api.leaderboard(text, integer, text) to anon, app_user, app_admin;

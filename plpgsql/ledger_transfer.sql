@@ -98,6 +98,7 @@ $$;
 -- For callers that turn a stored refusal into the caller's error.
 create or replace function crypto.raise_refusal(p_transfer crypto.ledger_transfers) returns bigint
 language plpgsql immutable
+set search_path = crypto, pg_temp
 as $$
 begin
     if p_transfer.refusal = 'OX201' then
@@ -240,9 +241,10 @@ begin
 
     select count(*), sum(i.amount), min(i.id), max(i.id) into v_new, v_total, v_first, v_last
     from inserted as i;
-    -- One audit row per batch: a million rows through the chain's lock
-    -- would be the settlement's slowest part, and the transfers themselves
-    -- are append-only; the row names the range and the total.
+    -- One audit row per batch: a million audit rows (each written now and
+    -- hashed into the chain by crypto.audit_seal later) would double the
+    -- settlement's writes, and the transfers themselves are append-only;
+    -- the row names the range and the total.
     if v_new > 0 then
         perform crypto.audit(crypto.current_actor(), 'points.transfer_batch', p_reason, jsonb_build_object(
             'debit', p_debit_account, 'transfers', v_new, 'amount', v_total,

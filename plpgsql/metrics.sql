@@ -44,10 +44,7 @@ declare
     v_to timestamptz := v_next::timestamp at time zone 'Asia/Seoul';
     v_row crypto.daily_metrics;
 begin
-    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not an NYSE trading day', p_day);
-    end if;
+    perform crypto.require_trading_day(p_day);
     with outcomes as (
         select
             p.user_id,

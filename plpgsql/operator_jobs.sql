@@ -12,6 +12,8 @@ as $$
     )
 $$;
 
+grant execute on function crypto.job_json(crypto.jobs) to oxp_service, app_admin, auditor;
+
 -- Newest first, of one STATUS or all.
 create or replace function crypto.jobs_list(p_status text default null, p_limit integer default 50) returns jsonb
 language plpgsql stable security definer
@@ -37,6 +39,8 @@ begin
     ), '[]');
 end
 $$;
+
+grant execute on function crypto.jobs_list(text, integer) to oxp_operator, auditor;
 
 -- The job row locked, or NOT_FOUND naming the id.
 create or replace function crypto.lock_job(p_id bigint) returns crypto.jobs
@@ -88,6 +92,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.job_retry(bigint) to oxp_operator, app_admin;
+
 -- Never run it again. A vendor call belongs to its redemption: cancelling
 -- the job alone would leave the points debited and the unit reserved, so
 -- that is refused in favour of `oxp rewards cancel`.
@@ -124,9 +130,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.job_json(crypto.jobs) to oxp_service, app_admin, auditor;
-grant execute on function crypto.jobs_list(text, integer) to oxp_operator, auditor;
-grant execute on function crypto.job_retry(bigint) to oxp_operator, app_admin;
 grant execute on function crypto.job_cancel(bigint, text) to oxp_operator, app_admin;
 
 comment on function crypto.jobs_list(text, integer) is

@@ -23,6 +23,8 @@ as $$
     end
 $$;
 
+grant execute on function crypto.settlement_void_reason(crypto.current_settlements) to oxp_service, app_admin, auditor;
+
 -- Sessions newest first, between FROM and TO (either may be null), at
 -- most LIMIT: phase, times, counts, and each VOID with its reason.
 create or replace function crypto.sessions_list(
@@ -73,6 +75,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.sessions_list(date, date, integer) to oxp_operator, auditor;
+
 -- A day's closes as stored (source, when fetched), one row per symbol of
 -- its universe (or per stored close when it has none), and, from the fetch
 -- plan (crypto.eod_fetch_plan, the one that the tick and the fetch go by),
@@ -81,8 +85,6 @@ $$;
 create or replace function crypto.eod_day(p_day date) returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
--- The job key names the day as ISO text, whatever the caller's DateStyle.
-set datestyle = 'ISO, YMD'
 as $$
 declare
     -- Refuses a day that is not a trading day (NOT_A_TRADING_DAY).
@@ -111,7 +113,7 @@ begin
         'fetch_job', (
             select jsonb_build_object('id', j.id, 'status', j.status, 'attempts', j.attempts,
                 'max_attempts', j.max_attempts, 'last_error', j.last_error)
-            from crypto.jobs as j where j.dedupe_key = 'eod.fetch:' || p_day
+            from crypto.jobs as j where j.dedupe_key = crypto.eod_fetch_key(p_day)
         ),
         'attempts', coalesce((
             select jsonb_agg(jsonb_build_object(
@@ -123,6 +125,8 @@ begin
     );
 end
 $$;
+
+grant execute on function crypto.eod_day(date) to oxp_operator, auditor;
 
 -- Redemptions newest first, of one STATUS or all, a page at a time, with
 -- the user's email (the operator looks a player up by it).
@@ -158,9 +162,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.settlement_void_reason(crypto.current_settlements) to oxp_service, app_admin, auditor;
-grant execute on function crypto.sessions_list(date, date, integer) to oxp_operator, auditor;
-grant execute on function crypto.eod_day(date) to oxp_operator, auditor;
 grant execute on function crypto.redemptions_list(text, bigint, integer) to oxp_operator, auditor;
 
 comment on function crypto.settlement_void_reason(crypto.current_settlements) is

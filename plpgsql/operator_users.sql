@@ -59,6 +59,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.users_list(text, integer) to oxp_operator, auditor;
+
 -- One user: the summary, their predictions' outcomes in total, and the
 -- latest predictions.
 create or replace function crypto.user_detail(p_email text, p_predictions integer default 20) returns jsonb
@@ -101,6 +103,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.user_detail(text, integer) to oxp_operator, auditor;
+
 -- A user's ledger entries, newest first, a page at a time (the same page
 -- rule as the player's own ledger).
 create or replace function crypto.user_ledger(p_email text, p_cursor bigint default null, p_limit integer default 50)
@@ -111,6 +115,8 @@ as $$
     select jsonb_build_object('email', lower(btrim(p_email)))
         || crypto.ledger_page(crypto.user_by_email(p_email), p_cursor, p_limit)::jsonb
 $$;
+
+grant execute on function crypto.user_ledger(text, bigint, integer) to oxp_operator, auditor;
 
 -- An admin locked for a change of role or factor; NOT_AN_ADMIN otherwise.
 create or replace function crypto.lock_admin(p_email text) returns crypto.users
@@ -149,6 +155,9 @@ begin
 end
 $$;
 
+-- Role and factor changes are the operator's alone, like promotion.
+grant execute on function crypto.demote_admin(text) to oxp_operator;
+
 -- A lost authenticator: a new TOTP secret (made by the CLI, shown once),
 -- the old one and every session end (crypto.store_admin_factor).
 create or replace function crypto.reset_totp(p_email text, p_totp_secret text, p_key text) returns json
@@ -165,11 +174,6 @@ begin
 end
 $$;
 
-grant execute on function crypto.users_list(text, integer) to oxp_operator, auditor;
-grant execute on function crypto.user_detail(text, integer) to oxp_operator, auditor;
-grant execute on function crypto.user_ledger(text, bigint, integer) to oxp_operator, auditor;
--- Role and factor changes are the operator's alone, like promotion.
-grant execute on function crypto.demote_admin(text) to oxp_operator;
 grant execute on function crypto.reset_totp(text, text, text) to oxp_operator;
 
 comment on function crypto.users_list(text, integer) is

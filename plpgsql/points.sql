@@ -2,6 +2,7 @@
 -- is the last id seen, so pages stay stable while new rows arrive.
 create or replace function crypto.page_limit(p_limit integer) returns integer
 language plpgsql immutable
+set search_path = crypto, pg_temp
 as $$
 begin
     if p_limit is null or p_limit not between 1 and 100 then
@@ -35,6 +36,8 @@ begin
     );
 end
 $$;
+
+grant execute on function api.points_balance() to app_user, app_admin;
 
 -- One page of a user's ledger entries, newest first (the page rule of
 -- crypto.page_limit / crypto.page): the player's own ledger and the
@@ -74,5 +77,4 @@ language sql stable security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.ledger_page(crypto.require_user(), p_cursor, p_limit) $$;
 
-grant execute on function api.points_balance() to app_user, app_admin;
 grant execute on function api.points_ledger(bigint, integer) to app_user, app_admin;

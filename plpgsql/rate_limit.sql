@@ -104,6 +104,8 @@ begin
 end
 $$;
 
+grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
+
 -- One accepted prediction in the per-user prediction buckets (called by
 -- crypto.place_prediction in the transaction that inserts it, so only a
 -- committed prediction counts).
@@ -131,5 +133,4 @@ as $$
     select count(*)::integer from gone
 $$;
 
-grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
 grant execute on function crypto.rate_limit_cleanup() to oxp_service;

@@ -15,12 +15,17 @@ as $$
     end
 $$;
 
+grant execute on function crypto.void_reason(crypto.settlement_outcome, numeric, numeric)
+to oxp_service, app_admin, auditor;
+
 -- The change in percent as a decimal string for people, 4 places,
 -- truncated toward zero (not rounded): a change inside the threshold never
 -- reads as reaching it (0.00995 % shows 0.0099, not 0.0100).
 create or replace function crypto.change_percent(p_change numeric) returns text
 language sql immutable
 as $$ select trunc(p_change * 100, 4)::text $$;
+
+grant execute on function crypto.change_percent(numeric) to oxp_service, app_admin, auditor;
 
 -- GET /v1/predictions: the caller's predictions, newest first, in cursor
 -- pages (crypto.page_limit / crypto.page, as the ledger): every day, or
@@ -69,6 +74,8 @@ begin
 end
 $$;
 
+grant execute on function api.my_predictions(date, bigint, integer) to app_user, app_admin;
+
 create or replace function api.settlements(p_day date) returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -76,11 +83,7 @@ as $$
 declare
     v_phase crypto.session_phase;
 begin
-    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
-    if v_phase is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
+    v_phase := (crypto.require_session(p_day)).phase;
     return json_build_object(
         'trading_day', p_day,
         'phase', v_phase,
@@ -129,8 +132,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.void_reason(crypto.settlement_outcome, numeric, numeric)
-to oxp_service, app_admin, auditor;
-grant execute on function crypto.change_percent(numeric) to oxp_service, app_admin, auditor;
-grant execute on function api.my_predictions(date, bigint, integer) to app_user, app_admin;
 grant execute on function api.settlements(date) to anon, app_user, app_admin;

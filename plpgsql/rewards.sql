@@ -21,6 +21,8 @@ as $$
     )
 $$;
 
+grant execute on function crypto.reward_json(crypto.rewards_inventory) to oxp_service, app_admin, auditor;
+
 create or replace function crypto.redemption_json(p_redemption crypto.rewards_redemptions) returns jsonb
 language sql stable
 set search_path = crypto, pg_temp
@@ -31,6 +33,8 @@ as $$
         'created_at', crypto.kst(p_redemption.created_at), 'updated_at', crypto.kst(p_redemption.updated_at)
     )
 $$;
+
+grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
 
 -- The vendor's reference is the voucher, a secret of the user's: operators
 -- and the auditor see its last 4 characters (when it is long enough that
@@ -46,10 +50,14 @@ as $$
     end
 $$;
 
+grant execute on function crypto.mask_secret(text) to oxp_service, app_admin, auditor;
+
 create or replace function crypto.secret_digest(p_secret text) returns text
 language sql immutable
 set search_path = crypto, pg_temp
 as $$ select encode(sha256(convert_to(p_secret, 'UTF8')), 'hex') $$;
+
+grant execute on function crypto.secret_digest(text) to oxp_service, app_admin, auditor;
 
 create or replace function crypto.redemption_json_masked(p_redemption crypto.rewards_redemptions) returns jsonb
 language sql stable
@@ -59,6 +67,8 @@ as $$
         || jsonb_build_object('vendor_ref', crypto.mask_secret(p_redemption.vendor_ref))
 $$;
 
+grant execute on function crypto.redemption_json_masked(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
+
 create or replace function api.rewards() returns json
 language sql stable security definer
 set search_path = crypto, pg_temp
@@ -67,6 +77,8 @@ as $$
     from crypto.rewards_inventory as r
     where r.active
 $$;
+
+grant execute on function api.rewards() to anon, app_user, app_admin;
 
 -- The redemption rule: debit and reserve together, or neither. Refusals
 -- (unknown or inactive SKU, not enough points, no unit left) are stored
@@ -85,13 +97,9 @@ declare
     v_redemption crypto.rewards_redemptions;
     v_state text;
     v_detail text;
+    v_refusal jsonb;
 begin
-    if p_idempotency_key is null or length(p_idempotency_key) > 150 then
-        -- Spending without a key is how a double click spends twice. The
-        -- ledger key adds the user to it, and must stay within 200 characters.
-        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
-            detail = 'Redeeming needs an Idempotency-Key header of 1 to 150 characters';
-    end if;
+    perform crypto.require_idempotency_key(p_idempotency_key, 'Redeeming', 150);
     v_replay := crypto.idempotency_replay(v_scope, p_idempotency_key, v_request);
     if v_replay is not null then
         return v_replay::json;
@@ -139,16 +147,22 @@ begin
         returning * into v_redemption;
         perform crypto.enqueue_job('reward.issue', jsonb_build_object('redemption_id', v_redemption.id),
             'reward.issue:' || v_redemption.id);
-    exception when sqlstate 'OX004' or sqlstate 'OX201' or sqlstate 'OX202' or sqlstate 'OX203' then
-        -- Everything above is undone; only the answer is kept.
+    exception when others then
+        -- Everything above is undone; a refusal the key remembers is
+        -- stored, any other error goes on.
         get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
-            crypto.problem(v_state, v_detail))::json;
+        v_refusal := crypto.idempotency_refusal(v_scope, p_idempotency_key, v_request, v_state, v_detail);
+        if v_refusal is null then
+            raise;
+        end if;
+        return v_refusal::json;
     end;
     return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
         crypto.redemption_json(v_redemption))::json;
 end
 $$;
+
+grant execute on function api.redeem_reward(text, text) to app_user, app_admin;
 
 create or replace function api.my_redemptions(p_cursor bigint default null, p_limit integer default 20)
 returns json
@@ -174,6 +188,8 @@ begin
 end
 $$;
 
+grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
+
 -- The worker's view of a redemption it is about to send to the vendor:
 -- REQUESTED, or UNKNOWN (asked again with the same idempotency key); null
 -- once it is final (cancelled, resolved, or done by a retry).
@@ -185,6 +201,8 @@ as $$
     from crypto.rewards_redemptions as r
     where r.id = p_id and r.status in ('REQUESTED', 'UNKNOWN')
 $$;
+
+grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
 
 -- The vendor call got no answer after the request may have reached the
 -- vendor: it may have issued the voucher. Nothing moves (points stay
@@ -228,6 +246,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.redemption_unknown(bigint, text) to oxp_service;
+
 create or replace function crypto.redemption_issued(p_id bigint, p_vendor_ref text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -262,6 +282,8 @@ begin
     return crypto.redemption_json(v_redemption);
 end
 $$;
+
+grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
 
 -- FAILED (the vendor refused) and CANCELLED (an admin) both give back
 -- exactly what was taken: the amount of the debit transfer, once.
@@ -335,10 +357,14 @@ language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.redemption_release(p_id, 'FAILED', p_error) $$;
 
+grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
+
 create or replace function crypto.cancel_redemption(p_id bigint, p_reason text) returns jsonb
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.redemption_release(p_id, 'CANCELLED', coalesce(p_reason, 'cancelled by an admin')) $$;
+
+grant execute on function crypto.cancel_redemption(bigint, text) to oxp_operator, app_admin;
 
 -- Adds a SKU or changes one; stock can never fall below what is already
 -- reserved or issued (the table's CHECK says so too).
@@ -373,17 +399,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.reward_json(crypto.rewards_inventory) to oxp_service, app_admin, auditor;
-grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
-grant execute on function crypto.mask_secret(text) to oxp_service, app_admin, auditor;
-grant execute on function crypto.secret_digest(text) to oxp_service, app_admin, auditor;
-grant execute on function crypto.redemption_json_masked(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
-grant execute on function api.rewards() to anon, app_user, app_admin;
-grant execute on function api.redeem_reward(text, text) to app_user, app_admin;
-grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
-grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
-grant execute on function crypto.redemption_issued(bigint, text) to oxp_service;
-grant execute on function crypto.redemption_unknown(bigint, text) to oxp_service;
-grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
-grant execute on function crypto.cancel_redemption(bigint, text) to oxp_operator, app_admin;
 grant execute on function crypto.upsert_reward(text, text, bigint, integer, boolean) to oxp_operator, app_admin;

@@ -6,8 +6,6 @@
 create or replace function crypto.schedule_tick(p_job text default 'schedule_tick') returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Job keys and alerts name days as ISO text, whatever the caller's DateStyle.
-set datestyle = 'ISO, YMD'
 as $$
 declare
     v_run bigint;
@@ -81,9 +79,9 @@ begin
             j.status
         from crypto.session_control as s
         join crypto.trading_calendar as c on c.trading_day = s.trading_day
-        left join crypto.jobs as j on j.dedupe_key = 'eod.fetch:' || s.trading_day
+        left join crypto.jobs as j on j.dedupe_key = crypto.eod_fetch_key(s.trading_day)
         where s.phase in ('CLOSED', 'SETTLING')
-        and c.close_at + make_interval(mins => crypto.setting_int('eod.fetch_delay_minutes')::int) <= v_now
+        and c.close_at + crypto.setting_interval('eod.fetch_delay_minutes') <= v_now
         order by s.trading_day
     loop
         begin
@@ -101,7 +99,7 @@ begin
                 perform crypto.begin_settling(v_day);
                 -- Attempts enough to outlast the deadline at the capped backoff.
                 perform crypto.enqueue_job('eod.fetch', jsonb_build_object('trading_day', v_day),
-                    'eod.fetch:' || v_day, 1000);
+                    crypto.eod_fetch_key(v_day), 1000);
                 v_done := v_done || jsonb_build_object('fetching', v_day);
             end if;
         exception when others then
@@ -143,6 +141,8 @@ begin
 end
 $$;
 
+grant execute on function crypto.schedule_tick(text) to oxp_service;
+
 -- Until when a finished day's closes are waited for: the next session's
 -- cutoff minus eod.void_deadline_minutes (default 2 hours), so players see
 -- the result before they predict again. An admin can load closes any time
@@ -153,7 +153,7 @@ set search_path = crypto, pg_temp
 as $$
     select coalesce(
         (
-            select c.cutoff_at - make_interval(mins => crypto.setting_int('eod.void_deadline_minutes')::int)
+            select c.cutoff_at - crypto.setting_interval('eod.void_deadline_minutes')
             from crypto.trading_calendar as c
             where c.trading_day = crypto.next_trading_day(p_day)
         ),
@@ -185,5 +185,3 @@ as $$
     from jsonb_array_elements(p_failed) as f
     cross join lateral (select concat_ws('|', f ->> 'step', f ->> 'trading_day', f ->> 'sqlstate') as key) as k
 $$;
-
-grant execute on function crypto.schedule_tick(text) to oxp_service;

@@ -7,10 +7,14 @@ language sql stable
 set search_path = crypto, pg_temp
 as $$ select max(c.trading_day) from crypto.trading_calendar as c where c.trading_day < p_day $$;
 
+grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
+
 create or replace function crypto.next_trading_day(p_day date) returns date
 language sql stable
 set search_path = crypto, pg_temp
 as $$ select min(c.trading_day) from crypto.trading_calendar as c where c.trading_day > p_day $$;
+
+grant execute on function crypto.next_trading_day(date) to oxp_service, app_admin, auditor;
 
 -- A session opens at 06:00 KST the day after the previous trading day, when
 -- New York has closed it: Monday's session opens on Saturday morning.
@@ -20,7 +24,7 @@ set search_path = crypto, pg_temp
 as $$
     select (
         coalesce(crypto.prev_trading_day(p_day) + 1, p_day)::timestamp
-        + make_interval(hours => crypto.setting_int('schedule.open_hour_kst')::int)
+        + crypto.setting_int('schedule.open_hour_kst') * interval '1 hour'
     ) at time zone 'Asia/Seoul'
 $$;
 
@@ -33,11 +37,9 @@ as $$
 declare
     v_session crypto.session_control;
 begin
+    perform crypto.require_session(p_day);
+    -- Sessions are never deleted: the row found is there to lock.
     select * into v_session from crypto.session_control as s where s.trading_day = p_day for update;
-    if not found then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
     if v_session.phase = p_to then
         return v_session;
     end if;
@@ -54,7 +56,7 @@ begin
     where s.trading_day = p_day
     returning * into v_session;
     -- Whether the tick or an operator moved it, the trail shows who and when.
-    perform crypto.audit(crypto.current_actor(), 'session.' || lower(p_to::text), p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'session.' || lower(p_to::text), crypto.iso_day(p_day),
         jsonb_build_object('from', p_from));
     return v_session;
 end
@@ -67,10 +69,7 @@ as $$
 declare
     v_session crypto.session_control;
 begin
-    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not a trading day in the calendar', p_day);
-    end if;
+    perform crypto.require_trading_day(p_day);
     select * into v_session from crypto.session_control as s where s.trading_day = p_day;
     if found then
         if v_session.phase <> 'OPEN' then
@@ -91,20 +90,28 @@ begin
 end
 $$;
 
+grant execute on function crypto.open_session(date) to oxp_operator, app_admin;
+
 create or replace function crypto.close_session(p_day date) returns crypto.session_control
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.session_move(p_day, 'OPEN', 'CLOSED') $$;
+
+grant execute on function crypto.close_session(date) to oxp_operator, app_admin;
 
 create or replace function crypto.begin_settling(p_day date) returns crypto.session_control
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.session_move(p_day, 'CLOSED', 'SETTLING') $$;
 
+grant execute on function crypto.begin_settling(date) to oxp_operator, app_admin;
+
 create or replace function crypto.finish_settling(p_day date) returns crypto.session_control
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$ select crypto.session_move(p_day, 'SETTLING', 'SETTLED') $$;
+
+grant execute on function crypto.finish_settling(date) to oxp_operator, app_admin;
 
 -- "Today" for a player: the open session, else the latest one.
 create or replace function crypto.current_session() returns crypto.session_control
@@ -115,6 +122,8 @@ as $$
     order by (s.phase = 'OPEN') desc, s.trading_day desc
     limit 1
 $$;
+
+grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
 
 -- The next session to open: the first trading day whose cutoff is still
 -- ahead and that has no session yet (as crypto.schedule_tick picks it).
@@ -129,6 +138,8 @@ as $$
     limit 1
 $$;
 
+grant execute on function crypto.next_session_day() to oxp_service, app_admin, auditor;
+
 -- GET /v1/session/today. `trading_day` is the New York date of the NYSE
 -- session; times are KST with New York's beside them (`*_new_york`). A
 -- signed-in player also sees what is left of their day; between sessions
@@ -138,7 +149,8 @@ language plpgsql stable security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_session crypto.session_control := crypto.current_session();
+    -- NO_SESSION before the first session opens.
+    v_session crypto.session_control := crypto.require_session((crypto.current_session()).trading_day);
     v_cal crypto.trading_calendar;
     v_uid uuid := crypto.auth_uid();
     v_limits crypto.user_daily_limits;
@@ -154,12 +166,6 @@ begin
             'opens_at_new_york', crypto.new_york(crypto.session_opens_at(v_next)),
             'cutoff_at', crypto.kst((select c.cutoff_at from crypto.trading_calendar as c where c.trading_day = v_next))
         );
-    end if;
-    if v_session.trading_day is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            -- format() renders NULL as '': the clause is added only with a next day.
-            detail = 'No session has opened yet' || case when v_next is null then '' else format(
-                '; the session for %s opens at %s', v_next, crypto.kst(crypto.session_opens_at(v_next))) end;
     end if;
     select * into v_cal from crypto.trading_calendar as c where c.trading_day = v_session.trading_day;
     v_accepting := v_session.phase = 'OPEN' and crypto.now() < v_cal.cutoff_at;
@@ -201,15 +207,7 @@ begin
 end
 $$;
 
-grant execute on function crypto.open_session(date) to oxp_operator, app_admin;
-grant execute on function crypto.close_session(date) to oxp_operator, app_admin;
-grant execute on function crypto.begin_settling(date) to oxp_operator, app_admin;
-grant execute on function crypto.finish_settling(date) to oxp_operator, app_admin;
 grant execute on function api.session_today() to anon, app_user, app_admin;
-grant execute on function crypto.current_session() to oxp_service, app_admin, auditor;
-grant execute on function crypto.prev_trading_day(date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.next_trading_day(date) to oxp_service, app_admin, auditor;
-grant execute on function crypto.next_session_day() to oxp_service, app_admin, auditor;
 
 -- The session taking predictions now: OPEN and before its cutoff, by the
 -- one clock (the submission checks the time itself; it does not rely on the

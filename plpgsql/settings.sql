@@ -31,6 +31,11 @@ as $$
         -- During an outage an operator may move the VOID deadline.
         ('eod.void_deadline_minutes', 'integer', 0, 10080, 'before the next session''s cutoff'),
         ('eod.retry_max_seconds', 'integer', 30, 3600, null),
+        -- Above the longest job (a full backup, a vendor call with its
+        -- timeouts): a live worker's job taken again would run twice.
+        ('jobs.lease_seconds', 'integer', 1, 86400, 'longer than any job runs'),
+        ('backups.late_full_days', 'integer', 1, 60, null),
+        ('backups.late_any_days', 'integer', 1, 60, null),
         ('alerts.http_min_requests', 'integer', 1, 1000000, null),
         ('rewards.vendor_failure_rate', 'decimal', 0, 1, 'a share of vendor calls the simulated vendor refuses'),
         ('ratelimit.ip_per_minute', 'integer', 1, 1000000, null),
@@ -55,6 +60,9 @@ as $$
     ) as r (key, kind, min_value, max_value, note)
 $$;
 
+-- Reading the rules is for the operator, admins and the auditor.
+grant execute on function crypto.setting_rules() to oxp_service, app_admin, auditor;
+
 -- The rule as a person reads it: "integer 1 to 100".
 create or replace function crypto.setting_rule_text(p_key text) returns text
 language sql immutable
@@ -72,6 +80,8 @@ as $$
     from crypto.setting_rules() as r where r.key = p_key
 $$;
 
+grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
+
 -- Every setting with its value, rule and last change, for `oxp settings show`.
 create or replace function crypto.settings_list() returns jsonb
 language sql stable
@@ -84,6 +94,8 @@ as $$
     ) order by s.key), '[]')
     from crypto.settings as s
 $$;
+
+grant execute on function crypto.settings_list() to oxp_service, auditor;
 
 -- Validates VALUE (text, as typed) against KEY's rule, stores it as JSON,
 -- and audits the old and new values. Setting the current value again
@@ -179,11 +191,6 @@ begin
 end
 $$;
 
--- Reading is for the operator and the auditor; changing for the operator
--- and admins (the admin route will call the same function).
-grant execute on function crypto.setting_rules() to oxp_service, app_admin, auditor;
-grant execute on function crypto.setting_rule_text(text) to oxp_service, app_admin, auditor;
-grant execute on function crypto.settings_list() to oxp_service, auditor;
 grant execute on function crypto.setting_set(text, text) to oxp_operator, app_admin;
 
 comment on function crypto.setting_rules() is

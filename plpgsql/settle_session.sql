@@ -29,6 +29,10 @@ create or replace function crypto.prediction_won(
 language sql stable
 as $$ select p_choice::text = p_settled::text $$;
 
+-- A view calls functions with the reader's rights: the auditor reads
+-- audit.daily_settlements (plpgsql/views_audit.sql), which calls these two.
+grant execute on function crypto.prediction_won(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
+
 -- A prediction's outcome, derived from its symbol's settlement, never stored.
 create or replace function crypto.prediction_outcome(
     p_choice crypto.prediction_choice, p_settled crypto.settlement_outcome
@@ -43,6 +47,8 @@ as $$
     end
 $$;
 
+grant execute on function crypto.prediction_outcome(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
+
 -- One settlement or correction of a day at a time: concurrent runs queue
 -- on the day's lock (taken in day order when a correction spans days).
 create or replace function crypto.lock_settlement_day(p_day date) returns void
@@ -54,7 +60,8 @@ create or replace function crypto.settle_session(p_day date, p_void_missing bool
 returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
--- Days leave as ISO text (audit subjects, details), whatever the caller's DateStyle.
+-- Refusal details name days as ISO text whatever the caller's DateStyle (keys
+-- and audit subjects do anyway: crypto.award_key, crypto.iso_day).
 set datestyle = 'ISO, YMD'
 -- A day's winners are sorted and aggregated in memory, not on disk.
 set work_mem = '128MB'
@@ -70,11 +77,7 @@ declare
     v_close_at timestamptz;
 begin
     perform crypto.lock_settlement_day(p_day);
-    select s.phase into v_phase from crypto.session_control as s where s.trading_day = p_day;
-    if v_phase is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = format('No session for %s', p_day);
-    end if;
+    v_phase := (crypto.require_session(p_day)).phase;
     if v_phase = 'SETTLED' then
         return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', true);
     end if;
@@ -139,11 +142,13 @@ begin
     ) as w;
 
     perform crypto.finish_settling(p_day);
-    perform crypto.audit(crypto.current_actor(), 'settlement.awarded', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'settlement.awarded', crypto.iso_day(p_day),
         jsonb_build_object('winners', v_paid, 'points', v_paid * v_points, 'voided', coalesce(v_missing, '{}')));
     return crypto.settlement_summary(p_day) || jsonb_build_object('already_settled', false);
 end
 $$;
+
+grant execute on function crypto.settle_session(date, boolean) to oxp_operator, app_admin;
 
 create or replace function crypto.settlement_summary(p_day date) returns jsonb
 language sql stable
@@ -162,5 +167,3 @@ as $$
         )
     )
 $$;
-
-grant execute on function crypto.settle_session(date, boolean) to oxp_operator, app_admin;

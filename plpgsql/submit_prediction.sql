@@ -30,10 +30,7 @@ begin
 
     -- The user's row for the session is the lock that serialises their
     -- concurrent submissions, so the limit cannot be overrun by a race.
-    insert into crypto.user_daily_limits as l (user_id, trading_day)
-    values (v_uid, v_day)
-    on conflict (user_id, trading_day) do update set user_id = l.user_id
-    returning * into v_limits;
+    v_limits := crypto.lock_daily_limits(v_uid, v_day);
 
     if exists (
         select from crypto.predictions as p
@@ -84,6 +81,7 @@ declare
     v_replay jsonb;
     v_state text;
     v_detail text;
+    v_refusal jsonb;
 begin
     if p_idempotency_key is null then
         -- No key, no subtransaction: the common path stays as cheap as it was.
@@ -96,13 +94,19 @@ begin
     begin
         return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
             crypto.place_prediction(v_uid, p_symbol, p_choice))::json;
-    exception when sqlstate 'OX101' or sqlstate 'OX102' or sqlstate 'OX103' or sqlstate 'OX104' then
+    exception when others then
+        -- A refusal the key remembers is stored; any other error goes on.
         get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
-            crypto.problem(v_state, v_detail))::json;
+        v_refusal := crypto.idempotency_refusal(v_scope, p_idempotency_key, v_request, v_state, v_detail);
+        if v_refusal is null then
+            raise;
+        end if;
+        return v_refusal::json;
     end;
 end
 $$;
+
+grant execute on function api.submit_prediction(text, text, text) to app_user, app_admin;
 
 -- The daily limit: the base plus each ad slot unlock, unlocks capped.
 create or replace function crypto.prediction_limit(p_slot_unlocks integer) returns bigint
@@ -112,5 +116,3 @@ as $$
     select crypto.setting_int('predictions.base_limit')
         + least(p_slot_unlocks, crypto.setting_int('ads.max_slot_unlocks'))
 $$;
-
-grant execute on function api.submit_prediction(text, text, text) to app_user, app_admin;

@@ -138,12 +138,12 @@ begin
         insert into crypto.auth_failures (kind, subject, at) values ('mfa', p_user::text, v_now);
         select count(*) into v_failures from crypto.auth_failures as f
         where f.kind = 'mfa' and f.subject = p_user::text
-            and f.at > v_now - make_interval(mins => crypto.setting_int('auth.mfa_window_minutes')::integer);
+            and f.at > v_now - crypto.setting_interval('auth.mfa_window_minutes');
         perform crypto.audit('user:' || p_user, 'auth.mfa_failed', p_user::text,
             jsonb_build_object('failures_in_window', v_failures));
         if v_failures >= crypto.setting_int('auth.mfa_max_failures') then
             update crypto.users as u
-            set mfa_locked_until = v_now + make_interval(mins => crypto.setting_int('auth.mfa_lockout_minutes')::integer)
+            set mfa_locked_until = v_now + crypto.setting_interval('auth.mfa_lockout_minutes')
             where u.id = p_user
             returning u.* into v_user;
             perform crypto.audit('user:' || p_user, 'auth.mfa_locked', p_user::text,
@@ -169,14 +169,16 @@ begin
         insert into crypto.system_health (at, check_name, status, details)
         values (v_now, 'mfa_lockout', 'ok', jsonb_build_object('user_id', p_user));
     end if;
-    v_family_end := v_now + make_interval(hours => crypto.setting_int('auth.admin_family_hours')::integer);
+    v_family_end := v_now + crypto.setting_interval('auth.admin_family_hours');
     insert into crypto.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, mfa, family_expires_at)
     values (p_user, gen_random_uuid(), p_refresh_hash, v_now,
-        least(v_now + make_interval(days => crypto.setting_int('auth.refresh_ttl_days')::integer), v_family_end),
+        least(v_now + crypto.setting_interval('auth.refresh_ttl_days'), v_family_end),
         true, v_family_end);
     return crypto.user_json(v_user);
 end
 $$;
+
+grant execute on function api.mfa_verify(uuid, text, text, bytea) to auth_service;
 
 -- The one way a second factor is written (promotion and reset): a base32
 -- secret, stored encrypted with the key the CLI has from its environment;
@@ -238,5 +240,4 @@ begin
 end
 $$;
 
-grant execute on function api.mfa_verify(uuid, text, text, bytea) to auth_service;
 grant execute on function crypto.make_admin(text, text, text) to oxp_operator;

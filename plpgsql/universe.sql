@@ -62,10 +62,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = format('%s is listed twice', v_bad);
     end if;
-    if not exists (select from crypto.trading_calendar as c where c.trading_day = p_day) then
-        raise exception using errcode = 'OX108', message = 'NOT_A_TRADING_DAY',
-            detail = format('%s is not a trading day in the calendar', p_day);
-    end if;
+    perform crypto.require_trading_day(p_day);
     v_unknown := crypto.unknown_symbols(v_symbols);
     if cardinality(v_unknown) > 0 and not coalesce(p_allow_unknown, false) then
         raise exception using errcode = 'OX130', message = 'UNKNOWN_SYMBOL',
@@ -92,24 +89,23 @@ begin
     insert into crypto.active_universe (trading_day, symbol, position)
     select p_day, s::crypto.symbol, n from unnest(v_symbols) with ordinality as t (s, n)
     on conflict (trading_day, symbol) do update set position = excluded.position;
-    perform crypto.audit(crypto.current_actor(), 'universe.set', p_day::text,
+    perform crypto.audit(crypto.current_actor(), 'universe.set', crypto.iso_day(p_day),
         jsonb_build_object('symbols', v_symbols, 'allowed_unknown', to_jsonb(v_unknown)));
     return cardinality(v_symbols);
 end
 $$;
+
+grant execute on function crypto.set_universe(date, text[], boolean) to oxp_operator, app_admin;
 
 create or replace function api.universe_today() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_day date := (crypto.current_session()).trading_day;
+    -- NO_SESSION before the first session opens.
+    v_day date := (crypto.require_session((crypto.current_session()).trading_day)).trading_day;
     v_prev date;
 begin
-    if v_day is null then
-        raise exception using errcode = 'OX105', message = 'NO_SESSION',
-            detail = 'No session has opened yet';
-    end if;
     v_prev := crypto.prev_trading_day(v_day);
     return json_build_object(
         'trading_day', v_day,
@@ -124,5 +120,4 @@ begin
 end
 $$;
 
-grant execute on function crypto.set_universe(date, text[], boolean) to oxp_operator, app_admin;
 grant execute on function api.universe_today() to anon, app_user, app_admin;

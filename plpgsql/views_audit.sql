@@ -61,7 +61,7 @@ inner join crypto.ledger_accounts as o
     on case when a.id = t.debit_account_id then t.credit_account_id else t.debit_account_id end = o.id
 left join crypto.correction_transfers as ct on t.id = ct.transfer_id
 left join crypto.predictions as p
-    on p.id = coalesce(ct.prediction_id, substring(t.idempotency_key from '^settlement:[0-9-]+:([0-9]+)$')::bigint)
+    on p.id = coalesce(ct.prediction_id, crypto.award_key_prediction(t.idempotency_key))
 left join crypto.ad_unlocks as ad on t.id = ad.transfer_id
 left join crypto.rewards_redemptions as r on t.id in (r.debit_transfer_id, r.refund_transfer_id);
 
@@ -153,7 +153,7 @@ cross join
             coalesce(sum(t.amount), 0) as points_awarded
         from crypto.ledger_transfers as t
         where
-            t.idempotency_key like 'settlement:' || to_char(s.trading_day, 'YYYY-MM-DD') || ':%'
+            starts_with(t.idempotency_key, crypto.award_key_prefix(s.trading_day))
             and t.refusal is null
     ) as aw
 cross join lateral (
@@ -172,12 +172,6 @@ comment on view audit.daily_settlements is
 'VOID by threshold or by missing price), its predictions and players, and the award transfers it paid '
 '(awards = won under the original settlement), and what corrections of its closes paid, took back and wrote off '
 '(won/lost are as players see them, after corrections: awards + paid - reversed - written off = won x per win).';
-
--- A view calls functions with the reader's rights: the auditor needs the
--- rules of a prediction's outcome (plpgsql/settle_session.sql) to read
--- audit.daily_settlements.
-grant execute on function crypto.prediction_outcome(crypto.prediction_choice, crypto.settlement_outcome),
-crypto.prediction_won(crypto.prediction_choice, crypto.settlement_outcome) to auditor;
 
 grant select on audit.account_balances, audit.user_points_history, audit.settlement_symbols,
 audit.daily_settlements to auditor;

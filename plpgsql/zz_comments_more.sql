@@ -18,3 +18,6 @@ comment on function crypto.record_backup(text, timestamp with time zone, boolean
 'The worker records a backup or drill in job_runs and opens or clears the backup_failed alert.';
 comment on function crypto.check_wal_archive() is
 'pg_cron, every minute: pg_stat_archiver''s failures open the wal_archive_failing alert; archiving again clears it.';
+comment on function crypto.check_backup_late() is
+'From evaluate_alerts: no successful scheduled full backup within backups.late_full_days, or none of any kind '
+'within backups.late_any_days, opens backup_late; the next success clears it.';

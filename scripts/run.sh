@@ -16,11 +16,22 @@ $oxp schedule tick >/dev/null
 # Something to restore from on the first run; pg_cron takes it from there.
 [ "$($oxp db backups --json)" != "[]" ] || $oxp db backup --type full
 
+# The worker and the CLI always use the direct URL (LISTEN/NOTIFY, advisory
+# locks); with POOLER=pgbouncer the API's two logins go through PgBouncer in
+# transaction mode on port 54330 (README "Connection pooling").
+if [ "${POOLER:-}" = pgbouncer ]; then
+  { [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null; } || { echo "POOLER=pgbouncer: apt-get install pgbouncer" >&2; exit 1; }
+  scripts/pgbouncer.sh start .local/pgbouncer 54330 54329 "${PGBOUNCER_POOL_SIZE:-20}"
+  export API_DATABASE_URL=postgresql://authenticator@127.0.0.1:54330/oxp
+  export ADMIN_API_DATABASE_URL=postgresql://admin_authenticator@127.0.0.1:54330/oxp
+  export DATABASE_POOLER=pgbouncer
+fi
 $oxp worker &
 worker=$!
 stop() {
   kill "$worker" 2>/dev/null || true
   wait "$worker" 2>/dev/null || true
+  [ "${POOLER:-}" != pgbouncer ] || scripts/pgbouncer.sh stop .local/pgbouncer
   scripts/localpg.sh stop .local/pg
 }
 trap stop EXIT

@@ -16,10 +16,14 @@ app = typer.Typer(no_args_is_help=True, help="The NYSE trading calendar")
 @app.command("sync")
 def sync(
     years: Annotated[int, typer.Option(help="This year and the next N-1")] = 2,
+    year: Annotated[
+        int | None, typer.Option(help="Count from this year instead of today's (tests, backfills)")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Fill crypto.trading_calendar from exchange_calendars (XNYS)."""
-    first, last = default_years(dt.date.today(), years)
+    today = dt.date.today() if year is None else dt.date(year, 1, 1)
+    first, last = default_years(today, years)
     sessions = nyse_sessions(first, last)
     with service_connection() as conn:
         changed = call(conn, "select crypto.sync_calendar(%s::jsonb)", json.dumps(sessions))

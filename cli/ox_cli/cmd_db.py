@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from ox_sidecar import backups
+from ox_sidecar import backups, replica
 from ox_sidecar.backups import BackupError
 from ox_sidecar.config import ROOT, get_settings
 from ox_sidecar.environment import EnvironmentMismatch
@@ -218,7 +218,7 @@ def load_cmd(
     # The roles are the cluster's, not the dump's: make sure they exist.
     roles = (ROOT / "sql" / "0001_roles.sql").read_text()
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(roles.split("\ngrant ")[0])  # type: ignore[arg-type]
+        conn.execute(roles.split("\ngrant ")[0])
     # pg_cron belongs to one database of a cluster (cron.database_name) and
     # its jobs to that cluster: left out here, `oxp db migrate` schedules them.
     listing = subprocess.run(  # noqa: S603 (an argument list, no shell)
@@ -248,4 +248,52 @@ def load_cmd(
         as_json,
         file=str(file),
         replaced=bool(tables),
+    )
+
+
+# --- a streaming read replica on this machine; README "Read replica" ---
+
+replica_app = typer.Typer(no_args_is_help=True, help="A streaming read replica on this machine")
+app.add_typer(replica_app, name="replica")
+
+
+@replica_app.command("init")
+def replica_init_cmd(
+    data: Annotated[
+        Path | None, typer.Option("--dir", help="Its folder (REPLICA_DIR, .local/replica)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Its port (REPLICA_PORT, 54331)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """pg_basebackup -R from DATABASE_URL's cluster into a new folder; start it as a hot standby."""
+    settings = get_settings()
+    try:
+        done = replica.init(settings, data or settings.replica_dir, port or settings.replica_port)
+    except BackupError as exc:
+        raise fail(exc.code, exc.detail) from exc
+    say(
+        f"replica streaming from the primary in {done['data']} on port {done['port']};"
+        f" for the API: DATABASE_REPLICA_URL={done['url']}",
+        as_json,
+        **done,
+    )
+
+
+@replica_app.command("status")
+def replica_status_cmd(
+    port: Annotated[
+        int | None, typer.Option(help="The local replica's port (else DATABASE_REPLICA_URL)")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The replica's state and its lag behind the primary, in bytes and seconds."""
+    settings = get_settings()
+    done = replica.status(settings, replica.replica_url(settings, port))
+    if done["state"] == "down":
+        raise fail("REPLICA_FAILED", f"the replica does not answer: {done['detail']}")
+    say(
+        f"replica {done['state']}: {done['lag_bytes']} bytes, {done['lag_seconds']} s behind"
+        f" (reads fall back to the primary past {done['max_lag_seconds']} s)",
+        as_json,
+        **done,
     )

@@ -22,9 +22,14 @@ def _refuse_another_environment(settings: Settings, url: str, role: str | None =
     """Before any process starts: the database must be of this ENV. A
     database not reachable yet is checked again when the process reaches it."""
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        with (
+            psycopg.connect(url, autocommit=True, connect_timeout=5) as conn,
+            conn.transaction(),
+        ):
+            # `set local`: behind PgBouncer (transaction mode) a session-wide
+            # SET ROLE would stay on the server connection for the next client.
             if role:
-                conn.execute(f"set role {role}")
+                conn.execute(f"set local role {role}")
             found = environment.of_database(conn)
     except psycopg.OperationalError:
         return
@@ -54,6 +59,10 @@ def serve(
         workers=workers,
         log_level="warning",
         proxy_headers=False,
+        # uvicorn restarts a worker that does not answer its supervisor in
+        # 5 s; on a busy machine a starting worker takes longer than that,
+        # so with --workers > 1 none ever came up (each killed mid-import).
+        timeout_worker_healthcheck=60,
     )
 
 
@@ -65,7 +74,7 @@ def worker() -> None:
     _refuse_another_environment(settings, settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run_forever(settings.worker_url)
+            run_forever(settings.worker_url, settings.worker_poll_seconds)
         except VendorNotConfigured as exc:  # the simulated vendor on a production database
             raise SystemExit(f"oxp worker: {exc}") from exc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import model_validator
@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     admin_api_database_url: str | None = None
     # The worker's connection: the service role.
     worker_database_url: str | None = None
+    # What API_DATABASE_URL and ADMIN_API_DATABASE_URL reach: PostgreSQL
+    # itself, or PgBouncer in transaction mode (README "Connection pooling"),
+    # where a server-side prepared statement would be looked for on another
+    # server connection, so the API prepares none. The worker and the CLI
+    # never go through it (LISTEN/NOTIFY and session state need their own).
+    database_pooler: Literal["none", "pgbouncer"] = "none"
+    # A streaming replica for reads that may lag (README "Read replica"): its
+    # URL as the owner's (the API logs in there as its own two logins). Unset:
+    # every read is from the primary.
+    database_replica_url: str | None = None
+    # Reads go to the primary while the replica is this far behind, or down.
+    replica_max_lag_seconds: float = 10.0
+    # How often each API process looks at the replica's lag (cached between).
+    replica_check_seconds: float = 1.0
+    replica_pool_size: int = 4
+    # `oxp db replica init` (this machine): where and on which port.
+    replica_dir: Path = ROOT / ".local" / "replica"
+    replica_port: int = 54331
     api_pool_size: int = 16
     admin_api_pool_size: int = 4
     # Each API request's statement_timeout (set in its transaction: a role's
@@ -91,6 +109,9 @@ class Settings(BaseSettings):
     vendor_secret: str | None = None
     vendor_connect_timeout_seconds: float = 5.0
     vendor_read_timeout_seconds: float = 20.0
+    # The worker wakes on NOTIFY, and at least this often for what comes due
+    # without one: a retry's backoff ending, a dead worker's lease expiring.
+    worker_poll_seconds: float = 30.0
 
     # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
     # much memory is spent on it at once; a request waits for its turn up to
@@ -126,6 +147,9 @@ class Settings(BaseSettings):
     # How often each API process adds its answers to the database's
     # per-minute counts (the 5xx-rate alert).
     http_counts_report_seconds: float = 15.0
+    # A SQLSTATE the API has not seen (a code added by a migration while it
+    # ran) re-reads the error map, at most once per this many seconds.
+    error_codes_reload_seconds: float = 30.0
 
     # Backups (pgBackRest; README "Backups and restore"). Its configuration
     # names the repository: `make run` writes one for .local/backups
@@ -222,7 +246,7 @@ class Settings(BaseSettings):
         parts = conninfo_to_dict(self.database_url)
         parts["user"] = user
         parts.pop("password", None)
-        return make_conninfo(**parts)
+        return make_conninfo("", **parts)
 
     @property
     def api_url(self) -> str:
@@ -231,6 +255,24 @@ class Settings(BaseSettings):
     @property
     def admin_api_url(self) -> str:
         return self.admin_api_database_url or self.url_as("admin_authenticator")
+
+    def replica_url_as(self, user: str) -> str | None:
+        """DATABASE_REPLICA_URL with another login (no password: the
+        replica's logins are the primary's, passwords come from PGPASSFILE or
+        the environment, as for the primary)."""
+        if not self.database_replica_url:
+            return None
+        parts = conninfo_to_dict(self.database_replica_url)
+        parts["user"] = user
+        parts.pop("password", None)
+        return make_conninfo("", **parts)
+
+    @property
+    def api_prepare_threshold(self) -> int | None:
+        """psycopg's default (prepare a query on its 5th run) directly;
+        never through PgBouncer 1.18 in transaction mode (no
+        max_prepared_statements before 1.21)."""
+        return None if self.database_pooler == "pgbouncer" else 5
 
     @property
     def worker_url(self) -> str:
@@ -243,7 +285,7 @@ class WorkerSettings(Settings):
     or `.env` has them."""
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:  # replaces the API's checks
+    def _production_needs_real_secrets(self) -> Self:  # replaces the API's checks
         no_url = not self.worker_database_url and self.database_url == LOCAL_DATABASE_URL
         if self.env == "production" and no_url:
             raise ValueError("WORKER_DATABASE_URL must be set in production")

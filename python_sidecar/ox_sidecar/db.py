@@ -3,14 +3,17 @@ the role and the JWT claims, then calls one SQL function."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .problems import Problem, from_database, from_sqlstate
+from .config import Settings
+from .problems import ErrorMapReloader, Problem, from_database, from_sqlstate, is_mapped
 
 # A role's own statement_timeout (ALTER ROLE ... SET) does not apply on SET
 # ROLE, so each request sets its own, for its transaction only.
@@ -24,21 +27,66 @@ AUTH = "auth_service"
 ADMIN = "app_admin"
 
 
-@dataclass(frozen=True)
-class Pools:
-    """The API's two logins. `authenticator` becomes anon, app_user or
-    auth_service; only `admin_authenticator` can become app_admin, so a flaw
-    in the user path cannot reach the admin role."""
+# How far a replica is behind, in seconds, as any login may ask it: none
+# when it has replayed all it received; unknown (null) when it receives
+# nothing (no WAL receiver: the primary is down or the link is cut), since it
+# cannot know what it misses. Not in recovery: a primary, or promoted.
+REPLICA_LAG = """
+select pg_is_in_recovery(),
+       case
+         when not pg_is_in_recovery() then 0
+         when not exists (select from pg_stat_wal_receiver) then null
+         when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+         else greatest(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0)
+       end::float8
+"""
 
-    user: AsyncConnectionPool
-    admin: AsyncConnectionPool
-    user_timeout_ms: int = 5000
-    admin_timeout_ms: int = 30000
 
-    def for_role(self, role: str) -> tuple[AsyncConnectionPool, int]:
-        if role == ADMIN:
-            return self.admin, self.admin_timeout_ms
-        return self.user, self.user_timeout_ms
+class Replica:
+    """The reads that may lag (metrics, leaderboard, settlement results)
+    go here while the replica answers and is at most `max_lag` seconds
+    behind; otherwise, and whenever a read here fails for the replica's
+    sake, to the primary. The lag is looked at once per `check_seconds`."""
+
+    def __init__(
+        self,
+        user: AsyncConnectionPool,
+        admin: AsyncConnectionPool,
+        max_lag: float,
+        check_seconds: float,
+    ) -> None:
+        self.user = user
+        self.admin = admin
+        self.max_lag = max_lag
+        self.check_seconds = check_seconds
+        self.lag: float | None = None
+        self._checked = -1e9
+        self._lock = asyncio.Lock()
+
+    async def usable(self) -> bool:
+        # One request looks (up to a second when the replica is down); the
+        # others meanwhile go by the last look instead of queueing behind it.
+        if time.monotonic() - self._checked >= self.check_seconds and not self._lock.locked():
+            async with self._lock:
+                if time.monotonic() - self._checked >= self.check_seconds:
+                    self.lag = await self._measure()
+                    self._checked = time.monotonic()
+        return self.lag is not None and self.lag <= self.max_lag
+
+    async def _measure(self) -> float | None:
+        try:
+            async with self.user.connection(timeout=1) as conn:
+                cur = await conn.execute(REPLICA_LAG)
+                row = await cur.fetchone()
+                await conn.rollback()
+        except (psycopg.Error, PoolTimeout):
+            return None
+        return None if row is None or row[1] is None else float(row[1])
+
+    def down(self) -> None:
+        """A read failed for the replica's sake: the primary until the next look."""
+        self.lag = None
+        self._checked = time.monotonic()
 
     async def open(self) -> None:
         await self.user.open(wait=False)
@@ -49,10 +97,47 @@ class Pools:
         await self.admin.close()
 
 
-def new_pool(url: str, size: int, timeout: float = 5.0) -> AsyncConnectionPool:
+@dataclass(frozen=True)
+class Pools:
+    """The API's two logins. `authenticator` becomes anon, app_user or
+    auth_service; only `admin_authenticator` can become app_admin, so a flaw
+    in the user path cannot reach the admin role."""
+
+    user: AsyncConnectionPool
+    admin: AsyncConnectionPool
+    user_timeout_ms: int = 5000
+    admin_timeout_ms: int = 30000
+    replica: Replica | None = None
+    # A SQLSTATE the API has not seen re-reads the map (problems.py).
+    error_map: ErrorMapReloader = field(default_factory=lambda: ErrorMapReloader(30.0))
+
+    def for_role(self, role: str) -> tuple[AsyncConnectionPool, int]:
+        if role == ADMIN:
+            return self.admin, self.admin_timeout_ms
+        return self.user, self.user_timeout_ms
+
+    async def open(self) -> None:
+        await self.user.open(wait=False)
+        await self.admin.open(wait=False)
+        if self.replica:
+            await self.replica.open()
+
+    async def close(self) -> None:
+        await self.user.close()
+        await self.admin.close()
+        if self.replica:
+            await self.replica.close()
+
+
+def new_pool(
+    url: str, size: int, timeout: float = 5.0, prepare_threshold: int | None = 5
+) -> AsyncConnectionPool:
     """A request waits `timeout` seconds for a connection, then gets 503
     (never a hung request while the database is down); a pooled connection
-    is checked before use, so none broken by a restart is handed out."""
+    is checked before use, so none broken by a restart is handed out.
+    `prepare_threshold=None` behind PgBouncer in transaction mode: a prepared
+    statement lives on one server connection, the next transaction may get
+    another."""
     return AsyncConnectionPool(
         url,
         min_size=size,
@@ -60,8 +145,15 @@ def new_pool(url: str, size: int, timeout: float = 5.0) -> AsyncConnectionPool:
         open=False,
         timeout=timeout,
         check=AsyncConnectionPool.check_connection,
-        kwargs={"application_name": "oxp-api"},
+        kwargs={"application_name": "oxp-api", "prepare_threshold": prepare_threshold},
     )
+
+
+def _replica_failed(exc: psycopg.Error) -> bool:
+    """The replica's fault, not the request's: no answer, shutting down, a
+    query cancelled by a conflict with recovery, or a read-only refusal."""
+    state = exc.sqlstate
+    return state is None or state.startswith("57P") or state in ("40001", "25006")
 
 
 async def call_api(pools: Pools, role: str, claims: str, function: str, *args: Any) -> str | None:
@@ -72,31 +164,97 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
     cannot raise it, as raising would undo the record; it returns
     `{"problem": {"sqlstate", "detail"}}`, answered here like a raised error.
     """
-    query = sql.SQL(
-        "select r::text, r -> 'problem' ->> 'sqlstate', r -> 'problem' ->> 'detail'"
-        " from api.{}({}) as r"
-    ).format(sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+    query = _api_query(function, len(args))
     if any(isinstance(a, str) and "\x00" in a for a in args):
         # PostgreSQL text cannot hold NUL; the driver would refuse it before
         # sending, which is the caller's mistake, not an outage.
         raise Problem("VALIDATION_FAILED", "Text may not contain NUL characters")
     pool, timeout_ms = pools.for_role(role)
     try:
-        # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
-        async with pool.connection() as conn, conn.pipeline():
-            await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
-            cur = await conn.execute(query, args)
-            await conn.commit()
-            row = await cur.fetchone()
+        row = await _run(pool, timeout_ms, role, claims, query, args)
     except psycopg.Error as exc:
         # No answer from the server (a lost link, a restart or restore in
         # progress), or the server going down under us (57P01..57P03).
         if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
             raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
+        if not is_mapped(exc.sqlstate):
+            await pools.error_map.reload_for(exc.sqlstate, pools.user)
         raise from_database(exc, role) from exc
     if row is None:
         return None
     text, sqlstate, detail = row
     if sqlstate is not None:
+        if not is_mapped(sqlstate):
+            await pools.error_map.reload_for(sqlstate, pools.user)
         raise from_sqlstate(sqlstate, detail)
     return text  # type: ignore[no-any-return]
+
+
+def _api_query(function: str, n: int) -> sql.Composed:
+    return sql.SQL(
+        "select r::text, r -> 'problem' ->> 'sqlstate', r -> 'problem' ->> 'detail'"
+        " from api.{}({}) as r"
+    ).format(sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * n))
+
+
+async def _run(
+    pool: AsyncConnectionPool,
+    timeout_ms: int,
+    role: str,
+    claims: str,
+    query: sql.Composed,
+    args: tuple[Any, ...],
+    timeout: float | None = None,
+) -> Any:
+    # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
+    async with pool.connection(timeout=timeout) as conn, conn.pipeline():
+        await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
+        cur = await conn.execute(query, args)
+        await conn.commit()
+        return await cur.fetchone()
+
+
+async def read_api(pools: Pools, role: str, claims: str, function: str, *args: Any) -> str | None:
+    """`call_api` for a read that may lag (a `stable` function that writes
+    nothing): from the replica when it is up and close enough behind, else,
+    or when the replica fails under it, from the primary. The same caller,
+    role and errors either way: the replica has the primary's roles."""
+    replica = pools.replica
+    if replica is None or not await replica.usable():
+        return await call_api(pools, role, claims, function, *args)
+    pool = replica.admin if role == ADMIN else replica.user
+    _, timeout_ms = pools.for_role(role)
+    try:
+        row = await _run(pool, timeout_ms, role, claims, _api_query(function, len(args)), args, 1)
+    except PoolTimeout:
+        replica.down()
+        return await call_api(pools, role, claims, function, *args)
+    except psycopg.Error as exc:
+        if _replica_failed(exc):
+            replica.down()
+            return await call_api(pools, role, claims, function, *args)
+        raise from_database(exc, role) from exc
+    if row is None:
+        return None
+    text, sqlstate, detail = row
+    if sqlstate is not None:
+        if not is_mapped(sqlstate):
+            await pools.error_map.reload_for(sqlstate, pools.user)
+        raise from_sqlstate(sqlstate, detail)
+    return text  # type: ignore[no-any-return]
+
+
+def new_replica(settings: Settings) -> Replica | None:
+    """The replica's two pools (the API's logins there), when DATABASE_REPLICA_URL is set."""
+    user_url = settings.replica_url_as("authenticator")
+    admin_url = settings.replica_url_as("admin_authenticator")
+    if user_url is None or admin_url is None:
+        return None
+    size = settings.replica_pool_size
+    threshold = settings.api_prepare_threshold
+    return Replica(
+        new_pool(user_url, size, timeout=1.0, prepare_threshold=threshold),
+        new_pool(admin_url, max(1, size // 2), timeout=1.0, prepare_threshold=threshold),
+        settings.replica_max_lag_seconds,
+        settings.replica_check_seconds,
+    )

@@ -44,7 +44,10 @@ class Close:
 
 
 class PriceProvider(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """What the fetch log calls this source."""
+        ...
 
     def closes(self, days: set[dt.date], symbols: Iterable[str]) -> list[Close]:
         """The closes it has for those days and symbols; missing ones are left out."""

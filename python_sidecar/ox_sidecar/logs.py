@@ -57,13 +57,7 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                extra = [(b"x-request-id", rid.encode())]
-                # What the rate limiter counted, on every answer it let through.
-                state = scope.get("state") or {}
-                for name, value in (state.get("ratelimit") or {}).items():
-                    extra.append((name.lower().encode(), value.encode()))
-                message["headers"] = [*message["headers"], *extra]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:

@@ -150,7 +150,7 @@ class DatabaseGauges(Collector):
         since = GaugeMetricFamily(
             "oxp_job_last_success_age_seconds",
             "Seconds since each scheduled job last succeeded",
-            labels=["job"],
+            labels=["task"],  # not "job": Prometheus owns that label (the scrape job)
         )
         for job, seconds in g.get("last_success", {}).items():
             since.add_metric([job], float(seconds))
@@ -186,7 +186,7 @@ def render(gauges: dict[str, Any] | None) -> tuple[bytes, str]:
     the database's gauges."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for metric in (REQUESTS, SERVER_ERRORS, LATENCY, POOL_IN_USE, POOL_WAITING):
             registry.register(metric)

@@ -63,7 +63,9 @@ def migrate(
                 " version text primary key, checksum text not null,"
                 " applied_at timestamptz not null default now())"
             )
-            recorded = dict(conn.execute("select version, checksum from migrations.applied"))
+            recorded: dict[str, str] = dict(
+                conn.execute("select version, checksum from migrations.applied")
+            )
             files = _files(root, VERSIONED)
             unknown = set(recorded) - {p.name for p in files}
             if unknown:

@@ -116,7 +116,7 @@ class OidcClient:
         registry = rfc_jwt.JWTClaimsRegistry(
             leeway=60,
             iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.client_id},
+            aud={"essential": True, "value": self.client_id or ""},  # unset: nothing matches
             sub={"essential": True},
             exp={"essential": True},
             iat={"essential": True},

@@ -3,12 +3,15 @@ looked up by SQLSTATE for database errors, by code for the sidecar's own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from starlette.responses import Response
 
 log = logging.getLogger("ox_sidecar")
@@ -59,11 +62,47 @@ def load_error_codes_sync(conn: psycopg.Connection) -> None:
 
 
 def _remember(rows: Iterable[tuple[str, str, int, str]]) -> None:
-    for sqlstate, code, status, title in rows:
-        entry = ErrorCode(code, status, title)
-        _BY_SQLSTATE[sqlstate] = entry
+    """The table as it is now: a row gone from it is gone from the map."""
+    fresh = {sqlstate: ErrorCode(code, status, title) for sqlstate, code, status, title in rows}
+    _BY_SQLSTATE.clear()
+    _BY_SQLSTATE.update(fresh)
+    for sqlstate, entry in fresh.items():
         if sqlstate.startswith("OX"):
-            _BY_CODE[code] = entry
+            _BY_CODE[entry.code] = entry
+
+
+class ErrorMapReloader:
+    """Re-reads api.error_codes() when the API meets a SQLSTATE it has not
+    seen (a migration added a code while it ran), at most once per
+    `every_seconds`: a flood of unknown codes costs one read per interval,
+    and what is still unknown after the read answers 500 INTERNAL."""
+
+    def __init__(self, every_seconds: float):
+        self.every_seconds = every_seconds
+        self._last: float | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def reload_for(self, sqlstate: str, pool: AsyncConnectionPool) -> None:
+        if sqlstate in _BY_SQLSTATE:
+            return
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.every_seconds:
+            return
+        if self._lock is None:  # made in the event loop that uses it
+            self._lock = asyncio.Lock()
+        if self._lock.locked():
+            return  # another request is reading it right now
+        async with self._lock:
+            self._last = now
+            try:
+                async with pool.connection(timeout=2) as conn:
+                    await load_error_codes(conn)
+            except Exception:
+                log.warning("could not re-read the error codes", exc_info=True)
+                return
+        log.info(
+            "error codes re-read", extra={"sqlstate": sqlstate, "known": sqlstate in _BY_SQLSTATE}
+        )
 
 
 def is_mapped(sqlstate: str) -> bool:

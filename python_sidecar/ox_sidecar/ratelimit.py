@@ -7,6 +7,8 @@ import ipaddress
 import json
 from collections.abc import Iterable
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from .db import AUTH, Pools, call_api
 from .problems import Problem
 
@@ -99,3 +101,27 @@ async def check(pools: Pools, ip: str, user: str | None, kinds: list[str]) -> di
             headers=headers(answer.get("tightest"), retry),
         )
     return headers(answer.get("tightest"))
+
+
+class HeadersMiddleware:
+    """Plain ASGI: the RateLimit-* headers of what `check` counted (kept in
+    the request's state by the `rate_limited` dependency, deps.py) on every
+    answer the limiter let through. A refusal carries its own (Problem)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                counted = (scope.get("state") or {}).get("ratelimit") or {}
+                if counted:
+                    extra = [(k.lower().encode(), v.encode()) for k, v in counted.items()]
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

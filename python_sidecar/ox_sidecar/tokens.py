@@ -68,6 +68,8 @@ class SigningKey:
 
 def signing_key(pem: bytes) -> SigningKey:
     private = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise ValueError("the JWT signing key must be an RSA key (RS256)")
     public_jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
     kid = _thumbprint(public_jwk)
     jwk = {**public_jwk, "kid": kid, "use": "sig", "alg": "RS256"}

@@ -10,6 +10,7 @@ from typing import Any
 PATTERNS = {
     "symbol": "a ticker: a letter, then up to 11 letters, digits, '.' or '-'",
     "otp": "the 6-digit code from the authenticator app",
+    "email": "an email address (name@domain.tld)",
     "sku": "letters, digits, '_' or '-'",
     "ad_id": "lower-case letters, digits or '-'",
 }

@@ -99,7 +99,9 @@ def running_api(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        # A minute: an API process importing on a busy 2-core machine took
+        # 46 s once; a ready one answers at once, so this costs nothing.
+        for _ in range(600):
             try:
                 if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                     break

@@ -50,7 +50,10 @@ def test_every_synced_session_matches_exchange_calendars(db: psycopg.Connection)
 
 
 def test_calendar_show_prints_kst_times(db: psycopg.Connection) -> None:
-    CliRunner().invoke(app, ["calendar", "sync"])
+    # A fixed window, so this reads the same days in any year it runs.
+    synced = CliRunner().invoke(app, ["calendar", "sync", "--year", "2026", "--json"])
+    assert synced.exit_code == 0, synced.output
+    assert '"first": 2025' in synced.output and '"last": 2027' in synced.output
     out = (
         CliRunner()
         .invoke(app, ["calendar", "show", "--from", "2026-11-25", "--to", "2026-11-30", "--json"])

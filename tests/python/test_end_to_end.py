@@ -33,7 +33,7 @@ def api(env: None) -> Iterator[str]:
 
 
 def test_signup_predict_settle_pays_100(api: str, db: psycopg.Connection, tmp_path: Path) -> None:
-    oxp("calendar", "sync", "--years", "2")
+    oxp("calendar", "sync", "--year", "2026")  # the days below, in any year
     # Tuesday 24 Nov 2026, 09:00 KST: the session of New York's Tuesday is open.
     oxp("clock", "set", "2026-11-24T09:00")
     oxp("schedule", "tick")

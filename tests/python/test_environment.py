@@ -24,7 +24,7 @@ SECRETS = {
 def oxp(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`oxp` with only this database and `env` set: no ENV unless given."""
     clean = {k: v for k, v in os.environ.items() if k != "ENV" and not k.startswith("JWT_")}
-    clean.update(DATABASE_URL=db_url, LOG_LEVEL="WARNING", **(env or {}))
+    clean.update({"DATABASE_URL": db_url, "LOG_LEVEL": "WARNING", **(env or {})})
     return subprocess.run(
         [OXP, *args], env=clean, capture_output=True, text=True, timeout=60, check=False
     )
@@ -101,3 +101,52 @@ def test_a_production_process_refuses_a_development_database(db_url: str) -> Non
     done = oxp(db_url, "clock", "show", env={"ENV": "production", **SECRETS})
     assert done.returncode != 0 and "ENVIRONMENT_MISMATCH" in done.stderr
     assert "migrate it with ENV=production first" in done.stderr
+
+
+def rsa_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_production_starts_with_real_settings_and_refuses_an_insecure_one(
+    production: str,
+) -> None:
+    """Issue 10, item 6: `oxp serve` with ENV=production, its own keys and a
+    real vendor answers /ready and publishes the key it was given; the same
+    with a vendor over plain http does not start."""
+    import httpx
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    from support import running_api
+
+    player_key = rsa_pem()
+    settings = {
+        "ENV": "production",
+        "DATABASE_URL": production,
+        "JWT_PRIVATE_KEY": player_key,
+        "JWT_ADMIN_PRIVATE_KEY": rsa_pem(),
+        "TOTP_ENCRYPTION_KEY": SECRETS["TOTP_ENCRYPTION_KEY"],
+        "VENDOR_URL": "https://vendor.example/v1",
+        "VENDOR_SECRET": "a vendor secret of 32 characters or more",
+    }
+    with running_api(env=settings) as base:  # returns once /ready answers 200
+        assert httpx.get(f"{base}/ready").json()["status"] == "ready"
+        published = {k["n"] for k in httpx.get(f"{base}/.well-known/jwks.json").json()["keys"]}
+    public = serialization.load_pem_private_key(player_key.encode(), password=None).public_key()
+    assert jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True)["n"] in published
+
+    insecure = oxp(
+        production,
+        "serve", "--port", str(free_port()), "--workers", "1",
+        env={**settings, "VENDOR_URL": "http://vendor.example/v1"},
+    )  # fmt: skip
+    assert insecure.returncode != 0
+    assert "VENDOR_URL must be https:// in production" in insecure.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,10 @@ import pytest
 from ox_sidecar.config import ROOT
 from ox_sidecar.migrate import MigrationError, migrate, pending, reset
 
-VERSIONED_FILES = len(list((ROOT / "sql").glob("*.sql")))
+# Listed here, not with the migrator's glob: every versioned file is
+# NNNN_<name>.sql (a misnamed file fails here, not silently out of order).
+VERSIONED_FILES = sorted(p.name for p in (ROOT / "sql").iterdir() if p.suffix == ".sql")
+assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", name) for name in VERSIONED_FILES)
 
 CATALOG = """
 select
@@ -68,7 +72,8 @@ def test_reset_rebuilds_and_refuses_production(db: psycopg.Connection, db_url: s
     migrate(db_url, "production")
     with pytest.raises(MigrationError, match="production"):
         reset(db_url, "development")
-    assert db.execute("select count(*) from migrations.applied").fetchone() == (VERSIONED_FILES,)
+    applied = db.execute("select version from migrations.applied order by version").fetchall()
+    assert [v for (v,) in applied] == VERSIONED_FILES
 
 
 def test_the_clock_refuses_to_move_in_production(db: psycopg.Connection, db_url: str) -> None:

@@ -98,6 +98,9 @@ def test_an_admin_drives_a_day_through_the_api(
         ).json()
         assert settled["winners"] == 1
         assert api.get("/v1/points/balance", headers=ann).json()["balance"] == 100
+        # The public settlement view says an admin typed the closes, not which.
+        public = api.get("/v1/settlements/2026-11-24").json()
+        assert {r["source"] for r in public["symbols"]} == {"admin"}, public
 
         # The day in the metrics, the alert cleared and delivered as such.
         admin("POST", "/admin/batches/metrics-rollup/run")

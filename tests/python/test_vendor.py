@@ -1,5 +1,5 @@
 """The reward vendor over HTTP (issue 9, item 11), against a real local vendor
-server (tests/python/fake_vendor.py) and a real PostgreSQL: signed requests,
+server (tests/python/standins/fake_vendor.py) and a real PostgreSQL: signed requests,
 one voucher per redemption id, no answer is UNKNOWN (never a refund), the
 worker asks again, an admin resolves, and production never runs the
 simulated vendor (the real processes refuse to start)."""
@@ -313,7 +313,7 @@ def test_the_worker_process_issues_through_the_http_vendor(
         [str(OXP), "worker"], env=clean, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        for _ in range(100):
+        for _ in range(600):  # a process start takes 20 s on a loaded 2-core machine
             if redemption(db, rid)[0] != "REQUESTED":
                 break
             time.sleep(0.1)

@@ -1,5 +1,5 @@
 begin;
-select plan(16);
+select plan(17);
 
 select has_schema('crypto');
 select has_schema('api');
@@ -72,6 +72,11 @@ select throws_ok(
     $$ insert into crypto.active_universe (trading_day, symbol, position) values ('2026-11-24', 'bad symbol', 11) $$,
     '23514', null, 'symbols are upper-case tickers'
 );
+
+select is(obj_description('api'::regnamespace, 'pg_namespace'),
+    'What the HTTP shim may call, and nothing else; the worker and oxp call crypto.* functions '
+    '(and read api.error_codes() and api.environment(), as every process does at start-up)',
+    'the api schema says who calls it');
 
 select * from finish();
 rollback;

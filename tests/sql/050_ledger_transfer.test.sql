@@ -1,5 +1,5 @@
 begin;
-select plan(19);
+select plan(21);
 
 select tests.create_user('a@example.com') as a \gset
 select tests.create_user('b@example.com') as b \gset
@@ -70,6 +70,20 @@ select is(
 -- History is append-only even for the owner.
 select throws_ok('update crypto.ledger_entries set amount = 1', 'OX003', 'FORBIDDEN', 'entries cannot be edited');
 select throws_ok('truncate crypto.ledger_transfers cascade', 'OX003', 'FORBIDDEN', 'the ledger cannot be truncated');
+select throws_ok('truncate crypto.settlements cascade', 'OX003', 'FORBIDDEN', 'nor can the settlements');
+select results_eq(
+    $$
+    select c.relname::text collate "C" from pg_trigger as t join pg_class as c on c.oid = t.tgrelid
+    where t.tgname::text = c.relname::text || '_no_truncate' and t.tgfoid = 'crypto.tg_append_only__refuse'::regproc
+    and exists (
+        select from pg_trigger as r where r.tgrelid = t.tgrelid and r.tgname::text = c.relname::text || '_append_only'
+    )
+    order by 1
+    $$,
+    $$ values ('audit_logs' collate "C"), ('correction_transfers'), ('eod_price_corrections'), ('ledger_entries'),
+        ('ledger_transfers'), ('settlement_corrections'), ('settlement_revisions'), ('settlements') $$,
+    'every history table refuses UPDATE, DELETE and TRUNCATE (plpgsql/append_only.sql)'
+);
 
 select * from finish();
 rollback;

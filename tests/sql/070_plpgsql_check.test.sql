@@ -1,5 +1,5 @@
 begin;
-select plan(1);
+select plan(2);
 
 -- Every PL/pgSQL function passes plpgsql_check (the bodies sqlfluff cannot read).
 select is_empty(
@@ -19,6 +19,22 @@ select is_empty(
     where n.nspname in ('crypto', 'api') and l.lanname = 'plpgsql'
     $$,
     'plpgsql_check reports nothing for any function'
+);
+
+-- Every PL/pgSQL function (and every definer function) pins its search_path,
+-- so a caller's path never redirects a name. Only small language sql
+-- helpers may go without, to be inlined (CONVENTIONS.md).
+select is_empty(
+    $$
+    select p.oid::regprocedure::text
+    from pg_proc as p
+    join pg_namespace as n on n.oid = p.pronamespace
+    join pg_language as l on l.oid = p.prolang
+    where n.nspname in ('crypto', 'api', 'audit')
+    and (l.lanname = 'plpgsql' or p.prosecdef)
+    and not exists (select from unnest(p.proconfig) as c where c like 'search_path=%')
+    $$,
+    'every PL/pgSQL or SECURITY DEFINER function sets search_path (listed when one does not)'
 );
 
 select * from finish();

@@ -1,5 +1,5 @@
 begin;
-select plan(20);
+select plan(26);
 
 -- Valid values are stored as JSON and audited with the old value.
 select is(crypto.setting_set('points.per_win', ' 150 ') ->> 'value', '150', 'a whole number within its rule is set');
@@ -54,6 +54,20 @@ select is_empty(
        where s.key not in (select r.key from crypto.setting_rules() as r) and s.key <> 'auth.totp_key_fingerprint' $$,
     'every setting has a rule (the key fingerprint is the database''s own)'
 );
+
+-- Durations: the unit is the key's, read in one place.
+select is(crypto.setting_interval('auth.oauth_state_minutes'),
+    crypto.setting_int('auth.oauth_state_minutes') * interval '1 minute', 'a _minutes setting is minutes');
+select is(crypto.setting_interval('auth.refresh_ttl_days'),
+    crypto.setting_int('auth.refresh_ttl_days') * interval '1 day', 'a _days setting is days');
+select is(crypto.setting_interval('ads.ssv_max_age_seconds'),
+    crypto.setting_int('ads.ssv_max_age_seconds') * interval '1 second', 'a _seconds setting is seconds');
+select throws_ok($$ select crypto.setting_interval('points.per_win') $$, 'OX230', 'SETTING_NOT_A_DURATION',
+    'a setting that is no duration is refused, not read as one');
+select throws_ok($$ select crypto.setting('no.such_setting') $$, 'OX231', 'SETTING_MISSING',
+    'a setting the code reads but nobody seeded is a 500 of its own');
+select is((select remembered_by_idempotency_key from crypto.error_codes where sqlstate = 'OX231'), false,
+    '... which no Idempotency-Key remembers: a retry after the fix goes through');
 
 select * from finish();
 rollback;

@@ -16,27 +16,18 @@ select is(
     'and nothing changed'
 );
 -- The refusal names the symbol (the detail is what the CLI and API show).
-create function pg_temp.detail(p_sql text) returns text language plpgsql as $$
-declare v text;
-begin
-    execute p_sql;
-    return null;
-exception when others then
-    get stacked diagnostics v = pg_exception_detail;
-    return v;
-end $$;
 select is(
-    pg_temp.detail($$ select crypto.set_universe('2026-11-25', array['AAPL', 'ZZZZ']) $$),
+    tests.error_detail($$ select crypto.set_universe('2026-11-25', array['AAPL', 'ZZZZ']) $$),
     'Unknown symbol: ZZZZ (not in the known list and never priced); check the spelling, or allow with --allow-unknown',
     'the refusal names the unknown symbol and the way out'
 );
 select is(
-    pg_temp.detail($$ select crypto.set_universe('2026-11-25', array['AAPL', 'BAD SYMBOL']) $$),
+    tests.error_detail($$ select crypto.set_universe('2026-11-25', array['AAPL', 'BAD SYMBOL']) $$),
     '"BAD SYMBOL" is not a symbol: 1 to 10 letters, digits, "." or "-", starting with a letter',
     'a malformed symbol is named'
 );
 select is(
-    pg_temp.detail($$ select crypto.set_universe('2026-11-25', array['AAPL', 'msft', 'MSFT']) $$),
+    tests.error_detail($$ select crypto.set_universe('2026-11-25', array['AAPL', 'msft', 'MSFT']) $$),
     'MSFT is listed twice', 'a duplicate is named'
 );
 select is(crypto.set_universe('2026-11-25', array['AAPL', 'ZZZZ'], true), 2, 'allowed on request');

@@ -3,20 +3,7 @@ select plan(26);
 
 -- With no trading day ahead at all, the refusal ends where it should (not
 -- "the session for  opens at ").
-create function pg_temp.detail_of(p_sql text) returns text
-language plpgsql
-as $$
-declare
-    v_detail text;
-begin
-    execute p_sql;
-    return null;
-exception when others then
-    get stacked diagnostics v_detail = pg_exception_detail;
-    return v_detail;
-end
-$$;
-select is(pg_temp.detail_of('select api.session_today()'), 'No session has opened yet',
+select is(tests.error_detail('select api.session_today()'), 'No session has opened yet',
     'no calendar ahead: no half sentence about the next session');
 
 select tests.load_calendar();

@@ -42,7 +42,7 @@ async function problemOf(response) {
   return new Problem(body, response.status, response.headers.get('Retry-After'));
 }
 
-async function send(path, { method = 'GET', body, idempotencyKey, auth = true }) {
+async function send(path, { method = 'GET', body, idempotencyKey, auth = true, credentials = 'omit' }) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (auth && access) headers.Authorization = `Bearer ${access}`;
@@ -52,7 +52,7 @@ async function send(path, { method = 'GET', body, idempotencyKey, auth = true })
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'omit',
+      credentials,
       cache: 'no-store',
     });
   } catch {

@@ -5,13 +5,15 @@ import { api, forget, Problem, setTokens, signedIn } from './api.js';
 import { lang, problemMessage, setLang, t, has } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
-const TABS = ['today', 'mine', 'points', 'shop', 'ranks'];
+const TABS = ['today', 'mine', 'points', 'shop', 'ranks', 'settlement'];
 
 const state = {
   tab: 'today',
   user: null,
   session: null,
   universe: null,
+  ads: [],
+  settlementDay: null,
   offset: 0, // server clock minus this browser's clock, in ms (crypto.now() is the one clock)
   picks: new Map(), // symbol -> choice, today
   pending: new Set(), // symbols (and SKUs) with a request in flight
@@ -134,7 +136,7 @@ function showSignedOut() {
   $('tabs').hidden = true;
   for (const tab of TABS) $(tab).hidden = true;
   $('auth').hidden = false;
-  $('today').hidden = false; // the day and its symbols are public
+  $('today').hidden = false; // the day, its symbols and the settlements are public
   loadToday().catch(showProblem);
 }
 
@@ -176,6 +178,7 @@ async function logout() {
 function show(tab) {
   state.tab = TABS.includes(tab) ? tab : 'today';
   for (const name of TABS) $(name).hidden = name !== state.tab;
+  if (!signedIn()) $('auth').hidden = state.tab !== 'today';
   for (const button of document.querySelectorAll('#tabs button')) {
     if (button.dataset.tab === state.tab) button.setAttribute('aria-current', 'page');
     else button.removeAttribute('aria-current');
@@ -186,6 +189,7 @@ function show(tab) {
     points: () => loadPoints(false),
     shop: loadShop,
     ranks: loadBoard,
+    settlement: () => loadSettlement(state.settlementDay),
   };
   load[state.tab]().catch(showProblem);
 }
@@ -193,10 +197,15 @@ function show(tab) {
 // --- today -------------------------------------------------------------------------
 
 async function loadToday() {
-  const [session, universe] = await Promise.all([api('/v1/session/today'), api('/v1/universe/today')]);
+  const [session, universe, ads] = await Promise.all([
+    api('/v1/session/today'),
+    api('/v1/universe/today'),
+    api('/v1/ads'),
+  ]);
   state.offset = Date.parse(session.now) - Date.now();
   state.session = session;
   state.universe = universe;
+  state.ads = ads.items;
   state.picks.clear();
   if (signedIn()) {
     const mine = await api(`/v1/predictions?trading_day=${session.trading_day}&limit=100`);
@@ -253,6 +262,54 @@ function renderToday() {
       ),
     );
   }
+  renderAds();
+}
+
+// Each ad with what it gives and how many of its kind are left today (the
+// session's caps, from the server); the click only records the view.
+function renderAds() {
+  const list = $('ads');
+  list.replaceChildren();
+  $('ads-heading').hidden = state.ads.length === 0;
+  const p = state.session && state.session.player;
+  for (const ad of state.ads) {
+    const slot = ad.reward_kind === 'SLOT';
+    const left = p ? (slot ? p.ad_slot_unlocks_left : p.ad_point_rewards_left) : null;
+    const off = !signedIn() || !accepting() || left === 0 || state.pending.has(`ad:${ad.id}`);
+    list.append(
+      el(
+        'li',
+        { class: 'line', 'data-ad': ad.id },
+        el(
+          'span',
+          {},
+          el('strong', {}, ad.title),
+          el('span', { class: 'small block' }, slot ? t('ad_slot') : t('ad_points', { points: ad.reward_points })),
+          left != null ? el('span', { class: 'small block cap' }, t(slot ? 'ad_cap_slot' : 'ad_cap_points', { left })) : null,
+        ),
+        el('button', { type: 'button', class: 'secondary', disabled: off, onclick: () => watchAd(ad) }, t('watch')),
+      ),
+    );
+  }
+}
+
+async function watchAd(ad) {
+  const what = `ad:${ad.id}`;
+  if (state.pending.has(what)) return;
+  state.pending.add(what);
+  renderAds();
+  let failure = null;
+  try {
+    await api(`/v1/ads/${encodeURIComponent(ad.id)}/click`, { method: 'POST', idempotencyKey: keyFor(what) });
+    say(t('ad_shown'));
+  } catch (error) {
+    failure = error;
+    showProblem(error);
+  } finally {
+    settleKey(what, failure);
+    state.pending.delete(what);
+  }
+  await loadToday().catch(() => renderToday());
 }
 
 function tick() {
@@ -303,30 +360,127 @@ async function predict(symbol, choice) {
 
 // --- my predictions ---------------------------------------------------------------
 
+// Only the fields the server sent: streaks and accuracy come with the
+// leaderboard's rollup and may be absent.
+function renderStats(stats) {
+  const list = $('stats');
+  list.replaceChildren();
+  const add = (name, value) => list.append(el('dt', {}, t(name)), el('dd', { 'data-stat': name }, value));
+  if (stats.predictions != null) add('stat_predictions', stats.predictions);
+  if (stats.won != null && stats.lost != null) {
+    add('my_stats', t('stat_record', { won: stats.won, lost: stats.lost, void: stats.void ?? 0 }));
+  }
+  if (stats.win_rate != null) add('stat_win_rate', `${(Number(stats.win_rate) * 100).toFixed(1)}%`);
+  if (stats.current_streak != null) add('stat_current_streak', t('streak_value', { n: stats.current_streak }));
+  if (stats.best_streak != null) add('stat_best_streak', t('streak_value', { n: stats.best_streak }));
+  if (stats.accuracy && typeof stats.accuracy === 'object') {
+    const parts = ['week', 'month', 'all']
+      .filter((period) => stats.accuracy[period] != null)
+      .map((period) => `${t(period)} ${(Number(stats.accuracy[period]) * 100).toFixed(1)}%`);
+    if (parts.length) add('stat_accuracy', parts.join(' · '));
+  }
+  list.hidden = !list.children.length;
+}
+
+// One block per trading day (newest first), its predictions inside, and
+// the way to that day's public settlement.
+function dayBlock(day) {
+  const found = $('predictions').querySelector(`[data-day-block="${day}"] ul`);
+  if (found) return found;
+  const list = el('ul', { class: 'cards' });
+  $('predictions').append(
+    el(
+      'div',
+      { class: 'day', 'data-day-block': day },
+      el(
+        'div',
+        { class: 'line day-head' },
+        el('h3', {}, day),
+        el('button', { type: 'button', class: 'link', onclick: () => openSettlement(day) }, t('view_settlement')),
+      ),
+      list,
+    ),
+  );
+  return list;
+}
+
 async function loadPredictions(more) {
   const cursor = more && state.predictionsCursor ? `&cursor=${state.predictionsCursor}` : '';
-  const page = await api(`/v1/predictions?limit=20${cursor}`);
-  const list = $('predictions');
-  if (!more) list.replaceChildren();
+  const [page, stats] = await Promise.all([
+    api(`/v1/predictions?limit=20${cursor}`),
+    more ? null : api('/v1/users/stats').catch(() => null),
+  ]);
+  if (stats) renderStats(stats);
+  const box = $('predictions');
+  if (!more) box.replaceChildren();
   for (const p of page.items) {
     const outcome = has(`outcome_${p.outcome}`) ? t(`outcome_${p.outcome}`) : p.outcome;
     const cls = p.outcome === 'WON' ? 'win' : p.outcome === 'LOST' ? 'loss' : '';
-    list.append(
+    dayBlock(p.trading_day).append(
       el(
         'li',
         { 'data-day': p.trading_day, 'data-symbol': p.symbol },
         el('div', { class: 'line' }, el('strong', {}, `${p.symbol} · ${t(p.choice === 'UP' ? 'up' : 'down')}`), el('span', { class: cls }, outcome)),
-        el('div', { class: 'small' }, p.trading_day),
         p.close != null
           ? el('div', { class: 'closes' }, t('closes', { prev: money(p.close_previous), close: money(p.close), change: percent(p.change_percent) }))
           : null,
+        p.void_reason && has(`void_${p.void_reason}`) ? el('div', { class: 'small' }, t(`void_${p.void_reason}`)) : null,
         p.points > 0 ? el('div', { class: 'win' }, t('points_won', { points: p.points })) : null,
       ),
     );
   }
-  if (!list.children.length) list.append(el('li', { class: 'small' }, t('no_items')));
+  if (!box.children.length) box.append(el('p', { class: 'small' }, t('no_items')));
   state.predictionsCursor = page.next_cursor;
   $('predictions-more').hidden = !page.next_cursor;
+}
+
+// --- settlement (public) --------------------------------------------------------
+
+function openSettlement(day) {
+  state.settlementDay = day;
+  say('');
+  show('settlement');
+}
+
+async function loadSettlement(day) {
+  const form = $('settlement-form');
+  const list = $('settled');
+  const fixes = $('corrections');
+  list.replaceChildren();
+  fixes.replaceChildren();
+  $('corrections-heading').hidden = true;
+  $('settlement-phase').textContent = '';
+  $('settlement-title').textContent = t('settlement');
+  if (!day) {
+    if (state.session) form.trading_day.value ||= state.session.trading_day;
+    return;
+  }
+  form.trading_day.value = day;
+  const s = await api(`/v1/settlements/${encodeURIComponent(day)}`);
+  $('settlement-title').textContent = t('settlement_of', { day: s.trading_day });
+  $('settlement-phase').textContent = has(`phase_${s.phase}`) ? t(`phase_${s.phase}`) : s.phase;
+  for (const r of s.symbols) {
+    const outcome = has(`market_${r.outcome}`) ? t(`market_${r.outcome}`) : r.outcome;
+    const cls = r.outcome === 'UP' ? 'win' : r.outcome === 'DOWN' ? 'loss' : '';
+    list.append(
+      el(
+        'li',
+        { 'data-symbol': r.symbol },
+        el('div', { class: 'line' }, el('strong', {}, r.symbol), el('span', { class: cls }, outcome)),
+        el('div', { class: 'closes' }, t('closes', { prev: money(r.close_previous), close: money(r.close), change: percent(r.change_percent) })),
+        r.void_reason && has(`void_${r.void_reason}`) ? el('div', { class: 'small' }, t(`void_${r.void_reason}`)) : null,
+        el('div', { class: 'small' }, `${r.previous_trading_day} → ${s.trading_day}`),
+        el('div', { class: 'small' }, `${t('source')} ${r.source ?? '—'} · ${t('fetched')} ${kst(r.fetched_at)}`),
+        el('div', { class: 'small' }, `${t('settled_at')} ${kst(r.settled_at)}`),
+      ),
+    );
+  }
+  if (!list.children.length) list.append(el('li', { class: 'small' }, t('pending_settlement')));
+  for (const c of s.corrections) {
+    const changes = (c.outcomes || []).map((o) => `${o.symbol} ${o.from} → ${o.to}`).join(', ');
+    fixes.append(el('li', {}, el('div', { class: 'small' }, kst(c.corrected_at)), el('div', {}, c.reason), changes ? el('div', { class: 'small' }, changes) : null));
+  }
+  $('corrections-heading').hidden = !fixes.children.length;
 }
 
 // --- points -------------------------------------------------------------------------
@@ -364,7 +518,7 @@ async function loadShop() {
       el(
         'li',
         { class: 'line', 'data-sku': r.sku },
-        el('span', {}, el('strong', {}, r.name), el('span', { class: 'small' }, t('cost', { cost: r.cost_points, available: r.available }))),
+        el('span', {}, el('strong', {}, r.name), el('span', { class: 'small block' }, t('cost', { cost: r.cost_points, available: r.available }))),
         el('button', { type: 'button', disabled: r.available <= 0 || state.pending.has(r.sku), onclick: () => redeem(r) }, t('redeem')),
       ),
     );
@@ -444,6 +598,33 @@ async function saveNickname(event) {
 
 // --- start ---------------------------------------------------------------------------
 
+// Back from Google (the OIDC redirect URI is this page): the code and
+// state go to the API's callback with the browser-binding cookie it set
+// when the flow began; the address bar forgets them at once.
+async function finishGoogle() {
+  const query = new URLSearchParams(location.search);
+  if (!query.has('state') && !query.has('error')) return false;
+  history.replaceState(null, '', '/');
+  try {
+    if (query.has('error') || !query.get('code')) throw new Problem({ code: 'OAUTH_FAILED' }, 400, null);
+    const answer = await api('/v1/auth/oauth/callback', {
+      method: 'POST',
+      body: { code: query.get('code'), state: query.get('state') },
+      auth: false,
+      credentials: 'same-origin',
+    });
+    setTokens(answer);
+    const me = await api('/v1/users/me');
+    say(t('welcome'));
+    showSignedIn(me);
+    return true;
+  } catch (error) {
+    showSignedOut();
+    showProblem(error);
+    return true;
+  }
+}
+
 function start() {
   applyLang();
   $('auth-form').addEventListener('submit', authenticate);
@@ -451,7 +632,7 @@ function start() {
   $('lang').addEventListener('click', () => {
     setLang(lang() === 'ko' ? 'en' : 'ko');
     applyLang();
-    if (signedIn()) show(state.tab);
+    if (signedIn() || state.tab !== 'today') show(state.tab);
     else renderToday();
   });
   for (const button of document.querySelectorAll('#tabs button')) {
@@ -461,6 +642,16 @@ function start() {
     });
   }
   $('nickname-form').addEventListener('submit', saveNickname);
+  $('settlement-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const day = event.target.trading_day.value;
+    if (day) openSettlement(day);
+  });
+  $('settlement-link').addEventListener('click', () => openSettlement(null));
+  $('back-today').addEventListener('click', () => {
+    say('');
+    show('today');
+  });
   for (const button of document.querySelectorAll('.periods button')) {
     button.addEventListener('click', () => {
       state.period = button.dataset.period;
@@ -477,7 +668,9 @@ function start() {
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && !$('today').hidden) loadToday().catch(showProblem);
   });
-  showSignedOut();
+  finishGoogle().then((done) => {
+    if (!done) showSignedOut();
+  });
 }
 
 start();

@@ -19,6 +19,22 @@ begin
 end
 $$;
 
+-- The detail of the error a statement raises (what the API and oxp show a
+-- person), or null when it raises none: for tests of the words of a refusal.
+create or replace function tests.error_detail(p_sql text) returns text
+language plpgsql
+as $$
+declare
+    v_detail text;
+begin
+    execute p_sql;
+    return null;
+exception when others then
+    get stacked diagnostics v_detail = pg_exception_detail;
+    return v_detail;
+end
+$$;
+
 -- Become a user the way the shim does: role and claims, local to the transaction.
 create or replace function tests.authenticate_as(p_user uuid, p_role text default 'app_user') returns void
 language sql

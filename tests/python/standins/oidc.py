@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
+OIDC_DIR = Path(__file__).resolve().parents[2] / "oidc"
 START_TIMEOUT = 30.0
 
 

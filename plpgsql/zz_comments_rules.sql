@@ -1,0 +1,18 @@
+-- Comments on the helpers that give each repeated rule one home (issue 10
+-- item 3); CONVENTIONS.md lists them with their tests.
+comment on function crypto.award_key_prefix(date) is
+'What every award key of a trading day starts with (settlement:<ISO day>:), to find its awards (oxp, auditor).';
+comment on function crypto.award_key_prediction(text) is
+'The prediction id an award key pays, or null for any other ledger key (audit views, oxp, auditor).';
+comment on function crypto.lock_daily_limits(uuid, date) is
+'A player''s limits row of a session, created if need be and locked: serialises predictions, ad clicks and ad rewards.';
+comment on function crypto.require_trading_day(date) is
+'The calendar row of a trading day, or NOT_A_TRADING_DAY (OX108): the one refusal of a day the NYSE does not trade.';
+comment on function crypto.require_session(date) is
+'A day''s session, or NO_SESSION (OX105); a null day means no session has opened yet.';
+comment on function crypto.idempotency_refusal(text, text, text, text, text) is
+'Stores a refusal under an Idempotency-Key when error_codes marks its SQLSTATE remembered_by_idempotency_key.';
+comment on function crypto.setting_interval(text) is
+'A duration setting as an interval, in the unit its key ends with (_seconds, _minutes, _hours, _days).';
+comment on function crypto.require_idempotency_key(text, text, integer) is
+'Refuses a spending or paying request without an Idempotency-Key of 1 to p_max characters (VALIDATION_FAILED).';
