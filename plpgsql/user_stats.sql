@@ -1,11 +1,19 @@
--- The caller's dashboard. The streak counts consecutive wins back from the
--- latest decided prediction; VOID and pending ones neither extend nor break it.
+-- The caller's dashboard. The streaks and the accuracy by period come from
+-- the rollups crypto.leaderboard_refresh keeps (crypto.user_streaks and
+-- crypto.leaderboard), not from a scan per request: a streak is a run of
+-- consecutive wins among the decided predictions (WON or LOST) in the order
+-- of trading day, then symbol; a loss ends it, a VOID neither extends nor
+-- breaks it, an unsettled day does not count (crypto.streak_rows).
+-- accuracy = wins / decided in the week, month and all time that hold
+-- today (New York date, as the board), null when nothing is decided; no
+-- minimum here: the minimum is for ranking players against each other.
 create or replace function api.user_stats() returns json
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
 as $$
 declare
     v_uid uuid := crypto.require_user();
+    v_today date := (crypto.now() at time zone 'America/New_York')::date;
 begin
     return (
         with mine as (
@@ -17,7 +25,7 @@ begin
         ),
 
         decided as (
-            select m.outcome, row_number() over (order by m.trading_day desc, m.id desc) as n
+            select m.outcome
             from mine as m where m.outcome in ('WON', 'LOST')
         ),
 
@@ -47,8 +55,21 @@ begin
                 select round(count(*) filter (where d.outcome = 'WON')::numeric / nullif(count(*), 0), 4)
                 from decided as d
             ),
-            'current_streak', (
-                select coalesce(min(d.n) filter (where d.outcome = 'LOST') - 1, count(*)) from decided as d
+            'current_streak', coalesce((
+                select k.current_streak from crypto.user_streaks as k where k.user_id = v_uid
+            ), 0),
+            'best_streak', coalesce((
+                select k.best_streak from crypto.user_streaks as k where k.user_id = v_uid
+            ), 0),
+            'accuracy', (
+                select json_object_agg(p.period, (
+                    select round(l.wins::numeric / nullif(l.wins + l.losses, 0), 4)
+                    from crypto.leaderboard as l
+                    where
+                        l.period = p.period and l.period_start = crypto.leaderboard_start(p.period, v_today)
+                        and l.user_id = v_uid
+                ) order by p.n)
+                from unnest(array['week', 'month', 'all']) with ordinality as p (period, n)
             ),
             'recent_settlements', coalesce((
                 select json_agg(json_build_object(

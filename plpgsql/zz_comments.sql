@@ -52,8 +52,6 @@ comment on function api.my_predictions(date, bigint, integer) is
 'GET /v1/predictions: the caller''s predictions with results, newest first, in cursor pages (players).';
 comment on function api.settlements(date) is
 'GET /v1/settlements/{trading_day}: a settled day''s closes, changes and outcomes per symbol (anon, players).';
-comment on function api.user_stats() is
-'GET /v1/users/stats: the caller''s wins, losses, VOIDs, streak and points earned (players).';
 comment on function api.points_balance() is
 'GET /v1/points/balance: the caller''s point balance (players).';
 comment on function api.points_ledger(bigint, integer) is

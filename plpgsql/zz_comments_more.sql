@@ -11,16 +11,6 @@ comment on function crypto.redemption_unknown(bigint, text) is
 'The worker marks a redemption UNKNOWN when the vendor did not answer: still paid and reserved, asked again later.';
 comment on function crypto.secret_digest(text) is
 'The SHA-256 of a secret, hex: what the audit log keeps of a vendor reference instead of the reference.';
-comment on function api.leaderboard(text, integer, bigint) is
-'GET /v1/leaderboard: players by points won in settled sessions for the week, month or all time, with accuracy; '
-'nicknames only, cursor pages; public.';
-comment on function api.set_nickname(text) is
-'POST /v1/users/me/nickname: the caller''s public nickname (2 to 20 characters, unique regardless of case), audited.';
-comment on function crypto.leaderboard_refresh(date) is
-'Recomputes the leaderboard rows of a settled day''s players from the settled facts (run at the commit of a '
-'settlement or a correction; idempotent).';
-comment on function crypto.leaderboard_start(text, date) is
-'The first day of the week, month or all-time period a trading day belongs to (the leaderboard''s periods).';
 comment on function crypto.enqueue_backup(text) is
 'pg_cron''s backup lines: queues a full, differential or incremental pgBackRest backup, '
 'or the restore drill, for the worker.';

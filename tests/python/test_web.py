@@ -493,7 +493,8 @@ def test_admin_screens_change_what_players_see(
     page.get_by_role("button", name="보기").click()
     aapl = page.locator('#settled li[data-symbol="AAPL"]')
     expect(aapl).to_contain_text("100.00 → 101.50 (+1.50%)")
-    expect(aapl).to_contain_text("출처 admin:")
+    expect(aapl).to_contain_text("출처 admin")
+    expect(aapl).not_to_contain_text("출처 admin:")  # which admin is in the audit, not public
     page.get_by_role("button", name="내 예측").click()
     expect(page.locator('#predictions li[data-symbol="AAPL"]')).to_contain_text("+100점")
     assert console.unexpected() == []

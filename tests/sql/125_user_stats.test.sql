@@ -20,6 +20,7 @@ from (values
     ('2026-11-23', 'TSLA', 100), ('2026-11-24', 'TSLA', 100)
 ) as v (d, s, c);
 select crypto.settle_session('2026-11-24');
+select crypto.rollup_metrics();  -- as pg_cron would: the streaks' rollup
 select crypto.clock_set('2026-11-25 06:00:00+09');
 select crypto.open_session('2026-11-25');
 select tests.authenticate_as(:'u');

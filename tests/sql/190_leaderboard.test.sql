@@ -3,7 +3,7 @@
 -- predictions for an accuracy; refreshed by settlement and corrections.
 -- Nicknames: 2 to 20 characters, never an email, unique whatever the case.
 begin;
-select plan(21);
+select plan(23);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -51,8 +51,8 @@ select results_eq(
     'settlement fills the rollup: week, month and all time; the VOID is not a loss'
 );
 
--- Who of Ann and Bob comes first on a tie: the smaller id, every time.
-select jsonb_agg(u.nickname order by u.id) as tie_order
+-- Who of Ann and Bob comes first on a tie: the greater id, every time.
+select jsonb_agg(u.nickname order by u.id desc) as tie_order
 from crypto.users as u where u.id in (:'ann', :'bob') \gset
 select tests.authenticate_as(:'cat');
 select is(
@@ -80,11 +80,12 @@ select is(
     (select json_agg(i -> 'accuracy') from json_array_elements(api.leaderboard('week') -> 'items') as i)::text,
     '[1.0000, 1.0000, 0.0000]', 'with a minimum of 1: wins / decided, the VOID left out'
 );
-select is(
-    api.leaderboard('all', 2) ->> 'next_cursor', '2', 'a page of two says where the next begins'
+select isnt(
+    api.leaderboard('all', 2) ->> 'next_cursor', null, 'a page of two says where the next begins'
 );
 select is(
-    api.leaderboard('all', 2, 2) #>> '{items,0,rank}', '3', '... and the next page goes on from rank 3'
+    api.leaderboard('all', 2, api.leaderboard('all', 2) ->> 'next_cursor') #>> '{items,0,rank}', '3',
+    '... and the next page goes on from rank 3'
 );
 select throws_ok($$ select api.leaderboard('year') $$, 'OX000', null, 'an unknown period is refused');
 select is(
@@ -101,6 +102,15 @@ select results_eq(
        join crypto.users as u on u.id = l.user_id where l.period = 'week' order by u.email $$,
     $$ values ('ann@example.com', 0::bigint, 0, 1), ('bob@example.com', 0, 0, 1), ('cat@example.com', 100, 1, 0) $$,
     'a correction refreshes the board from the corrected facts'
+);
+select is(
+    (select count(*)::integer from crypto.day_awards('2026-11-24') as a
+     where a.award is distinct from crypto.prediction_award(a.prediction_id)),
+    0, 'crypto.day_awards gives what crypto.prediction_award gives, after a correction too'
+);
+select is(
+    (select array_agg(a.award order by a.prediction_id) from crypto.day_awards('2026-11-24') as a),
+    array[0, 0, 0, 100]::bigint[], '... the corrected awards: Cat''s 100, Ann''s and Bob''s taken back, a VOID'
 );
 select is(crypto.leaderboard_refresh('2026-11-24'), 9, 'a second refresh rewrites the same rows ...');
 select is(

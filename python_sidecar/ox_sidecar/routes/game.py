@@ -108,10 +108,11 @@ async def leaderboard(
     pool: Pool,
     period: Annotated[Literal["week", "month", "all"], Query()] = "week",
     limit: Limit = 20,
-    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response:
     """Points won in settled sessions this week, month or ever (New York
     dates), ties by wins then a fixed order; `accuracy` is wins / decided
-    (VOIDs left out), null below `min_decided`. Nicknames only."""
+    (VOIDs left out), null below `min_decided`. Nicknames only. `cursor`
+    is the opaque `next_cursor` of the page before (a keyset)."""
     args = ("leaderboard", period, limit, cursor)
     return raw_json(await read_api(pool, caller.role, caller.claims, *args))

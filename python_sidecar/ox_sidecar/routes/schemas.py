@@ -50,6 +50,10 @@ class StatsOut(Open):
     pending: int
     win_rate: float | None = Field(description="wins / decided, null before any")
     current_streak: int
+    best_streak: int
+    accuracy: dict[str, float | None] = Field(
+        description="wins / decided in the week, month and all time (VOIDs left out)"
+    )
     recent_settlements: list[dict[str, Any]]
 
 
@@ -72,6 +76,9 @@ class SettlementsOut(Open):
 
 
 class LeaderboardOut(Page):
+    next_cursor: str | None = Field(  # type: ignore[assignment]
+        description="opaque keyset of the last row shown; null on the last page"
+    )
     period: str
     period_start: str | None
     min_decided: int

@@ -1,0 +1,115 @@
+-- GET /v1/leaderboard in pages: the cursor is a keyset (opaque), ties are
+-- broken by a fixed order (points, wins, then the player's id, all
+-- descending), the pages join into the whole board without a repeat or a
+-- gap, even when the board is refreshed between two pages; accuracy shows
+-- from leaderboard.min_decided decided predictions on, and never moves a
+-- player up or down.
+begin;
+select plan(16);
+
+select tests.load_calendar();
+select crypto.clock_set('2026-11-25 20:00Z');  -- a Wednesday in New York: the week of 23 Nov
+
+-- The board's rows as the rollup leaves them (190_leaderboard tests the
+-- rollup): fixed ids, so the order of the ties is known.
+insert into crypto.users (id, email, password_hash, nickname)
+select ('00000000-0000-0000-0000-00000000000' || n)::uuid, lower(n) || '@example.com', '$argon2id$x', 'P' || n
+from unnest(array['A', 'B', 'C', 'D', 'E', 'F', '9']) as n;
+insert into crypto.leaderboard (period, period_start, user_id, points, wins, losses, voids, refreshed_at)
+select 'week', '2026-11-23', ('00000000-0000-0000-0000-00000000000' || n)::uuid, p, w, l, 0, now()
+from (values
+    ('A', 300, 3, 1),   -- first
+    ('B', 200, 2, 1),   -- B, C, D tie on points and wins: D, C, B (ids descending)
+    ('C', 200, 2, 0),
+    ('D', 200, 2, 5),
+    ('E', 200, 1, 0),   -- the same points, fewer wins: after them
+    ('F', 100, 1, 9),
+    ('9', 0, 0, 0)
+) as v (n, p, w, l);
+update crypto.settings set value = '3' where key = 'leaderboard.min_decided';
+
+set local role anon;  -- the board is public
+create temporary table pages (page integer, rank integer, nickname text, accuracy numeric) on commit drop;
+create function pg_temp.walk(p_limit integer) returns integer
+language plpgsql as $$
+declare
+    v_cursor text;
+    v_page json;
+    v_n integer := 0;
+begin
+    delete from pages;
+    loop
+        v_page := api.leaderboard('week', p_limit, v_cursor);
+        v_n := v_n + 1;
+        insert into pages
+        select v_n, (i ->> 'rank')::integer, i ->> 'nickname', (i ->> 'accuracy')::numeric
+        from json_array_elements(v_page -> 'items') as i;
+        v_cursor := v_page ->> 'next_cursor';
+        exit when v_cursor is null or v_n > 20;
+    end loop;
+    return v_n;
+end
+$$;
+
+select is(pg_temp.walk(2), 4, 'seven players in pages of two: four pages, the last without a next_cursor');
+select results_eq(
+    'select rank, nickname from pages order by rank',
+    $$ values (1, 'PA'), (2, 'PD'), (3, 'PC'), (4, 'PB'), (5, 'PE'), (6, 'PF'), (7, 'P9') $$,
+    'the pages join into the board: ties D, C, B by id, each once, ranks without a gap'
+);
+select results_eq(
+    'select page, nickname from pages where nickname in (''PD'', ''PC'', ''PB'') order by rank',
+    $$ values (1, 'PD'), (2, 'PC'), (2, 'PB') $$,
+    'the tie D, C, B is cut by a page boundary and goes on after D'
+);
+select results_eq(
+    $$ select (i ->> 'rank')::integer, i ->> 'nickname' from json_array_elements(api.leaderboard('week', 100) -> 'items') as i $$,
+    'select rank, nickname from pages order by rank',
+    'one page of 100 is the same board'
+);
+select is(pg_temp.walk(7), 1, 'a page exactly as long as the board has no next page');
+select is(pg_temp.walk(1), 7, 'pages of one: seven');
+select is((select count(distinct nickname)::integer from pages), 7, '... each player once');
+
+-- The accuracy rule: wins / decided from 3 decided predictions on (B has
+-- exactly 3, C only 2); it is shown, it does not rank.
+select results_eq(
+    'select nickname, accuracy from pages order by rank',
+    $$ values ('PA', 0.7500), ('PD', 0.2857), ('PC', null), ('PB', 0.6667), ('PE', null), ('PF', 0.1000), ('P9', null) $$,
+    'accuracy from the minimum of decided predictions on (B at exactly 3), null below; the rank ignores it'
+);
+
+-- A refresh between two pages: a player below the cursor climbs to the top.
+-- The next page goes on after the last row shown: no one repeated, and the
+-- climber, already above the cursor, is not shown twice.
+select api.leaderboard('week', 2) ->> 'next_cursor' as after_d \gset
+reset role;
+update crypto.leaderboard set points = 1000 where user_id = '00000000-0000-0000-0000-00000000000F';
+set local role anon;
+select is(
+    (select json_agg(i ->> 'nickname') from json_array_elements(api.leaderboard('week', 10, :'after_d') -> 'items') as i)::text,
+    '["PC", "PB", "PE", "P9"]', 'after a refresh the next page goes on after D, without a repeat'
+);
+select is(api.leaderboard('week', 2, :'after_d') #>> '{items,0,rank}', '3', 'ranks go on from the cursor''s');
+
+-- A cursor pins its week: on the next Monday the rest of that week's board.
+reset role;
+select crypto.clock_set('2026-11-30 20:00Z');
+set local role anon;
+select is(api.leaderboard('week', 2) ->> 'items', '[]', 'the new week has no board yet ...');
+select is(api.leaderboard('week', 2, :'after_d') ->> 'period_start', '2026-11-23',
+    '... and the cursor goes on through its own week');
+
+-- Bad cursors: a clear error, never a page.
+select throws_ok($$ select api.leaderboard('week', 2, 'not a cursor!') $$, 'OX000', null, 'garbage is refused');
+select throws_ok($$ select api.leaderboard('week', 2, '2') $$, 'OX000', null, 'an offset is no longer a cursor');
+select throws_ok(
+    format($$ select api.leaderboard('week', 2, %L) $$,
+        rtrim(translate(encode(convert_to('week|2026-11-23|2|200|2|x', 'UTF8'), 'base64'), '+/', '-_'), '=')),
+    'OX000', null, 'a well-encoded string that is not a key is refused'
+);
+select throws_ok(format($$ select api.leaderboard('month', 2, %L) $$, :'after_d'), 'OX000', null,
+    'a cursor of the week does not page the month');
+
+select * from finish();
+rollback;
