@@ -166,10 +166,7 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
     `{"problem": {"sqlstate", "detail"}}`, answered here like a raised error.
     """
     query = _api_query(function, len(args))
-    if any(isinstance(a, str) and "\x00" in a for a in args):
-        # PostgreSQL text cannot hold NUL; the driver would refuse it before
-        # sending, which is the caller's mistake, not an outage.
-        raise Problem("VALIDATION_FAILED", "Text may not contain NUL characters")
+    _refuse_nul(args)
     pool, timeout_ms = pools.for_role(role)
     try:
         row = await _run(pool, timeout_ms, role, claims, query, args)
@@ -181,6 +178,19 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
         if not is_mapped(exc.sqlstate):
             await pools.error_map.reload_for(exc.sqlstate, pools.user)
         raise from_database(exc, role) from exc
+    return await _answer(pools, row)
+
+
+def _refuse_nul(args: tuple[Any, ...]) -> None:
+    if any(isinstance(a, str) and "\x00" in a for a in args):
+        # PostgreSQL text cannot hold NUL; the driver would refuse it before
+        # sending, which is the caller's mistake, not an outage (nor a
+        # replica's failure).
+        raise Problem("VALIDATION_FAILED", "Text may not contain NUL characters")
+
+
+async def _answer(pools: Pools, row: Any) -> str | None:
+    """An api function's row: its JSON text, or the problem it returned."""
     if row is None:
         return None
     text, sqlstate, detail = row
@@ -220,6 +230,7 @@ async def read_api(pools: Pools, role: str, claims: str, function: str, *args: A
     nothing): from the replica when it is up and close enough behind, else,
     or when the replica fails under it, from the primary. The same caller,
     role and errors either way: the replica has the primary's roles."""
+    _refuse_nul(args)
     replica = pools.replica
     if replica is None or not await replica.usable():
         return await call_api(pools, role, claims, function, *args)
@@ -235,14 +246,7 @@ async def read_api(pools: Pools, role: str, claims: str, function: str, *args: A
             replica.down()
             return await call_api(pools, role, claims, function, *args)
         raise from_database(exc, role) from exc
-    if row is None:
-        return None
-    text, sqlstate, detail = row
-    if sqlstate is not None:
-        if not is_mapped(sqlstate):
-            await pools.error_map.reload_for(sqlstate, pools.user)
-        raise from_sqlstate(sqlstate, detail)
-    return text  # type: ignore[no-any-return]
+    return await _answer(pools, row)
 
 
 def new_replica(settings: Settings) -> Replica | None:

@@ -176,6 +176,9 @@ def test_lagging_reads_use_the_replica_until_too_far_behind_or_stopped(
         with TestClient(create_app(), raise_server_exceptions=False) as client:
             # Within an hour behind: the board is the replica's (not yet the row).
             assert _board(client) == []
+            # A NUL is the caller's mistake on the replica's path too (422).
+            r = client.get("/v1/leaderboard", params={"period": "all", "cursor": "a\x00b"})
+            assert r.status_code == 422 and r.json()["code"] == "VALIDATION_FAILED", r.text
         monkeypatch.setenv("REPLICA_MAX_LAG_SECONDS", "0")
         get_settings.cache_clear()
         with TestClient(create_app(), raise_server_exceptions=False) as client:
