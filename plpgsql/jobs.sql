@@ -39,11 +39,10 @@ as $$
             -- lease is at least two: a second worker would only fail on the
             -- repository's lock and raise a false backup_failed.
             or (q.status = 'running'
-                and q.locked_at < clock_timestamp() - case
-                    when q.kind like 'backup.%'
-                        then greatest(crypto.setting_interval('jobs.lease_seconds'), interval '2 hours')
-                    else crypto.setting_interval('jobs.lease_seconds')
-                end)
+                and q.locked_at < clock_timestamp() - greatest(
+                    crypto.setting_interval('jobs.lease_seconds'),
+                    case when q.kind like 'backup.%' then interval '2 hours' else interval '0' end
+                ))
         )
         order by q.run_after, q.id
         for update skip locked
