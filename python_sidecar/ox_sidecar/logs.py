@@ -20,6 +20,15 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _PipelineEcho(logging.Filter):
+    """psycopg warns "error ignored terminating pipeline" each time a call in
+    a pipeline fails: the same error, seen again on the way out, that the
+    request already answers (a refusal is a 4xx, not a warning)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -32,6 +41,7 @@ def configure(level: str) -> None:
     # vendor's URL carries a secret.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("psycopg").addFilter(_PipelineEcho())
 
 
 access_log = logging.getLogger("ox_sidecar.access")

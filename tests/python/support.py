@@ -8,13 +8,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import psycopg
@@ -88,14 +89,16 @@ def running_api(
     port: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[str]:
     """`oxp serve` (uvicorn) as a real process with this environment (and
-    `env`); its base URL. With `log`, its output goes to that file."""
+    `env`); its base URL. Its output goes to `log`, or to a temporary file:
+    never to a pipe nobody reads, where a chatty run fills the 64 KiB buffer
+    and the API blocks in its log handler (CI hung so on 2026-11-27)."""
     port = port or free_port()
-    sink = log.open("wb") if log else None
+    sink = log.open("wb") if log else tempfile.TemporaryFile()  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
         [OXP, "serve", "--port", str(port), "--workers", "1"],
         env={**os.environ, **(env or {})},
-        stdout=sink or subprocess.DEVNULL,
-        stderr=sink or subprocess.PIPE,
+        stdout=sink,
+        stderr=sink,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -110,13 +113,43 @@ def running_api(
             time.sleep(0.1)
         else:
             proc.kill()
-            raise RuntimeError(f"API not ready: {proc.stderr.read() if proc.stderr else ''!r}")
+            proc.wait()
+            raise RuntimeError(f"API not ready: {_tail(sink)!r}")
         yield base
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
-        if sink:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a stuck API behind for the next test
+            proc.wait()
+            raise
+        finally:
             sink.close()
+
+
+_OUTPUTS: dict[int, IO[bytes]] = {}
+
+
+def spawn_oxp(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`oxp <args>` as a process whose output goes to a temporary file (see
+    running_api for why not a pipe); `output_of` reads its end."""
+    sink = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
+    proc = subprocess.Popen([str(OXP), *args], env=env, stdout=sink, stderr=sink)
+    _OUTPUTS[proc.pid] = sink
+    return proc
+
+
+def output_of(proc: subprocess.Popen[bytes]) -> str:
+    sink = _OUTPUTS.get(proc.pid)
+    return _tail(sink).decode(errors="replace") if sink else ""
+
+
+def _tail(sink: IO[bytes], size: int = 20000) -> bytes:
+    sink.flush()
+    sink.seek(0, os.SEEK_END)
+    sink.seek(max(0, sink.tell() - size))
+    return sink.read()
 
 
 def act_as(conn: psycopg.Connection, uid: str) -> None:

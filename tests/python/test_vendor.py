@@ -32,7 +32,7 @@ from ox_sidecar.vendor import (
     vendor_for,
 )
 from ox_sidecar.worker import run_once
-from support import OXP, act_as, free_port, new_user, service
+from support import OXP, act_as, free_port, new_user, output_of, service, spawn_oxp
 
 runner = CliRunner()
 READ_TIMEOUT = 0.25
@@ -309,9 +309,7 @@ def test_the_worker_process_issues_through_the_http_vendor(
     service(db, "select crypto.upsert_reward('CUP', 'A cup', 100, 1)")
     rid = redeem(db_url, uid, "CUP", "k1")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ENV")}
-    proc = subprocess.Popen(
-        [str(OXP), "worker"], env=clean, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    proc = spawn_oxp("worker", env=clean)
     try:
         for _ in range(600):  # a process start takes 20 s on a loaded 2-core machine
             if redemption(db, rid)[0] != "REQUESTED":
@@ -320,9 +318,7 @@ def test_the_worker_process_issues_through_the_http_vendor(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert redemption(db, rid) == ("ISSUED", vendor.issued.get(str(rid))), (
-        proc.stderr.read() if proc.stderr else ""
-    )
+    assert redemption(db, rid) == ("ISSUED", vendor.issued.get(str(rid))), output_of(proc)
 
 
 def test_many_workers_cancels_and_resolves_never_pay_twice(

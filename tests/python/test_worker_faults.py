@@ -22,7 +22,7 @@ import pytest
 
 from fake_vendor import SECRET, FakeVendor, running_vendor
 from ox_sidecar.config import clear_settings
-from support import OXP, act_as, new_user, service
+from support import act_as, new_user, output_of, service, spawn_oxp
 
 pytestmark = pytest.mark.usefixtures("calendar")
 
@@ -34,9 +34,7 @@ def start_worker() -> subprocess.Popen[bytes]:
     due without a NOTIFY, such as a lease's end)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENV")}
     env["WORKER_POLL_SECONDS"] = "0.2"
-    return subprocess.Popen(
-        [str(OXP), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    return spawn_oxp("worker", env=env)
 
 
 def wait_for(what: str, check: Callable[[], bool], seconds: float = 90) -> float:
@@ -91,7 +89,7 @@ def kill_mid_job_and_retake(
         took = time.monotonic() - killed_at
     finally:
         stop(second)
-    assert job(db, kind)[0] == "done", second.stderr.read() if second.stderr else ""
+    assert job(db, kind)[0] == "done", output_of(second)
     assert took >= LEASE
     return took
 
@@ -124,7 +122,7 @@ def test_worker_killed_during_a_vendor_call_is_retaken_and_issues_once(
     first = start_worker()
     try:
         wait_for("the vendor call", lambda: hanging_vendor.calls >= 1 or first.poll() is not None)
-        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert first.poll() is None, output_of(first)
         took = kill_mid_job_and_retake(db, "reward.issue", first)
     finally:
         kill(first)
@@ -216,7 +214,7 @@ def test_worker_killed_during_a_price_fetch_is_retaken_and_loads_once(
     first = start_worker()
     try:
         wait_for("the price request", lambda: bool(HangingStooq.asked) or first.poll() is not None)
-        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert first.poll() is None, output_of(first)
         assert db.execute(
             "select count(*) from crypto.eod_prices where trading_day = '2026-11-24'"
         ).fetchone() == (0,)

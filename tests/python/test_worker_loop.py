@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from support import OXP, service
+from support import output_of, service, spawn_oxp
 
 POLL_SECONDS = 30  # run_forever's default: a job done sooner was woken by NOTIFY
 
@@ -31,13 +31,8 @@ def until(check: Callable[[], Any], seconds: float) -> Any:
 @pytest.fixture
 def worker(env: None, db: psycopg.Connection) -> Iterator[subprocess.Popen[bytes]]:
     environ = {k: v for k, v in os.environ.items() if k != "ALERT_WEBHOOK_URL"}
-    proc = subprocess.Popen(
-        [OXP, "worker"],
-        # A long poll: only the NOTIFY can wake it within the test's wait.
-        env={**environ, "LOG_LEVEL": "INFO", "WORKER_POLL_SECONDS": "60"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # A long poll: only the NOTIFY can wake it within the test's wait.
+    proc = spawn_oxp("worker", env={**environ, "LOG_LEVEL": "INFO", "WORKER_POLL_SECONDS": "60"})
     try:
         yield proc
     finally:
@@ -49,7 +44,7 @@ def test_the_worker_beats_and_wakes_on_notify(
     worker: subprocess.Popen[bytes], db: psycopg.Connection
 ) -> None:
     def beat() -> Any:
-        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        assert worker.poll() is None, output_of(worker)
         return db.execute(
             "select worker, seen_at, details from crypto.worker_heartbeats"
         ).fetchall()
