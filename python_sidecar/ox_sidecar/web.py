@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,9 +55,22 @@ class PageHeaders:
         await self.app(scope, receive, with_headers)
 
 
+# Where Google sign-in is not configured the page offers no button that
+# could only answer 503: the button and its "or" are left out when served.
+GOOGLE_BUTTON = (
+    '    <p class="or small" data-t="or">or</p>\n'
+    '    <a id="google" class="button google" href="/v1/auth/oauth/google"'
+    ' data-t="google">Continue with Google</a>\n'
+)
+
+
 async def index(request: Request) -> Response:
     # Never cached: a new release's index names its modules afresh.
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache"}
+    if request.app.state.oidc.configured:
+        return FileResponse(STATIC / "index.html", headers=headers)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    return HTMLResponse(page.replace(GOOGLE_BUTTON, ""), headers=headers)
 
 
 async def admin_index(request: Request) -> Response:

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from oidc import run_oidc_server
+from ox_sidecar.web import GOOGLE_BUTTON, STATIC
 from support import SYMBOLS, free_port, open_session_for, running_api, service
 
 CHROMIUM = "/usr/bin/chromium"
@@ -286,6 +287,10 @@ def test_pages_carry_security_headers(api: str) -> None:
     # No inline script or style in the page itself.
     page = httpx.get(api + "/").text
     assert "<script>" not in page and "<style" not in page and " style=" not in page
+    # Google is not configured in this deployment: no button that could only fail
+    # (test_google_sign_in_from_the_page has it where it is configured).
+    assert 'id="google"' not in page and 'data-t="or"' not in page
+    assert GOOGLE_BUTTON in (STATIC / "index.html").read_text(), "what is left out still matches"
     assert httpx.get(api + "/web/nothing.js").status_code == 404
     assert httpx.get(api + "/web/../app.py").status_code == 404
 
