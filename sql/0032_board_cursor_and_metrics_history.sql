@@ -57,7 +57,10 @@ create table crypto.leaderboard_stamps (
 alter table crypto.leaderboard_stamps enable row level security;
 grant select on crypto.leaderboard_stamps to auditor;
 insert into crypto.leaderboard_stamps (trading_day, books_stamp, refreshed_at)
-select m.trading_day, m.books_stamp, m.computed_at
+select
+    m.trading_day,
+    m.books_stamp,
+    m.computed_at
 from crypto.daily_metrics as m
 where m.books_stamp like 'SETTLED|%';
 
