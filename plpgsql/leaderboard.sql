@@ -153,7 +153,8 @@ $$;
 grant execute on function crypto.leaderboard_refresh(date) to oxp_operator;
 
 -- Refreshed by the metrics rollup (pg_cron, every 10 minutes) for each
--- settled day whose books moved (crypto.rollup_metrics), not inside the
+-- settled day whose books moved since its board was (crypto.rollup_metrics,
+-- crypto.leaderboard_stamps), not inside the
 -- settlement: a refresh reads every award of the day's players, which would
 -- make settling a million predictions many times slower. The triggers that
 -- did it at commit are gone.
@@ -193,13 +194,86 @@ $$;
 
 grant execute on function api.set_nickname(text) to app_user, app_admin;
 
+-- A cursor that reveals nothing and cannot be forged: the payload is
+-- encrypted (AES-256-CBC) under a key the database keeps
+-- (crypto.server_secrets, readable by no role), with an HMAC-SHA-256 of the
+-- payload, cut to 16 bytes, as the IV (a synthetic IV, as in SIV): opening
+-- it decrypts and checks the IV is the HMAC of what came out, so a cursor
+-- changed in any bit, or sealed under another key, opens to nothing. The
+-- same payload always seals alike (no randomness: the board is a stable
+-- read, and one page always gives the same cursor). Sealed rather than
+-- paged on an opaque tie-breaker: the cursor also carries the rank it
+-- numbers from, which a client must not choose either. p_purpose keeps
+-- the keys of one kind of cursor from opening another's.
+create or replace function crypto.cursor_keys(p_purpose text, out enc_key bytea, out mac_key bytea)
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+begin
+    -- strict: a database without its key fails loudly, never pages with none.
+    select
+        ext.hmac(convert_to(p_purpose || '/enc', 'UTF8'), k.secret, 'sha256'),
+        ext.hmac(convert_to(p_purpose || '/mac', 'UTF8'), k.secret, 'sha256')
+    into strict enc_key, mac_key
+    from crypto.server_secrets as k where k.name = 'cursor';
+end
+$$;
+
+create or replace function crypto.cursor_seal(p_purpose text, p_payload text) returns text
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    k record := crypto.cursor_keys(p_purpose);
+    v_plain bytea := convert_to(p_payload, 'UTF8');
+    v_iv bytea := substr(ext.hmac(v_plain, k.mac_key, 'sha256'), 1, 16);
+begin
+    -- base64url without padding: safe in a query string as it is.
+    return rtrim(translate(encode(v_iv || ext.encrypt_iv(v_plain, k.enc_key, v_iv, 'aes-cbc/pad:pkcs'), 'base64'),
+        E'+/\n', '-_'), '=');
+end
+$$;
+
+-- The payload of a cursor this database sealed for p_purpose, or null for
+-- anything else (not base64url, too short or long, changed, another key's).
+create or replace function crypto.cursor_open(p_purpose text, p_cursor text) returns text
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    k record := crypto.cursor_keys(p_purpose);
+    v_raw bytea;
+    v_plain bytea;
+begin
+    if p_cursor is null or length(p_cursor) > 400 or p_cursor !~ '^[A-Za-z0-9_-]+$' or length(p_cursor) % 4 = 1 then
+        return null;
+    end if;
+    v_raw := decode(rpad(translate(p_cursor, '-_', '+/'), (length(p_cursor) + 3) / 4 * 4, '='), 'base64');
+    -- The IV, then whole AES blocks (at least one).
+    if length(v_raw) < 32 or length(v_raw) % 16 <> 0 then
+        return null;
+    end if;
+    begin
+        v_plain := ext.decrypt_iv(substr(v_raw, 17), k.enc_key, substr(v_raw, 1, 16), 'aes-cbc/pad:pkcs');
+    exception when external_routine_invocation_exception then
+        return null;  -- bad padding: changed, or another key's
+    end;
+    if substr(ext.hmac(v_plain, k.mac_key, 'sha256'), 1, 16) is distinct from substr(v_raw, 1, 16) then
+        return null;
+    end if;
+    return convert_from(v_plain, 'UTF8');
+end
+$$;
+
 -- One page of the board for the period that holds today (New York date),
 -- in rank order: points, then wins, then the player's id, all descending
 -- (the id is fixed, so ties never swap between pages). Accuracy is null
 -- below the minimum of decided predictions. Public: nicknames only, never
 -- an email or an id.
--- The cursor is a keyset, not an offset: base64url of
--- "period|period_start|rank|points|wins|user_id" of the last row shown, so
+-- The cursor is a keyset, not an offset: "period|period_start|rank|points|
+-- wins|user_id" of the last row shown, sealed (crypto.cursor_seal: a
+-- player's id is private, and a forged key could start a page, or number
+-- its ranks, anywhere), so
 -- the next page is one index range after that row, as fast deep as first,
 -- and a refresh between two pages neither repeats nor skips a player who
 -- did not move. It pins the period it began in: paging over a new Monday
@@ -232,18 +306,12 @@ begin
     perform crypto.page_limit(p_limit);
     v_start := crypto.leaderboard_start(p_period, (crypto.now() at time zone 'America/New_York')::date);
     if p_cursor is not null then
-        begin
-            v_key := regexp_match(
-                convert_from(decode(
-                    rpad(translate(p_cursor, '-_', '+/'), (length(p_cursor) + 3) / 4 * 4, '='), 'base64'
-                ), 'UTF8'),
-                '^(week|month|all)\|(\d{4}-\d{2}-\d{2})\|(\d{1,18})\|(\d{1,18})\|(\d{1,9})\|'
-                '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$'
-            );
-        exception when others then
-            v_key := null;  -- not base64, not UTF-8: not a cursor of ours
-        end;
-        if v_key is null or length(p_cursor) > 200 or p_cursor !~ '^[A-Za-z0-9_-]+$' then
+        v_key := regexp_match(
+            crypto.cursor_open('leaderboard', p_cursor),
+            '^(week|month|all)\|([0-9]{4}-[0-9]{2}-[0-9]{2})\|([0-9]{1,18})\|([0-9]{1,18})\|([0-9]{1,9})\|'
+            '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$'
+        );
+        if v_key is null then
             raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
                 detail = 'cursor is not one this board gave: pass next_cursor back as it came';
         end if;
@@ -291,10 +359,9 @@ begin
     return json_build_object(
         'period', p_period, 'period_start', v_start, 'min_decided', v_min,
         'items', coalesce(v_items, '[]'),
-        'next_cursor', case when v_count > p_limit then rtrim(translate(replace(encode(convert_to(
-            concat_ws('|', p_period, to_char(v_start, 'YYYY-MM-DD'), v_rank + p_limit, v_last_points,
-                v_last_wins, v_last_uid),
-            'UTF8'), 'base64'), E'\n', ''), '+/', '-_'), '=') end
+        'next_cursor', case when v_count > p_limit then crypto.cursor_seal('leaderboard', concat_ws(
+            '|', p_period, to_char(v_start, 'YYYY-MM-DD'), v_rank + p_limit, v_last_points, v_last_wins, v_last_uid
+        )) end
     );
 end
 $$;

@@ -28,7 +28,10 @@ as $$
 $$;
 
 -- Recompute D's row from the books: exact, and the same whenever it runs
--- (but points_outstanding, the players' balances at computation time).
+-- (but points_outstanding, the players' balances at computation time: a
+-- snapshot, taken until the row is first computed with D settled, then
+-- kept. A recompute of a past day, after a correction or an operator's,
+-- must not write today's balances into its history).
 -- Rates are not stored: they are ratios of these counts (metrics_json).
 -- What is not tied to D itself counts from the KST date D up to the next
 -- trading day, so weekends and holidays land in the day before them.
@@ -106,7 +109,7 @@ begin
     insert into crypto.daily_metrics as m (
         trading_day, computed_at, active_users, participants, predictions, wins, losses, voids, unsettled,
         points_settlement, points_ads, points_adjustments, points_redeemed, points_refunded,
-        points_outstanding, redemptions, ad_clicks, ad_rewards, books_stamp
+        points_outstanding, redemptions, ad_clicks, ad_rewards, books_stamp, outstanding_settled
     )
     select
         p_day, crypto.now(), active.users, tally.participants, tally.predictions,
@@ -126,7 +129,9 @@ begin
             select u.reward_kind::text as kind, count(*) as n from crypto.ad_unlocks as u
             where u.trading_day = p_day group by u.reward_kind
         ) as u),
-        crypto.metrics_books_stamp(p_day)
+        crypto.metrics_books_stamp(p_day),
+        -- Read in the same statement as the balances: settled in what they saw.
+        coalesce((select s.phase = 'SETTLED' from crypto.session_control as s where s.trading_day = p_day), false)
     from tally, awards, corrected, moved, active
     on conflict (trading_day) do update set
         computed_at = excluded.computed_at, active_users = excluded.active_users,
@@ -135,7 +140,11 @@ begin
         unsettled = excluded.unsettled, points_settlement = excluded.points_settlement,
         points_ads = excluded.points_ads, points_adjustments = excluded.points_adjustments,
         points_redeemed = excluded.points_redeemed, points_refunded = excluded.points_refunded,
-        points_outstanding = excluded.points_outstanding, redemptions = excluded.redemptions,
+        points_outstanding = case
+            when m.outstanding_settled then m.points_outstanding else excluded.points_outstanding
+        end,
+        outstanding_settled = m.outstanding_settled or excluded.outstanding_settled,
+        redemptions = excluded.redemptions,
         ad_clicks = excluded.ad_clicks, ad_rewards = excluded.ad_rewards, books_stamp = excluded.books_stamp
     returning m.* into v_row;
     return v_row;
@@ -149,12 +158,21 @@ grant execute on function crypto.compute_daily_metrics(date) to oxp_operator;
 -- settled or corrected: crypto.metrics_books_stamp), or that has no row yet.
 -- The stamp, not a time: a row computed beside a settlement not yet
 -- committed still differs from the settled stamp and is computed again.
+-- Then the board (crypto.leaderboard_refresh) of each settled day whose own
+-- stamp (crypto.leaderboard_stamps) is missing or moved: newest first, so a
+-- day just settled never waits behind a backfill, and at most
+-- board_days_per_run a run, so a backfill of the whole history (a new board
+-- column, a lost table) is spread over runs, never one long transaction.
+-- Returns the metrics rows computed.
 create or replace function crypto.rollup_metrics() returns integer
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
+    -- A day of 100,000 players refreshes in seconds: a week of days a run.
+    board_days_per_run constant integer := 7;
     v_day date;
+    v_stamp text;
     v_count integer := 0;
 begin
     for v_day in
@@ -167,13 +185,25 @@ begin
         order by s.trading_day
     loop
         perform crypto.compute_daily_metrics(v_day);
-        -- A settled day's payout is checked, and its players' places on the
-        -- leaderboard recomputed, whenever its books change.
+        -- A settled day's payout is checked whenever its books change.
         perform crypto.check_settlement_payout(v_day);
-        if (select s.phase = 'SETTLED' from crypto.session_control as s where s.trading_day = v_day) then
-            perform crypto.leaderboard_refresh(v_day);
-        end if;
         v_count := v_count + 1;
+    end loop;
+    -- The stamp is read before the refresh: books that move in between
+    -- leave the older stamp, and the next run refreshes the day again.
+    for v_day, v_stamp in
+        select s.trading_day, crypto.metrics_books_stamp(s.trading_day)
+        from crypto.session_control as s
+        left join crypto.leaderboard_stamps as b on b.trading_day = s.trading_day
+        where s.phase = 'SETTLED' and b.books_stamp is distinct from crypto.metrics_books_stamp(s.trading_day)
+        order by s.trading_day desc
+        limit board_days_per_run
+    loop
+        perform crypto.leaderboard_refresh(v_day);
+        insert into crypto.leaderboard_stamps as b (trading_day, books_stamp, refreshed_at)
+        values (v_day, v_stamp, crypto.now())
+        on conflict (trading_day) do update
+            set books_stamp = excluded.books_stamp, refreshed_at = excluded.refreshed_at;
     end loop;
     return v_count;
 end

@@ -89,11 +89,13 @@ select is(
     'the ledger function runs as the ledger tables'' owner'
 );
 
--- The auditor reads every table (secret columns aside) and writes nothing.
+-- The auditor reads every table (secret columns aside, and the keys the
+-- database keeps: crypto.server_secrets) and writes nothing.
 select is_empty(
     $$ select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
        where n.nspname = 'crypto' and c.relkind = 'r'
-         and c.relname not in ('users', 'oauth_states', 'refresh_tokens', 'email_verifications', 'rewards_redemptions')
+         and c.relname not in ('users', 'oauth_states', 'refresh_tokens', 'email_verifications', 'rewards_redemptions',
+             'server_secrets')
          and not has_table_privilege('auditor', c.oid, 'SELECT') $$,
     'the auditor reads every table'
 );

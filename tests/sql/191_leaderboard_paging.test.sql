@@ -1,11 +1,12 @@
--- GET /v1/leaderboard in pages: the cursor is a keyset (opaque), ties are
+-- GET /v1/leaderboard in pages: the cursor is a keyset, sealed (it shows no
+-- player's id and cannot be forged or changed), ties are
 -- broken by a fixed order (points, wins, then the player's id, all
 -- descending), the pages join into the whole board without a repeat or a
 -- gap, even when the board is refreshed between two pages; accuracy shows
 -- from leaderboard.min_decided decided predictions on, and never moves a
 -- player up or down.
 begin;
-select plan(16);
+select plan(28);
 
 select tests.load_calendar();
 select crypto.clock_set('2026-11-25 20:00Z');  -- a Wednesday in New York: the week of 23 Nov
@@ -30,6 +31,7 @@ update crypto.settings set value = '3' where key = 'leaderboard.min_decided';
 
 set local role anon;  -- the board is public
 create temporary table pages (page integer, rank integer, nickname text, accuracy numeric) on commit drop;
+create temporary table cursors (cursor text) on commit drop;
 create function pg_temp.walk(p_limit integer) returns integer
 language plpgsql as $$
 declare
@@ -45,6 +47,7 @@ begin
         select v_n, (i ->> 'rank')::integer, i ->> 'nickname', (i ->> 'accuracy')::numeric
         from json_array_elements(v_page -> 'items') as i;
         v_cursor := v_page ->> 'next_cursor';
+        insert into cursors select v_cursor where v_cursor is not null;
         exit when v_cursor is null or v_n > 20;
     end loop;
     return v_n;
@@ -110,6 +113,80 @@ select throws_ok(
 );
 select throws_ok(format($$ select api.leaderboard('month', 2, %L) $$, :'after_d'), 'OX000', null,
     'a cursor of the week does not page the month');
+
+-- Privacy: every cursor given above (pages of one, two and seven), decoded
+-- from base64url, holds no player's id in any form (text, hex, bytes), nor
+-- the key it pages after in clear.
+reset role;
+create function pg_temp.raw(p_cursor text) returns bytea
+language sql immutable as $$
+    select decode(rpad(translate(p_cursor, '-_', '+/'), (length(p_cursor) + 3) / 4 * 4, '='), 'base64')
+$$;
+select is((select row(count(*), count(distinct cursor))::text from cursors), '(9,6)',
+    'the walks gave nine cursors, six distinct: the same key always seals alike');
+select is_empty(
+    $$ select c.cursor, u.id from cursors as c cross join crypto.users as u
+       where encode(pg_temp.raw(c.cursor), 'hex') like '%' || replace(u.id::text, '-', '') || '%'
+           or encode(pg_temp.raw(c.cursor), 'escape') ilike '%' || u.id::text || '%'
+           or encode(pg_temp.raw(c.cursor), 'escape') ilike '%' || replace(u.id::text, '-', '') || '%' $$,
+    'no cursor holds the id of any player, decoded'
+);
+select is_empty(
+    $$ select c.cursor from cursors as c
+       where encode(pg_temp.raw(c.cursor), 'escape') ~ '(week[|]|2026-11-23)' $$,
+    '... nor its period or week in clear: the whole key is sealed'
+);
+
+-- Forgery: a cursor changed in one character, cut short, lengthened, or
+-- the plain key an earlier version gave (readable, so forgeable) is refused.
+select throws_ok(
+    format($$ select api.leaderboard('week', 2, %L) $$,
+        overlay(:'after_d' placing case when substr(:'after_d', 30, 1) = 'A' then 'B' else 'A' end from 30 for 1)),
+    'OX000', 'VALIDATION_FAILED', 'a cursor changed in one character is refused'
+);
+select throws_ok(format($$ select api.leaderboard('week', 2, %L) $$, left(:'after_d', -4)), 'OX000',
+    'VALIDATION_FAILED', 'a cursor cut short is refused');
+select throws_ok(
+    format($$ select api.leaderboard('week', 2, %L) $$,
+        rtrim(translate(encode(pg_temp.raw(:'after_d') || '\x00000000000000000000000000000000'::bytea, 'base64'),
+            E'+/\n', '-_'), '=')),
+    'OX000', 'VALIDATION_FAILED', 'a cursor with one block more is refused');
+select throws_ok(
+    format($$ select api.leaderboard('week', 2, %L) $$,
+        rtrim(translate(encode(convert_to('week|2026-11-23|2|200|2|00000000-0000-0000-0000-00000000000d', 'UTF8'),
+            'base64'), E'+/\n', '-_'), '=')),
+    'OX000', 'VALIDATION_FAILED', 'the plain key an earlier version gave is refused (forged: rank 2 after D)'
+);
+select is(
+    (select json_agg(i ->> 'nickname') from json_array_elements(api.leaderboard('week', 10, :'after_d') -> 'items') as i)::text,
+    '["PC", "PB", "PE", "P9"]', 'the cursor as it came still pages (nothing above changed it)'
+);
+-- A cursor sealed under another key (a copy of the database's, a key
+-- replaced since): refused; the board pages again from its first page.
+update crypto.server_secrets set secret = ext.gen_random_bytes(32) where name = 'cursor';
+select crypto.clock_set('2026-11-25 20:00Z');  -- back in the week of the board
+select throws_ok(format($$ select api.leaderboard('week', 10, %L) $$, :'after_d'), 'OX000', 'VALIDATION_FAILED',
+    'a cursor of another key is refused');
+select is(
+    json_array_length(api.leaderboard('week', 10, api.leaderboard('week', 2) ->> 'next_cursor') -> 'items'), 5,
+    '... and a cursor of the new key pages: the five after F (now first) and A'
+);
+
+-- Who may NOT: the key is read by no role (the auditor neither), and the
+-- sealing functions run for none (only inside the owner's board function).
+select is_empty(
+    $$ select r.rolname from pg_roles as r
+       where r.rolname in ('anon', 'app_user', 'app_admin', 'auth_service', 'ad_network', 'oxp_service',
+               'oxp_operator', 'auditor', 'authenticator', 'admin_authenticator')
+           and (has_table_privilege(r.rolname, 'crypto.server_secrets', 'select, insert, update, delete')
+               or has_function_privilege(r.rolname, 'crypto.cursor_open(text, text)', 'execute')
+               or has_function_privilege(r.rolname, 'crypto.cursor_seal(text, text)', 'execute')
+               or has_function_privilege(r.rolname, 'crypto.cursor_keys(text)', 'execute')) $$,
+    'no role reads the cursor key or seals or opens a cursor'
+);
+set local role auditor;
+select throws_ok('select secret from crypto.server_secrets', '42501', null, 'the auditor reads no secret');
+reset role;
 
 select * from finish();
 rollback;
