@@ -268,14 +268,22 @@ def main() -> None:
                     f" {refused} refused (429)"
                     + (": each IP stays under its own per-IP limit" if not refused else "")
                 )
+            # What a refused request costs: the commits the flood added, less
+            # what its served requests cost (a request of the rush alone).
             extra = cost2["commits"] - cost1["commits"]
-            flood_requests = sum(
-                r["requests"] for n, r in second["routes"].items() if n.startswith("flood, ")
+            floods = [r for n, r in second["routes"].items() if n.startswith("flood, ")]
+            flood_requests = sum(r["requests"] for r in floods)
+            refused = sum(r["statuses"].get("429", 0) for r in floods)
+            per_served = cost1["commits"] / max(
+                sum(r["requests"] for r in first["routes"].values()), 1
             )
             print(
                 f"  the flood's cost: +{extra} commits over the rush alone for"
-                f" {flood_requests} flood requests"
-                f" ({extra / max(flood_requests, 1):.2f} per request)"
+                f" {flood_requests} flood requests ({extra / max(flood_requests, 1):.2f} each);"
+                f" a served request costs {per_served:.2f} (the rush alone), so a refused one"
+                f" ~{(extra - (flood_requests - refused) * per_served) / max(refused, 1):.2f}"
+                f" (the pool's connection check, and the limiter's upsert in the unlogged"
+                f" crypto.rate_limits); WAL +{(cost2['wal_bytes'] - cost1['wal_bytes']) / 1e6:.2f} MB"
             )
 
 
