@@ -282,8 +282,12 @@ def main() -> None:
                 f" {flood_requests} flood requests ({extra / max(flood_requests, 1):.2f} each);"
                 f" a served request costs {per_served:.2f} (the rush alone), so a refused one"
                 f" ~{(extra - (flood_requests - refused) * per_served) / max(refused, 1):.2f}"
-                f" (the pool's connection check, and the limiter's upsert in the unlogged"
-                f" crypto.rate_limits); WAL +{(cost2['wal_bytes'] - cost1['wal_bytes']) / 1e6:.2f} MB"
+                f"; WAL +{(cost2['wal_bytes'] - cost1['wal_bytes']) / 1e6:.2f} MB"
+            )
+            print(
+                "  (an estimate: pg_cron and the API's periodic reports commit too; a refusal"
+                " is the pool's connection check and the limiter's upsert in the unlogged"
+                " crypto.rate_limits)"
             )
 
 
