@@ -47,7 +47,17 @@ class CorrectionIn(BaseModel):
 
 
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.\-]{0,9}$")]
-Reason = Annotated[str, Field(min_length=3, max_length=500, description="Audited")]
+# SQL counts a reason's length with the spaces around it trimmed: at least
+# 3 characters that do not start or end with a space, in the schema too.
+Reason = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=500,
+        pattern=r"^ *[^ ][\s\S]+[^ ] *$",
+        description="Audited; 3 to 500 characters, spaces around not counted",
+    ),
+]
 
 
 class UniverseIn(BaseModel):
