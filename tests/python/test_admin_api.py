@@ -73,10 +73,24 @@ def test_an_admin_runs_the_game_from_the_api(client: TestClient, db: psycopg.Con
     assert client.get("/v1/points/balance", headers=bearer(player_token)).json()["balance"] == 250
     missing_key = client.post("/admin/users/adjust-points", json=body, headers=boss)
     assert missing_key.status_code == 422
+    # Exactly one of email and user_id, as /openapi.json says (oneOf).
+    for who in ({"email": "pat@example.com", "user_id": pat}, {}):
+        both = {"amount": 5, "reason": "goodwill for an outage", **who}
+        r = client.post(
+            "/admin/users/adjust-points", json=both, headers={**boss, "Idempotency-Key": "a2"}
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_FAILED"), r.text
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AdjustIn"]
+    assert schema["oneOf"] == [{"required": ["email"]}, {"required": ["user_id"]}]
     page = client.get("/admin/audit", params={"action": "points.adjust"}, headers=boss).json()
     assert [(i["actor"], i["details"]["amount"]) for i in page["items"]] == [
         (f"user:{boss_id}", 250)
     ]
+
+    # A reason is 3 characters beyond the spaces around it (SQL trims them).
+    blank = client.post(f"/admin/users/{pat}/disable", json={"reason": "  ab  "}, headers=boss)
+    assert (blank.status_code, blank.json()["code"]) == (422, "VALIDATION_FAILED"), blank.text
+    assert client.get("/v1/points/balance", headers=bearer(player_token)).status_code == 200
 
     # Disabled: refused at once; enabled: back.
     r = client.post(f"/admin/users/{pat}/disable", json={"reason": "chargeback"}, headers=boss)
@@ -179,6 +193,14 @@ def test_an_admin_resolves_a_redemption_the_vendor_answered_out_of_band(
         f"/admin/redemptions/{rid}/resolve", json={"status": "LOST", "reason": "x"}, headers=boss
     )
     assert bad.status_code == 422
+    # ISSUED with the vendor's reference, FAILED without one (the schema's oneOf).
+    for wrong in ({"status": "ISSUED"}, {"status": "FAILED", "vendor_ref": "VND-1"}):
+        r = client.post(
+            f"/admin/redemptions/{rid}/resolve",
+            json={**wrong, "reason": "out of band"},
+            headers=boss,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "VALIDATION_FAILED"), r.text
     body = {"status": "FAILED", "reason": "the vendor says it never issued"}
     first = client.post(f"/admin/redemptions/{rid}/resolve", json=body, headers=boss)
     again = client.post(f"/admin/redemptions/{rid}/resolve", json=body, headers=boss)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import JSONResponse, Response
 
 from ..db import call_api, read_api
@@ -27,19 +27,47 @@ class CloseIn(BaseModel):
     close: Decimal = Field(gt=0, lt=Decimal("1e14"), description="Raw official close")
 
 
+def example(value: dict[str, Any], **schema: Any) -> ConfigDict:
+    """A request body's example in /openapi.json (for the reader, and the
+    first valid case a schema-driven client such as schemathesis sends),
+    with any rule across fields the schema states beside it."""
+    return ConfigDict(json_schema_extra={"examples": [value], **schema})
+
+
+_CLOSE = {"trading_day": "2026-11-23", "symbol": "AAPL", "close": "100"}
+_REASON = "the exchange confirmed the official close"
+
+
 class CorrectionIn(BaseModel):
+    model_config = example({"trading_day": "2026-11-23", "closes": [_CLOSE], "reason": _REASON})
+
     trading_day: dt.date = Field(description="The settled session (New York date) to correct")
     closes: list[CloseIn] = Field(min_length=1, max_length=1000)
     reason: str = Field(min_length=3, max_length=500, description="Shown to players and auditors")
 
 
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.\-]{0,9}$")]
-Reason = Annotated[str, Field(min_length=3, max_length=500, description="Audited")]
+# SQL counts a reason's length with the spaces around it trimmed: at least
+# 3 characters that do not start or end with a space, in the schema too.
+Reason = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=500,
+        pattern=r"^ *[^ ][\s\S]+[^ ] *$",
+        description="Audited; 3 to 500 characters, spaces around not counted",
+    ),
+]
 
 
 class UniverseIn(BaseModel):
+    model_config = example({"trading_day": "2026-11-25", "symbols": ["AAPL", "MSFT"]})
+
     trading_day: dt.date
-    symbols: list[Symbol] = Field(min_length=1, max_length=100)
+    # Each symbol once (SQL refuses a repeat, 422): said in the schema too.
+    symbols: list[Symbol] = Field(
+        min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}
+    )
 
 
 class InventoryIn(BaseModel):
@@ -54,10 +82,22 @@ class InventoryIn(BaseModel):
 
 
 class AdjustIn(BaseModel):
+    # Exactly one of email and user_id (api.admin_adjust_points' rule), in the schema.
+    model_config = example(
+        {"email": "player@example.com", "amount": 100, "reason": "goodwill after an outage"},
+        oneOf=[{"required": ["email"]}, {"required": ["user_id"]}],
+    )
+
     email: str | None = Field(default=None, max_length=320)
     user_id: uuid.UUID | None = None
     amount: int = Field(ge=-1_000_000, le=1_000_000, description="Credits > 0, debits < 0")
     reason: Reason
+
+    @model_validator(mode="after")
+    def _one_user(self) -> AdjustIn:
+        if (self.email is None) == (self.user_id is None):
+            raise ValueError("Give either email or user_id")
+        return self
 
 
 class ReasonIn(BaseModel):
@@ -65,21 +105,42 @@ class ReasonIn(BaseModel):
 
 
 class ResolveIn(BaseModel):
+    # ISSUED with the vendor's reference, FAILED without one (crypto.resolve_redemption).
+    model_config = example(
+        {"status": "FAILED", "reason": "the vendor says it never issued"},
+        oneOf=[
+            {"properties": {"status": {"const": "ISSUED"}}, "required": ["vendor_ref"]},
+            {"properties": {"status": {"const": "FAILED"}, "vendor_ref": {"type": "null"}}},
+        ],
+    )
+
     status: Literal["ISSUED", "FAILED"]
     vendor_ref: str | None = Field(default=None, min_length=1, max_length=200)
     reason: Reason
 
+    @model_validator(mode="after")
+    def _reference_if_issued(self) -> ResolveIn:
+        if (self.status == "ISSUED") != (self.vendor_ref is not None):
+            raise ValueError("ISSUED takes the vendor's reference, FAILED none")
+        return self
+
 
 class ClosesIn(BaseModel):
+    model_config = example({"closes": [_CLOSE]})
+
     closes: list[CloseIn] = Field(min_length=1, max_length=5000)
 
 
 class ManualSettlementIn(BaseModel):
+    model_config = example({"trading_day": "2026-11-23"})
+
     trading_day: dt.date
     void_missing: bool = False
 
 
 class DayIn(BaseModel):
+    model_config = example({"trading_day": "2026-11-23"})
+
     trading_day: dt.date
 
 

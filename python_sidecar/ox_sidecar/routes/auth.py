@@ -8,7 +8,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ..db import AUTH, Pools, call_api
@@ -39,6 +39,12 @@ class SignupIn(Credentials):
 
 
 class LoginIn(Credentials):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "player@example.com", "password": "correct horse battery"}]
+        }
+    )
+
     otp: str | None = Field(default=None, pattern=r"^[0-9]{6}$", description="Admins: TOTP code")
 
 
