@@ -12,7 +12,7 @@ select tables_are('crypto', array[
     'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
     'known_symbols', 'email_verifications', 'auth_failures', 'daily_activity', 'daily_metrics', 'leaderboard',
     'leaderboard_days', 'user_streaks',
-    'alerts', 'alert_deliveries', 'http_counts'
+    'alerts', 'alert_deliveries', 'http_counts', 'orphan_vouchers'
 ]);
 select enum_has_labels('crypto', 'session_phase', array['OPEN', 'CLOSED', 'SETTLING', 'SETTLED']);
 
