@@ -62,7 +62,7 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     job_id, attempt = CLAIM.get()
     vendor = vendor_for(conn, get_worker_settings())
     row = conn.execute(
-        "select crypto.redemption_sending(%s, %s, %s, %s)",
+        "select crypto.redemption_sending(%s, %s, %s, %s::numeric)",
         (redemption_id, job_id, attempt, vendor.call_seconds),
     ).fetchone()
     redemption = row[0] if row else None

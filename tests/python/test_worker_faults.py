@@ -81,6 +81,14 @@ def kill_mid_job_and_retake(
         (kind,),
     ).fetchone()[0]  # type: ignore[index]
     service(db, "select crypto.setting_set('jobs.lease_seconds', %s)", str(held + LEASE))
+    # A vendor call stretched its claim over the call's timeouts (however
+    # short the lease): a dead worker's call is not waited out here, its
+    # end is brought to the lease's.
+    db.execute(
+        "update crypto.jobs set lease_until = clock_timestamp() + make_interval(secs => %s)"
+        " where kind = %s and lease_until is not null",
+        (LEASE, kind),
+    )
     second = start_worker()
     try:
         time.sleep(LEASE / 2)
