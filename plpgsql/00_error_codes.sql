@@ -75,6 +75,7 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX177', 'REPLACES_PRODUCTION', 409, 'This replaces the production database; say so explicitly'),
 ('OX250', 'REPLICA_FAILED', 500, 'The read replica could not be set up or reached'),
 ('OX251', 'REPLICA_EXISTS', 409, 'A replica is set up in that folder already'),
+('OX265', 'JOB_LEASE_LOST', 409, 'The worker no longer holds this job: another attempt took it'),
 ('OX180', 'NICKNAME_TAKEN', 409, 'Another player has this nickname'),
 ('OX167', 'AD_SSV_UNKNOWN_AD_UNIT', 403, 'The callback is for an ad unit that is not ours'),
 ('23505', 'CONFLICT', 409, 'The resource exists'),

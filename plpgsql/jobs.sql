@@ -28,7 +28,7 @@ language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     update crypto.jobs as j
-    set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp()
+    set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp(), lease_until = null
     where j.id = (
         select q.id from crypto.jobs as q
         where q.kind = any(p_kinds) and (
@@ -42,7 +42,11 @@ as $$
                 and q.locked_at < clock_timestamp() - greatest(
                     crypto.setting_interval('jobs.lease_seconds'),
                     case when q.kind like 'backup.%' then interval '2 hours' else interval '0' end
-                ))
+                )
+                -- A vendor call stretches its claim over the call itself
+                -- (crypto.redemption_sending): a lease shorter than the
+                -- call's timeouts cannot let a second worker in meanwhile.
+                and (q.lease_until is null or q.lease_until < clock_timestamp()))
         )
         order by q.run_after, q.id
         for update skip locked

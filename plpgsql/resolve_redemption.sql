@@ -29,11 +29,13 @@ begin
         -- The same answer again (a retried command, or the worker got there
         -- first): nothing more moves.
         return crypto.redemption_json_masked(v_redemption);
-    elsif v_redemption.status = 'REQUESTED' then
+    elsif v_redemption.status = 'REQUESTED' and v_redemption.sent_at is null then
         raise exception using errcode = 'OX151', message = 'REDEMPTION_NOT_UNKNOWN',
             detail = format('Redemption %s has no unanswered vendor call; cancel it instead (oxp rewards cancel %s)',
                 p_id, p_id);
-    elsif v_redemption.status <> 'UNKNOWN' then
+    elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
+        -- (REQUESTED here has a call that may have reached the vendor and
+        -- was never answered: as good as UNKNOWN, and resolved alike.)
         raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
             detail = format('Redemption %s is %s', p_id, v_redemption.status);
     end if;
@@ -57,6 +59,8 @@ begin
     end if;
     update crypto.jobs as j set status = 'done', finished_at = crypto.now(), locked_at = null
     where j.dedupe_key = 'reward.issue:' || p_id and j.status in ('queued', 'dead');
+    -- A later call's refusal called for this resolve (crypto.redemption_refused).
+    perform crypto.alert_clear('redemption_unresolved', p_id::text);
     perform crypto.audit(crypto.current_actor(), 'reward.resolved', p_id::text,
         jsonb_build_object('outcome', p_outcome, 'note', left(p_note, 500),
             'vendor_ref_sha256', crypto.secret_digest(p_vendor_ref)));

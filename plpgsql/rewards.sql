@@ -263,11 +263,14 @@ begin
     if v_redemption.id is null then
         raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
     end if;
-    if v_redemption.status = 'ISSUED' then
+    if v_redemption.status = 'ISSUED' and v_redemption.vendor_ref = p_vendor_ref then
         return crypto.redemption_json(v_redemption);
     elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
-        raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
-            detail = format('Redemption %s is %s', p_id, v_redemption.status);
+        -- A voucher for a redemption final without it (refunded, or issued
+        -- with another voucher): raising here would lose the only record
+        -- of a voucher that exists. Kept, and a person is called.
+        perform crypto.orphan_voucher(v_redemption, p_vendor_ref);
+        return crypto.redemption_json(v_redemption) || jsonb_build_object('orphan_voucher', true);
     end if;
     update crypto.rewards_inventory as r set reserved = r.reserved - 1, issued = r.issued + 1
     where r.sku = v_redemption.sku;
@@ -309,7 +312,10 @@ begin
     end if;
     if v_redemption.status = p_status then
         return crypto.redemption_json(v_redemption);
-    elsif p_status = 'CANCELLED' and v_redemption.status = 'UNKNOWN' then
+    elsif p_status = 'CANCELLED' and (v_redemption.status = 'UNKNOWN' or v_redemption.sent_at is not null) then
+        -- UNKNOWN, or a call that may have reached the vendor was begun
+        -- (crypto.redemption_sending) and its worker never said how it
+        -- ended (killed, or its lease ran out after the vendor made it):
         -- The vendor may have issued it: a refund now could pay twice.
         raise exception using errcode = 'OX150', message = 'REDEMPTION_UNKNOWN',
             detail = format('The vendor has not said whether it issued redemption %s; the worker asks again, '
@@ -352,12 +358,8 @@ begin
 end
 $$;
 
-create or replace function crypto.redemption_failed(p_id bigint, p_error text) returns jsonb
-language sql volatile security definer
-set search_path = crypto, pg_temp
-as $$ select crypto.redemption_release(p_id, 'FAILED', p_error) $$;
-
-grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
+-- crypto.redemption_failed, the vendor's refusal, is in
+-- rewards_vendor_calls.sql: which refusal may refund depends on the calls.
 
 create or replace function crypto.cancel_redemption(p_id bigint, p_reason text) returns jsonb
 language sql volatile security definer

@@ -226,7 +226,7 @@ comment on function crypto.redemption_to_issue(bigint) is
 comment on function crypto.redemption_issued(bigint, text) is
 'The worker records the vendor''s code for a redemption: ISSUED (oxp_service).';
 comment on function crypto.redemption_failed(bigint, text) is
-'The worker records a vendor refusal: the redemption fails and its points and unit come back (oxp_service).';
+'A vendor refusal without the call''s number: refunded only if no call may have reached the vendor (oxp_service).';
 comment on function crypto.cancel_redemption(bigint, text) is
 'oxp rewards cancel and the admin route: cancels a requested redemption, refunding points and unit; audited.';
 comment on function crypto.upsert_reward(text, text, bigint, integer, boolean) is

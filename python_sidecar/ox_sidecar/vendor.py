@@ -57,6 +57,10 @@ class VendorUnavailable(Exception):
 
 
 class Vendor(Protocol):
+    # The longest one call can last (its timeouts summed): the worker's claim
+    # on the job is stretched over it (crypto.redemption_sending).
+    call_seconds: float
+
     def issue(self, redemption: dict[str, Any]) -> str:
         """Issue one unit; returns the vendor's reference. Must be idempotent per
         redemption id: a worker that dies mid-call retries with the same id."""
@@ -79,6 +83,7 @@ class SimulatedVendor:
             " where key = 'rewards.vendor_failure_rate'"
         ).fetchone()
         self.failure_rate = float(row[0]) if row else 0.0
+        self.call_seconds = 1.0
         self.rng = rng or random.Random()  # noqa: S311 - a simulation, not a secret
 
     def issue(self, redemption: dict[str, Any]) -> str:
@@ -134,6 +139,9 @@ class HttpVendor:
         self.path = urlsplit(self.endpoint).path
         self.secret = secret
         self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        # Connecting, sending the body (httpx's write timeout is the read
+        # one), then waiting for the answer: each bounded by its timeout.
+        self.call_seconds = connect_timeout + 2 * read_timeout
         self.transport = transport
 
     def issue(self, redemption: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ a time with SKIP LOCKED, runs its handler, and reports success or failure."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import logging
 import os
@@ -19,11 +20,15 @@ from . import alerts, backups, mail
 from .config import get_worker_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
-from .vendor import VendorRefused, VendorUnknown, vendor_for
+from .vendor import VendorRefused, VendorUnavailable, VendorUnknown, vendor_for
 
 log = logging.getLogger("ox_sidecar.worker")
 
 Handler = Callable[[psycopg.Connection, dict[str, Any]], None]
+
+# The job being run and the claim's attempt (its fencing token), for a
+# handler whose SQL must check it still holds the job (reward_issue).
+CLAIM: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("CLAIM")
 
 
 def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
@@ -46,19 +51,39 @@ def eod_fetch(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
 def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     """Ask the vendor for one redemption; its answer becomes ISSUED or FAILED in
     SQL, no answer UNKNOWN (then the job is retried: the vendor is asked again
-    with the same idempotency key, and answers for the voucher it may have made)."""
+    with the same idempotency key, and answers for the voucher it may have made).
+
+    Before the call, the mark that it may reach the vendor is committed
+    (crypto.redemption_sending): if this process dies after the vendor made the
+    voucher, no cancel, and no refusal of a later call, refunds it. The mark
+    also checks this attempt still holds the job, and stretches its claim over
+    the call's timeouts."""
     redemption_id = payload["redemption_id"]
-    row = conn.execute("select crypto.redemption_to_issue(%s)", (redemption_id,)).fetchone()
+    job_id, attempt = CLAIM.get()
+    vendor = vendor_for(conn, get_worker_settings())
+    row = conn.execute(
+        "select crypto.redemption_sending(%s, %s, %s, %s::numeric)",
+        (redemption_id, job_id, attempt, vendor.call_seconds),
+    ).fetchone()
     redemption = row[0] if row else None
     if redemption is None:
         return  # cancelled or resolved meanwhile, or finished by an earlier attempt
+    call = redemption["call"]
     try:
-        ref = vendor_for(conn, get_worker_settings()).issue(redemption)
+        ref = vendor.issue(redemption)
     except VendorRefused as exc:
-        conn.execute("select crypto.redemption_failed(%s, %s)", (redemption_id, str(exc)))
+        conn.execute(
+            "select crypto.redemption_refused(%s, %s, %s)", (redemption_id, call, str(exc))
+        )
         return
     except VendorUnknown as exc:
         conn.execute("select crypto.redemption_unknown(%s, %s)", (redemption_id, str(exc)))
+        raise
+    except VendorUnavailable as exc:
+        # Never taken by the vendor: the mark goes (if it is the only one).
+        conn.execute(
+            "select crypto.redemption_not_sent(%s, %s, %s)", (redemption_id, call, str(exc))
+        )
         raise
     try:
         conn.execute("select crypto.redemption_issued(%s, %s)", (redemption_id, ref))
@@ -130,6 +155,7 @@ def run_once(conn: psycopg.Connection) -> bool:
     if job is None or job[0] is None:
         return False
     job_id, kind, payload, attempt = job
+    token = CLAIM.set((job_id, attempt))
     try:
         HANDLERS[kind](conn, payload)
     except Exception as exc:
@@ -141,6 +167,8 @@ def run_once(conn: psycopg.Connection) -> bool:
     else:
         # A no-op when this attempt lost its lease and another worker retook the job.
         conn.execute("select crypto.complete_job(%s, %s)", (job_id, attempt))
+    finally:
+        CLAIM.reset(token)
     return True
 
 

@@ -240,14 +240,16 @@ def test_bank_under_races_retries_and_killed_backends(db: psycopg.Connection, db
         stop.set()
         killer.join()
     # Drain what the vendor still has to do, with no one killing anything:
-    # backoffs end now, and the leases of workers killed mid-job expire.
+    # backoffs end now, and the leases of workers killed mid-job expire
+    # (with the time a vendor call of theirs could still have run).
     with db.transaction():
         db.execute(
             "update crypto.settings set value = '0' where key = 'rewards.vendor_failure_rate'"
         )
         db.execute(
             "update crypto.jobs set run_after = crypto.now() - interval '1 day',"
-            " locked_at = now() - interval '1 hour' where status in ('queued', 'running')"
+            " locked_at = now() - interval '1 hour', lease_until = null"
+            " where status in ('queued', 'running')"
         )
     with psycopg.connect(db_url, autocommit=True) as worker:
         worker.execute("set role oxp_service")

@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from fake_vendor import SECRET, FakeVendor, running_vendor
+from ox_cli.main import app
 from ox_sidecar.config import clear_settings
 from support import act_as, new_user, output_of, service, spawn_oxp
 
@@ -81,6 +83,14 @@ def kill_mid_job_and_retake(
         (kind,),
     ).fetchone()[0]  # type: ignore[index]
     service(db, "select crypto.setting_set('jobs.lease_seconds', %s)", str(held + LEASE))
+    # A vendor call stretched its claim over the call's timeouts (however
+    # short the lease): a dead worker's call is not waited out here, its
+    # end is brought to the lease's.
+    db.execute(
+        "update crypto.jobs set lease_until = clock_timestamp() + make_interval(secs => %s)"
+        " where kind = %s and lease_until is not null",
+        (LEASE, kind),
+    )
     second = start_worker()
     try:
         time.sleep(LEASE / 2)
@@ -147,6 +157,157 @@ def test_worker_killed_during_a_vendor_call_is_retaken_and_issues_once(
     assert db.execute(
         "select stock, reserved, issued from crypto.rewards_inventory where sku = 'MUG'"
     ).fetchone() == (5, 0, 1)
+
+
+def redeem_mug(db: psycopg.Connection, db_url: str, email: str) -> tuple[str, str]:
+    """A player with 500 points redeems a 200-point mug: (user id, redemption id)."""
+    uid = new_user(db, email)
+    service(db, "select crypto.adjust_points(%s, 500, 'start', %s)", email, f"start:{email}")
+    service(db, "select crypto.upsert_reward('MUG', 'A mug', 200, 5)")
+    with psycopg.connect(db_url) as conn:
+        act_as(conn, uid)
+        answer = conn.execute("select api.redeem_reward('MUG', 'k1')").fetchone()[0]  # type: ignore[index]
+        conn.commit()
+    return uid, str(answer["id"])
+
+
+def ledger_balance(db: psycopg.Connection, uid: str) -> int:
+    """The user's balance recomputed from the ledger's entries, checked against the account's."""
+    row = db.execute(
+        "select a.balance, (select coalesce(sum(e.amount), 0) from crypto.ledger_entries as e"
+        " where e.account_id = a.id) from crypto.ledger_accounts as a where a.user_id = %s",
+        (uid,),
+    ).fetchone()
+    assert row is not None and row[0] == row[1], row
+    return int(row[1])
+
+
+def refunds(db: psycopg.Connection, rid: str) -> int:
+    return int(
+        db.execute(
+            "select count(*) from crypto.ledger_transfers where reason = 'refund'"
+            " and idempotency_key = %s",
+            (f"refund:redemption:{rid}",),
+        ).fetchone()[0]  # type: ignore[index]
+    )
+
+
+def cancel_refused(db: psycopg.Connection, rid: str) -> None:
+    with pytest.raises(psycopg.Error) as refused:
+        service(db, "select crypto.cancel_redemption(%s, 'impatient')", rid)
+    assert refused.value.sqlstate == "OX150", refused.value
+
+
+@pytest.mark.parametrize("vendor_says", ["issued", "voided"])
+def test_killed_after_the_vendor_made_a_voucher_a_refused_retake_refunds_nothing(
+    hanging_vendor: FakeVendor, db: psycopg.Connection, db_url: str, vendor_says: str
+) -> None:
+    """The worker dies after the vendor made the voucher, before it was
+    recorded; the retake is refused ("duplicate"); a cancel is tried. No
+    refund while the voucher may exist: the redemption waits for an admin,
+    who ends it with the vendor's answer (the voucher, or voided: one refund)."""
+    uid, rid = redeem_mug(db, db_url, "twice@example.com")
+    hanging_vendor.script = {rid: ["hang", "duplicate"]}
+
+    first = start_worker()
+    try:
+        wait_for("the vendor call", lambda: hanging_vendor.calls >= 1 or first.poll() is not None)
+        assert first.poll() is None, output_of(first)
+    finally:
+        kill(first)
+    assert list(hanging_vendor.issued) == [rid], "the vendor made the voucher"
+    sent = db.execute(
+        "select status::text, sent_at is not null from crypto.rewards_redemptions where id = %s",
+        (rid,),
+    ).fetchone()
+    assert sent == ("REQUESTED", True), "the call was marked before it left"
+    cancel_refused(db, rid)
+
+    # The dead worker's lease and call time end (not waited out).
+    service(db, "select crypto.setting_set('jobs.lease_seconds', '1')")
+    db.execute("update crypto.jobs set lease_until = clock_timestamp() where kind = 'reward.issue'")
+    second = start_worker()
+    try:
+        wait_for(
+            "the retake", lambda: job(db, "reward.issue")[0] == "done" or second.poll() is not None
+        )
+    finally:
+        stop(second)
+    assert job(db, "reward.issue") == ("done", 2), output_of(second)
+    assert hanging_vendor.calls == 2
+    row = db.execute(
+        "select status::text, vendor_ref from crypto.rewards_redemptions where id = %s", (rid,)
+    ).fetchone()
+    assert row == ("UNKNOWN", None), "a later call's refusal is no refund"
+    assert ledger_balance(db, uid) == 300 and refunds(db, rid) == 0
+    cancel_refused(db, rid)
+    assert db.execute(
+        "select severity::text from crypto.alerts where rule = 'redemption_unresolved'"
+        " and subject = %s and resolved_at is null",
+        (rid,),
+    ).fetchone() == ("critical",)
+
+    voucher = hanging_vendor.issued[rid]
+    args = ["--issued", voucher] if vendor_says == "issued" else ["--failed", "--note", "voided"]
+    for _ in range(2):  # a repeated resolve changes nothing more
+        out = CliRunner().invoke(app, ["rewards", "resolve", rid, *args])
+        assert out.exit_code == 0, out.output
+    row = db.execute(
+        "select status::text, vendor_ref from crypto.rewards_redemptions where id = %s", (rid,)
+    ).fetchone()
+    stock = db.execute(
+        "select stock, reserved, issued from crypto.rewards_inventory where sku = 'MUG'"
+    ).fetchone()
+    if vendor_says == "issued":
+        assert row == ("ISSUED", voucher), "the first call's voucher"
+        assert ledger_balance(db, uid) == 300 and refunds(db, rid) == 0
+        assert stock == (5, 0, 1)
+    else:
+        assert row == ("FAILED", None)
+        assert ledger_balance(db, uid) == 500 and refunds(db, rid) == 1, "exactly one refund"
+        assert stock == (5, 0, 0)
+    assert db.execute("select count(*) from crypto.orphan_vouchers").fetchone() == (0,)
+    assert service(db, "select count(*) from crypto.integrity_violations()") == 0
+
+
+@pytest.fixture
+def slow_vendor(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVendor]:
+    """The fake vendor answering a call 3 s late, within the worker's timeouts."""
+    with running_vendor(FakeVendor(hang_seconds=3)) as fake:
+        monkeypatch.setenv("VENDOR_URL", fake.url)
+        monkeypatch.setenv("VENDOR_SECRET", SECRET)
+        monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "10")
+        clear_settings()
+        yield fake
+    clear_settings()
+
+
+def test_a_lease_shorter_than_a_vendor_call_lets_no_second_worker_in(
+    slow_vendor: FakeVendor, db: psycopg.Connection, db_url: str
+) -> None:
+    """jobs.lease_seconds at 1 s, a vendor answering in 3 s, two workers: the
+    call's claim is stretched over its timeouts, so the vendor is asked once."""
+    service(db, "select crypto.setting_set('jobs.lease_seconds', '1')")
+    uid, rid = redeem_mug(db, db_url, "slow@example.com")
+    slow_vendor.script = {rid: ["hang"]}
+    workers = [start_worker(), start_worker()]
+    try:
+        wait_for(
+            "the voucher",
+            lambda: (
+                job(db, "reward.issue")[0] == "done" or any(w.poll() is not None for w in workers)
+            ),
+        )
+    finally:
+        for w in workers:
+            stop(w)
+    assert job(db, "reward.issue") == ("done", 1), [output_of(w) for w in workers]
+    assert slow_vendor.calls == 1, "a second worker retook a live call"
+    row = db.execute(
+        "select status::text, vendor_ref from crypto.rewards_redemptions where id = %s", (rid,)
+    ).fetchone()
+    assert row == ("ISSUED", slow_vendor.issued[rid])
+    assert ledger_balance(db, uid) == 300
 
 
 STOOQ = Path(__file__).resolve().parents[1] / "fixtures" / "stooq"

@@ -2,7 +2,9 @@
 checks each request's HMAC signature, issues one voucher per idempotency key
 (the same reference again for a key it has seen), and can be told, per key,
 to misbehave on the next calls: answer late ("hang"), drop the connection
-after issuing ("drop"), refuse ("refuse") or fail ("500")."""
+after issuing ("drop"), refuse ("refuse"), refuse even a key it issued a
+voucher for, as some vendors answer a repeated request ("duplicate"), or
+fail ("500")."""
 
 from __future__ import annotations
 
@@ -84,6 +86,9 @@ def _handler(vendor: FakeVendor) -> type[BaseHTTPRequestHandler]:
             behaviour = vendor.next_behaviour(key)
             if behaviour == "500":
                 self.answer(503, {"error": "try later"})
+                return
+            if behaviour == "duplicate" and key in vendor.issued:
+                self.answer(409, {"status": "refused", "reason": "duplicate request"})
                 return
             if behaviour == "refuse" and key not in vendor.issued:
                 self.answer(409, {"status": "refused", "reason": f"no {payload.get('sku')} left"})

@@ -1,0 +1,163 @@
+-- Calls to the reward vendor, as the redemption sees them. A worker may be
+-- killed (or lose its lease) after the vendor made a voucher and before it
+-- was recorded; the job is then taken again. So, before each call, the
+-- worker commits a mark that the call may reach the vendor
+-- (crypto.redemption_sending). Once a call may have reached the vendor, the
+-- redemption is refunded only when the vendor's answer says it made
+-- nothing: a refusal of the first call that may have reached it, with no
+-- other call begun since (its number is the call's token); or an admin's
+-- resolve (crypto.resolve_redemption), with the vendor's answer asked
+-- another way. A cancel is refused (crypto.redemption_release), and a
+-- refusal of a later call (a vendor may say "duplicate" or "out of stock"
+-- to a call after the one that made the voucher) leaves it UNKNOWN for an
+-- admin. Lock order as in rewards.sql: the redemption row, then its job.
+
+-- A voucher for a redemption that is final without it: stored (the only
+-- record of a voucher that exists), audited by its digest, and a critical
+-- alert, so a person voids it at the vendor or gives it to the user.
+create or replace function crypto.orphan_voucher(
+    p_redemption crypto.rewards_redemptions, p_vendor_ref text
+) returns void
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    insert into crypto.orphan_vouchers (redemption_id, vendor_ref, redemption_status, received_at)
+    values (p_redemption.id, p_vendor_ref, p_redemption.status, crypto.now())
+    on conflict (redemption_id, vendor_ref) do nothing;
+    if not found then
+        return;  -- told once already (a retried answer)
+    end if;
+    perform crypto.audit(crypto.current_actor(), 'reward.orphan_voucher', p_redemption.id::text,
+        jsonb_build_object('sku', p_redemption.sku, 'status', p_redemption.status,
+            'vendor_ref_sha256', crypto.secret_digest(p_vendor_ref)));
+    perform crypto.alert_open('orphan_voucher', p_redemption.id::text, 'critical', jsonb_build_object(
+        'redemption_id', p_redemption.id, 'status', p_redemption.status,
+        'vendor_ref', crypto.mask_secret(p_vendor_ref),
+        'action', format('the vendor made a voucher for redemption %s, which is %s: void it at the vendor '
+            '(crypto.orphan_vouchers holds the reference), then resolve this alert', p_redemption.id,
+            p_redemption.status)));
+end
+$$;
+
+-- Before a vendor call: the mark that it may reach the vendor, committed
+-- before the request leaves. Only the worker holding the job's claim may
+-- make it (p_job_id, p_attempts: the claim's fencing token): a worker that
+-- lost its lease calls nobody. The claim is stretched over the call
+-- (p_call_seconds: the worker's longest vendor call, its timeouts summed,
+-- plus 10 s to record the answer), so no second worker takes a live call
+-- whatever jobs.lease_seconds says. Null when there is nothing to send.
+create or replace function crypto.redemption_sending(
+    p_id bigint, p_job_id bigint, p_attempts integer, p_call_seconds numeric
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    if p_call_seconds is null or p_call_seconds <= 0 or p_call_seconds > 3600 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'A vendor call lasts more than 0 and at most 3600 seconds';
+    end if;
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
+        return null;  -- cancelled or resolved meanwhile, or finished by an earlier attempt
+    end if;
+    update crypto.jobs as j
+    set lease_until = clock_timestamp() + make_interval(secs => p_call_seconds + 10)
+    where j.id = p_job_id and j.dedupe_key = 'reward.issue:' || p_id
+        and j.status = 'running' and j.attempts = p_attempts;
+    if not found then
+        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
+            detail = format('Job %s attempt %s no longer holds redemption %s''s vendor call', p_job_id,
+                p_attempts, p_id);
+    end if;
+    update crypto.rewards_redemptions as r
+    set vendor_calls = r.vendor_calls + 1,
+        sent_at = coalesce(r.sent_at, crypto.now()),
+        sent_call = coalesce(r.sent_call, r.vendor_calls + 1)
+    where r.id = p_id
+    returning r.* into v_redemption;
+    return crypto.redemption_json(v_redemption)
+        || jsonb_build_object('user_id', v_redemption.user_id, 'call', v_redemption.vendor_calls);
+end
+$$;
+
+grant execute on function crypto.redemption_sending(bigint, bigint, integer, numeric) to oxp_service;
+
+-- The call never reached the vendor (no connection was made, or the
+-- vendor turned the request away before taking it): its mark is taken
+-- back when it is the only one standing. A worker killed before saying so
+-- leaves the mark: the safe side.
+create or replace function crypto.redemption_not_sent(p_id bigint, p_call integer, p_error text) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    if v_redemption.status in ('REQUESTED', 'UNKNOWN') and v_redemption.sent_call = p_call
+        and v_redemption.vendor_calls = p_call then
+        update crypto.rewards_redemptions as r
+        set sent_at = null, sent_call = null, error = left(p_error, 500), updated_at = crypto.now()
+        where r.id = p_id
+        returning r.* into v_redemption;
+    end if;
+    return crypto.redemption_json(v_redemption);
+end
+$$;
+
+grant execute on function crypto.redemption_not_sent(bigint, integer, text) to oxp_service;
+
+-- The vendor refused call p_call. A refund only when nothing the vendor
+-- may have made is left behind: no call may have reached it (no mark), or
+-- this call is the first that may have and no other began since. Else an
+-- earlier call may have made a voucher that this refusal knows nothing
+-- about: UNKNOWN, and a critical alert for an admin's resolve.
+create or replace function crypto.redemption_refused(p_id bigint, p_call integer, p_error text) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
+        return crypto.redemption_json(v_redemption);  -- a late refusal changes nothing final
+    end if;
+    if v_redemption.sent_at is null
+        or (v_redemption.sent_call = p_call and v_redemption.vendor_calls = p_call) then
+        return crypto.redemption_release(p_id, 'FAILED', p_error);
+    end if;
+    perform crypto.redemption_unknown(p_id, left(format(
+        'refused by the vendor (%s) after an earlier call that may have made a voucher', p_error), 500));
+    perform crypto.alert_open('redemption_unresolved', p_id::text, 'critical', jsonb_build_object(
+        'redemption_id', p_id, 'error', left(p_error, 500),
+        'action', format('ask the vendor whether it made a voucher for redemption %s, then: '
+            'oxp rewards resolve %s --issued REF | --failed', p_id, p_id)));
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id;
+    return crypto.redemption_json(v_redemption);
+end
+$$;
+
+grant execute on function crypto.redemption_refused(bigint, integer, text) to oxp_service;
+
+-- A refusal told without the call's number: refunded only if no call may
+-- have reached the vendor.
+create or replace function crypto.redemption_failed(p_id bigint, p_error text) returns jsonb
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$ select crypto.redemption_refused(p_id, null, p_error) $$;
+
+grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
