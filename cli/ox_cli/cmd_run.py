@@ -74,7 +74,11 @@ def worker() -> None:
     _refuse_another_environment(settings, settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run_forever(settings.worker_url, settings.worker_poll_seconds)
+            run_forever(
+                settings.worker_url,
+                settings.worker_poll_seconds,
+                settings.replica_heartbeat_seconds,
+            )
         except VendorNotConfigured as exc:  # the simulated vendor on a production database
             raise SystemExit(f"oxp worker: {exc}") from exc
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # How often each API process looks at the replica's lag (cached between).
     replica_check_seconds: float = 1.0
     replica_pool_size: int = 4
+    # The worker's heartbeat commit on the primary (crypto.replica_heartbeat):
+    # a replica's lag is the age of the last commit it replayed, so this must
+    # stay well under REPLICA_MAX_LAG_SECONDS. 0: no heartbeat.
+    replica_heartbeat_seconds: float = 2.0
     # `oxp db replica init` (this machine): where and on which port.
     replica_dir: Path = ROOT / ".local" / "replica"
     replica_port: int = 54331

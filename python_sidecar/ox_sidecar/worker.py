@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -144,10 +145,35 @@ def run_once(conn: psycopg.Connection) -> bool:
     return True
 
 
-def run_forever(url: str, poll_seconds: float = 30.0) -> None:
+def beat_replicas(url: str, every: float, stop: threading.Event) -> None:
+    """Commit the replicas' heartbeat on the primary every `every` seconds on
+    a connection of its own (a job may hold the worker's for minutes): a
+    replica's lag is the age of the last commit it replayed (db.REPLICA_LAG).
+    A database that goes away is waited out like the queue's."""
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                while not stop.is_set():
+                    conn.execute("select crypto.replica_heartbeat()")
+                    stop.wait(every)
+        except psycopg.Error as exc:  # unreachable, or refused: said, and tried again
+            log.warning("replica heartbeat failed", extra={"error": str(exc)})
+            stop.wait(2)
+
+
+def run_forever(url: str, poll_seconds: float = 30.0, heartbeat_seconds: float = 0.0) -> None:
     """Serve the queue; a database that goes away (a restart, a restore) is
     waited out, reconnecting every 2 s. A job cut off stays 'running' until
-    its lease ends, then is taken again."""
+    its lease ends, then is taken again. With `heartbeat_seconds`, a thread
+    beats for the replicas meanwhile (beat_replicas)."""
+    if heartbeat_seconds > 0:
+        stop = threading.Event()
+        threading.Thread(
+            target=beat_replicas,
+            args=(url, heartbeat_seconds, stop),
+            name="replica-heartbeat",
+            daemon=True,
+        ).start()
     while True:
         try:
             _serve(url, poll_seconds)
