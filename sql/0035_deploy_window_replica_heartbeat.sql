@@ -65,3 +65,14 @@ create table crypto.replica_heartbeat (
     id boolean primary key default true check (id),
     beat_at timestamptz not null
 );
+
+-- The compose replica's login (docker-compose.yml `db-replica`): streams
+-- the WAL and nothing else. It reads no table and executes no function of
+-- ours; its password comes from REPLICATION_PASSWORD (role_passwords).
+do $replicator$
+begin
+    if not exists (select from pg_roles where rolname = 'oxp_replicator') then
+        create role oxp_replicator with login replication noinherit;
+    end if;
+end
+$replicator$;

@@ -78,9 +78,10 @@ def worker() -> None:
                 settings.worker_url,
                 settings.worker_poll_seconds,
                 settings.replica_heartbeat_seconds,
+                settings.worker_kinds,
             )
-        except VendorNotConfigured as exc:  # the simulated vendor on a production database
-            raise SystemExit(f"oxp worker: {exc}") from exc
+        except (VendorNotConfigured, ValueError) as exc:  # the simulated vendor in production,
+            raise SystemExit(f"oxp worker: {exc}") from exc  # or an unknown WORKER_KINDS
 
 
 def _require_real_vendor(settings: Settings) -> None:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # The worker wakes on NOTIFY, and at least this often for what comes due
     # without one: a retry's backoff ending, a dead worker's lease expiring.
     worker_poll_seconds: float = 30.0
+    # The job kinds this worker takes (JSON list; unset: all). Compose runs
+    # the backups in a worker of their own beside the database's files.
+    worker_kinds: list[str] | None = None
 
     # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
     # much memory is spent on it at once; a request waits for its turn up to

@@ -120,13 +120,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def run_once(conn: psycopg.Connection) -> bool:
+def run_once(conn: psycopg.Connection, kinds: list[str] | None = None) -> bool:
     """One job, if one is due; True when a job was taken. `conn` is autocommit:
     handlers run their own transactions (a handler may wait on the network)."""
     job = conn.execute(
         "select (j).id, (j).kind, (j).payload, (j).attempts"
         " from (select crypto.claim_job(%s) as j) as c",
-        (list(HANDLERS),),
+        (kinds or list(HANDLERS),),
     ).fetchone()
     if job is None or job[0] is None:
         return False
@@ -161,11 +161,20 @@ def beat_replicas(url: str, every: float, stop: threading.Event) -> None:
             stop.wait(2)
 
 
-def run_forever(url: str, poll_seconds: float = 30.0, heartbeat_seconds: float = 0.0) -> None:
+def run_forever(
+    url: str,
+    poll_seconds: float = 30.0,
+    heartbeat_seconds: float = 0.0,
+    kinds: list[str] | None = None,
+) -> None:
     """Serve the queue; a database that goes away (a restart, a restore) is
     waited out, reconnecting every 2 s. A job cut off stays 'running' until
     its lease ends, then is taken again. With `heartbeat_seconds`, a thread
-    beats for the replicas meanwhile (beat_replicas)."""
+    beats for the replicas meanwhile (beat_replicas). `kinds`: the job kinds
+    taken (WORKER_KINDS; all when None); an unknown one refuses to start."""
+    unknown = sorted(set(kinds or ()) - set(HANDLERS))
+    if unknown or kinds == []:
+        raise ValueError(f"WORKER_KINDS: unknown or none: {unknown}; known: {sorted(HANDLERS)}")
     if heartbeat_seconds > 0:
         stop = threading.Event()
         threading.Thread(
@@ -176,7 +185,7 @@ def run_forever(url: str, poll_seconds: float = 30.0, heartbeat_seconds: float =
         ).start()
     while True:
         try:
-            _serve(url, poll_seconds)
+            _serve(url, poll_seconds, kinds or list(HANDLERS))
         except psycopg.OperationalError as exc:
             if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):
                 raise
@@ -184,17 +193,17 @@ def run_forever(url: str, poll_seconds: float = 30.0, heartbeat_seconds: float =
             time.sleep(2)
 
 
-def _serve(url: str, poll_seconds: float) -> None:
+def _serve(url: str, poll_seconds: float, kinds: list[str]) -> None:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         check_vendor(conn)
         conn.execute("listen oxp_jobs")
-        log.info("worker started", extra={"kinds": sorted(HANDLERS)})
+        log.info("worker started", extra={"kinds": sorted(kinds)})
         name = f"{socket.gethostname()}:{os.getpid()}"
-        beat = Jsonb({"kinds": sorted(HANDLERS)})
+        beat = Jsonb({"kinds": sorted(kinds)})
         while True:
             conn.execute("select crypto.worker_heartbeat(%s, %s)", (name, beat))
             last_beat = time.monotonic()
-            while run_once(conn):
+            while run_once(conn, kinds):
                 # A long backlog is work, not silence (the worker_silent alert).
                 if time.monotonic() - last_beat > 30:
                     conn.execute("select crypto.worker_heartbeat(%s, %s)", (name, beat))
