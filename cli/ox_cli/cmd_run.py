@@ -69,7 +69,8 @@ def serve(
 def worker() -> None:
     """Run the job worker until interrupted (with no signing key: it needs none)."""
     settings = get_worker_settings()
-    _require_real_vendor(settings)
+    if settings.worker_kinds is None or "reward.issue" in settings.worker_kinds:
+        _require_real_vendor(settings)  # a backup-only worker (WORKER_KINDS) calls no vendor
     logs.configure(settings.log_level)
     _refuse_another_environment(settings, settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
