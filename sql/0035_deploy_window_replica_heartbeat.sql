@@ -65,6 +65,9 @@ create table crypto.replica_heartbeat (
     id boolean primary key default true check (id),
     beat_at timestamptz not null
 );
+-- Like every crypto table: only its owner's definer function writes it.
+alter table crypto.replica_heartbeat enable row level security;
+grant select on crypto.replica_heartbeat to auditor;
 
 -- The compose replica's login (docker-compose.yml `db-replica`): streams
 -- the WAL and nothing else. It reads no table and executes no function of
