@@ -9,7 +9,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
     postgresql-15-cron postgresql-15-pgtap postgresql-15-plpgsql-check \
     libtap-parser-sourcehandler-pgtap-perl pgbackrest \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o postgres -g postgres -m 750 /var/lib/pgbackrest \
+    /var/lib/pgbackrest/spool /var/lib/pgbackrest/lock /var/lib/pgbackrest/log
+# The pgBackRest repository's folders, the cluster user's: a named volume
+# mounted there (compose's `pgbackrest`) starts as a copy of them.
 # POSTGRES_DB creates the database on first start; the migrate step does
 # the rest (extensions, roles, the login roles' passwords).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=5 \

@@ -33,6 +33,21 @@ $$;
 
 grant execute on function crypto.worker_heartbeat(text, jsonb) to oxp_service;
 
+-- The worker's beat for the replicas (every REPLICA_HEARTBEAT_SECONDS): a
+-- commit on the primary, so a replica's last replayed commit
+-- (pg_last_xact_replay_timestamp, what db.REPLICA_LAG reads) is never older
+-- than that while it keeps up, even when nobody plays. The wall clock, not
+-- crypto.now(): a lag is real seconds, whatever day the game's clock shows.
+create or replace function crypto.replica_heartbeat() returns void
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.replica_heartbeat (id, beat_at) values (true, clock_timestamp())
+    on conflict (id) do update set beat_at = excluded.beat_at
+$$;
+
+grant execute on function crypto.replica_heartbeat() to oxp_service;
+
 -- What an operator looks at first: the database, pg_cron's jobs and their
 -- last runs, the workers, the batch runs, the queue and open alerts.
 create or replace function api.admin_health() returns json

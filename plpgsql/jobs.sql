@@ -28,7 +28,9 @@ language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     update crypto.jobs as j
-    set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp(), lease_until = null
+    -- claimed_pid: the fence of the pre-0031 shims (sql/0035; remove with them).
+    set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp(),
+        lease_until = null, claimed_pid = pg_backend_pid()
     where j.id = (
         select q.id from crypto.jobs as q
         where q.kind = any(p_kinds) and (

@@ -27,6 +27,8 @@ SECRET = re.compile(r"PASSWORD|SECRET|_KEY$")
 # Read by the images' own entrypoints, not by our settings.
 IMAGE_NAMES = frozenset({"POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_INITDB_ARGS"})
 IMAGE_NAMES |= {"POSTGRES_HOST_AUTH_METHOD", "PGHOST", "PGUSER", "PGDATABASE"}
+# Read by docker/pgbouncer-entrypoint.sh (documented in .env.example too).
+IMAGE_NAMES |= {"PGBOUNCER_POOL_SIZE"}
 # Read by the migrate step (ox_sidecar.role_passwords), not by the settings.
 PASSWORD_NAMES = frozenset(
     {
@@ -35,6 +37,7 @@ PASSWORD_NAMES = frozenset(
         "SERVICE_PASSWORD",
         "OPERATOR_PASSWORD",
         "AUDITOR_PASSWORD",
+        "REPLICATION_PASSWORD",
     }
 )
 

@@ -20,7 +20,7 @@ umask 077
 {
   echo "# docker compose settings, made by scripts/compose-env.sh on $(date -u +%F)."
   for name in POSTGRES_PASSWORD AUTHENTICATOR_PASSWORD ADMIN_AUTHENTICATOR_PASSWORD \
-    SERVICE_PASSWORD OPERATOR_PASSWORD AUDITOR_PASSWORD; do
+    SERVICE_PASSWORD OPERATOR_PASSWORD AUDITOR_PASSWORD REPLICATION_PASSWORD; do
     echo "$name=$(secret)"
   done
   echo "TOTP_ENCRYPTION_KEY=$(secret)"

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ox_sidecar.calendar_sync import default_years, nyse_sessions
+from ox_sidecar.config import get_owner_settings
 
 from .common import AsJson, call, emit, parse_day, say, service_connection
 
@@ -25,7 +26,8 @@ def sync(
     today = dt.date.today() if year is None else dt.date(year, 1, 1)
     first, last = default_years(today, years)
     sessions = nyse_sessions(first, last)
-    with service_connection() as conn:
+    # The owner's settings: compose's migrate step runs this with no JWT or TOTP key.
+    with service_connection(settings=get_owner_settings()) as conn:
         changed = call(conn, "select crypto.sync_calendar(%s::jsonb)", json.dumps(sessions))
     say(
         f"{len(sessions)} sessions {first}-{last}, {changed} new or changed",

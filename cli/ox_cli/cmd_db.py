@@ -13,7 +13,7 @@ import typer
 
 from ox_sidecar import backups, replica
 from ox_sidecar.backups import BackupError
-from ox_sidecar.config import ROOT, get_settings
+from ox_sidecar.config import ROOT, get_owner_settings, get_settings
 from ox_sidecar.environment import EnvironmentMismatch
 from ox_sidecar.migrate import MigrationError, migrate, reset
 
@@ -25,7 +25,7 @@ app = typer.Typer(no_args_is_help=True, help="Migrations, backups and restore")
 @app.command("migrate")
 def migrate_cmd(as_json: AsJson = False) -> None:
     """Apply new versioned migrations, then re-apply every repeatable one."""
-    settings = get_settings()
+    settings = get_owner_settings()  # no JWT or TOTP key needed (compose's migrate step)
     try:
         report = migrate(settings.database_url, settings.env, environment_given=settings.env_given)
     except EnvironmentMismatch as exc:

@@ -69,14 +69,20 @@ def serve(
 def worker() -> None:
     """Run the job worker until interrupted (with no signing key: it needs none)."""
     settings = get_worker_settings()
-    _require_real_vendor(settings)
+    if settings.worker_kinds is None or "reward.issue" in settings.worker_kinds:
+        _require_real_vendor(settings)  # a backup-only worker (WORKER_KINDS) calls no vendor
     logs.configure(settings.log_level)
     _refuse_another_environment(settings, settings.worker_url)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run_forever(settings.worker_url, settings.worker_poll_seconds)
-        except VendorNotConfigured as exc:  # the simulated vendor on a production database
-            raise SystemExit(f"oxp worker: {exc}") from exc
+            run_forever(
+                settings.worker_url,
+                settings.worker_poll_seconds,
+                settings.replica_heartbeat_seconds,
+                settings.worker_kinds,
+            )
+        except (VendorNotConfigured, ValueError) as exc:  # the simulated vendor in production,
+            raise SystemExit(f"oxp worker: {exc}") from exc  # or an unknown WORKER_KINDS
 
 
 def _require_real_vendor(settings: Settings) -> None:

@@ -22,7 +22,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ox_sidecar import environment, problems
-from ox_sidecar.config import get_settings
+from ox_sidecar.config import Settings, get_settings
 
 KST = ZoneInfo("Asia/Seoul")
 # Not at a terminal: COLUMNS if set, else wide rows that a log keeps whole.
@@ -119,12 +119,15 @@ def _name_the_operator(conn: psycopg.Connection) -> None:
 
 
 @contextmanager
-def service_connection(autocommit: bool = False) -> Iterator[psycopg.Connection]:
+def service_connection(
+    autocommit: bool = False, settings: Settings | None = None
+) -> Iterator[psycopg.Connection]:
     """The operator's login, acting as the operator role (oxp_operator: the
     worker's grants and those only an operator has, such as promoting an
     admin, adjusting points, shifting the clock): one transaction for the
-    whole command unless `autocommit`."""
-    settings = get_settings()
+    whole command unless `autocommit`. `settings`: the owner's steps pass
+    theirs (config.OwnerSettings), which need no signing key."""
+    settings = settings or get_settings()
     try:
         conn = psycopg.connect(settings.database_url, autocommit=autocommit)
     except psycopg.OperationalError as exc:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # How often each API process looks at the replica's lag (cached between).
     replica_check_seconds: float = 1.0
     replica_pool_size: int = 4
+    # The worker's heartbeat commit on the primary (crypto.replica_heartbeat):
+    # a replica's lag is the age of the last commit it replayed, so this must
+    # stay well under REPLICA_MAX_LAG_SECONDS. 0: no heartbeat.
+    replica_heartbeat_seconds: float = 2.0
     # `oxp db replica init` (this machine): where and on which port.
     replica_dir: Path = ROOT / ".local" / "replica"
     replica_port: int = 54331
@@ -112,6 +116,9 @@ class Settings(BaseSettings):
     # The worker wakes on NOTIFY, and at least this often for what comes due
     # without one: a retry's backoff ending, a dead worker's lease expiring.
     worker_poll_seconds: float = 30.0
+    # The job kinds this worker takes (JSON list; unset: all). Compose runs
+    # the backups in a worker of their own beside the database's files.
+    worker_kinds: list[str] | None = None
 
     # Password hashing is memory-hard (argon2id: 64 MiB each): at most this
     # much memory is spent on it at once; a request waits for its turn up to
@@ -257,14 +264,20 @@ class Settings(BaseSettings):
         return self.admin_api_database_url or self.url_as("admin_authenticator")
 
     def replica_url_as(self, user: str) -> str | None:
-        """DATABASE_REPLICA_URL with another login (no password: the
-        replica's logins are the primary's, passwords come from PGPASSFILE or
-        the environment, as for the primary)."""
+        """DATABASE_REPLICA_URL with another login. The replica's logins are
+        the primary's, so is their password: the one in that login's own API
+        URL (compose), else none (PGPASSFILE or the environment, as for the
+        primary). Never the replica URL's own password (the owner's)."""
         if not self.database_replica_url:
             return None
         parts = conninfo_to_dict(self.database_replica_url)
         parts["user"] = user
         parts.pop("password", None)
+        own = {"authenticator": self.api_url, "admin_authenticator": self.admin_api_url}.get(user)
+        if own:
+            mine = conninfo_to_dict(own)
+            if mine.get("user") == user and mine.get("password"):
+                parts["password"] = mine["password"]
         return make_conninfo("", **parts)
 
     @property
@@ -293,6 +306,26 @@ class WorkerSettings(Settings):
         self.jwt_admin_private_key = self.jwt_admin_previous_private_key = None
         self.totp_encryption_key = None
         return self
+
+
+class OwnerSettings(Settings):
+    """The owner's one-shot steps (`oxp db migrate`, `oxp calendar sync`:
+    compose's `migrate` service): they sign no token and decrypt no TOTP
+    secret, so they need neither key and keep none."""
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Self:  # replaces the API's checks
+        if self.env == "production" and self.database_url == LOCAL_DATABASE_URL:
+            raise ValueError("DATABASE_URL must be set in production")
+        self.jwt_private_key = self.jwt_previous_private_key = None
+        self.jwt_admin_private_key = self.jwt_admin_previous_private_key = None
+        self.totp_encryption_key = None
+        return self
+
+
+def get_owner_settings() -> OwnerSettings:
+    """Read each time (no cache): a one-shot step reads its environment once."""
+    return OwnerSettings()
 
 
 @lru_cache

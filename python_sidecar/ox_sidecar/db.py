@@ -27,18 +27,25 @@ AUTH = "auth_service"
 ADMIN = "app_admin"
 
 
-# How far a replica is behind, in seconds, as any login may ask it: none
-# when it has replayed all it received; unknown (null) when it receives
-# nothing (no WAL receiver: the primary is down or the link is cut), since it
-# cannot know what it misses; unknown too when it is not in recovery (a
-# primary, a promoted ex-replica, a restored copy: its data may be any age).
+# How far a replica is behind, in seconds, as any login may ask it: the age
+# of the last commit it replayed. The worker commits a heartbeat on the
+# primary every REPLICA_HEARTBEAT_SECONDS (crypto.replica_heartbeat), so a
+# replica that keeps up replays one that often; an older last commit means
+# it is behind, or its link is dead while its receiver has not yet timed
+# out (received = replayed then proves nothing: it may receive nothing). With
+# no worker beating, an idle primary reads as lag: the reads go to the
+# primary, never to a replica whose freshness nobody vouches for. Unknown
+# (null) when it receives nothing (no WAL receiver: the primary is down or
+# the link is cut) or has replayed nothing since it started; unknown too
+# when it is not in recovery (a primary, a promoted ex-replica, a restored
+# copy: its data may be any age).
 REPLICA_LAG = """
 select pg_is_in_recovery(),
        case
          when not pg_is_in_recovery() then null
          when not exists (select from pg_stat_wal_receiver) then null
-         when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
-         else greatest(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0)
+         when pg_last_xact_replay_timestamp() is null then null
+         else greatest(extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()), 0)
        end::float8
 """
 

@@ -30,6 +30,8 @@ ROLES: dict[str, str] = {
     "SERVICE_PASSWORD": "oxp_service",
     "OPERATOR_PASSWORD": "oxp_operator",
     "AUDITOR_PASSWORD": "auditor",
+    # The compose replica's streaming login (sql/0035).
+    "REPLICATION_PASSWORD": "oxp_replicator",
 }
 MIN_LENGTH = 16
 ITERATIONS = 4096  # PostgreSQL's scram_iterations default

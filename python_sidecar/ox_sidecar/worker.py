@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -144,13 +145,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def run_once(conn: psycopg.Connection) -> bool:
+def run_once(conn: psycopg.Connection, kinds: list[str] | None = None) -> bool:
     """One job, if one is due; True when a job was taken. `conn` is autocommit:
     handlers run their own transactions (a handler may wait on the network)."""
     job = conn.execute(
         "select (j).id, (j).kind, (j).payload, (j).attempts"
         " from (select crypto.claim_job(%s) as j) as c",
-        (list(HANDLERS),),
+        (kinds or list(HANDLERS),),
     ).fetchone()
     if job is None or job[0] is None:
         return False
@@ -172,13 +173,47 @@ def run_once(conn: psycopg.Connection) -> bool:
     return True
 
 
-def run_forever(url: str, poll_seconds: float = 30.0) -> None:
+def beat_replicas(url: str, every: float, stop: threading.Event) -> None:
+    """Commit the replicas' heartbeat on the primary every `every` seconds on
+    a connection of its own (a job may hold the worker's for minutes): a
+    replica's lag is the age of the last commit it replayed (db.REPLICA_LAG).
+    A database that goes away is waited out like the queue's."""
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                while not stop.is_set():
+                    conn.execute("select crypto.replica_heartbeat()")
+                    stop.wait(every)
+        except psycopg.Error as exc:  # unreachable, or refused: said, and tried again
+            log.warning("replica heartbeat failed", extra={"error": str(exc)})
+            stop.wait(2)
+
+
+def run_forever(
+    url: str,
+    poll_seconds: float = 30.0,
+    heartbeat_seconds: float = 0.0,
+    kinds: list[str] | None = None,
+) -> None:
     """Serve the queue; a database that goes away (a restart, a restore) is
     waited out, reconnecting every 2 s. A job cut off stays 'running' until
-    its lease ends, then is taken again."""
+    its lease ends, then is taken again. With `heartbeat_seconds`, a thread
+    beats for the replicas meanwhile (beat_replicas). `kinds`: the job kinds
+    taken (WORKER_KINDS; all when None); an unknown one refuses to start."""
+    unknown = sorted(set(kinds or ()) - set(HANDLERS))
+    if unknown or kinds == []:
+        raise ValueError(f"WORKER_KINDS: unknown or none: {unknown}; known: {sorted(HANDLERS)}")
+    if heartbeat_seconds > 0:
+        stop = threading.Event()
+        threading.Thread(
+            target=beat_replicas,
+            args=(url, heartbeat_seconds, stop),
+            name="replica-heartbeat",
+            daemon=True,
+        ).start()
     while True:
         try:
-            _serve(url, poll_seconds)
+            _serve(url, poll_seconds, kinds or list(HANDLERS))
         except psycopg.OperationalError as exc:
             if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):
                 raise
@@ -186,17 +221,18 @@ def run_forever(url: str, poll_seconds: float = 30.0) -> None:
             time.sleep(2)
 
 
-def _serve(url: str, poll_seconds: float) -> None:
+def _serve(url: str, poll_seconds: float, kinds: list[str]) -> None:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        check_vendor(conn)
+        if "reward.issue" in kinds:  # a backup-only worker has no vendor
+            check_vendor(conn)
         conn.execute("listen oxp_jobs")
-        log.info("worker started", extra={"kinds": sorted(HANDLERS)})
+        log.info("worker started", extra={"kinds": sorted(kinds)})
         name = f"{socket.gethostname()}:{os.getpid()}"
-        beat = Jsonb({"kinds": sorted(HANDLERS)})
+        beat = Jsonb({"kinds": sorted(kinds)})
         while True:
             conn.execute("select crypto.worker_heartbeat(%s, %s)", (name, beat))
             last_beat = time.monotonic()
-            while run_once(conn):
+            while run_once(conn, kinds):
                 # A long backlog is work, not silence (the worker_silent alert).
                 if time.monotonic() - last_beat > 30:
                     conn.execute("select crypto.worker_heartbeat(%s, %s)", (name, beat))

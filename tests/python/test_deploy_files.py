@@ -6,6 +6,8 @@ real files in the lint step: scripts/check_deploy.sh.)"""
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -72,6 +74,90 @@ def test_each_service_gets_only_its_secrets() -> None:
     for service in ("api", "worker"):
         cond = services[service]["depends_on"]["migrate"]["condition"]
         assert cond == "service_completed_successfully"
+    # The migration signs and decrypts nothing.
+    assert "JWT" not in names("migrate") and "TOTP" not in names("migrate")
+
+
+def test_pooler_replica_and_backups_get_only_what_they_need() -> None:
+    """PgBouncer has the API's two logins only; the replica the streaming
+    login only; the backup worker neither vendor nor mail nor token secrets;
+    the API reaches the primary only through PgBouncer and the replica
+    without the owner's password; each long-running service is checked."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+    def env(service: str) -> dict[str, str]:
+        return {k: str(v) for k, v in (services[service].get("environment") or {}).items()}
+
+    secrets = re.compile(r"PASSWORD|SECRET|_KEY$")
+    assert sorted(k for k in env("pgbouncer") if secrets.search(k)) == [
+        "ADMIN_AUTHENTICATOR_PASSWORD",
+        "AUTHENTICATOR_PASSWORD",
+    ]
+    assert sorted(k for k in env("db-replica") if secrets.search(k)) == ["REPLICATION_PASSWORD"]
+    backup = env("backup-worker")
+    assert not [k for k in backup if secrets.search(k) or k.startswith(("VENDOR", "SMTP", "JWT"))]
+    assert "oxp_service:" in backup["WORKER_DATABASE_URL"]
+    assert json.loads(backup["WORKER_KINDS"]) == [
+        "backup.full",
+        "backup.diff",
+        "backup.incr",
+        "backup.verify",
+    ]
+    # The two workers split the kinds: every job kind is someone's, once.
+    from ox_sidecar.worker import HANDLERS
+
+    kinds = json.loads(env("worker")["WORKER_KINDS"]) + json.loads(backup["WORKER_KINDS"])
+    assert sorted(kinds) == sorted(HANDLERS)
+    api = env("api")
+    assert api["DATABASE_POOLER"] == "pgbouncer"
+    assert "@pgbouncer:6432/" in api["API_DATABASE_URL"]
+    assert "@pgbouncer:6432/" in api["ADMIN_API_DATABASE_URL"]
+    assert api["DATABASE_REPLICA_URL"] == "postgresql://authenticator@db-replica:5432/oxp"
+    # The worker, the migrate step and the backups stay direct.
+    assert "@db:5432/" in env("worker")["WORKER_DATABASE_URL"]
+    assert "@db:5432/" in env("migrate")["DATABASE_URL"]
+    for service in ("db", "db-replica", "pgbouncer", "worker", "backup-worker"):
+        assert "test" in services[service]["healthcheck"], service
+    for service, needs in {
+        "api": {"pgbouncer", "db-replica"},
+        "db-replica": {"db"},
+        "backup-init": {"db"},
+    }.items():
+        for need in needs:
+            assert services[service]["depends_on"][need]["condition"] == "service_healthy"
+    assert services["backup-worker"]["depends_on"]["backup-init"] == {
+        "condition": "service_completed_successfully"
+    }
+    # Archiving reaches the repository the backup worker reads.
+    assert "archive_command=pgbackrest --stanza=oxp archive-push %p" in services["db"]["command"]
+    for service in ("db", "backup-init", "backup-worker"):
+        assert "pgbackrest:/var/lib/pgbackrest" in services[service]["volumes"], service
+    assert backup["BACKUP_CONFIG"] == "/etc/pgbackrest/pgbackrest.conf"
+
+
+def test_the_replica_logins_take_their_password_from_the_api_urls() -> None:
+    """Compose's DATABASE_REPLICA_URL names no password: each API login
+    uses its own (the replica's logins are the primary's), never another's."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from ox_sidecar.config import Settings
+
+    settings = Settings(
+        api_database_url="postgresql://authenticator:user-pw@pgbouncer:6432/oxp",
+        admin_api_database_url="postgresql://admin_authenticator:admin-pw@pgbouncer:6432/oxp",
+        database_replica_url="postgresql://postgres:owner-pw@db-replica:5432/oxp",
+    )
+    user = conninfo_to_dict(settings.replica_url_as("authenticator"))
+    admin = conninfo_to_dict(settings.replica_url_as("admin_authenticator"))
+    assert (user["user"], user["password"], user["host"]) == (
+        "authenticator",
+        "user-pw",
+        "db-replica",
+    )
+    assert (admin["user"], admin["password"]) == ("admin_authenticator", "admin-pw")
+    # Without the API's own URLs: no password at all (never the owner's).
+    bare = Settings(database_replica_url="postgresql://postgres:owner-pw@db-replica:5432/oxp")
+    assert "password" not in conninfo_to_dict(bare.replica_url_as("authenticator"))
 
 
 def _stages(dockerfile: str) -> list[str]:

@@ -150,3 +150,31 @@ def test_production_starts_with_real_settings_and_refuses_an_insecure_one(
     )  # fmt: skip
     assert insecure.returncode != 0
     assert "VENDOR_URL must be https:// in production" in insecure.stderr
+
+
+def test_the_migrate_step_needs_no_signing_key_other_commands_still_do(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    """Compose's migrate service has the owner's URL and the logins'
+    passwords, no JWT or TOTP key: `oxp db migrate` and `oxp calendar sync`
+    sign and decrypt nothing, so they run without them in production."""
+    migrated = oxp(db_url, "db", "migrate", env={"ENV": "production"})
+    assert migrated.returncode == 0, migrated.stderr
+    assert environment(db) == "production"
+    synced = oxp(
+        db_url, "calendar", "sync", "--year", "2026", "--years", "1", env={"ENV": "production"}
+    )
+    assert synced.returncode == 0, synced.stderr
+    # Nothing else is exempt: a command that may act on players still wants
+    # production's settings whole.
+    other = oxp(
+        db_url,
+        "calendar",
+        "show",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-05",
+        env={"ENV": "production"},
+    )
+    assert other.returncode != 0 and "JWT_PRIVATE_KEY" in other.stderr + other.stdout

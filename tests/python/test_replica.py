@@ -9,6 +9,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -214,3 +215,99 @@ def test_lagging_reads_use_the_replica_until_too_far_behind_or_stopped(
             assert r.json().get("code") != "DATABASE_UNAVAILABLE"
         finally:
             replicas.start(replica["settings"], replica["data"])
+
+
+def test_a_silent_primary_is_lag_the_worker_heartbeat_is_freshness(
+    env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    db: psycopg.Connection,
+    db_url: str,
+    replica: Replica,
+) -> None:
+    """Received = replayed proves nothing when nothing is sent (an idle
+    primary, a dead link whose receiver has not timed out yet): the lag is
+    the age of the last replayed commit, which the worker's heartbeat keeps
+    young while the replica keeps up."""
+    import asyncio
+
+    from ox_sidecar.db import REPLICA_LAG, new_replica
+    from ox_sidecar.worker import beat_replicas
+
+    monkeypatch.setenv("DATABASE_REPLICA_URL", on_replica(replica, db_url))
+    monkeypatch.setenv("REPLICA_CHECK_SECONDS", "0")
+    monkeypatch.setenv("REPLICA_MAX_LAG_SECONDS", "1")
+    get_settings.cache_clear()
+
+    def guard() -> tuple[bool, float | None]:
+        """What each API process decides: the replica, or the primary."""
+
+        async def look() -> tuple[bool, float | None]:
+            guard = new_replica(get_settings())
+            assert guard is not None
+            await guard.open()
+            try:
+                return await guard.usable(), guard.lag
+            finally:
+                await guard.close()
+
+        return asyncio.run(look())
+
+    caught_up(db, replica, db_url)  # this test's database is there
+    # The API's login on the replica, as the guard asks.
+    standby = psycopg.connect(on_replica(replica, db_url, "authenticator"), autocommit=True)
+
+    def lag() -> float | None:
+        row = standby.execute(REPLICA_LAG).fetchone()
+        assert row is not None and row[0] is True
+        return row[1]
+
+    # The worker beats (as its login, every 0.2 s here): close behind, used.
+    stop = threading.Event()
+    beating = threading.Thread(
+        target=beat_replicas, args=(make_conninfo(db_url, user="oxp_service"), 0.2, stop)
+    )
+    beating.start()
+    try:
+        eventually(lambda: (value := lag()) is not None and value < 0.5)
+        assert guard()[0] is True
+        assert db.execute("select count(*) from crypto.replica_heartbeat").fetchone() == (1,)
+    finally:
+        stop.set()
+        beating.join()
+
+    # The worker stops and the primary is idle: the receiver streams and has
+    # replayed all it received (the old reading: 0 s behind), yet the lag grows
+    # and the reads go to the primary.
+    owner = psycopg.connect(on_replica(replica, db_url), autocommit=True)  # sees the receiver
+
+    def silent_and_refused() -> bool:
+        receiver = owner.execute(
+            "select status, pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()"
+            " from pg_stat_wal_receiver"
+        ).fetchone()
+        usable, seen = guard()
+        # (pg_cron's jobs commit at each minute: looked at again after them.)
+        return receiver == ("streaming", True) and not usable and seen is not None and seen > 1
+
+    eventually(silent_and_refused, seconds=15)
+    owner.close()
+
+    # It beats again: fresh again.
+    stop = threading.Event()
+    beating = threading.Thread(
+        target=beat_replicas, args=(make_conninfo(db_url, user="oxp_service"), 0.2, stop)
+    )
+    beating.start()
+    try:
+        eventually(lambda: (value := lag()) is not None and value < 0.5)
+        assert guard()[0] is True
+    finally:
+        stop.set()
+        beating.join()
+        standby.close()
+
+    # Only the worker's login (and the owner) beats: the API's roles cannot.
+    for role in ("anon", "app_user", "app_admin", "auditor"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction():
+            db.execute(f"set local role {role}")
+            db.execute("select crypto.replica_heartbeat()")

@@ -8,7 +8,7 @@ select tables_are('crypto', array[
     'active_universe', 'predictions', 'user_daily_limits', 'eod_prices', 'eod_fetch_logs',
     'settlements', 'ledger_accounts', 'ledger_transfers', 'ledger_entries', 'rewards_inventory',
     'rewards_redemptions', 'ads', 'ad_impressions', 'ad_unlocks', 'idempotent_requests', 'rate_limits', 'audit_logs',
-    'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats',
+    'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats', 'replica_heartbeat',
     'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
     'known_symbols', 'email_verifications', 'auth_failures', 'daily_activity', 'daily_metrics', 'leaderboard',
 <<<<<<< HEAD
