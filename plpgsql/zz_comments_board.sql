@@ -2,7 +2,8 @@
 comment on function api.leaderboard(text, integer, text) is
 'GET /v1/leaderboard: players by points won in settled sessions for the week, month or all time (then wins, '
 'then a fixed order of ids), with accuracy = wins / decided once a player has leaderboard.min_decided decided '
-'predictions; nicknames only; keyset pages (next_cursor is sealed: no id in it, no forged one opens; it pins its period); public.';
+'predictions; nicknames only; keyset pages (next_cursor is sealed: no id in it, no forged one opens; '
+'it pins its period); public.';
 comment on function api.set_nickname(text) is
 'POST /v1/users/me/nickname: the caller''s public nickname (2 to 20 characters, unique regardless of case), audited.';
 comment on function crypto.leaderboard_refresh(date) is
