@@ -235,7 +235,14 @@ end
 $$;
 
 -- The payload of a cursor this database sealed for p_purpose, or null for
--- anything else (not base64url, too short or long, changed, another key's).
+-- anything else (not base64url as seal writes it, too short or long,
+-- changed, another key's). No padding oracle: the blocks are decrypted
+-- without a padding check (pad:none never raises on whole blocks), the
+-- PKCS#7 padding is stripped whatever it holds, and its validity is only
+-- one more condition on the answer, decided with the tag: a changed cursor
+-- fails the same way, in the same steps, whether its padding came out good
+-- or bad. The tags are compared through one more HMAC, so the time the
+-- comparison takes tells nothing of the expected tag either.
 create or replace function crypto.cursor_open(p_purpose text, p_cursor text) returns text
 language plpgsql stable
 set search_path = crypto, pg_temp
@@ -243,22 +250,35 @@ as $$
 declare
     k record := crypto.cursor_keys(p_purpose);
     v_raw bytea;
+    v_padded bytea;
+    v_pad integer;
+    v_cut integer;
     v_plain bytea;
+    v_pad_ok boolean;
+    v_tag_ok boolean;
 begin
     if p_cursor is null or length(p_cursor) > 400 or p_cursor !~ '^[A-Za-z0-9_-]+$' or length(p_cursor) % 4 = 1 then
         return null;
     end if;
     v_raw := decode(rpad(translate(p_cursor, '-_', '+/'), (length(p_cursor) + 3) / 4 * 4, '='), 'base64');
-    -- The IV, then whole AES blocks (at least one).
-    if length(v_raw) < 32 or length(v_raw) % 16 <> 0 then
+    -- The IV, then whole AES blocks (at least one); and written as seal
+    -- writes it: decode ignores the unused low bits of the last character,
+    -- so four spellings of one cursor would open alike. One cursor, one text.
+    if length(v_raw) < 32 or length(v_raw) % 16 <> 0
+        or rtrim(translate(encode(v_raw, 'base64'), E'+/\n', '-_'), '=') <> p_cursor then
         return null;
     end if;
-    begin
-        v_plain := ext.decrypt_iv(substr(v_raw, 17), k.enc_key, substr(v_raw, 1, 16), 'aes-cbc/pad:pkcs');
-    exception when external_routine_invocation_exception then
-        return null;  -- bad padding: changed, or another key's
-    end;
-    if substr(ext.hmac(v_plain, k.mac_key, 'sha256'), 1, 16) is distinct from substr(v_raw, 1, 16) then
+    v_padded := ext.decrypt_iv(substr(v_raw, 17), k.enc_key, substr(v_raw, 1, 16), 'aes-cbc/pad:none');
+    -- PKCS#7: the last byte n (1 to 16) says how many bytes of n end the
+    -- text. Cut at least 1 and at most 16 whatever it says.
+    v_pad := get_byte(v_padded, length(v_padded) - 1);
+    v_cut := least(greatest(v_pad, 1), 16);
+    v_plain := substr(v_padded, 1, length(v_padded) - v_cut);
+    v_pad_ok := v_pad between 1 and 16
+        and substr(v_padded, length(v_padded) - v_cut + 1) = decode(repeat(lpad(to_hex(v_cut), 2, '0'), v_cut), 'hex');
+    v_tag_ok := ext.hmac(substr(ext.hmac(v_plain, k.mac_key, 'sha256'), 1, 16), k.mac_key, 'sha256')
+        = ext.hmac(substr(v_raw, 1, 16), k.mac_key, 'sha256');
+    if not (v_tag_ok and v_pad_ok) then
         return null;
     end if;
     return convert_from(v_plain, 'UTF8');

@@ -13,7 +13,7 @@
 -- with the balances of that moment. The rollup now never rewrites a
 -- settled day's points_outstanding, the board is refreshed through its own
 -- stamps, and the stamps 0027 cleared are restored where the rows are
--- known to be current.
+-- known to be current (crypto.metrics_restore_0027).
 
 -- Keys the database keeps for itself. The owner's definer functions read
 -- them; no role is granted anything, the auditor included (a secret, like
@@ -33,15 +33,9 @@ insert into crypto.server_secrets (name, secret) values ('cursor', ext.gen_rando
 -- points_outstanding is a snapshot: the players' balances when the row was
 -- computed. It is taken until the row is first computed with its day
 -- settled, then kept: a later recompute (a correction, a cleared stamp, an
--- operator's oxp metrics) leaves it. Rows computed with the day settled
--- already hold their snapshot: a stamp that says so, or, for a stamp 0027
--- cleared, a row computed after the settlement.
+-- operator's oxp metrics) leaves it. Which rows already hold their snapshot,
+-- and the stamps 0027 cleared: crypto.metrics_restore_0027, below.
 alter table crypto.daily_metrics add column outstanding_settled boolean not null default false;
-update crypto.daily_metrics as m set outstanding_settled = true
-from crypto.session_control as s
-where
-    s.trading_day = m.trading_day and s.phase = 'SETTLED'
-    and (m.books_stamp like 'SETTLED|%' or (m.books_stamp is null and m.computed_at >= s.settled_at));
 
 -- The board's own stamps: the books (crypto.metrics_books_stamp) a settled
 -- day's board rows were last refreshed from. The rollup refreshes a day
@@ -64,28 +58,53 @@ select
 from crypto.daily_metrics as m
 where m.books_stamp like 'SETTLED|%';
 
--- The stamps 0027 cleared, on a row still current: its settled day was
--- computed after the settlement and after the day's last correction, so
--- its figures are what a recompute would give. Any other row (computed
--- before its day settled, or a day not settled yet) keeps no stamp and is
--- recomputed, now without touching a settled snapshot. A new database has
--- no row, and no crypto.metrics_books_stamp yet (the repeatable files come
--- after the versioned ones): hence the dynamic statement.
+-- The rows computed with their day settled, and the stamps 0027 cleared
+-- where the row is known to be current. A row stamped SETTLED was computed
+-- with its day settled. For a stamp 0027 cleared, a time is not enough:
+-- settled_at and revised_at are crypto.now(), the START of the settling
+-- transaction, so a rollup that ran while a long settlement was still
+-- being written computed a row after settled_at that did not see it (its
+-- predictions still unsettled). Such a row, or any row that counts an
+-- unsettled prediction, keeps no snapshot (the next computation takes it)
+-- and no stamp (it is recomputed). A day ever corrected is recomputed too:
+-- a row computed while a correction was being written cannot be told from
+-- one computed after it. A recompute is harmless now (it keeps a settled
+-- snapshot) and costs a few days, not the history. Returns the stamps
+-- restored. A function so that its pgTAP (176) can build the state 0027
+-- left and run it; it reads crypto.metrics_books_stamp, which a new
+-- database does not have yet (the repeatable files come after the
+-- versioned ones), and it has nothing to do there: hence the guard below.
+create function crypto.metrics_restore_0027() returns integer
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_count integer;
+begin
+    update crypto.daily_metrics as m set outstanding_settled = true
+    from crypto.session_control as s
+    where
+        s.trading_day = m.trading_day and s.phase = 'SETTLED' and not m.outstanding_settled
+        and (
+            m.books_stamp like 'SETTLED|%'
+            or (m.books_stamp is null and m.computed_at >= s.settled_at and m.unsettled = 0)
+        );
+    update crypto.daily_metrics as m
+    set books_stamp = crypto.metrics_books_stamp(m.trading_day)
+    from crypto.session_control as s
+    where
+        s.trading_day = m.trading_day and m.books_stamp is null
+        and s.phase = 'SETTLED' and m.computed_at >= s.settled_at and m.unsettled = 0
+        and not exists (select from crypto.settlement_revisions as r where r.trading_day = m.trading_day);
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
 do $restore$
 begin
     if to_regprocedure('crypto.metrics_books_stamp(date)') is not null then
-        execute $sql$
-            update crypto.daily_metrics as m
-            set books_stamp = crypto.metrics_books_stamp(m.trading_day)
-            from crypto.session_control as s
-            where
-                s.trading_day = m.trading_day and m.books_stamp is null
-                and s.phase = 'SETTLED' and m.computed_at >= s.settled_at
-                and not exists (
-                    select from crypto.settlement_revisions as r
-                    where r.trading_day = m.trading_day and r.revised_at > m.computed_at
-                )
-        $sql$;
+        perform crypto.metrics_restore_0027();
     end if;
 end
 $restore$;

@@ -5,7 +5,7 @@
 -- refreshed through its own stamps (crypto.leaderboard_stamps), so a
 -- backfill of the board recomputes no metrics, a few days a run.
 begin;
-select plan(17);
+select plan(22);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -104,6 +104,44 @@ select crypto.rollup_metrics();
 select is(
     (select count(*)::integer from crypto.leaderboard_stamps where trading_day < '2026-01-01'), 8,
     '... the last at the next'
+);
+
+-- What 0032 found on a database 0027 had cleared (crypto.metrics_restore_0027):
+-- every stamp null, no snapshot kept yet. A row computed after its day's
+-- settled_at is current only if it saw the settlement: settled_at is the
+-- START of the settling transaction, and a rollup that ran while it was
+-- being written counted the predictions unsettled (2025-01-07, made so
+-- here). A row computed before the settlement (01-09) is stale; a day ever
+-- corrected (2026-11-24) cannot be told from one computed mid-correction;
+-- a row 0027 left stamped SETTLED (01-10) holds its snapshot.
+update crypto.daily_metrics set books_stamp = null, outstanding_settled = false
+where trading_day <> '2025-01-10';
+update crypto.daily_metrics set outstanding_settled = false where trading_day = '2025-01-10';
+update crypto.daily_metrics set predictions = 3, unsettled = 3, points_outstanding = 1
+where trading_day = '2025-01-07';
+update crypto.daily_metrics set computed_at = '2025-01-09 20:00Z', points_outstanding = 2
+where trading_day = '2025-01-09';
+select is(crypto.metrics_restore_0027(), 5, 'the restore gives back five stamps (01-06, 01-08, 01-11 to 01-13) ...');
+select results_eq(
+    $$ select m.trading_day, m.books_stamp is not distinct from crypto.metrics_books_stamp(m.trading_day),
+           m.outstanding_settled
+       from crypto.daily_metrics as m where m.trading_day in ('2025-01-07', '2025-01-08', '2025-01-09', '2025-01-10',
+           '2026-11-24') order by m.trading_day $$,
+    $$ values ('2025-01-07'::date, false, false), ('2025-01-08', true, true), ('2025-01-09', false, false),
+           ('2025-01-10', true, true), ('2026-11-24', false, true) $$,
+    '... not to the row computed mid-settlement, nor to a stale or a corrected day; '
+    'a snapshot kept where the row saw its day settled, not the one computed mid-settlement'
+);
+select is(crypto.rollup_metrics(), 3, 'the rollup recomputes the three days without a stamp ...');
+select results_eq(
+    $$ select trading_day, predictions, points_outstanding from crypto.daily_metrics
+       where trading_day in ('2025-01-07', '2025-01-09', '2026-11-24') order by trading_day $$,
+    $$ values ('2025-01-07'::date, 0, 700::bigint), ('2025-01-09', 0, 700), ('2026-11-24', 2, 200) $$,
+    '... the days never snapshot settled take the balances now; the corrected day keeps its snapshot'
+);
+select is(
+    (select count(*)::integer from crypto.daily_metrics where outstanding_settled), 9,
+    '... and every settled day holds its snapshot'
 );
 
 -- Who may NOT: the stamps are read by the auditor only; nobody writes them.

@@ -6,7 +6,7 @@
 -- from leaderboard.min_decided decided predictions on, and never moves a
 -- player up or down.
 begin;
-select plan(28);
+select plan(34);
 
 select tests.load_calendar();
 select crypto.clock_set('2026-11-25 20:00Z');  -- a Wednesday in New York: the week of 23 Nov
@@ -161,6 +161,43 @@ select is(
     (select json_agg(i ->> 'nickname') from json_array_elements(api.leaderboard('week', 10, :'after_d') -> 'items') as i)::text,
     '["PC", "PB", "PE", "P9"]', 'the cursor as it came still pages (nothing above changed it)'
 );
+-- One cursor, one text: base64 leaves unused low bits in the last
+-- character (here 80 bytes, 2 bits), which decode ignores; a cursor
+-- spelled with them set decodes to the same bytes and is still refused.
+create function pg_temp.respell(p_cursor text) returns text
+language sql immutable as $$
+    select left(p_cursor, -1) || substr(a, ((strpos(a, right(p_cursor, 1)) - 1) | 1) + 1, 1)
+    from (select 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'::text as a) as x
+$$;
+select ok(
+    pg_temp.respell(:'after_d') <> :'after_d' and pg_temp.raw(pg_temp.respell(:'after_d')) = pg_temp.raw(:'after_d'),
+    'a cursor respelled in its last character''s unused bits decodes to the same bytes ...'
+);
+select throws_ok(format($$ select api.leaderboard('week', 2, %L) $$, pg_temp.respell(:'after_d')),
+    'OX000', 'VALIDATION_FAILED', '... and is refused');
+
+-- No padding oracle: the padding is checked with the tag, not before it.
+-- Sealed here with the database's own keys (read as the owner), a tag
+-- over what the padding leaves: good padding opens, bad padding (wrong
+-- bytes, a length of 0 or above 16) does not, whatever the tag.
+create function pg_temp.sealed(p_tagged bytea, p_blocks bytea) returns text
+language sql stable as $$
+    select rtrim(translate(encode(x.iv || ext.encrypt_iv(p_blocks, k.enc_key, x.iv, 'aes-cbc/pad:none'), 'base64'),
+        E'+/\n', '-_'), '=')
+    from crypto.cursor_keys('leaderboard') as k,
+        lateral (select substr(ext.hmac(p_tagged, k.mac_key, 'sha256'), 1, 16) as iv) as x
+$$;
+select convert_to('week|2026-11-23|2|200|2|00000000-0000-0000-0000-00000000000d', 'UTF8') as key60 \gset
+select is(crypto.cursor_open('leaderboard', pg_temp.sealed(:'key60'::bytea, :'key60'::bytea || '\x04040404'::bytea)),
+    convert_from(:'key60'::bytea, 'UTF8'), 'a cursor sealed with good padding opens (the sealing here is right) ...');
+select is(crypto.cursor_open('leaderboard', pg_temp.sealed(:'key60'::bytea, :'key60'::bytea || '\x01020304'::bytea)),
+    null, '... with a good tag but padding of the wrong bytes, it does not');
+select is(crypto.cursor_open('leaderboard',
+    pg_temp.sealed(:'key60'::bytea || '\x000000'::bytea, :'key60'::bytea || '\x00000000'::bytea)),
+    null, '... nor with a padding length of 0');
+select is(crypto.cursor_open('leaderboard',
+    pg_temp.sealed(substr(:'key60'::bytea, 1, 48), :'key60'::bytea || '\x20202020'::bytea)),
+    null, '... nor above 16');
 -- A cursor sealed under another key (a copy of the database's, a key
 -- replaced since): refused; the board pages again from its first page.
 update crypto.server_secrets set secret = ext.gen_random_bytes(32) where name = 'cursor';
