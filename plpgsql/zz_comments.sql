@@ -224,7 +224,7 @@ comment on function crypto.redemption_json(crypto.rewards_redemptions) is
 comment on function crypto.redemption_issued(bigint, text) is
 'The worker records the vendor''s code for a redemption: ISSUED (oxp_service).';
 comment on function crypto.redemption_failed(bigint, text) is
-'A vendor refusal without the call''s number: refunded only if REQUESTED and no call may have reached the vendor (oxp_service).';
+'A vendor refusal without the call''s number: refunded only if REQUESTED and unmarked (oxp_service).';
 comment on function crypto.cancel_redemption(bigint, text) is
 'oxp rewards cancel and the admin route: cancels a requested redemption, refunding points and unit; audited.';
 comment on function crypto.upsert_reward(text, text, bigint, integer, boolean) is
