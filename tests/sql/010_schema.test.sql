@@ -11,13 +11,8 @@ select tables_are('crypto', array[
     'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats',
     'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
     'known_symbols', 'email_verifications', 'auth_failures', 'daily_activity', 'daily_metrics', 'leaderboard',
-<<<<<<< HEAD
     'leaderboard_days', 'user_streaks', 'leaderboard_stamps', 'server_secrets',
-    'alerts', 'alert_deliveries', 'http_counts'
-=======
-    'leaderboard_days', 'user_streaks',
     'alerts', 'alert_deliveries', 'http_counts', 'orphan_vouchers'
->>>>>>> wt-vou
 ]);
 select enum_has_labels('crypto', 'session_phase', array['OPEN', 'CLOSED', 'SETTLING', 'SETTLED']);
 
