@@ -190,20 +190,6 @@ $$;
 
 grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
 
--- The worker's view of a redemption it is about to send to the vendor:
--- REQUESTED, or UNKNOWN (asked again with the same idempotency key); null
--- once it is final (cancelled, resolved, or done by a retry).
-create or replace function crypto.redemption_to_issue(p_id bigint) returns jsonb
-language sql stable security definer
-set search_path = crypto, pg_temp
-as $$
-    select crypto.redemption_json(r) || jsonb_build_object('user_id', r.user_id)
-    from crypto.rewards_redemptions as r
-    where r.id = p_id and r.status in ('REQUESTED', 'UNKNOWN')
-$$;
-
-grant execute on function crypto.redemption_to_issue(bigint) to oxp_service;
-
 -- The vendor call got no answer after the request may have reached the
 -- vendor: it may have issued the voucher. Nothing moves (points stay
 -- spent, the unit reserved); the redemption says so until the vendor's
@@ -282,6 +268,9 @@ begin
     -- its digest is enough to match a voucher someone shows.
     perform crypto.audit(crypto.current_actor(), 'reward.issued', p_id::text,
         jsonb_build_object('sku', v_redemption.sku, 'vendor_ref_sha256', crypto.secret_digest(p_vendor_ref)));
+    -- An earlier call's voucher answers what a later call's refusal asked
+    -- an admin to resolve (crypto.redemption_refused): the alert is done.
+    perform crypto.alert_clear('redemption_unresolved', p_id::text);
     return crypto.redemption_json(v_redemption);
 end
 $$;
@@ -312,6 +301,11 @@ begin
     end if;
     if v_redemption.status = p_status then
         return crypto.redemption_json(v_redemption);
+    elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
+        -- Final first: an issued or failed redemption keeps its mark, and
+        -- is final, not waiting for the vendor.
+        raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
+            detail = format('Redemption %s is %s', p_id, v_redemption.status);
     elsif p_status = 'CANCELLED' and (v_redemption.status = 'UNKNOWN' or v_redemption.sent_at is not null) then
         -- UNKNOWN, or a call that may have reached the vendor was begun
         -- (crypto.redemption_sending) and its worker never said how it
@@ -321,9 +315,6 @@ begin
             detail = format('The vendor has not said whether it issued redemption %s; the worker asks again, '
                 'or resolve it with the vendor''s answer (oxp rewards resolve %s --issued REF | --failed)',
                 p_id, p_id);
-    elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
-        raise exception using errcode = 'OX205', message = 'REDEMPTION_FINAL',
-            detail = format('Redemption %s is %s', p_id, v_redemption.status);
     end if;
     -- The vendor call's job row, locked whatever its state: a worker claims
     -- with SKIP LOCKED, so it cannot take the job while this runs, and finds
@@ -354,6 +345,8 @@ begin
     where j.dedupe_key = 'reward.issue:' || p_id and j.status = 'queued';
     perform crypto.audit(crypto.current_actor(), 'reward.' || lower(p_status::text), p_id::text,
         jsonb_build_object('sku', v_redemption.sku, 'refund_transfer_id', v_refund.id, 'error', p_error));
+    -- Final: nothing is left for an admin to resolve (crypto.redemption_refused).
+    perform crypto.alert_clear('redemption_unresolved', p_id::text);
     return crypto.redemption_json(v_redemption);
 end
 $$;

@@ -89,40 +89,77 @@ $$;
 
 grant execute on function crypto.redemption_sending(bigint, bigint, integer, numeric) to oxp_service;
 
--- The call never reached the vendor (no connection was made, or the
--- vendor turned the request away before taking it): its mark is taken
--- back when it is the only one standing. A worker killed before saying so
--- leaves the mark: the safe side.
-create or replace function crypto.redemption_not_sent(p_id bigint, p_call integer, p_error text) returns jsonb
+-- The worker's claim on a redemption's vendor call, checked and locked
+-- (after the redemption row: the lock order). Only the attempt that holds
+-- the running job may say how its call ended: oxp_operator is a member of
+-- oxp_service, and without this could refund during a live call, or take
+-- a mark back, by hand.
+create or replace function crypto.redemption_claim_check(p_id bigint, p_job_id bigint, p_attempts integer)
+returns void
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform from crypto.jobs as j
+    where j.id = p_job_id and j.dedupe_key = 'reward.issue:' || p_id
+        and j.status = 'running' and j.attempts = p_attempts
+    for update;
+    if not found then
+        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
+            detail = format('Job %s attempt %s does not hold redemption %s''s vendor call', p_job_id,
+                p_attempts, p_id);
+    end if;
+end
+$$;
+
+-- The call never left (no connection was made: the only failure the
+-- worker reports here): its mark is taken back when it is the only one
+-- standing, on a REQUESTED redemption. An UNKNOWN one keeps its mark
+-- whatever (an earlier call's answer never came; a row from before the
+-- mark existed may carry none). A worker killed before saying so leaves
+-- the mark: the safe side. Audited: it reopens the way to a refund.
+create or replace function crypto.redemption_not_sent(
+    p_id bigint, p_job_id bigint, p_attempts integer, p_call integer, p_error text
+) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
     v_redemption crypto.rewards_redemptions;
+    v_cleared boolean := false;
 begin
     select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
     if v_redemption.id is null then
         raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
     end if;
-    if v_redemption.status in ('REQUESTED', 'UNKNOWN') and v_redemption.sent_call = p_call
+    perform crypto.redemption_claim_check(p_id, p_job_id, p_attempts);
+    if v_redemption.status = 'REQUESTED' and v_redemption.sent_call = p_call
         and v_redemption.vendor_calls = p_call then
         update crypto.rewards_redemptions as r
         set sent_at = null, sent_call = null, error = left(p_error, 500), updated_at = crypto.now()
         where r.id = p_id
         returning r.* into v_redemption;
+        v_cleared := true;
     end if;
+    perform crypto.audit(crypto.current_actor(), 'reward.not_sent', p_id::text, jsonb_build_object(
+        'job_id', p_job_id, 'attempts', p_attempts, 'call', p_call, 'mark_cleared', v_cleared,
+        'status', v_redemption.status, 'error', left(p_error, 500)));
     return crypto.redemption_json(v_redemption);
 end
 $$;
 
-grant execute on function crypto.redemption_not_sent(bigint, integer, text) to oxp_service;
+grant execute on function crypto.redemption_not_sent(bigint, bigint, integer, integer, text) to oxp_service;
 
--- The vendor refused call p_call. A refund only when nothing the vendor
--- may have made is left behind: no call may have reached it (no mark), or
--- this call is the first that may have and no other began since. Else an
--- earlier call may have made a voucher that this refusal knows nothing
--- about: UNKNOWN, and a critical alert for an admin's resolve.
-create or replace function crypto.redemption_refused(p_id bigint, p_call integer, p_error text) returns jsonb
+-- A refusal of call p_call (null: a refusal told without its call). A
+-- refund only when nothing the vendor may have made is left behind: a
+-- REQUESTED redemption with no mark, or whose only marked call is this
+-- one, with no other begun since. Else an earlier call may have made a
+-- voucher this refusal knows nothing about: UNKNOWN, and a critical alert
+-- for an admin's resolve. An UNKNOWN redemption is never refunded here,
+-- mark or not (an UNKNOWN row from before the mark existed has none, and
+-- its unanswered call may have made one). Not granted: the worker's way
+-- in is crypto.redemption_refused, which checks its claim.
+create or replace function crypto.redemption_refusal(p_id bigint, p_call integer, p_error text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
@@ -136,8 +173,8 @@ begin
     if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         return crypto.redemption_json(v_redemption);  -- a late refusal changes nothing final
     end if;
-    if v_redemption.sent_at is null
-        or (v_redemption.sent_call = p_call and v_redemption.vendor_calls = p_call) then
+    if v_redemption.status = 'REQUESTED' and (v_redemption.sent_at is null
+        or (v_redemption.sent_call = p_call and v_redemption.vendor_calls = p_call)) then
         return crypto.redemption_release(p_id, 'FAILED', p_error);
     end if;
     perform crypto.redemption_unknown(p_id, left(format(
@@ -151,13 +188,33 @@ begin
 end
 $$;
 
-grant execute on function crypto.redemption_refused(bigint, integer, text) to oxp_service;
+-- The vendor refused call p_call, told by the attempt that made it (its
+-- claim: p_job_id, p_attempts, checked as crypto.redemption_sending does).
+create or replace function crypto.redemption_refused(
+    p_id bigint, p_job_id bigint, p_attempts integer, p_call integer, p_error text
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    perform crypto.redemption_claim_check(p_id, p_job_id, p_attempts);
+    return crypto.redemption_refusal(p_id, p_call, p_error);
+end
+$$;
+
+grant execute on function crypto.redemption_refused(bigint, bigint, integer, integer, text) to oxp_service;
 
 -- A refusal told without the call's number: refunded only if no call may
--- have reached the vendor.
+-- have reached the vendor (a REQUESTED redemption without a mark).
 create or replace function crypto.redemption_failed(p_id bigint, p_error text) returns jsonb
 language sql volatile security definer
 set search_path = crypto, pg_temp
-as $$ select crypto.redemption_refused(p_id, null, p_error) $$;
+as $$ select crypto.redemption_refusal(p_id, null, p_error) $$;
 
 grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;

@@ -221,12 +221,10 @@ comment on function crypto.reward_json(crypto.rewards_inventory) is
 'A reward SKU as JSON for oxp and the admin routes (oxp_service, admins, auditor).';
 comment on function crypto.redemption_json(crypto.rewards_redemptions) is
 'A redemption as JSON for oxp and the admin routes (oxp_service, admins, auditor).';
-comment on function crypto.redemption_to_issue(bigint) is
-'The worker''s view of a redemption to send to the vendor, null once no longer REQUESTED (oxp_service).';
 comment on function crypto.redemption_issued(bigint, text) is
 'The worker records the vendor''s code for a redemption: ISSUED (oxp_service).';
 comment on function crypto.redemption_failed(bigint, text) is
-'A vendor refusal without the call''s number: refunded only if no call may have reached the vendor (oxp_service).';
+'A vendor refusal without the call''s number: refunded only if REQUESTED and unmarked (oxp_service).';
 comment on function crypto.cancel_redemption(bigint, text) is
 'oxp rewards cancel and the admin route: cancels a requested redemption, refunding points and unit; audited.';
 comment on function crypto.upsert_reward(text, text, bigint, integer, boolean) is

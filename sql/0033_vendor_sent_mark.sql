@@ -35,3 +35,23 @@ create table crypto.orphan_vouchers (
 alter table crypto.orphan_vouchers enable row level security;
 grant select (id, redemption_id, redemption_status, received_at) on crypto.orphan_vouchers to auditor;
 grant select (sent_at, vendor_calls, sent_call) on crypto.rewards_redemptions to auditor;
+
+-- Rows from before the mark: a call may have reached the vendor for every
+-- UNKNOWN redemption, and for a REQUESTED one whose vendor call was tried
+-- (attempts > 0) or is running now. They get the mark of one call, begun
+-- when the row last changed, so no cancel refunds them (the safe side:
+-- only the vendor's answer or an admin's resolve ends them).
+update crypto.rewards_redemptions as r
+set sent_at = r.updated_at, sent_call = 1, vendor_calls = 1
+where r.sent_at is null and (r.status = 'UNKNOWN' or (r.status = 'REQUESTED' and exists (
+    select from crypto.jobs as j
+    where j.dedupe_key = 'reward.issue:' || r.id and (j.attempts > 0 or j.status = 'running')
+)));
+
+-- The worker no longer reads a redemption before a call: the mark
+-- (crypto.redemption_sending) returns it, and checks its claim.
+drop function if exists crypto.redemption_to_issue(bigint);
+-- The worker's answers now carry its claim (job id, attempt): checked, so
+-- oxp_operator (a member of oxp_service) cannot answer for a call by hand.
+drop function if exists crypto.redemption_not_sent(bigint, integer, text);
+drop function if exists crypto.redemption_refused(bigint, integer, text);

@@ -1,14 +1,18 @@
 """Reward vendors: who turns a redemption into a real voucher. The adapter is
 the only part that talks to the outside; the database decides everything else.
 
-Three outcomes of a vendor call, and what the worker records for each:
+The outcomes of a vendor call, and what the worker records for each:
 - a reference: the voucher exists (ISSUED);
 - VendorRefused: the vendor said no and issued nothing (FAILED, refunded);
-- VendorUnknown: the request may have reached the vendor and no answer came
-  back (a read timeout, a connection lost after sending, a 5xx): the voucher
-  may exist (UNKNOWN; asked again later with the same idempotency key).
-Anything else (the vendor could not be reached, refused our credentials)
-means nothing was issued: the job is retried and the redemption unchanged.
+- VendorUnknown: the request may have reached the vendor and no answer we
+  can read came back (a read timeout, a connection lost after sending, a
+  5xx, any other 2xx or a 3xx): the voucher may exist (UNKNOWN; asked again
+  later with the same idempotency key);
+- VendorRetryLater: the vendor answered another 4xx (credentials,
+  throttling, a bad request): it reached the vendor, so the call's mark
+  stays (no cancel refunds it); the job is retried;
+- VendorUnavailable: no connection was made, so the request never left:
+  the only outcome that takes the call's mark back; the job is retried.
 
 The HTTP vendor's wire format (what a real vendor's endpoint implements):
     POST {VENDOR_URL}/vouchers
@@ -52,8 +56,14 @@ class VendorUnknown(Exception):
 
 
 class VendorUnavailable(Exception):
-    """The vendor did not take the request (unreachable, or refused our
-    credentials): nothing was issued; the job is retried."""
+    """No connection was made (refused, timed out, no connection free): the
+    request never left, so nothing was issued; the job is retried."""
+
+
+class VendorRetryLater(Exception):
+    """The vendor answered a 4xx that is no refusal (credentials, throttling,
+    a bad request): presumably nothing was issued, but the request reached
+    it, so the worker keeps the call's mark and retries the job."""
 
 
 class Vendor(Protocol):
@@ -184,11 +194,14 @@ class HttpVendor:
             raise VendorUnknown(f"vendor answered {status} without a reference")
         if status in (409, 422) and answer.get("status") == "refused":
             raise VendorRefused(str(answer.get("reason") or "refused by the vendor")[:300])
-        if status >= 500:
-            raise VendorUnknown(f"vendor answered {status}")
-        # 4xx: the request was not accepted (credentials, throttling, a bad
-        # request): nothing was issued; retried after the backoff.
-        raise VendorUnavailable(f"vendor answered {status}")
+        if 400 <= status < 500:
+            # Taken and turned away (credentials, throttling, a bad request):
+            # retried after the backoff, the call's mark kept (it reached the
+            # vendor; only the vendor's answer or an admin's resolve ends it).
+            raise VendorRetryLater(f"vendor answered {status}")
+        # A 5xx, or a 2xx or 3xx that is not the answer we know (202 Accepted:
+        # it may issue later): the voucher may exist.
+        raise VendorUnknown(f"vendor answered {status}")
 
 
 def vendor_for(conn: psycopg.Connection, settings: Settings) -> Vendor:

@@ -74,16 +74,20 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
         ref = vendor.issue(redemption)
     except VendorRefused as exc:
         conn.execute(
-            "select crypto.redemption_refused(%s, %s, %s)", (redemption_id, call, str(exc))
+            "select crypto.redemption_refused(%s, %s, %s, %s, %s)",
+            (redemption_id, job_id, attempt, call, str(exc)),
         )
         return
     except VendorUnknown as exc:
         conn.execute("select crypto.redemption_unknown(%s, %s)", (redemption_id, str(exc)))
         raise
     except VendorUnavailable as exc:
-        # Never taken by the vendor: the mark goes (if it is the only one).
+        # No connection was made: the request never left, and the mark goes
+        # (if it is the only one). Any other failure keeps it (raised as is:
+        # VendorRetryLater, a 4xx, is retried with the mark standing).
         conn.execute(
-            "select crypto.redemption_not_sent(%s, %s, %s)", (redemption_id, call, str(exc))
+            "select crypto.redemption_not_sent(%s, %s, %s, %s, %s)",
+            (redemption_id, job_id, attempt, call, str(exc)),
         )
         raise
     try:

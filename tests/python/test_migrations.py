@@ -11,6 +11,7 @@ import pytest
 
 from ox_sidecar.config import ROOT
 from ox_sidecar.migrate import MigrationError, migrate, pending, reset
+from support import act_as, new_user, service
 
 # Listed here, not with the migrator's glob: every versioned file is
 # NNNN_<name>.sql (a misnamed file fails here, not silently out of order).
@@ -82,3 +83,69 @@ def test_the_clock_refuses_to_move_in_production(db: psycopg.Connection, db_url:
     with pytest.raises(psycopg.Error) as info:
         db.execute("select crypto.clock_set(now() + interval '1 day')")
     assert info.value.sqlstate == "OX008"
+
+
+def backfill_of_0033() -> str:
+    """The statement of sql/0033_vendor_sent_mark.sql that marks the rows from before the mark."""
+    text = (ROOT / "sql" / "0033_vendor_sent_mark.sql").read_text()
+    found = re.search(r"^update crypto\.rewards_redemptions as r\n.*?;$", text, re.S | re.M)
+    assert found, "0033 marks the redemptions from before the mark"
+    return found.group(0)
+
+
+def test_0033_marks_every_call_from_before_the_mark(db: psycopg.Connection, db_url: str) -> None:
+    """A database with redemptions from before 0033: an UNKNOWN one, and a
+    REQUESTED one whose vendor call was tried or is running, may have a
+    voucher at the vendor. 0033 marks them (no cancel refunds them); a
+    REQUESTED one never tried, and a final one, stay unmarked."""
+    uid = new_user(db, "before@example.com")
+    service(db, "select crypto.adjust_points('before@example.com', 1000, 'start', 'start:before')")
+    service(db, "select crypto.upsert_reward('MUG', 'A mug', 100, 9)")
+    ids: dict[str, int] = {}
+    with psycopg.connect(db_url) as conn:
+        for name in ("unknown", "tried", "running", "fresh", "issued"):
+            act_as(conn, uid)
+            answer = conn.execute("select api.redeem_reward('MUG', %s)", (name,)).fetchone()
+            conn.commit()
+            ids[name] = int(answer[0]["id"])  # type: ignore[index]
+
+    def job(name: str) -> str:
+        return f"reward.issue:{ids[name]}"
+
+    db.execute("select crypto.redemption_unknown(%s, 'ReadTimeout')", (ids["unknown"],))
+    db.execute("update crypto.jobs set attempts = 1 where dedupe_key = %s", (job("tried"),))
+    db.execute(
+        "update crypto.jobs set status = 'running', attempts = 1, locked_at = crypto.now()"
+        " where dedupe_key = %s",
+        (job("running"),),
+    )
+    db.execute("select crypto.redemption_issued(%s, 'VND-BEFORE-0123456789')", (ids["issued"],))
+    db.execute(
+        "update crypto.jobs set status = 'done', attempts = 1 where dedupe_key = %s",
+        (job("issued"),),
+    )
+    # As 0033's new columns find them.
+    db.execute(
+        "update crypto.rewards_redemptions set sent_at = null, sent_call = null, vendor_calls = 0"
+    )
+
+    db.execute(backfill_of_0033())
+    rows = dict(
+        db.execute(
+            "select id, (sent_at = updated_at, sent_call, vendor_calls)::text"
+            " from crypto.rewards_redemptions"
+        ).fetchall()
+    )
+    marked = "(t,1,1)"
+    assert {name: rows[rid] for name, rid in ids.items()} == {
+        "unknown": marked,
+        "tried": marked,
+        "running": marked,
+        "fresh": "(,,0)",
+        "issued": "(,,0)",
+    }
+    with pytest.raises(psycopg.Error) as refused:
+        service(db, "select crypto.cancel_redemption(%s, 'before')", ids["tried"])
+    assert refused.value.sqlstate == "OX150", "a tried call may have made a voucher: no refund"
+    cancelled = service(db, "select crypto.cancel_redemption(%s, 'before')", ids["fresh"])
+    assert cancelled["status"] == "CANCELLED", "one never tried is cancelled as before"

@@ -25,6 +25,7 @@ from ox_sidecar.migrate import migrate
 from ox_sidecar.vendor import (
     HttpVendor,
     VendorRefused,
+    VendorRetryLater,
     VendorUnavailable,
     VendorUnknown,
     sign,
@@ -109,21 +110,31 @@ def test_the_http_adapter_signs_and_gets_one_voucher_per_redemption(vendor: Fake
     assert vendor.issued == {"7": first}
     assert vendor.bodies[0] == {"redemption_id": 7, "sku": "MUG", "idempotency_key": "7"}
 
-    with pytest.raises(VendorUnavailable, match="401"):
+    with pytest.raises(VendorRetryLater, match="401"):
         HttpVendor(vendor.url, "another-secret-" + "x" * 20, 2, READ_TIMEOUT).issue(
             {"id": 8, "sku": "MUG"}
         )
     assert vendor.bad_signatures == 1 and "8" not in vendor.issued
 
-    vendor.script = {"9": ["refuse"], "10": ["hang"], "11": ["drop"], "12": ["500"]}
+    vendor.script = {
+        "9": ["refuse"],
+        "10": ["hang"],
+        "11": ["drop"],
+        "12": ["500"],
+        "14": ["202"],
+        "15": ["302"],
+        "16": ["429"],
+    }
     with pytest.raises(VendorRefused, match="no MUG left"):
         http.issue({"id": 9, "sku": "MUG"})
-    for rid in (10, 11, 12):
+    for rid in (10, 11, 12, 14, 15):
         with pytest.raises(VendorUnknown):
             http.issue({"id": rid, "sku": "MUG"})
-    assert set(vendor.issued) == {"7", "10", "11"}, (
-        "a timeout or a lost connection may follow an issue"
+    assert set(vendor.issued) == {"7", "10", "11", "14"}, (
+        "a timeout, a lost connection or an answer we cannot read may follow an issue"
     )
+    with pytest.raises(VendorRetryLater, match="429"):
+        http.issue({"id": 16, "sku": "MUG"})
 
     closed = f"http://127.0.0.1:{free_port()}/api"
     with pytest.raises(VendorUnavailable, match="unreachable"):
@@ -192,6 +203,77 @@ def test_no_answer_is_unknown_then_the_worker_asks_again(
     assert redemption(db, rid) == ("ISSUED", vendor.issued[str(rid)])
     assert list(vendor.issued) == [str(rid)], "asked three times, one voucher"
     assert balance(db, uid) == 200
+    assert service(db, "select count(*) from crypto.integrity_violations()") == 0
+
+
+def marked(db: psycopg.Connection, rid: int) -> bool:
+    """Whether a vendor call that may have reached the vendor stands on it."""
+    row = db.execute(
+        "select sent_at is not null from crypto.rewards_redemptions where id = %s", (rid,)
+    ).fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+def cancel(rid: int) -> str:
+    out = runner.invoke(app, ["rewards", "cancel", str(rid)])
+    return out.output if out.exit_code else "CANCELLED"
+
+
+def test_only_a_failed_connection_takes_a_call_back(
+    vendor: FakeVendor, db: psycopg.Connection, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer the worker cannot read (202: taken, the voucher made) is
+    UNKNOWN; a 4xx that is no refusal (429) is retried with the call's mark
+    standing: neither may be cancelled into a refund. Only a request that
+    never left (no connection) takes its mark back."""
+    uid = a_player(db, "accepted@example.com", 300)
+    service(db, "select crypto.upsert_reward('MUG', 'A mug', 100, 3)")
+    accepted = redeem(db_url, uid, "MUG", "k1")
+    vendor.script = {str(accepted): ["202"]}
+    with worker(db_url) as w:
+        while run_once(w):
+            pass
+    assert redemption(db, accepted) == ("UNKNOWN", None), "a 202 is no answer we can read"
+    assert str(accepted) in vendor.issued, "the vendor made the voucher"
+    assert "REDEMPTION_UNKNOWN" in cancel(accepted)
+    assert balance(db, uid) == 200, "no refund while the voucher may exist"
+
+    throttled = redeem(db_url, uid, "MUG", "k2")
+    vendor.script = {str(throttled): ["429"]}
+    with worker(db_url) as w:
+        while run_once(w):  # then the retry waits for its backoff
+            pass
+    assert redemption(db, throttled) == ("REQUESTED", None) and marked(db, throttled), (
+        "a 429 reached the vendor: the mark stays"
+    )
+    assert "REDEMPTION_UNKNOWN" in cancel(throttled)
+    assert balance(db, uid) == 100
+
+    # Both end with the vendor's answer: the voucher it made, and one it makes now.
+    with worker(db_url) as w:
+        make_due(db)
+        while run_once(w):
+            pass
+    assert redemption(db, accepted) == ("ISSUED", vendor.issued[str(accepted)])
+    assert redemption(db, throttled) == ("ISSUED", vendor.issued[str(throttled)])
+
+    # A vendor that cannot be reached: the request never left, the mark goes, a cancel refunds.
+    monkeypatch.setenv("VENDOR_URL", f"http://127.0.0.1:{free_port()}/api")
+    clear_settings()
+    unreachable = redeem(db_url, uid, "MUG", "k3")
+    with worker(db_url) as w:
+        while run_once(w):
+            pass
+    assert redemption(db, unreachable) == ("REQUESTED", None) and not marked(db, unreachable)
+    audited = db.execute(
+        "select details ->> 'mark_cleared' from crypto.audit_logs"
+        " where action = 'reward.not_sent' and subject = %s",
+        (str(unreachable),),
+    ).fetchall()
+    assert audited == [("true",)], "taking a mark back is audited"
+    assert cancel(unreachable) == "CANCELLED"
+    assert balance(db, uid) == 100
     assert service(db, "select count(*) from crypto.integrity_violations()") == 0
 
 

@@ -3,7 +3,7 @@
 -- refused, and the vendor's later answer ends it. The voucher (vendor_ref)
 -- is kept from the auditor and from the audit log.
 begin;
-select plan(23);
+select plan(24);
 
 select tests.create_user('u@example.com') as u \gset
 select crypto.upsert_reward('BOX', 'A box', 100, 3);
@@ -31,7 +31,8 @@ select is(
 );
 select is(crypto.redemption_unknown(:id, 'ReadTimeout again') ->> 'status', 'UNKNOWN', 'asked again, still no answer');
 select is((select count(*)::int from crypto.system_health where check_name = 'reward_vendor'), 1, '... alerted once');
-select is(crypto.redemption_to_issue(:id) ->> 'status', 'UNKNOWN', 'the worker asks the vendor again');
+select is((select status::text from crypto.jobs where dedupe_key = 'reward.issue:' || :id), 'queued',
+    'the worker asks the vendor again');
 select is((select count(*)::int from crypto.integrity_violations() where check_name <> 'unexplained_transfer'), 0, 'an UNKNOWN unit counts as reserved');
 
 select throws_ok(format('select crypto.cancel_redemption(%s, null)', :id), 'OX150', 'REDEMPTION_UNKNOWN',
@@ -47,11 +48,16 @@ select results_eq(
     $$ values (1, 1) $$, 'the unit moves from reserved to issued'
 );
 select is(crypto.redemption_unknown(:id, 'late timeout') ->> 'status', 'ISSUED', 'a late timeout changes nothing final');
-select is(crypto.redemption_to_issue(:id), null, 'an issued redemption is not asked for again');
+select is((select sent_at from crypto.rewards_redemptions where id = :id), null,
+    'this one was made UNKNOWN without a mark (as a row from before the mark), and issued all the same');
 
--- The other one: no answer, then the vendor refuses: refunded once.
+-- The other one: no answer, then the vendor refuses: the unanswered call may
+-- have made a voucher, so no refund until an admin resolves it; then once.
 select crypto.redemption_unknown(:id2, 'ReadTimeout');
-select is(crypto.redemption_failed(:id2, 'out of vouchers') ->> 'status', 'FAILED', 'a refusal after no answer fails it');
+select is(crypto.redemption_failed(:id2, 'out of vouchers') ->> 'status', 'UNKNOWN',
+    'a refusal after no answer is no refund');
+select is(crypto.resolve_redemption(:id2, 'FAILED', null, 'vendor: none made') ->> 'status', 'FAILED',
+    'an admin resolves it');
 select is((select balance from crypto.ledger_accounts where user_id = :'u'), 200::bigint, 'the points come back');
 select is((select count(*)::int from crypto.integrity_violations() where check_name <> 'unexplained_transfer'), 0, 'the ledger and inventory agree');
 

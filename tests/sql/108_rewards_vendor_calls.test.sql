@@ -6,7 +6,7 @@
 -- voucher) with a critical alert. The mark stretches the job's claim over
 -- the call, so a short jobs.lease_seconds lets no second worker in.
 begin;
-select plan(37);
+select plan(52);
 
 select tests.create_user('w@example.com') as w \gset
 select crypto.upsert_reward('CUP', 'A cup', 100, 9);
@@ -27,7 +27,8 @@ select throws_ok(format('select crypto.redemption_sending(%s, %s, 1, 0)', :a, :j
     'a call lasts more than 0 s');
 select is(crypto.redemption_sending(:a, :ja, 1, 30) ->> 'call', '1', 'the first call is marked');
 select is((select sent_call from crypto.rewards_redemptions where id = :a), 1, 'sent by call 1');
-select ok((select lease_until >= clock_timestamp() + interval '39 seconds' from crypto.jobs where id = :ja),
+-- now(): this transaction's start, before the mark was made (clock_timestamp() runs on, and made this flaky).
+select ok((select lease_until >= now() + interval '40 seconds' from crypto.jobs where id = :ja),
     'the claim is stretched over the call and a margin');
 
 -- The worker dies; even a lease of one second does not free its job while the call may run.
@@ -44,10 +45,12 @@ select is((crypto.claim_job(array['reward.issue'])).attempts, 2, 'the call''s ti
 select throws_ok(format('select crypto.redemption_sending(%s, %s, 1, 30)', :a, :ja), 'OX265', 'JOB_LEASE_LOST',
     'the first attempt, were it alive, may no longer call');
 select is(crypto.redemption_sending(:a, :ja, 2, 30) ->> 'call', '2', 'the second call is marked');
-select is(crypto.redemption_refused(:a, 2, 'duplicate request') ->> 'status', 'UNKNOWN',
+select throws_ok(format('select crypto.redemption_refused(%s, %s, 1, 2, %L)', :a, :ja, 'stale'), 'OX265',
+    'JOB_LEASE_LOST', 'a refusal told by an attempt that no longer holds the job is refused');
+select is(crypto.redemption_refused(:a, :ja, 2, 2, 'duplicate request') ->> 'status', 'UNKNOWN',
     'a later call refused: UNKNOWN, not a refund');
 select is(pg_temp.balance(), 900::bigint, '... the points stay spent');
-select is(crypto.redemption_refused(:a, 1, 'out of stock') ->> 'status', 'UNKNOWN',
+select is(crypto.redemption_refused(:a, :ja, 2, 1, 'out of stock') ->> 'status', 'UNKNOWN',
     'a refusal of call 1, with call 2 begun since, refunds nothing either');
 select is((select severity::text from crypto.alerts where rule = 'redemption_unresolved' and subject = :a::text
     and resolved_at is null), 'critical', 'a critical alert asks an admin to resolve it');
@@ -83,7 +86,7 @@ select (api.redeem_reward('CUP', 'b')::jsonb ->> 'id')::bigint as b \gset
 select tests.clear_authentication();
 select (crypto.claim_job(array['reward.issue'])).id as jb \gset
 select crypto.redemption_sending(:b, :jb, 1, 30);
-select is(crypto.redemption_refused(:b, 1, 'out of stock') ->> 'status', 'FAILED',
+select is(crypto.redemption_refused(:b, :jb, 1, 1, 'out of stock') ->> 'status', 'FAILED',
     'the refusal of the first and only call fails it');
 select is(pg_temp.balance(), 1000::bigint, '... refunded');
 
@@ -93,10 +96,50 @@ select (api.redeem_reward('CUP', 'c')::jsonb ->> 'id')::bigint as c \gset
 select tests.clear_authentication();
 select (crypto.claim_job(array['reward.issue'])).id as jc \gset
 select crypto.redemption_sending(:c, :jc, 1, 30);
-select crypto.redemption_not_sent(:c, 1, 'ConnectError');
+select throws_ok(format('select crypto.redemption_not_sent(%s, %s, 2, 1, %L)', :c, :jc, 'ConnectError'), 'OX265',
+    'JOB_LEASE_LOST', 'only the attempt holding the job takes its mark back');
+select crypto.redemption_not_sent(:c, :jc, 1, 1, 'ConnectError');
 select is((select sent_at from crypto.rewards_redemptions where id = :c), null, 'not sent: no mark');
+select is((select details ->> 'mark_cleared' from crypto.audit_logs where action = 'reward.not_sent'
+    and subject = :c::text), 'true', '... audited');
 select crypto.fail_job(:jc, 1, 'ConnectError');
 select is(crypto.cancel_redemption(:c, 'changed my mind') ->> 'status', 'CANCELLED', 'then a cancel refunds it');
+
+-- F: call 1 and call 2 overlap; call 2 is refused (UNKNOWN, an alert), then call 1's voucher comes: ISSUED.
+select tests.authenticate_as(:'w');
+select (api.redeem_reward('CUP', 'f')::jsonb ->> 'id')::bigint as f \gset
+select tests.clear_authentication();
+select (crypto.claim_job(array['reward.issue'])).id as jf \gset
+select crypto.redemption_sending(:f, :jf, 1, 30);
+select crypto.redemption_sending(:f, :jf, 1, 30);
+select is(crypto.redemption_refused(:f, :jf, 1, 2, 'duplicate request') ->> 'status', 'UNKNOWN',
+    'call 2 refused after call 1 began: UNKNOWN');
+select is(crypto.redemption_issued(:f, 'VND-F-0123456789') ->> 'status', 'ISSUED', 'call 1''s voucher issues it');
+select is((select count(*)::int from crypto.alerts where rule = 'redemption_unresolved' and subject = :f::text
+    and resolved_at is null), 0, '... and clears the alert: nothing is left to resolve');
+
+-- G: an UNKNOWN redemption without a mark (a row from before the mark existed).
+select tests.authenticate_as(:'w');
+select (api.redeem_reward('CUP', 'g')::jsonb ->> 'id')::bigint as g \gset
+select tests.clear_authentication();
+select crypto.redemption_unknown(:g, 'ReadTimeout');
+select id as jg from crypto.jobs where dedupe_key = 'reward.issue:' || :g \gset
+set local role oxp_operator;
+select throws_ok(format('select crypto.redemption_refused(%s, %s, 0, 1, %L)', :g, :jg, 'by hand'), 'OX265',
+    'JOB_LEASE_LOST', 'the operator (a member of oxp_service) cannot refuse a call it does not hold');
+select throws_ok(format('select crypto.redemption_not_sent(%s, %s, 0, 1, %L)', :g, :jg, 'by hand'), 'OX265',
+    'JOB_LEASE_LOST', '... nor take a mark back');
+reset role;
+select is(crypto.redemption_failed(:g, 'out of stock') ->> 'status', 'UNKNOWN',
+    'a refusal of an UNKNOWN redemption without a mark is no refund');
+select is((select (crypto.claim_job(array['reward.issue'])).id), :jg::bigint, 'the worker asks again');
+select is(crypto.redemption_sending(:g, :jg, 1, 30) ->> 'call', '1', '... its first marked call');
+select crypto.redemption_not_sent(:g, :jg, 1, 1, 'ConnectError');
+select isnt((select sent_at from crypto.rewards_redemptions where id = :g), null,
+    'an UNKNOWN redemption keeps its mark whatever a call says');
+select is(crypto.redemption_refused(:g, :jg, 1, 1, 'out of stock') ->> 'status', 'UNKNOWN',
+    'the refusal of its only marked call refunds nothing: the unanswered call before it may have made one');
+select is(pg_temp.balance(), 800::bigint, 'the points of F and G stay spent');
 
 -- D: a REQUESTED redemption whose call may have reached the vendor is resolved like an UNKNOWN one.
 select tests.authenticate_as(:'w');
@@ -112,6 +155,8 @@ select is(crypto.resolve_redemption(:d, 'ISSUED', 'VND-D-0123456789') ->> 'statu
     'resolved with the vendor''s voucher');
 select throws_ok(format('select crypto.resolve_redemption(%s, %L)', :e, 'FAILED'), 'OX151', 'REDEMPTION_NOT_UNKNOWN',
     'one never sent is cancelled, not resolved');
+select throws_ok(format('select crypto.cancel_redemption(%s, null)', :d), 'OX205', 'REDEMPTION_FINAL',
+    'an issued redemption with a mark is final, not unknown');
 select is(crypto.redemption_issued(:d, 'VND-OTHER-0123456789') ->> 'orphan_voucher', 'true',
     'a second, different voucher for an issued redemption is kept too');
 
@@ -122,8 +167,10 @@ select is((select count(*)::int from crypto.integrity_violations() where check_n
 select is_empty(
     $$ select r.rolname, f from pg_roles as r
        cross join (values ('crypto.redemption_sending(bigint, bigint, integer, numeric)'),
-           ('crypto.redemption_refused(bigint, integer, text)'),
-           ('crypto.redemption_not_sent(bigint, integer, text)')) as p (f)
+           ('crypto.redemption_refused(bigint, bigint, integer, integer, text)'),
+           ('crypto.redemption_not_sent(bigint, bigint, integer, integer, text)'),
+           ('crypto.redemption_refusal(bigint, integer, text)'),
+           ('crypto.redemption_claim_check(bigint, bigint, integer)')) as p (f)
        where r.rolname in ('anon', 'app_user', 'app_admin', 'auth_service', 'ad_network', 'auditor',
            'authenticator', 'admin_authenticator')
          and has_function_privilege(r.rolname, f, 'execute') $$,

@@ -3,8 +3,9 @@ checks each request's HMAC signature, issues one voucher per idempotency key
 (the same reference again for a key it has seen), and can be told, per key,
 to misbehave on the next calls: answer late ("hang"), drop the connection
 after issuing ("drop"), refuse ("refuse"), refuse even a key it issued a
-voucher for, as some vendors answer a repeated request ("duplicate"), or
-fail ("500")."""
+voucher for, as some vendors answer a repeated request ("duplicate"),
+fail ("500"), throttle ("429"), redirect ("302"), or take the request and
+make the voucher without saying so in the answer ("202")."""
 
 from __future__ import annotations
 
@@ -86,6 +87,19 @@ def _handler(vendor: FakeVendor) -> type[BaseHTTPRequestHandler]:
             behaviour = vendor.next_behaviour(key)
             if behaviour == "500":
                 self.answer(503, {"error": "try later"})
+                return
+            if behaviour == "429":
+                self.answer(429, {"error": "slow down"})
+                return
+            if behaviour == "302":
+                self.send_response(302)
+                self.send_header("Location", "/api/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if behaviour == "202":  # taken: it makes the voucher, and says so another way
+                vendor.issue(key)
+                self.answer(202, {"status": "accepted"})
                 return
             if behaviour == "duplicate" and key in vendor.issued:
                 self.answer(409, {"status": "refused", "reason": "duplicate request"})
