@@ -1,8 +1,7 @@
 -- Rate limits shared by every API process: a sliding window estimated from
 -- two fixed windows (the previous one weighted by how much of it still lies
--- inside the window ending now). The shim calls this in its own committed
--- transaction before the request, so a request that then fails still counts.
--- The limits are settings; the shim only names the caller and the kind.
+-- inside the window ending now). The limits are settings; the shim only
+-- names the caller and the kind.
 --
 -- One statement counts the request in every bucket that applies and says
 -- whether any is over its limit. Requests per IP and point reads count
@@ -12,17 +11,16 @@
 -- crypto.rate_limit_count when a prediction is accepted, so a player's
 -- refused or mistyped attempts never use up their budget.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
-create or replace function api.rate_limit(p_ip text, p_user uuid, p_kinds text[]) returns json
-language plpgsql volatile security definer
+-- Called by api.rate_limit_gate (in the request's own transaction) and
+-- api.rate_limit (a transaction of its own).
+create or replace function crypto.rate_limit_take(p_ip text, p_user uuid, p_kinds text[]) returns json
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
 declare
     v_now timestamptz := crypto.now();
     v_answer json;
 begin
-    -- Nothing here is worth a disk flush at commit (the table is unlogged;
-    -- a lost activity row only undercounts a day's active users).
-    perform set_config('synchronous_commit', 'off', true);
     if p_user is not null then
         perform crypto.note_activity(p_user);
     end if;
@@ -104,7 +102,43 @@ begin
 end
 $$;
 
+-- The count in a transaction of its own: for a request with no database
+-- call of its own to share (db.count_alone). Nothing here is worth a disk
+-- flush at commit (the counters are unlogged; a lost activity row only
+-- undercounts a day's active users).
+create or replace function api.rate_limit(p_ip text, p_user uuid, p_kinds text[]) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform set_config('synchronous_commit', 'off', true);
+    return crypto.rate_limit_take(p_ip, p_user, p_kinds);
+end
+$$;
+
 grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
+
+-- The count in the request's own transaction, pipelined before its call in
+-- one round trip (db._run_gated): no transaction of its own per request.
+-- A refusal cannot raise (the rollback would undo its count, and refused
+-- requests count): it leaves oxp.rate_limit unset, and the call's statement
+-- runs only where oxp.rate_limit = 'allowed' (db.GUARD), so the refused
+-- call never starts and the count commits. Transaction-local: it cannot
+-- outlive this request. When the call then fails, its rollback takes the
+-- count too, and the shim counts it again with api.rate_limit.
+create or replace function api.rate_limit_gate(p_ip text, p_user uuid, p_kinds text[]) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds);
+begin
+    perform set_config('oxp.rate_limit', case when (v_answer ->> 'allowed')::boolean then 'allowed' else '' end, true);
+    return v_answer;
+end
+$$;
+
+grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_service;
 
 -- One accepted prediction in the per-user prediction buckets (called by
 -- crypto.place_prediction in the transaction that inserts it, so only a

@@ -21,3 +21,6 @@ comment on function crypto.check_wal_archive() is
 comment on function crypto.check_backup_late() is
 'From evaluate_alerts: no successful scheduled full backup within backups.late_full_days, or none of any kind '
 'within backups.late_any_days, opens backup_late; the next success clears it.';
+
+comment on function api.rate_limit_gate(text, uuid, text[]) is
+'Counts a request in its own transaction, before its call; a refusal commits and the guarded call never runs (auth_service).';

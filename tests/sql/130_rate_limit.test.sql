@@ -1,5 +1,5 @@
 begin;
-select plan(12);
+select plan(17);
 
 select crypto.clock_set('2026-11-24 09:00:10+09');
 select gen_random_uuid() as u \gset
@@ -50,6 +50,24 @@ select is((api.rate_limit('5.5.5.5', null, '{}') ->> 'allowed')::boolean, false,
 select crypto.clock_set('2026-11-24 10:01:30+09');
 select is((api.rate_limit('6.6.6.6', null, '{}') ->> 'allowed')::boolean, true,
     'per IP, Retry-After (80 s after a refusal at 10:00:10) is allowed');
+
+-- The gate pipelined in the request's transaction (api.rate_limit_gate):
+-- the same count, and a refusal that commits but lets the call not run.
+select crypto.clock_set('2026-11-24 11:00:10+09');
+select is((api.rate_limit_gate('7.7.7.7', null, '{}') ->> 'allowed')::boolean, true,
+    'the gate allows as the limiter does');
+select is(current_setting('oxp.rate_limit', true), 'allowed',
+    'and lets the call''s guarded statement run');
+select api.rate_limit_gate('7.7.7.7', null, '{}') from generate_series(1, 2);
+select is((api.rate_limit_gate('7.7.7.7', null, '{}') ->> 'allowed')::boolean, false,
+    'the gate refuses the fourth request in the minute');
+-- The statement db.call_api sends after the gate (db.GUARD): a call with a
+-- side effect (a count of its own) does not run at all.
+select api.rate_limit('8.8.8.8', null, '{}') where current_setting('oxp.rate_limit', true) = 'allowed';
+select is((select count(*)::int from crypto.rate_limits where bucket = 'ip:8.8.8.8'), 0,
+    'after a refusal the guarded call never runs');
+select is((select hits from crypto.rate_limits where bucket = 'ip:7.7.7.7'), 4,
+    'the refused request counts (refusing is no error, so nothing undoes it)');
 
 select * from finish();
 rollback;
