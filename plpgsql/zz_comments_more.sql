@@ -23,4 +23,5 @@ comment on function crypto.check_backup_late() is
 'within backups.late_any_days, opens backup_late; the next success clears it.';
 
 comment on function api.rate_limit_gate(text, uuid, text[]) is
-'Counts a request in its own transaction, before its call; a refusal commits and the guarded call never runs (auth_service).';
+'Counts a request in the transaction of its call, before the call; a refusal commits, '
+'and the guarded call never runs (auth_service).';
