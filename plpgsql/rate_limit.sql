@@ -11,9 +11,13 @@
 -- crypto.rate_limit_count when a prediction is accepted, so a player's
 -- refused or mistyped attempts never use up their budget.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
--- Called by api.rate_limit_gate (in the request's own transaction) and
--- api.rate_limit (a transaction of its own).
-create or replace function crypto.rate_limit_take(p_ip text, p_user uuid, p_kinds text[]) returns json
+-- Called by api.rate_limit (a transaction of its own: counts, p_count) and
+-- api.rate_limit_gate (in the request's own transaction: only looks, and
+-- answers as if this request were counted; api.rate_limit_note counts it
+-- after the call, so the counter rows stay locked only until the commit).
+create or replace function crypto.rate_limit_take(
+    p_ip text, p_user uuid, p_kinds text[], p_count boolean
+) returns json
 language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
@@ -44,7 +48,7 @@ begin
     -- In bucket order: two requests never lock each other's rows in reverse.
     counted as (
         insert into crypto.rate_limits as l (bucket, window_start, hits)
-        select r.bucket, r.window_start, 1 from rules as r where r.counts order by r.bucket
+        select r.bucket, r.window_start, 1 from rules as r where r.counts and p_count order by r.bucket
         on conflict (bucket, window_start) do update set hits = l.hits + 1
         returning l.bucket, l.hits
     ),
@@ -56,13 +60,13 @@ begin
         select
             r.max_hits, r.window_seconds::numeric as w,
             coalesce(c.hits - 1, cur.hits, 0)::numeric as hits,
-            coalesce(c.hits, cur.hits, 0)::numeric as hits_after,
+            coalesce(c.hits, coalesce(cur.hits, 0) + r.counts::integer)::numeric as hits_after,
             coalesce(p.hits, 0)::numeric as previous_hits,
             extract(epoch from v_now - r.window_start) as elapsed
         from rules as r
         left join counted as c on c.bucket = r.bucket
         left join crypto.rate_limits as cur
-            on not r.counts and cur.bucket = r.bucket and cur.window_start = r.window_start
+            on not (r.counts and p_count) and cur.bucket = r.bucket and cur.window_start = r.window_start
         left join crypto.rate_limits as p
             on p.bucket = r.bucket and p.window_start = r.window_start - make_interval(secs => r.window_seconds)
     ),
@@ -112,26 +116,26 @@ set search_path = crypto, pg_temp
 as $$
 begin
     perform set_config('synchronous_commit', 'off', true);
-    return crypto.rate_limit_take(p_ip, p_user, p_kinds);
+    return crypto.rate_limit_take(p_ip, p_user, p_kinds, true);
 end
 $$;
 
 grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
 
--- The count in the request's own transaction, pipelined before its call in
--- one round trip (db._run_gated): no transaction of its own per request.
--- A refusal cannot raise (the rollback would undo its count, and refused
--- requests count): it leaves oxp.rate_limit unset, and the call's statement
--- runs only where oxp.rate_limit = 'allowed' (db.GUARD), so the refused
--- call never starts and the count commits. Transaction-local: it cannot
--- outlive this request. When the call then fails, its rollback takes the
--- count too, and the shim counts it again with api.rate_limit.
+-- The limiter in the request's own transaction, pipelined around its call
+-- in one round trip (db._run_gated): no transaction of its own per request.
+-- This looks (api.rate_limit_note counts, after the call); a refusal cannot
+-- raise (the rollback would undo its count, and refused requests count): it
+-- leaves oxp.rate_limit unset, and the call's statement runs only where
+-- oxp.rate_limit = 'allowed' (db.GUARD), so the refused call never starts.
+-- Transaction-local: it cannot outlive this request. When the call fails,
+-- its rollback takes the count too, and the shim counts it with api.rate_limit.
 create or replace function api.rate_limit_gate(p_ip text, p_user uuid, p_kinds text[]) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds);
+    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds, false);
 begin
     perform set_config('oxp.rate_limit', case when (v_answer ->> 'allowed')::boolean then 'allowed' else '' end, true);
     return v_answer;
@@ -139,6 +143,29 @@ end
 $$;
 
 grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_service;
+
+-- The count of api.rate_limit_gate's request, the last statement before its
+-- commit: its counter rows are locked from here to the commit only, not
+-- through the call, so one IP's (or user's) requests do not queue behind
+-- each other's calls. Counted after looking, two requests of one client
+-- in flight at once may both pass the last free place: the limit can be
+-- passed by at most the API's database connections less one, per window.
+create or replace function api.rate_limit_note(p_ip text, p_user uuid, p_kinds text[]) returns void
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.rate_limits as l (bucket, window_start, hits)
+    select v.bucket, to_timestamp(floor(extract(epoch from crypto.now()) / 60) * 60), 1
+    from (values
+        ('ip:' || p_ip, p_ip is not null),
+        ('point_reads:minute:' || p_user, p_user is not null and 'point_reads' = any(p_kinds))
+    ) as v (bucket, applies)
+    where v.applies
+    order by v.bucket
+    on conflict (bucket, window_start) do update set hits = l.hits + 1
+$$;
+
+grant execute on function api.rate_limit_note(text, uuid, text[]) to auth_service;
 
 -- One accepted prediction in the per-user prediction buckets (called by
 -- crypto.place_prediction in the transaction that inserts it, so only a

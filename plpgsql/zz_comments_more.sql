@@ -23,5 +23,8 @@ comment on function crypto.check_backup_late() is
 'within backups.late_any_days, opens backup_late; the next success clears it.';
 
 comment on function api.rate_limit_gate(text, uuid, text[]) is
-'Counts a request in the transaction of its call, before the call; a refusal commits, '
-'and the guarded call never runs (auth_service).';
+'Before a request''s call, in its transaction: may it run? A refusal lets the guarded call not run '
+'and commits (auth_service).';
+
+comment on function api.rate_limit_note(text, uuid, text[]) is
+'After a request''s call, in its transaction: counts it per IP and point reads (auth_service).';

@@ -27,10 +27,12 @@ SET_CALLER = (
 # rate limiter) run as this role: neither anon nor a user token reaches them.
 AUTH = "auth_service"
 ADMIN = "app_admin"
-# The rate limiter, pipelined before a request's call in its transaction
-# (plpgsql/rate_limit.sql): it counts, says whether the request may run, and
-# lets the call's statement run only then (the guard below).
+# The rate limiter, pipelined around a request's call in its transaction
+# (plpgsql/rate_limit.sql): the gate says whether the request may run and
+# lets the call's statement run only then (the guard below); the note counts
+# the request, last, so that its counter rows are locked only until COMMIT.
 RATE_LIMIT_GATE = "select api.rate_limit_gate(%s, %s, %s)::text"
+RATE_LIMIT_NOTE = "select api.rate_limit_note(%s, %s, %s)"
 # A pseudo-constant condition: PostgreSQL evaluates it once, before the
 # function scan under it, and never starts the scan when it is false.
 GUARD = sql.SQL(" where current_setting('oxp.rate_limit', true) = 'allowed'")
@@ -228,16 +230,19 @@ async def _run_gated(
     args: tuple[Any, ...],
     gate: rate_gate.Gate,
 ) -> Any:
-    """`_run` with the rate limiter first, in the same transaction and round
-    trip: BEGIN, auth_service, the limiter, the caller, the guarded call,
-    COMMIT. A refusal is not an error (that would undo its count): the
-    limiter leaves oxp.rate_limit unset, the guard keeps the call from
-    running, and the refusal commits with its count."""
+    """`_run` with the rate limiter around the call, in the same transaction
+    and round trip: BEGIN, auth_service, the gate, the caller, the guarded
+    call, auth_service, the count, COMMIT. A refusal is not an error (that
+    would undo its count): the gate leaves oxp.rate_limit unset, the guard
+    keeps the call from running, and the refusal commits with its count."""
+    limited = (gate.ip, gate.user, gate.kinds)
     async with pool.connection() as conn, conn.pipeline():
         await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
-        counted = await conn.execute(RATE_LIMIT_GATE, (gate.ip, gate.user, gate.kinds))
+        counted = await conn.execute(RATE_LIMIT_GATE, limited)
         await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
         cur = await conn.execute(query + GUARD, args)
+        await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
+        await conn.execute(RATE_LIMIT_NOTE, limited)
         await conn.commit()
         answer = await counted.fetchone()
         row = await cur.fetchone()

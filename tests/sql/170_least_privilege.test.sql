@@ -49,6 +49,7 @@ select set_eq(
         'api.prometheus_gauges()',
         'api.rate_limit(text,uuid,text[])',
         'api.rate_limit_gate(text,uuid,text[])',
+        'api.rate_limit_note(text,uuid,text[])',
         'api.refresh(bytea,bytea)',
         'api.verify_email(bytea)'
     ]::text[],
