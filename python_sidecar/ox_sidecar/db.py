@@ -31,7 +31,12 @@ ADMIN = "app_admin"
 # (plpgsql/rate_limit.sql): the gate says whether the request may run and
 # lets the call's statement run only then (the guard below); the note counts
 # the request, last, so that its counter rows are locked only until COMMIT.
-RATE_LIMIT_GATE = "select api.rate_limit_gate(%s, %s, %s)::text"
+# The gate and the caller's role in one statement: EXECUTE on the gate is
+# checked as the statement starts (as auth_service), before the role changes.
+RATE_LIMIT_GATE = (
+    "select api.rate_limit_gate(%s, %s, %s)::text, set_config('role', %s, true),"
+    " set_config('request.jwt.claims', %s, true), set_config('statement_timeout', %s, true)"
+)
 RATE_LIMIT_NOTE = "select api.rate_limit_note(%s, %s, %s)"
 # A pseudo-constant condition: PostgreSQL evaluates it once, before the
 # function scan under it, and never starts the scan when it is false.
@@ -238,8 +243,7 @@ async def _run_gated(
     limited = (gate.ip, gate.user, gate.kinds)
     async with pool.connection() as conn, conn.pipeline():
         await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
-        counted = await conn.execute(RATE_LIMIT_GATE, limited)
-        await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
+        counted = await conn.execute(RATE_LIMIT_GATE, (*limited, role, claims, str(timeout_ms)))
         cur = await conn.execute(query + GUARD, args)
         await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
         await conn.execute(RATE_LIMIT_NOTE, limited)
