@@ -12,9 +12,11 @@
 -- refused or mistyped attempts never use up their budget.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
 -- Called by api.rate_limit (a transaction of its own: counts, p_count) and
--- api.rate_limit_gate (in the request's own transaction: only looks, and
--- answers as if this request were counted; api.rate_limit_note counts it
--- after the call, so the counter rows stay locked only until the commit).
+-- api.rate_limit_gate (in the request's own transaction: counts the user's
+-- point reads, exactly, but only looks at the IP's count, answering as if
+-- this request were counted; api.rate_limit_note counts it per IP after the
+-- call, so that the IP's row, which many players behind one NAT address
+-- share, stays locked only until the commit, not through the call).
 create or replace function crypto.rate_limit_take(
     p_ip text, p_user uuid, p_kinds text[], p_count boolean
 ) returns json
@@ -33,7 +35,7 @@ begin
             v.bucket, v.counts, (s.value #>> '{}')::integer as max_hits, v.seconds as window_seconds,
             to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
         from (values
-            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, true),
+            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, p_count),
             ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60,
                 p_user is not null and 'predictions' = any(p_kinds), false),
             ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600,
@@ -48,7 +50,7 @@ begin
     -- In bucket order: two requests never lock each other's rows in reverse.
     counted as (
         insert into crypto.rate_limits as l (bucket, window_start, hits)
-        select r.bucket, r.window_start, 1 from rules as r where r.counts and p_count order by r.bucket
+        select r.bucket, r.window_start, 1 from rules as r where r.counts order by r.bucket
         on conflict (bucket, window_start) do update set hits = l.hits + 1
         returning l.bucket, l.hits
     ),
@@ -60,13 +62,13 @@ begin
         select
             r.max_hits, r.window_seconds::numeric as w,
             coalesce(c.hits - 1, cur.hits, 0)::numeric as hits,
-            coalesce(c.hits, coalesce(cur.hits, 0) + r.counts::integer)::numeric as hits_after,
+            coalesce(c.hits, coalesce(cur.hits, 0) + (r.bucket = 'ip:' || p_ip)::integer)::numeric as hits_after,
             coalesce(p.hits, 0)::numeric as previous_hits,
             extract(epoch from v_now - r.window_start) as elapsed
         from rules as r
         left join counted as c on c.bucket = r.bucket
         left join crypto.rate_limits as cur
-            on not (r.counts and p_count) and cur.bucket = r.bucket and cur.window_start = r.window_start
+            on not r.counts and cur.bucket = r.bucket and cur.window_start = r.window_start
         left join crypto.rate_limits as p
             on p.bucket = r.bucket and p.window_start = r.window_start - make_interval(secs => r.window_seconds)
     ),
@@ -144,24 +146,21 @@ $$;
 
 grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_service;
 
--- The count of api.rate_limit_gate's request, the last statement before its
--- commit: its counter rows are locked from here to the commit only, not
--- through the call, so one IP's (or user's) requests do not queue behind
--- each other's calls. Counted after looking, two requests of one client
--- in flight at once may both pass the last free place: the limit can be
--- passed by at most the API's database connections less one, per window.
+-- The per-IP count of api.rate_limit_gate's request, the last statement
+-- before its commit: the IP's row is locked from here to the commit only,
+-- not through the call, so the players behind one address do not queue
+-- behind each other's calls. Counted after looking, two requests of one
+-- IP in flight at once may both pass its last free place: the per-IP limit
+-- can be passed by at most the API's database connections less one, per
+-- window. (The per-user limits stay exact: one player's requests may queue.)
 create or replace function api.rate_limit_note(p_ip text, p_user uuid, p_kinds text[]) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     insert into crypto.rate_limits as l (bucket, window_start, hits)
     select v.bucket, to_timestamp(floor(extract(epoch from crypto.now()) / 60) * 60), 1
-    from (values
-        ('ip:' || p_ip, p_ip is not null),
-        ('point_reads:minute:' || p_user, p_user is not null and 'point_reads' = any(p_kinds))
-    ) as v (bucket, applies)
+    from (values ('ip:' || p_ip, p_ip is not null)) as v (bucket, applies)
     where v.applies
-    order by v.bucket
     on conflict (bucket, window_start) do update set hits = l.hits + 1
 $$;
 
