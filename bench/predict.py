@@ -46,6 +46,13 @@ def prepare(url: str, clients: int, runs: int = 1) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         # Enough slots for every symbol; a session open for hours.
         conn.execute("update crypto.settings set value = '10' where key = 'predictions.base_limit'")
+        # With the limiter on, nothing is refused: the runs measure the counting
+        # (one IP sends everything; bench/rush measures refusals).
+        conn.execute(
+            "update crypto.settings set value = '1000000000' where key in"
+            " ('ratelimit.ip_per_minute', 'ratelimit.predictions_per_minute',"
+            " 'ratelimit.predictions_per_hour')"
+        )
         # pg_cron's tick may have opened today's session already: use that one.
         day = conn.execute(
             "select coalesce((select trading_day from crypto.session_control where phase = 'OPEN'),"
@@ -117,9 +124,11 @@ def run_http(
     work: Path,
     run: int = 0,
     via: dict[str, str] | None = None,
+    limiter: bool = False,
 ) -> dict[str, float]:
     """Run `run` (0, 1, ...) predicts for its own users, so runs never collide;
-    `via` adds the API's settings for a pooler."""
+    `via` adds the API's settings for a pooler; `limiter` turns the rate
+    limiter on (the production configuration; its limits raised in prepare)."""
     settings = Settings(database_url=url, jwt_private_key_file=work / "jwt.pem")
     tokens = TokenService(settings)
     user_tokens = [
@@ -130,13 +139,12 @@ def run_http(
     lines = [f"{token} {symbol}" for symbol in SYMBOLS for token in user_tokens]
     requests_file = work / f"requests{run}.txt"
     requests_file.write_text("\n".join(lines) + "\n")
-    # One IP sends everything here; bench/ratelimit measures the limiter.
     with running_api(
         url,
         work,
         workers=workers,
         API_POOL_SIZE=str(pool),
-        RATE_LIMITS_ENABLED="false",
+        RATE_LIMITS_ENABLED="true" if limiter else "false",
         **(via or {}),
     ) as base:
         threads = 2
@@ -204,25 +212,36 @@ def main() -> None:
     parser.add_argument(
         "--bouncer-pool", type=int, default=8, help="PgBouncer's server connections per login"
     )
+    parser.add_argument(
+        "--limiter",
+        choices=["off", "on", "both"],
+        default="both",
+        help="the rate limiter off, on (production), or a run of each",
+    )
     args = parser.parse_args()
     modes = {"none": ["direct"], "pgbouncer": ["pgbouncer"], "both": ["direct", "pgbouncer"]}
-    runs = modes[args.pooler]
+    limiters = {"off": [False], "on": [True], "both": [False, True]}[args.limiter]
+    runs = [(mode, on) for mode in modes[args.pooler] for on in limiters]
 
     https: list[tuple[str, dict[str, float]]] = []
     with throwaway_cluster() as (work, port):
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
         prepare(url, args.clients, len(runs))
-        for i, mode in enumerate(runs):
+        for i, (mode, on) in enumerate(runs):
             label = f"{args.workers} API processes x {args.pool} connections"
+            limits = ", limiter on" if on else ", limiter off"
             if mode == "direct":
-                http = run_http(url, args.clients, args.seconds, args.workers, args.pool, work, i)
-                https.append((label + ", direct", http))
+                http = run_http(
+                    url, args.clients, args.seconds, args.workers, args.pool, work, i, limiter=on
+                )
+                https.append((label + ", direct" + limits, http))
                 continue
             with pgbouncer(work, port, args.bouncer_pool) as via:
                 http = run_http(
-                    url, args.clients, args.seconds, args.workers, args.pool, work, i, via
+                    url, args.clients, args.seconds, args.workers, args.pool, work, i, via, on
                 )
-            https.append((label + f", via PgBouncer: {args.bouncer_pool} server connections", http))
+            bouncer = f", via PgBouncer: {args.bouncer_pool} server connections"
+            https.append((label + bouncer + limits, http))
         pgb = run_pgbench(url, args.clients, args.seconds, work)
         with psycopg.connect(url) as conn:
             stored = conn.execute("select count(*) from crypto.predictions").fetchone()[0]  # type: ignore[index]
@@ -238,9 +257,11 @@ def main() -> None:
         f"   {pgb['failed'].strip()}"
     )
     for label, http in https:
+        # Issue 14: with the limiter on (production) the ratio stays >= 35 %.
+        target = 35 if label.endswith("limiter on") else 30
         print(
             f"  ratio HTTP/pgbench ({label.split(', ', 1)[1]}): {100 * http['rps'] / pgb['rps']:.1f} %"
-            "   (target >= 30 %, p99 < 50 ms)"
+            f"   (target >= {target} %, p99 < 50 ms)"
         )
     print(f"  predictions stored: {stored}")
 

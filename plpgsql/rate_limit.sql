@@ -1,8 +1,7 @@
 -- Rate limits shared by every API process: a sliding window estimated from
 -- two fixed windows (the previous one weighted by how much of it still lies
--- inside the window ending now). The shim calls this in its own committed
--- transaction before the request, so a request that then fails still counts.
--- The limits are settings; the shim only names the caller and the kind.
+-- inside the window ending now). The limits are settings; the shim only
+-- names the caller and the kind.
 --
 -- One statement counts the request in every bucket that applies and says
 -- whether any is over its limit. Requests per IP and point reads count
@@ -12,17 +11,22 @@
 -- crypto.rate_limit_count when a prediction is accepted, so a player's
 -- refused or mistyped attempts never use up their budget.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
-create or replace function api.rate_limit(p_ip text, p_user uuid, p_kinds text[]) returns json
-language plpgsql volatile security definer
+-- Called by api.rate_limit (a transaction of its own: counts, p_count) and
+-- api.rate_limit_gate (in the request's own transaction: counts the user's
+-- point reads, exactly, but only looks at the IP's count, answering as if
+-- this request were counted; api.rate_limit_note counts it per IP after the
+-- call, so that the IP's row, which many players behind one NAT address
+-- share, stays locked only until the commit, not through the call).
+create or replace function crypto.rate_limit_take(
+    p_ip text, p_user uuid, p_kinds text[], p_count boolean
+) returns json
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
 declare
     v_now timestamptz := crypto.now();
     v_answer json;
 begin
-    -- Nothing here is worth a disk flush at commit (the table is unlogged;
-    -- a lost activity row only undercounts a day's active users).
-    perform set_config('synchronous_commit', 'off', true);
     if p_user is not null then
         perform crypto.note_activity(p_user);
     end if;
@@ -31,7 +35,7 @@ begin
             v.bucket, v.counts, (s.value #>> '{}')::integer as max_hits, v.seconds as window_seconds,
             to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
         from (values
-            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, true),
+            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, p_count),
             ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60,
                 p_user is not null and 'predictions' = any(p_kinds), false),
             ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600,
@@ -58,7 +62,7 @@ begin
         select
             r.max_hits, r.window_seconds::numeric as w,
             coalesce(c.hits - 1, cur.hits, 0)::numeric as hits,
-            coalesce(c.hits, cur.hits, 0)::numeric as hits_after,
+            coalesce(c.hits, coalesce(cur.hits, 0) + (r.bucket = 'ip:' || p_ip)::integer)::numeric as hits_after,
             coalesce(p.hits, 0)::numeric as previous_hits,
             extract(epoch from v_now - r.window_start) as elapsed
         from rules as r
@@ -104,7 +108,63 @@ begin
 end
 $$;
 
+-- The count in a transaction of its own: for a request with no database
+-- call of its own to share (db.count_alone). Nothing here is worth a disk
+-- flush at commit (the counters are unlogged; a lost activity row only
+-- undercounts a day's active users).
+create or replace function api.rate_limit(p_ip text, p_user uuid, p_kinds text[]) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform set_config('synchronous_commit', 'off', true);
+    return crypto.rate_limit_take(p_ip, p_user, p_kinds, true);
+end
+$$;
+
 grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
+
+-- The limiter in the request's own transaction, pipelined around its call
+-- in one round trip (db._run_gated): no transaction of its own per request.
+-- This looks (api.rate_limit_note counts, after the call); a refusal cannot
+-- raise (the rollback would undo its count, and refused requests count): it
+-- leaves oxp.rate_limit unset, and the call's statement runs only where
+-- oxp.rate_limit = 'allowed' (db.GUARD), so the refused call never starts.
+-- Transaction-local: it cannot outlive this request. When the call fails,
+-- its rollback takes the count too, and the shim counts it with api.rate_limit.
+create or replace function api.rate_limit_gate(p_ip text, p_user uuid, p_kinds text[]) returns json
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds, false);
+begin
+    perform set_config('oxp.rate_limit', case when (v_answer ->> 'allowed')::boolean then 'allowed' else '' end, true);
+    return v_answer;
+end
+$$;
+
+grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_service;
+
+-- The per-IP count of api.rate_limit_gate's request, the last statement
+-- before its commit: the IP's row is locked from here to the commit only,
+-- not through the call, so the players behind one address do not queue
+-- behind each other's calls. Counted after looking, two requests of one
+-- IP in flight at once may both pass its last free place: the per-IP limit
+-- can be passed by at most the API's database connections less one, per
+-- window. (The per-user limits stay exact: one player's requests may queue.)
+create or replace function api.rate_limit_note(p_ip text, p_user uuid, p_kinds text[]) returns void
+language sql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+    insert into crypto.rate_limits as l (bucket, window_start, hits)
+    select v.bucket, to_timestamp(floor(extract(epoch from crypto.now()) / 60) * 60), 1
+    from (values ('ip:' || p_ip, p_ip is not null)) as v (bucket, applies)
+    where v.applies
+    on conflict (bucket, window_start) do update set hits = l.hits + 1
+$$;
+
+grant execute on function api.rate_limit_note(text, uuid, text[]) to auth_service;
 
 -- One accepted prediction in the per-user prediction buckets (called by
 -- crypto.place_prediction in the transaction that inserts it, so only a

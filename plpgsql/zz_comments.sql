@@ -37,7 +37,7 @@ comment on function api.verify_email(bytea) is
 comment on function api.resend_verification() is
 'POST /v1/auth/verify-email/resend: queues a verification email, at most one a minute (app_user).';
 comment on function api.rate_limit(text, uuid, text[]) is
-'Counts a request in every rate-limit bucket that applies, says if any is over; the shim calls it first (anon).';
+'Counts a request with no call to share, in a transaction of its own; says if any limit is over (anon).';
 comment on function api.note_http_counts(bigint, bigint) is
 'Each API process adds the requests it answered since its last report, for the metrics (anon).';
 comment on function api.prometheus_gauges() is

@@ -21,3 +21,10 @@ comment on function crypto.check_wal_archive() is
 comment on function crypto.check_backup_late() is
 'From evaluate_alerts: no successful scheduled full backup within backups.late_full_days, or none of any kind '
 'within backups.late_any_days, opens backup_late; the next success clears it.';
+
+comment on function api.rate_limit_gate(text, uuid, text[]) is
+'Before a request''s call, in its transaction: may it run? A refusal lets the guarded call not run '
+'and commits (auth_service).';
+
+comment on function api.rate_limit_note(text, uuid, text[]) is
+'After a request''s call, in its transaction: counts it per IP and point reads (auth_service).';

@@ -4,6 +4,7 @@ the role and the JWT claims, then calls one SQL function."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from . import gate as rate_gate
 from .config import Settings
 from .problems import ErrorMapReloader, Problem, from_database, from_sqlstate, is_mapped
 
@@ -25,6 +27,20 @@ SET_CALLER = (
 # rate limiter) run as this role: neither anon nor a user token reaches them.
 AUTH = "auth_service"
 ADMIN = "app_admin"
+# The rate limiter, pipelined around a request's call in its transaction
+# (plpgsql/rate_limit.sql): the gate says whether the request may run and
+# lets the call's statement run only then (the guard below); the note counts
+# the request, last, so that its counter rows are locked only until COMMIT.
+# The gate and the caller's role in one statement: EXECUTE on the gate is
+# checked as the statement starts (as auth_service), before the role changes.
+RATE_LIMIT_GATE = (
+    "select api.rate_limit_gate(%s, %s, %s)::text, set_config('role', %s, true),"
+    " set_config('request.jwt.claims', %s, true), set_config('statement_timeout', %s, true)"
+)
+RATE_LIMIT_NOTE = "select api.rate_limit_note(%s, %s, %s)"
+# A pseudo-constant condition: PostgreSQL evaluates it once, before the
+# function scan under it, and never starts the scan when it is false.
+GUARD = sql.SQL(" where current_setting('oxp.rate_limit', true) = 'allowed'")
 
 
 # How far a replica is behind, in seconds, as any login may ask it: the age
@@ -175,9 +191,19 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
     query = _api_query(function, len(args))
     _refuse_nul(args)
     pool, timeout_ms = pools.for_role(role)
+    gate = rate_gate.pending()
+    if gate is not None and role == ADMIN:
+        # The admin login cannot become auth_service: counted on its own.
+        await count_alone(pools, gate)
+        gate = None
     try:
-        row = await _run(pool, timeout_ms, role, claims, query, args)
+        if gate is None:
+            row = await _run(pool, timeout_ms, role, claims, query, args)
+        else:
+            row = await _run_gated(pool, timeout_ms, role, claims, query, args, gate)
     except psycopg.Error as exc:
+        if gate is not None:
+            await _recount(pools, gate, exc)
         # No answer from the server (a lost link, a restart or restore in
         # progress), or the server going down under us (57P01..57P03).
         if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
@@ -186,6 +212,53 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
             await pools.error_map.reload_for(exc.sqlstate, pools.user)
         raise from_database(exc, role) from exc
     return await _answer(pools, row)
+
+
+async def count_alone(pools: Pools, gate: rate_gate.Gate) -> None:
+    """The request's count in a transaction of its own (api.rate_limit): for
+    a request that reaches no pipelined call (no database call, an admin
+    call, a read from the replica, a route with costly work before its
+    call). RATE_LIMITED when over a limit."""
+    answer = await call_api(pools, AUTH, "", "rate_limit", gate.ip, gate.user, gate.kinds)
+    rate_gate.verdict(gate, answer)
+
+
+async def _recount(pools: Pools, gate: rate_gate.Gate, exc: psycopg.Error) -> None:
+    """The call failed, and its transaction took the request's count with it:
+    counted again on its own, so that failing requests count as they did
+    (the call's own error is the answer). Not when the database is gone."""
+    if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
+        return
+    with contextlib.suppress(Problem, psycopg.Error):
+        await count_alone(pools, gate)
+
+
+async def _run_gated(
+    pool: AsyncConnectionPool,
+    timeout_ms: int,
+    role: str,
+    claims: str,
+    query: sql.Composed,
+    args: tuple[Any, ...],
+    gate: rate_gate.Gate,
+) -> Any:
+    """`_run` with the rate limiter around the call, in the same transaction
+    and round trip: BEGIN, auth_service, the gate, the caller, the guarded
+    call, auth_service, the count, COMMIT. A refusal is not an error (that
+    would undo its count): the gate leaves oxp.rate_limit unset, the guard
+    keeps the call from running, and the refusal commits with its count."""
+    limited = (gate.ip, gate.user, gate.kinds)
+    async with pool.connection() as conn, conn.pipeline():
+        await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
+        counted = await conn.execute(RATE_LIMIT_GATE, (*limited, role, claims, str(timeout_ms)))
+        cur = await conn.execute(query + GUARD, args)
+        await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
+        await conn.execute(RATE_LIMIT_NOTE, limited)
+        await conn.commit()
+        answer = await counted.fetchone()
+        row = await cur.fetchone()
+    rate_gate.verdict(gate, answer[0] if answer else None)
+    return row
 
 
 def _refuse_nul(args: tuple[Any, ...]) -> None:
@@ -241,6 +314,9 @@ async def read_api(pools: Pools, role: str, claims: str, function: str, *args: A
     replica = pools.replica
     if replica is None or not await replica.usable():
         return await call_api(pools, role, claims, function, *args)
+    gate = rate_gate.pending()
+    if gate is not None:
+        await count_alone(pools, gate)  # the replica cannot write the count
     pool = replica.admin if role == ADMIN else replica.user
     _, timeout_ms = pools.for_role(role)
     try:

@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from . import ratelimit
-from .db import Pools
+from .db import Pools, count_alone
+from .gate import SLOT
+from .gate import Gate as RateLimitGate
 from .guards import HashGate
 from .oauth import OidcClient
 from .problems import Problem
@@ -105,7 +107,13 @@ async def rate_limited(request: Request) -> None:
         ratelimit.client_ip(peer, forwarded, request.app.state.trusted_proxies)
     )
     kinds = ratelimit.KINDS.get((request.method, path), [])
-    request.state.ratelimit = await ratelimit.check(request.app.state.pool, ip, user, kinds)
+    # Counted by the request's first database call, in its transaction and
+    # round trip (db.call_api), or on its own if there is none (ratelimit.py).
+    slot = SLOT.get()
+    if slot is None:  # not under HeadersMiddleware: count now
+        await count_alone(request.app.state.pool, RateLimitGate(ip, user, kinds))
+        return
+    slot.gate = RateLimitGate(ip, user, kinds)
 
 
 async def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:
@@ -121,10 +129,14 @@ async def admin(caller: Annotated[Caller, Depends(signed_in)]) -> Caller:
 
 
 async def _oidc(request: Request) -> OidcClient:
+    # Calls to the identity provider come before the first database call.
+    await ratelimit.settle(request.app.state.pool)
     return request.app.state.oidc  # type: ignore[no-any-return]
 
 
 async def _hash_gate(request: Request) -> HashGate:
+    # argon2 (64 MiB, tens of ms) comes before the first database call.
+    await ratelimit.settle(request.app.state.pool)
     return request.app.state.hash_gate  # type: ignore[no-any-return]
 
 

@@ -1,16 +1,18 @@
 """Who the client is for rate limiting, and the headers of the answer. The
-counting and the limits live in SQL (api.rate_limit, crypto.settings)."""
+counting and the limits live in SQL (api.rate_limit_gate, api.rate_limit,
+crypto.settings); a request is counted in the transaction of its first
+database call (db.call_api, gate.py), or on its own when it has none."""
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .db import AUTH, Pools, call_api
-from .problems import Problem
+from .db import Pools, count_alone
+from .gate import SLOT, Slot, pending
+from .problems import Problem, problem_response
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -77,36 +79,24 @@ def limit_key(address: str) -> str:
     return address
 
 
-def headers(tightest: dict[str, int] | None, retry_after: int | None = None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if tightest:
-        out = {
-            "RateLimit-Limit": str(tightest["limit"]),
-            "RateLimit-Remaining": str(tightest["remaining"]),
-            "RateLimit-Reset": str(tightest["reset"]),
-        }
-    if retry_after:
-        out["Retry-After"] = str(retry_after)
-    return out
-
-
-async def check(pools: Pools, ip: str, user: str | None, kinds: list[str]) -> dict[str, str]:
-    """Counts this request; the headers to send, or RATE_LIMITED."""
-    answer = json.loads(await call_api(pools, AUTH, "", "rate_limit", ip, user, kinds) or "{}")
-    if not answer.get("allowed", False):
-        retry = int(answer.get("retry_after") or 1)
-        raise Problem(
-            "RATE_LIMITED",
-            f"Too many requests; retry in {retry} s",
-            headers=headers(answer.get("tightest"), retry),
-        )
-    return headers(answer.get("tightest"))
+async def settle(pools: Pools) -> None:
+    """Count the current request now, in a transaction of its own, if no
+    call counted it yet: for routes with costly work before their first
+    database call (argon2, the identity provider), which a refused request
+    must not reach. RATE_LIMITED when over a limit."""
+    gate = pending()
+    if gate is not None:
+        await count_alone(pools, gate)
 
 
 class HeadersMiddleware:
-    """Plain ASGI: the RateLimit-* headers of what `check` counted (kept in
-    the request's state by the `rate_limited` dependency, deps.py) on every
-    answer the limiter let through. A refusal carries its own (Problem)."""
+    """Plain ASGI: makes the request's slot for its rate-limit gate (gate.py;
+    the `rate_limited` dependency, deps.py, puts the gate in it), and puts
+    the RateLimit-* headers of its count on every answer the limiter let
+    through (a refusal carries its own). A request that reached no call
+    that counted it (no database call, or refused before its call: a bad
+    token, a bad body) is counted on its own before its answer goes out,
+    and answered 429 instead when that count refuses it."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -115,13 +105,31 @@ class HeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        slot = Slot()
+        token = SLOT.set(slot)
+        refused = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return  # the route's own answer, replaced by the refusal
             if message["type"] == "http.response.start":
-                counted = (scope.get("state") or {}).get("ratelimit") or {}
+                gate = slot.gate.take() if slot.gate else None
+                if gate is not None:
+                    try:
+                        await count_alone(scope["app"].state.pool, gate)
+                    except Problem as problem:
+                        refused = True
+                        path = scope.get("path")
+                        await problem_response(problem, path)(scope, receive, send)
+                        return
+                counted = slot.gate.headers if slot.gate else {}
                 if counted:
                     extra = [(k.lower().encode(), v.encode()) for k, v in counted.items()]
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            SLOT.reset(token)

@@ -126,6 +126,51 @@ def test_every_api_process_shares_the_count(env: None, db: psycopg.Connection) -
     assert codes == [200, 200, 200, 200, 429]
 
 
+def ip_hits(db: psycopg.Connection) -> int:
+    row = db.execute(
+        "select coalesce(sum(hits), 0)::int from crypto.rate_limits where bucket = 'ip:127.0.0.1'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_refused_call_never_runs_and_every_request_counts_once(
+    env: None, db: psycopg.Connection
+) -> None:
+    """The limiter runs in the request's own transaction (db._run_gated): a
+    refusal commits its count but its call never starts; a call that fails
+    (its rollback takes the count) and a request that reaches no call are
+    counted on their own, once; two API processes share the counts."""
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    set_limit(db, "ratelimit.predictions_per_minute", 2)
+    set_limit(db, "predictions.base_limit", 10)
+    with running_api() as one, running_api() as two:
+        with httpx.Client(base_url=one) as client:
+            h = bearer(signup(client, "shared@example.com"))
+        service(db, "select crypto.clock_set('2026-11-24T09:00:10+09:00')")
+        before = ip_hits(db)
+
+        def predict(base: str, symbol: str, choice: str = "UP") -> httpx.Response:
+            return httpx.post(f"{base}/v1/predictions/{symbol}", json={"choice": choice}, headers=h)
+
+        unknown = predict(one, "ZZZZ")  # the call fails: rolled back, counted again
+        bad_body = predict(two, "AAPL", "up")  # no call at all: counted on its own
+        accepted = [predict(one, "AAPL"), predict(two, "MSFT")]
+        refused = predict(two, "NVDA")
+        assert [unknown.status_code, bad_body.status_code] == [422, 422]
+        assert [a.status_code for a in accepted] == [201, 201]
+        assert refused.status_code == 429 and refused.json()["code"] == "RATE_LIMITED"
+        assert refused.headers["RateLimit-Limit"] == "2"
+        assert int(refused.headers["Retry-After"]) > 0
+        assert accepted[1].headers["RateLimit-Remaining"] == "0"
+        assert unknown.headers["RateLimit-Limit"] == bad_body.headers["RateLimit-Limit"]
+    assert db.execute(
+        "select array_agg(symbol::text order by symbol) from crypto.predictions"
+    ).fetchone() == (["AAPL", "MSFT"],)
+    # Five requests, each counted once against the IP, the refused one too.
+    assert ip_hits(db) - before == 5
+
+
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
     trusted = [ipaddress.ip_network("10.0.0.0/8")]
     # A client talking to us directly cannot choose its IP with a header.

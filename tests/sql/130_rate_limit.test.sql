@@ -1,5 +1,5 @@
 begin;
-select plan(12);
+select plan(18);
 
 select crypto.clock_set('2026-11-24 09:00:10+09');
 select gen_random_uuid() as u \gset
@@ -50,6 +50,43 @@ select is((api.rate_limit('5.5.5.5', null, '{}') ->> 'allowed')::boolean, false,
 select crypto.clock_set('2026-11-24 10:01:30+09');
 select is((api.rate_limit('6.6.6.6', null, '{}') ->> 'allowed')::boolean, true,
     'per IP, Retry-After (80 s after a refusal at 10:00:10) is allowed');
+
+-- The gate and the note around a call in the request's transaction
+-- (db._run_gated): the gate looks, answers as if counted, and lets the
+-- guarded call run or not; the note counts, refused requests too.
+select crypto.clock_set('2026-11-24 11:00:10+09');
+create temp table gate_answers (n serial, answer json);
+insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
+select api.rate_limit_note('7.7.7.7', null, '{}');
+insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
+select api.rate_limit_note('7.7.7.7', null, '{}');
+insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
+select api.rate_limit_note('7.7.7.7', null, '{}');
+insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
+select api.rate_limit_note('7.7.7.7', null, '{}');
+select is(
+    (select array_agg((answer ->> 'allowed') || '/' || (answer -> 'tightest' ->> 'remaining') order by n)
+     from gate_answers),
+    array['true/2', 'true/1', 'true/0', 'false/0'],
+    'the gate answers as the limiter does, each request noted after it'
+);
+select is(current_setting('oxp.rate_limit', true), '',
+    'a refusal leaves the call''s guard closed');
+-- The statement db.call_api sends after the gate (db.GUARD): a call with a
+-- side effect (a count of its own) does not run at all.
+select api.rate_limit('8.8.8.8', null, '{}') where current_setting('oxp.rate_limit', true) = 'allowed';
+select is((select count(*)::int from crypto.rate_limits where bucket = 'ip:8.8.8.8'), 0,
+    'after a refusal the guarded call never runs');
+select is((select hits from crypto.rate_limits where bucket = 'ip:7.7.7.7'), 4,
+    'the refused request counts (refusing is no error, so nothing undoes it)');
+select api.rate_limit_gate('9.9.9.9', :'u', array['point_reads']);
+select is(current_setting('oxp.rate_limit', true), 'allowed',
+    'an allowed request opens the guard');
+select is(
+    (select array_agg(split_part(bucket, ':', 1) order by bucket) from crypto.rate_limits
+     where bucket in ('ip:9.9.9.9', 'point_reads:minute:' || :'u') and window_start = '2026-11-24 11:00:00+09'),
+    array['point_reads'],
+    'the gate counts the user''s point read at once (exact), the IP only after the call (the note)');
 
 select * from finish();
 rollback;

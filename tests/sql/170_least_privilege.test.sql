@@ -48,6 +48,8 @@ select set_eq(
         'api.oauth_login(text,text,text)',
         'api.prometheus_gauges()',
         'api.rate_limit(text,uuid,text[])',
+        'api.rate_limit_gate(text,uuid,text[])',
+        'api.rate_limit_note(text,uuid,text[])',
         'api.refresh(bytea,bytea)',
         'api.verify_email(bytea)'
     ]::text[],
