@@ -113,7 +113,17 @@ where parent_table in ('crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rat
 
 insert into crypto.audit_logs (id, at, actor, action, subject, details, prev_hash, hash, txid, seq)
 overriding system value
-select a.id, a.at, a.actor, a.action, a.subject, a.details, a.prev_hash, a.hash, a.txid, a.seq
+select
+    a.id,
+    a.at,
+    a.actor,
+    a.action,
+    a.subject,
+    a.details,
+    a.prev_hash,
+    a.hash,
+    a.txid,
+    a.seq
 from crypto.audit_logs_unpartitioned as a;
 select setval(
     pg_get_serial_sequence('crypto.audit_logs', 'id'),
@@ -122,7 +132,15 @@ select setval(
 );
 insert into crypto.eod_fetch_logs (id, trading_day, provider, started_at, finished_at, status, rows, error)
 overriding system value
-select e.id, e.trading_day, e.provider, e.started_at, e.finished_at, e.status, e.rows, e.error
+select
+    e.id,
+    e.trading_day,
+    e.provider,
+    e.started_at,
+    e.finished_at,
+    e.status,
+    e.rows,
+    e.error
 from crypto.eod_fetch_logs_unpartitioned as e;
 select setval(
     pg_get_serial_sequence('crypto.eod_fetch_logs', 'id'),
@@ -130,7 +148,11 @@ select setval(
     (select count(*) > 0 from crypto.eod_fetch_logs_unpartitioned)
 );
 insert into crypto.rate_limits (bucket, window_start, hits)
-select r.bucket, r.window_start, r.hits from crypto.rate_limits_unpartitioned as r;
+select
+    r.bucket,
+    r.window_start,
+    r.hits
+from crypto.rate_limits_unpartitioned as r;
 
 -- The old tables' rows must all have arrived before they go.
 do $check$
