@@ -4,17 +4,7 @@
 -- their setting, measured on crypto.now(). audit_logs is never dropped nor
 -- detached: it is the hash chain, and the proof that an adjustment ran once
 -- (crypto.adjust_points, integrity_violations read it). Nothing here touches
--- a money table.
-insert into crypto.settings (key, value, description) values
-(
-    'retention.eod_fetch_logs_days', '400',
-    'Days of price-fetch logs kept; older whole months of crypto.eod_fetch_logs are dropped'
-),
-(
-    'retention.rate_limits_days', '1',
-    'Days of rate-limit windows kept; older whole days of crypto.rate_limits are dropped (only 2 hours are read)'
-)
-on conflict (key) do nothing;
+-- a money table. Settings: retention.eod_fetch_logs_days, retention.rate_limits_days.
 
 -- The guards of plpgsql/append_only.sql on one partition: its row triggers
 -- are cloned from the parent, a TRUNCATE trigger is not (PostgreSQL clones

@@ -1,5 +1,5 @@
 begin;
-select plan(29);
+select plan(31);
 
 -- The log tables are partitioned parents, kept by pg_partman.
 select has_extension('pg_partman', 'pg_partman is installed');
@@ -119,6 +119,16 @@ reset role;
 set local role auditor;
 select throws_ok('select crypto.partition_maintenance()', '42501', null, 'nor can the auditor');
 reset role;
+
+-- The retention settings refuse what would drop rows still read.
+select throws_ok(
+    $$ select crypto.setting_set('retention.eod_fetch_logs_days', '7') $$, 'OX000', 'VALIDATION_FAILED',
+    'eod_fetch_logs keeps at least a month'
+);
+select throws_ok(
+    $$ select crypto.setting_set('retention.rate_limits_days', '0') $$, 'OX000', 'VALIDATION_FAILED',
+    'rate_limits keeps at least a day'
+);
 
 -- Retention: 500 days on, the price-fetch logs of this month (400 days kept)
 -- and yesterday's rate-limit windows are dropped; the audit log never is.
