@@ -45,6 +45,10 @@ declare
     v_end timestamptz;
     v_lock_timeout text := current_setting('lock_timeout');
 begin
+    -- Creating a partition (with a default one) and dropping one lock the
+    -- parent: never queue its readers and writers behind a long transaction.
+    -- A table that cannot get its lock in time waits for the next hour.
+    perform set_config('lock_timeout', '2s', true);
     foreach v_parent in array array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits'] loop
         select count(*) into v_before from pg_inherits as i where i.inhparent = v_parent::regclass;
         begin
@@ -84,10 +88,7 @@ begin
             select p.child_end_time into v_end
             from partman.show_partition_info(format('crypto.%I', v_part.relname), p_parent_table => v_parent) as p;
             if v_end <= crypto.now() - v_keep then
-                -- Dropping a partition locks its parent: never queue the
-                -- parent's readers and writers behind a long transaction.
                 begin
-                    perform set_config('lock_timeout', '2s', true);
                     execute format('drop table %s', v_part.rel);
                     v_dropped := v_dropped || v_part.relname::text;
                 exception when lock_not_available then
@@ -98,6 +99,13 @@ begin
     end loop;
 
     perform set_config('lock_timeout', v_lock_timeout, true);
+    -- A table left without its partitions ahead (or its old ones) is an
+    -- operator's to look at; the next clean run clears the alert.
+    if jsonb_array_length(v_errors) > 0 then
+        perform crypto.alert_open('partition_maintenance_failing', '', 'warning', jsonb_build_object('errors', v_errors));
+    else
+        perform crypto.alert_clear('partition_maintenance_failing');
+    end if;
     perform set_config('search_path', p_caller_search_path, false);
     return jsonb_build_object('created', v_created, 'dropped', to_jsonb(v_dropped), 'errors', v_errors);
 end

@@ -1,5 +1,5 @@
 begin;
-select plan(31);
+select plan(35);
 
 -- The log tables are partitioned parents, kept by pg_partman.
 select has_extension('pg_partman', 'pg_partman is installed');
@@ -42,18 +42,20 @@ select isnt(
 );
 select isnt(pg_temp.holder('crypto.rate_limits', now() + interval '3 days'), null, 'rate_limits: 3 days ahead');
 
--- Rows route to their partition; out of every range, to the default one.
+-- Rows route to their partition; out of every range, to the default one
+-- (a row ahead of the premade months there would stop pg_partman making
+-- them: tested below with the rate-limit windows).
 select crypto.audit('test', 'test.route', 'now', '{}') as now_id \gset
 select is(
     (select tableoid::regclass::text from crypto.audit_logs where id = :now_id),
     'crypto.' || pg_temp.holder('crypto.audit_logs', crypto.now()),
     'an audit row lands in its month''s partition'
 );
-select crypto.clock_set('2031-06-01 12:00:00+00');
+select crypto.clock_set('2020-06-01 12:00:00+00');
 select crypto.audit('test', 'test.route', 'far', '{}') as far_id \gset
 select is(
     (select tableoid::regclass::text from crypto.audit_logs where id = :far_id),
-    'crypto.audit_logs_default', 'a row beyond the premade months lands in the default partition'
+    'crypto.audit_logs_default', 'a row before the first month lands in the default partition'
 );
 select crypto.clock_reset();
 insert into crypto.rate_limits (bucket, window_start, hits) values ('test:now', crypto.now(), 1);
@@ -119,6 +121,31 @@ reset role;
 set local role auditor;
 select throws_ok('select crypto.partition_maintenance()', '42501', null, 'nor can the auditor');
 reset role;
+
+-- A partition that cannot be made (a row of its range already in the
+-- default partition) fails only its table, and opens an alert until a run is clean.
+update partman.part_config set premake = 10 where parent_table = 'crypto.rate_limits';
+insert into crypto.rate_limits (bucket, window_start, hits) values ('test:ahead', now() + interval '6 days', 1);
+set local role oxp_service;
+select crypto.partition_maintenance() as report \gset
+reset role;
+select is(
+    (select array_agg(e ->> 'table') from jsonb_array_elements(:'report'::jsonb -> 'errors') as e),
+    array['crypto.rate_limits'], 'the maintenance names the table it could not extend'
+);
+select is(
+    (select count(*)::int from crypto.alerts where rule = 'partition_maintenance_failing' and resolved_at is null),
+    1, 'and opens partition_maintenance_failing'
+);
+delete from crypto.rate_limits where bucket = 'test:ahead';
+set local role oxp_service;
+select crypto.partition_maintenance() as report \gset
+reset role;
+select is(:'report'::jsonb -> 'errors', '[]'::jsonb, 'once the row is gone the partitions are made');
+select is(
+    (select count(*)::int from crypto.alerts where rule = 'partition_maintenance_failing' and resolved_at is null),
+    0, 'and the alert clears'
+);
 
 -- The retention settings refuse what would drop rows still read.
 select throws_ok(
