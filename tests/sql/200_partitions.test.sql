@@ -1,5 +1,5 @@
 begin;
-select plan(35);
+select plan(36);
 
 -- The log tables are partitioned parents, kept by pg_partman.
 select has_extension('pg_partman', 'pg_partman is installed');
@@ -26,6 +26,14 @@ select is_empty(
            ('oxp_service'), ('oxp_operator'), ('auditor')) as r (rolname)
        where p.pronamespace = 'partman'::regnamespace and has_function_privilege(r.rolname, p.oid, 'execute') $$,
     'no role but the owner runs a pg_partman function itself'
+);
+select is_empty(
+    $$ select r.rolname, c.oid::regclass from pg_class as c
+       cross join (values ('anon'), ('app_user'), ('app_admin'), ('auth_service'), ('ad_network'),
+           ('oxp_service'), ('oxp_operator'), ('auditor')) as r (rolname)
+       where c.relnamespace = 'partman'::regnamespace and c.relkind in ('r', 'p')
+         and has_table_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') $$,
+    'nor reads or changes its configuration (part_config) or templates'
 );
 create function pg_temp.holder(p_parent text, p_at timestamptz) returns text
 language sql as $$
