@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# PostgreSQL 15 as `make run` runs it: pg_cron, pgTAP (with pg_prove, for
+# PostgreSQL 15 as `make run` runs it: pg_cron, pg_partman, pgTAP (with pg_prove, for
 # the compose `test` profile), plpgsql_check and pgBackRest, all from the
 # PGDG/Debian packages of the base image's apt sources.
 FROM postgres:15-bookworm
@@ -7,7 +7,7 @@ FROM postgres:15-bookworm
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-    postgresql-15-cron postgresql-15-pgtap postgresql-15-plpgsql-check \
+    postgresql-15-cron postgresql-15-partman postgresql-15-pgtap postgresql-15-plpgsql-check \
     libtap-parser-sourcehandler-pgtap-perl pgbackrest \
  && rm -rf /var/lib/apt/lists/* \
  && install -d -o postgres -g postgres -m 750 /var/lib/pgbackrest \

@@ -40,6 +40,14 @@ insert into crypto.settings (key, value, description) values
 ('auth.mfa_lockout_minutes', '15', 'Minutes an admin''s sign-in stays locked after too many wrong codes'),
 ('auth.email_verify_hours', '24', 'Hours an email verification link stays valid'),
 ('retention.expired_days', '30', 'Days expired sign-in states, refresh tokens, links and idempotent requests are kept'),
+(
+    'retention.eod_fetch_logs_days', '400',
+    'Days of price-fetch logs kept; older whole months of crypto.eod_fetch_logs are dropped'
+),
+(
+    'retention.rate_limits_days', '1',
+    'Days of rate-limit windows kept; older whole days of crypto.rate_limits are dropped (only 2 hours are read)'
+),
 ('auth.oauth_state_minutes', '10', 'Minutes an OAuth sign-in may take from redirect to callback'),
 ('calendar.cutoff_minutes', '5', 'Predictions close this many minutes before the NYSE open'),
 ('schedule.open_hour_kst', '6', 'Hour (KST) after a trading day at which the next session opens'),

@@ -39,8 +39,9 @@ begin
     loop
         v_seq := coalesce(v_seq, 0) + 1;
         v_hash := crypto.audit_hash(v_prev, v_row.at, v_row.actor, v_row.action, v_row.subject, v_row.details);
+        -- `at` names the row's partition (crypto.audit_logs is by month).
         update crypto.audit_logs as l set seq = v_seq, prev_hash = v_prev, hash = v_hash
-        where l.id = v_row.id;
+        where l.id = v_row.id and l.at = v_row.at;
         v_prev := v_hash;
         v_count := v_count + 1;
     end loop;

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap postgresql-15-plpgsql-check
+packages=(postgresql-15 postgresql-15-cron postgresql-15-partman postgresql-15-pgtap postgresql-15-plpgsql-check
   libtap-parser-sourcehandler-pgtap-perl postgresql-client-15 python3 python3-venv pgbackrest)
 missing=()
 for p in "${packages[@]}"; do

@@ -20,6 +20,8 @@ command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v promtool >/dev/null || missing+=(prometheus)
 # test_pooler runs the API through PgBouncer (transaction mode).
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+# sql/0034_partitions.sql: the log tables' partitions are pg_partman's.
+[ -f /usr/share/postgresql/15/extension/pg_partman.control ] || missing+=(postgresql-15-partman)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

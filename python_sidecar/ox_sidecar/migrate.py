@@ -124,7 +124,8 @@ def reset(dsn: str, environment: str, root: Path = ROOT) -> MigrationReport:
                 conn.execute(
                     "select cron.unschedule(jobid) from cron.job where jobname like 'oxp-%'"
                 )
-            conn.execute("drop schema if exists api, audit, crypto, migrations cascade")
+            # partman holds pg_partman and its configuration of our partitions.
+            conn.execute("drop schema if exists api, audit, crypto, partman, migrations cascade")
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
     return migrate(dsn, environment, root)

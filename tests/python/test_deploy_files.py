@@ -182,6 +182,7 @@ def test_the_database_image_has_what_make_run_and_the_tests_use() -> None:
     assert db.startswith("FROM postgres:15-")
     for package in (
         "postgresql-15-cron",
+        "postgresql-15-partman",
         "postgresql-15-pgtap",
         "postgresql-15-plpgsql-check",
         "libtap-parser-sourcehandler-pgtap-perl",

@@ -15,6 +15,7 @@ select results_eq(
         ('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()'),
         ('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()'),
         ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
+        ('oxp-partitions', '37 * * * *', 'select crypto.partition_maintenance()'),
         ('oxp-rate-limit-cleanup', '7 * * * *', 'select crypto.rate_limit_cleanup()'),
         ('oxp-restore-drill', '0 0 * * 0', 'select crypto.enqueue_backup(''verify'')'),
         ('oxp-schedule-tick', '* * * * *', 'select crypto.schedule_tick()'),

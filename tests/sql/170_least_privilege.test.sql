@@ -253,6 +253,8 @@ select set_eq(
         'crypto.next_session_day()',
         'crypto.next_trading_day(date)',
         'crypto.now()',
+        'crypto.partition_maintenance()',
+        'crypto.partition_maintenance(text)',
         'crypto.prediction_award(bigint)',
         'crypto.prediction_points(bigint)',
         'crypto.prev_trading_day(date)',

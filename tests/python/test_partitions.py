@@ -1,0 +1,126 @@
+"""sql/0034_partitions.sql converts a database that already has rows: the
+log tables' rows before are the rows after, the audit chain still verifies,
+and the identities resume after the largest id."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from ox_sidecar.config import ROOT
+from ox_sidecar.migrate import migrate
+
+# Every column of every row, in id (or key) order: equal digests are equal rows.
+DIGEST = """
+select
+    (select count(*) from crypto.audit_logs),
+    (select md5(string_agg(
+        concat_ws('|', id, at, actor, action, subject, details, prev_hash, hash, txid, seq), ',' order by id))
+     from crypto.audit_logs),
+    (select count(*) from crypto.eod_fetch_logs),
+    (select md5(string_agg(
+        concat_ws('|', id, trading_day, provider, started_at, finished_at, status, rows, error), ','
+        order by id))
+     from crypto.eod_fetch_logs),
+    (select count(*) from crypto.rate_limits),
+    (select sum(hits) from crypto.rate_limits),
+    (select md5(string_agg(concat_ws('|', bucket, window_start, hits), ',' order by bucket, window_start))
+     from crypto.rate_limits)
+"""
+
+
+@pytest.fixture
+def empty_db(cluster: dict[str, Any]) -> Iterator[str]:
+    name = f"oxp_partitions_{os.getpid()}"
+    janitor = DatabaseJanitor(
+        user="postgres", host=cluster["host"], port=cluster["port"], dbname=name
+    )
+    janitor.drop()
+    janitor.init()
+    try:
+        yield make_conninfo(
+            host=cluster["host"], port=cluster["port"], user="postgres", dbname=name
+        )
+    finally:
+        janitor.drop()
+
+
+def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
+    # The schema as it was before 0034: every other file of today.
+    for folder in ("plpgsql", "pg_cron"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "sql").mkdir()
+    for path in (ROOT / "sql").glob("*.sql"):
+        if path.name != "0034_partitions.sql":
+            shutil.copy(path, tmp_path / "sql" / path.name)
+    migrate(empty_db, "development", root=tmp_path)
+    with psycopg.connect(empty_db, autocommit=True) as db:
+        assert db.execute(
+            "select relkind from pg_class where oid = 'crypto.audit_logs'::regclass"
+        ).fetchone() == ("r",)
+        # Rows over three months, and two months back (older than any partition
+        # a fresh database would make): the migration starts at the oldest.
+        for at in ("2026-08-14 03:00+00", "2026-10-01 00:00+00", "2026-11-20 12:00+00"):
+            db.execute("select crypto.clock_set(%s)", (at,))
+            for n in range(3):
+                db.execute(
+                    "select crypto.audit('test', 'test.row', %s, jsonb_build_object('n', %s))",
+                    (at, n),
+                )
+            db.execute(
+                "insert into crypto.eod_fetch_logs"
+                " (trading_day, provider, started_at, finished_at, status, rows)"
+                " values (crypto.now()::date, 'test', crypto.now(), crypto.now(), 'succeeded', 10)"
+            )
+            db.execute(
+                "insert into crypto.rate_limits (bucket, window_start, hits)"
+                " values ('ip:1', date_trunc('minute', crypto.now()), 7)"
+            )
+        db.execute("select crypto.clock_reset()")
+        # Two left unsealed: the sealer links them after the migration.
+        assert db.execute("select crypto.audit_seal()").fetchone()[0] >= 9
+        db.execute("select crypto.audit('test', 'test.late', 'x', '{}')")
+        db.execute("select crypto.audit('test', 'test.late', 'y', '{}')")
+        before = db.execute(DIGEST).fetchone()
+        max_id = db.execute("select max(id) from crypto.audit_logs").fetchone()[0]
+
+    report = migrate(empty_db, "development")
+    assert report.applied == ["0034_partitions.sql"]
+
+    with psycopg.connect(empty_db, autocommit=True) as db:
+        assert db.execute(DIGEST).fetchone() == before
+        assert db.execute(
+            "select relkind from pg_class where oid = 'crypto.audit_logs'::regclass"
+        ).fetchone() == ("p",)
+        # The rows sit in their months' partitions, none in the default one.
+        placed = db.execute(
+            "select tableoid::regclass::text, count(*) from crypto.audit_logs"
+            " where action = 'test.row' group by 1 order by 1"
+        ).fetchall()
+        assert placed == [
+            ("crypto.audit_logs_p2026_08", 3),
+            ("crypto.audit_logs_p2026_10", 3),
+            ("crypto.audit_logs_p2026_11", 3),
+        ]
+        assert db.execute("select count(*) from crypto.eod_fetch_logs_default").fetchone() == (0,)
+        # Rate-limit windows older than yesterday (only two hours are read)
+        # wait in the default partition for rate_limit_cleanup.
+        assert db.execute("select count(*) from crypto.rate_limits_default").fetchone() == (3,)
+        # The chain: the pending rows seal onto it, and it verifies whole.
+        assert db.execute("select crypto.audit_seal()").fetchone()[0] >= 2
+        verify = db.execute("select crypto.audit_verify()").fetchone()[0]
+        assert verify["ok"] is True and verify["pending"] == 0
+        assert verify["rows_checked"] == before[0]
+        new_id = db.execute("select crypto.audit('test', 'test.after', null, '{}')").fetchone()[0]
+        assert new_id == max_id + 1
+        # A second migrate changes nothing.
+        assert migrate(empty_db, "development").applied == []
+        assert db.execute(DIGEST).fetchone()[0] == before[0] + 1
