@@ -47,10 +47,15 @@ begin
         where v.applies
     ),
 
-    -- In bucket order: two requests never lock each other's rows in reverse.
+    -- One lock order everywhere: the user's buckets, then the IP's, last
+    -- (api.rate_limit_gate holds the user's row through the call and
+    -- api.rate_limit_note takes the IP's at the end; 'ip:' sorts first by
+    -- name, which here deadlocked a player's gated read against their own
+    -- refused request counted alone).
     counted as (
         insert into crypto.rate_limits as l (bucket, window_start, hits)
-        select r.bucket, r.window_start, 1 from rules as r where r.counts order by r.bucket
+        select r.bucket, r.window_start, 1 from rules as r where r.counts
+        order by r.bucket like 'ip:%', r.bucket
         on conflict (bucket, window_start) do update set hits = l.hits + 1
         returning l.bucket, l.hits
     ),

@@ -113,6 +113,10 @@ def create_app() -> FastAPI:
         responses={status: PROBLEM for status in PROBLEM_STATUSES},
         dependencies=[Depends(environment_agrees), Depends(rate_limited)],
     )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ratelimit.HeadersMiddleware)
+    # Outside the limiter's middleware: its own 429 (a request that reached
+    # no call) reaches a cross-origin page as a 429, not a network error.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -120,8 +124,6 @@ def create_app() -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(ratelimit.HeadersMiddleware)
     app.add_middleware(logs.RequestIdMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
 

@@ -157,6 +157,21 @@ def test_cors_answers_the_configured_origin_only(cors_client: TestClient) -> Non
     assert "access-control-allow-origin" not in foreign.headers
 
 
+def test_a_refusal_without_a_call_still_carries_cors(
+    cors_client: TestClient, db: psycopg.Connection
+) -> None:
+    """The limiter's middleware answers 429 itself for a request that reached
+    no call: a cross-origin page must see that 429 (CORS outside it)."""
+    with db.transaction():
+        db.execute("update crypto.settings set value = '1' where key = 'ratelimit.ip_per_minute'")
+    junk = {"Authorization": "Bearer junk", "Origin": "https://play.example"}
+    first = cors_client.get("/v1/users/me", headers=junk)
+    refused = cors_client.get("/v1/users/me", headers=junk)
+    assert (first.status_code, refused.status_code) == (401, 429)
+    assert refused.headers["access-control-allow-origin"] == "https://play.example"
+    assert "retry-after" in refused.headers
+
+
 def test_without_cors_origins_no_browser_origin_is_allowed(client: TestClient) -> None:
     answer = client.get("/health", headers={"Origin": "https://play.example"})
     assert answer.status_code == 200

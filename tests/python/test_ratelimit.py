@@ -4,13 +4,14 @@ them; 429 problem+json with Retry-After and RateLimit headers."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 
 import httpx
 import psycopg
 import pytest
 
 from ox_sidecar.ratelimit import client_ip, limit_key
-from support import bearer, open_session_for, running_api, service, signup
+from support import bearer, new_user, open_session_for, running_api, service, signup
 
 pytestmark = pytest.mark.usefixtures("calendar")
 
@@ -115,7 +116,9 @@ def test_every_route_per_ip_but_the_probes(client: httpx.Client, db: psycopg.Con
     # A bad token still counts against its IP.
     codes.append(client.get("/v1/users/me", headers={"Authorization": "Bearer junk"}).status_code)
     codes.append(client.get("/v1/ads").status_code)
-    assert codes == [200, 200, 200, 401, 429]
+    # Refused by the limiter's middleware too: a request that reaches no call.
+    codes.append(client.get("/v1/users/me", headers={"Authorization": "Bearer junk"}).status_code)
+    assert codes == [200, 200, 200, 401, 429, 429]
     assert all(client.get(p).status_code in (200, 503) for p in ("/health", "/ready") * 5)
 
 
@@ -215,3 +218,44 @@ def test_every_forwarded_for_line_and_the_64_over_http(
         same_64 = [get(f"2001:db8:1:2::{i:x}") for i in range(1, 5)]
         assert same_64 == [200, 200, 200, 429]
         assert get("2001:db8:1:3::1") == 200
+
+
+def test_a_gated_call_and_a_count_alone_take_the_rows_in_one_order(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    """One player on one IP: a gated read holds the player's row through its
+    call and counts the IP last (api.rate_limit_note); their other request,
+    counted alone (api.rate_limit) meanwhile, must wait on the player's row
+    before it takes the IP's, not hold the IP's and wait: that was a deadlock."""
+    user = new_user(db, "locks@example.com")
+    args = ("192.0.2.9", user, ["point_reads"])
+    with psycopg.connect(db_url) as gated, psycopg.connect(db_url) as alone:
+        gated.execute("set role auth_service")
+        alone.execute("set role auth_service")
+        # Seen today already (as a player is after their first request):
+        # crypto.note_activity then locks nothing that would queue these two.
+        alone.execute("select api.rate_limit(%s, %s, %s)", ("192.0.2.1", user, []))
+        alone.commit()
+        alone.execute("set role auth_service")
+        gated.execute("select api.rate_limit_gate(%s, %s, %s)", args)
+        failures: list[BaseException] = []
+
+        def count_alone() -> None:
+            try:
+                alone.execute("select api.rate_limit(%s, %s, %s)", args)
+                alone.commit()
+            except BaseException as exc:  # surfaced below
+                failures.append(exc)
+
+        other = threading.Thread(target=count_alone)
+        other.start()
+        other.join(timeout=1.5)  # it waits on the player's row (deadlock_timeout is 1 s)
+        assert other.is_alive() and not failures
+        gated.execute("select api.rate_limit_note(%s, %s, %s)", args)
+        gated.commit()
+        other.join(timeout=10)
+        assert not failures, failures
+    row = db.execute(
+        "select sum(hits)::int from crypto.rate_limits where bucket = 'ip:192.0.2.9'"
+    ).fetchone()
+    assert row == (2,)
