@@ -154,6 +154,32 @@ def _pg_ctl(settings: Settings, data: Path, *args: str) -> str:
     return _run(settings, cmd, "RESTORE_FAILED")
 
 
+# Recovery refuses to run with less of these than the server the backup came
+# from (pg_controldata records its values): a compose `db` started with
+# `-c max_connections=300` on its command line leaves 100 in the copy's
+# postgresql.conf, and the drill would fail every time.
+_RECORDED = {
+    "max_connections": "max_connections setting",
+    "max_worker_processes": "max_worker_processes setting",
+    "max_wal_senders": "max_wal_senders setting",
+    "max_prepared_transactions": "max_prepared_xacts setting",
+    "max_locks_per_transaction": "max_locks_per_xact setting",
+}
+
+
+def _as_recorded(settings: Settings, data: Path) -> str:
+    """`-c` options giving a restored copy the recorded values of _RECORDED."""
+    said = _run(
+        settings, [str(settings.pg_bin_dir / "pg_controldata"), str(data)], "RESTORE_FAILED"
+    )
+    values = dict(line.split(":", 1) for line in said.splitlines() if ":" in line)
+    return "".join(
+        f" -c {name}={values[label].strip()}"
+        for name, label in _RECORDED.items()
+        if values.get(label, "").strip().isdigit()
+    )
+
+
 def _clear_socket_locks(data: Path) -> None:
     """The local cluster keeps its socket in the data folder, so a backup
     holds the lock file of the server it was taken from; restored, it would
@@ -262,7 +288,7 @@ def verify(settings: Settings) -> dict[str, Any]:
         )
         _clear_socket_locks(data)
         server = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data}"
-        server += f" -c cron.host={data}"
+        server += f" -c cron.host={data}" + _as_recorded(settings, data)
         log = str(data / "server.log")
         _pg_ctl(settings, data, "-o", server, "-l", log, "-w", "-t", "600", "start")
         url = make_conninfo(host="127.0.0.1", port=port, user="postgres", dbname=dbname)
