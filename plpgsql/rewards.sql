@@ -190,19 +190,6 @@ $$;
 
 grant execute on function api.my_redemptions(bigint, integer) to app_user, app_admin;
 
--- Whether a worker will still ask the vendor for this redemption: its
--- job is queued (or backing off) or running. A dead job asks nobody, so
--- what an admin is told depends on it (OX150, the reward_vendor alert).
-create or replace function crypto.redemption_asked_again(p_id bigint) returns boolean
-language sql stable security definer
-set search_path = crypto, pg_temp
-as $$
-    select exists (
-        select from crypto.jobs as j
-        where j.dedupe_key = 'reward.issue:' || p_id and j.status in ('queued', 'running')
-    )
-$$;
-
 -- The vendor call got no answer after the request may have reached the
 -- vendor: it may have issued the voucher. Nothing moves (points stay
 -- spent, the unit reserved); the redemption says so until the vendor's
@@ -239,9 +226,8 @@ begin
     insert into crypto.system_health (at, check_name, status, details)
     values (crypto.now(), 'reward_vendor', 'alert', jsonb_build_object(
         'redemption_id', p_id, 'error', left(p_error, 500),
-        'action', format('%s with the vendor''s answer: oxp rewards resolve %s --issued REF | --failed',
-            case when crypto.redemption_asked_again(p_id) then 'the worker asks the vendor again; or,'
-                else 'no worker asks the vendor again (its job is dead): ask it yourself, then,' end, p_id)));
+        'action', format('%s with its answer: oxp rewards resolve %s --issued REF | --failed',
+            crypto.redemption_wait_advice(p_id), p_id)));
     return crypto.redemption_json(v_redemption);
 end
 $$;
@@ -326,10 +312,9 @@ begin
         -- ended (killed, or its lease ran out after the vendor made it):
         -- The vendor may have issued it: a refund now could pay twice.
         raise exception using errcode = 'OX150', message = 'REDEMPTION_UNKNOWN',
-            detail = format('The vendor has not said whether it issued redemption %s; %s resolve it with the '
-                'vendor''s answer (oxp rewards resolve %s --issued REF | --failed)', p_id,
-                case when crypto.redemption_asked_again(p_id) then 'the worker asks again, or'
-                    else 'no worker asks again (its job is dead): ask the vendor, then' end, p_id);
+            detail = format('The vendor has not said whether it issued redemption %s; %s resolve it with its '
+                'answer (oxp rewards resolve %s --issued REF | --failed)', p_id,
+                crypto.redemption_wait_advice(p_id), p_id);
     end if;
     -- The vendor call's job row, locked whatever its state: a worker claims
     -- with SKIP LOCKED, so it cannot take the job while this runs, and finds

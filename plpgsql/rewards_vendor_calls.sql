@@ -40,6 +40,20 @@ begin
 end
 $$;
 
+-- What an admin waiting on the vendor for a redemption is told (OX150,
+-- the reward_vendor alert): a worker asks again while its job is queued
+-- (or backing off) or running; a dead job asks nobody.
+create or replace function crypto.redemption_wait_advice(p_id bigint) returns text
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select case when exists (
+        select from crypto.jobs as j
+        where j.dedupe_key = 'reward.issue:' || p_id and j.status in ('queued', 'running')
+    ) then 'the worker asks the vendor again; or,'
+    else 'no worker asks the vendor again (its job is dead): ask the vendor, then' end
+$$;
+
 -- Before a vendor call: the mark that it may reach the vendor, committed
 -- before the request leaves. Only the worker holding the job's claim may
 -- make it (p_job_id, p_attempts: the claim's fencing token): a worker that

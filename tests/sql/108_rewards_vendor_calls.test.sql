@@ -193,7 +193,7 @@ select isnt((select sent_at from crypto.rewards_redemptions where id = :h), null
 update crypto.jobs set claimed_pid = pg_backend_pid() where id = :jh;
 
 -- H goes on: its job dies (its attempts used up by 4xx answers) with the mark standing.
-select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h)) like '%the worker asks again%',
+select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h)) like '%the worker asks the vendor again; or, resolve%',
     'while the job lives, OX150 says the worker asks again');
 update crypto.jobs set max_attempts = 1 where id = :jh;
 select is(crypto.fail_job(:jh, 1, 'VendorRetryLater: vendor answered 429')::text, 'dead', 'the job goes dead');
@@ -203,7 +203,7 @@ select is((select details ->> 'action' like format('%%oxp rewards resolve %s --i
     from crypto.alerts where rule = 'redemption_unresolved' and subject = :h::text and severity = 'critical'
     and resolved_at is null), true, '... a critical alert names oxp rewards resolve');
 select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h))
-    like '%no worker asks again (its job is dead)%', 'OX150 no longer says the worker asks again');
+    like '%no worker asks the vendor again (its job is dead)%', 'OX150 no longer says the worker asks again');
 select is((select details ->> 'action' like 'no worker asks the vendor again%' from crypto.system_health
     where check_name = 'reward_vendor' and (details ->> 'redemption_id')::bigint = :h), true,
     'the reward_vendor alert says so too');
