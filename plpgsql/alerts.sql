@@ -230,12 +230,19 @@ begin
     -- delivery is not one of them: its own alert would need delivering
     -- through the same broken webhook (the worker's log says why).
     for v_row in
-        select j.id, j.kind, j.last_error, j.attempts from crypto.jobs as j
+        select j.id, j.kind, j.last_error, j.attempts, j.payload ->> 'redemption_id' as redemption
+        from crypto.jobs as j
         where j.status = 'dead' and j.kind <> 'alert.deliver'
     loop
+        -- A vendor call's job is never cancelled alone (crypto.job_cancel):
+        -- its redemption is ended instead.
         perform crypto.alert_open('job_dead', v_row.id::text, 'warning', jsonb_build_object(
             'job', v_row.id, 'kind', v_row.kind, 'attempts', v_row.attempts, 'error', v_row.last_error,
-            'action', format('oxp jobs retry %s (or cancel)', v_row.id)));
+            'action', case when v_row.kind = 'reward.issue' then format(
+                'oxp jobs retry %s (asks the vendor again), or end redemption %s: oxp rewards resolve %s '
+                '--issued REF | --failed with the vendor''s answer (oxp rewards cancel %s if no call left)',
+                v_row.id, v_row.redemption, v_row.redemption, v_row.redemption)
+                else format('oxp jobs retry %s (or cancel)', v_row.id) end));
     end loop;
     for v_row in
         select a.subject from crypto.alerts as a

@@ -28,7 +28,9 @@ language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     update crypto.jobs as j
-    -- claimed_pid: the fence of the pre-0031 shims (sql/0035; remove with them).
+    -- claimed_pid: the backend holding the claim. It fences the pre-0031
+    -- shims (sql/0035) and, staying after they go, a vendor call
+    -- (crypto.redemption_sending, redemption_claim_check).
     set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp(),
         lease_until = null, claimed_pid = pg_backend_pid()
     where j.id = (
@@ -74,39 +76,65 @@ $$;
 
 grant execute on function crypto.complete_job(bigint, integer) to oxp_service;
 
+-- A reward.issue job that goes dead after a call that may have reached the
+-- vendor leaves its redemption UNKNOWN, with a critical alert
+-- (crypto.redemption_call_dead): no worker asks again, and no cancel may
+-- refund it. Its redemption row is locked before the job (the lock order
+-- of rewards.sql, as cancel and resolve take them).
 create or replace function crypto.fail_job(p_id bigint, p_attempts integer, p_error text) returns crypto.job_status
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
-    with failed as (
-        update crypto.jobs
-        set
-            status = case when attempts >= max_attempts then 'dead' else 'queued' end::crypto.job_status,
-            run_after = crypto.now() + make_interval(secs => least(
-                30 * 2 ^ (attempts - 1),
-                -- A price fetch keeps trying often until its day's deadline.
-                case when kind = 'eod.fetch' then crypto.setting_int('eod.retry_max_seconds') else 3600 end
-            )),
-            last_error = left(p_error, 2000),
-            locked_at = null,
-            finished_at = case when attempts >= max_attempts then crypto.now() end
-        where id = p_id and status = 'running' and attempts = p_attempts
-        returning *
-    ),
+declare
+    v_job crypto.jobs;
+    v_redemption crypto.rewards_redemptions;
+begin
+    select j.* into v_job from crypto.jobs as j where j.id = p_id;
+    if v_job.kind = 'reward.issue' then
+        select r.* into v_redemption from crypto.rewards_redemptions as r
+        where r.id = (v_job.payload ->> 'redemption_id')::bigint
+        for update;
+    end if;
+    update crypto.jobs as j
+    set
+        status = case when j.attempts >= j.max_attempts then 'dead' else 'queued' end::crypto.job_status,
+        run_after = crypto.now() + make_interval(secs => least(
+            30 * 2 ^ (j.attempts - 1),
+            -- A price fetch keeps trying often until its day's deadline.
+            case when j.kind = 'eod.fetch' then crypto.setting_int('eod.retry_max_seconds') else 3600 end
+        )),
+        last_error = left(p_error, 2000),
+        locked_at = null,
+        finished_at = case when j.attempts >= j.max_attempts then crypto.now() end
+    where j.id = p_id and j.status = 'running' and j.attempts = p_attempts
+    returning j.* into v_job;
+    if not found then
+        return null;  -- this attempt lost its claim: the job is another's
+    end if;
 
     -- A price fetch that fails is worth a look from its first failure, long
     -- before its day would be VOID.
-    alerted as (
+    if v_job.kind = 'eod.fetch' and v_job.attempts = 1 then
         insert into crypto.system_health (at, check_name, status, details)
-        select crypto.now(), 'eod_fetch', 'alert', jsonb_build_object(
-            'trading_day', f.payload ->> 'trading_day', 'error', f.last_error,
-            'deadline', crypto.kst(crypto.eod_deadline((f.payload ->> 'trading_day')::date))
-        )
-        from failed as f
-        where f.kind = 'eod.fetch' and f.attempts = 1
-    )
+        values (crypto.now(), 'eod_fetch', 'alert', jsonb_build_object(
+            'trading_day', v_job.payload ->> 'trading_day', 'error', v_job.last_error,
+            'deadline', crypto.kst(crypto.eod_deadline((v_job.payload ->> 'trading_day')::date))
+        ));
+    end if;
 
-    select f.status from failed as f
+    if v_job.status = 'dead' and v_redemption.status in ('REQUESTED', 'UNKNOWN')
+        and (v_redemption.sent_at is not null or v_redemption.status = 'UNKNOWN') then
+        perform crypto.redemption_call_dead(v_redemption.id, v_job.id, p_error);
+    end if;
+    return v_job.status;
+end
 $$;
 
 grant execute on function crypto.fail_job(bigint, integer, text) to oxp_service;
+
+-- sql/0035 said the column goes with the shims; it stays (re-applied here,
+-- so every database says so).
+comment on column crypto.jobs.claimed_pid is
+'The backend that claimed the current attempt: with (id, attempts) the claim''s fence for a vendor call '
+'(crypto.redemption_sending, crypto.redemption_claim_check), and of the pre-0031 complete_job/fail_job '
+'shims (drop those in the release after 0035; keep this column).';

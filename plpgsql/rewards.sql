@@ -226,8 +226,8 @@ begin
     insert into crypto.system_health (at, check_name, status, details)
     values (crypto.now(), 'reward_vendor', 'alert', jsonb_build_object(
         'redemption_id', p_id, 'error', left(p_error, 500),
-        'action', format('the worker asks the vendor again; or, with its answer: '
-            'oxp rewards resolve %s --issued REF | --failed', p_id)));
+        'action', format('%s with its answer: oxp rewards resolve %s --issued REF | --failed',
+            crypto.redemption_wait_advice(p_id), p_id)));
     return crypto.redemption_json(v_redemption);
 end
 $$;
@@ -312,9 +312,9 @@ begin
         -- ended (killed, or its lease ran out after the vendor made it):
         -- The vendor may have issued it: a refund now could pay twice.
         raise exception using errcode = 'OX150', message = 'REDEMPTION_UNKNOWN',
-            detail = format('The vendor has not said whether it issued redemption %s; the worker asks again, '
-                'or resolve it with the vendor''s answer (oxp rewards resolve %s --issued REF | --failed)',
-                p_id, p_id);
+            detail = format('The vendor has not said whether it issued redemption %s; %s resolve it with its '
+                'answer (oxp rewards resolve %s --issued REF | --failed)', p_id,
+                crypto.redemption_wait_advice(p_id), p_id);
     end if;
     -- The vendor call's job row, locked whatever its state: a worker claims
     -- with SKIP LOCKED, so it cannot take the job while this runs, and finds

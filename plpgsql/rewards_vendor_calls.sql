@@ -35,9 +35,23 @@ begin
         'redemption_id', p_redemption.id, 'status', p_redemption.status,
         'vendor_ref', crypto.mask_secret(p_vendor_ref),
         'action', format('the vendor made a voucher for redemption %s, which is %s: void it at the vendor '
-            '(crypto.orphan_vouchers holds the reference), then resolve this alert', p_redemption.id,
+            '(crypto.orphan_vouchers holds the reference, which oxp_operator reads), then resolve this alert', p_redemption.id,
             p_redemption.status)));
 end
+$$;
+
+-- What an admin waiting on the vendor for a redemption is told (OX150,
+-- the reward_vendor alert): a worker asks again while its job is queued
+-- (or backing off) or running; a dead job asks nobody.
+create or replace function crypto.redemption_wait_advice(p_id bigint) returns text
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select case when exists (
+        select from crypto.jobs as j
+        where j.dedupe_key = 'reward.issue:' || p_id and j.status in ('queued', 'running')
+    ) then 'the worker asks the vendor again; or,'
+    else 'no worker asks the vendor again (its job is dead): ask the vendor, then' end
 $$;
 
 -- Before a vendor call: the mark that it may reach the vendor, committed
@@ -67,10 +81,16 @@ begin
     if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         return null;  -- cancelled or resolved meanwhile, or finished by an earlier attempt
     end if;
+    -- The claim is (job id, attempt) and the backend that took it
+    -- (claim_job writes jobs.claimed_pid): oxp_operator, a member of
+    -- oxp_service, can read the token from crypto.jobs, but not be the
+    -- worker's session. The worker claims and calls on one direct
+    -- connection (worker.run_once; never PgBouncer, whose transaction mode
+    -- would change the backend between statements).
     update crypto.jobs as j
     set lease_until = clock_timestamp() + make_interval(secs => p_call_seconds + 10)
     where j.id = p_job_id and j.dedupe_key = 'reward.issue:' || p_id
-        and j.status = 'running' and j.attempts = p_attempts;
+        and j.status = 'running' and j.attempts = p_attempts and j.claimed_pid = pg_backend_pid();
     if not found then
         raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
             detail = format('Job %s attempt %s no longer holds redemption %s''s vendor call', p_job_id,
@@ -91,9 +111,10 @@ grant execute on function crypto.redemption_sending(bigint, bigint, integer, num
 
 -- The worker's claim on a redemption's vendor call, checked and locked
 -- (after the redemption row: the lock order). Only the attempt that holds
--- the running job may say how its call ended: oxp_operator is a member of
--- oxp_service, and without this could refund during a live call, or take
--- a mark back, by hand.
+-- the running job, on the backend that claimed it (jobs.claimed_pid, as in
+-- crypto.redemption_sending), may say how its call ended: oxp_operator is
+-- a member of oxp_service and reads crypto.jobs, and without this could
+-- refund during a live call, or take a mark back, by hand.
 create or replace function crypto.redemption_claim_check(p_id bigint, p_job_id bigint, p_attempts integer)
 returns void
 language plpgsql volatile security definer
@@ -102,7 +123,7 @@ as $$
 begin
     perform from crypto.jobs as j
     where j.id = p_job_id and j.dedupe_key = 'reward.issue:' || p_id
-        and j.status = 'running' and j.attempts = p_attempts
+        and j.status = 'running' and j.attempts = p_attempts and j.claimed_pid = pg_backend_pid()
     for update;
     if not found then
         raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
@@ -218,3 +239,26 @@ set search_path = crypto, pg_temp
 as $$ select crypto.redemption_refusal(p_id, null, p_error) $$;
 
 grant execute on function crypto.redemption_failed(bigint, text) to oxp_service;
+
+-- A vendor call's job went dead (crypto.fail_job: its attempts used up,
+-- e.g. a vendor that keeps answering 4xx) after a call that may have
+-- reached the vendor: no worker asks again, and no cancel may refund it.
+-- UNKNOWN (crypto.redemption_unknown), and a critical alert naming the way
+-- out, so the points are not held forever unseen. Called by fail_job, with
+-- the redemption row locked first (the lock order); not granted.
+create or replace function crypto.redemption_call_dead(p_id bigint, p_job_id bigint, p_error text)
+returns void
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    perform crypto.redemption_unknown(p_id, left(format(
+        'the worker gave up (job %s is dead) after a call that may have reached the vendor: %s',
+        p_job_id, p_error), 500));
+    perform crypto.alert_open('redemption_unresolved', p_id::text, 'critical', jsonb_build_object(
+        'redemption_id', p_id, 'job', p_job_id, 'error', left(p_error, 500),
+        'action', format('no worker asks the vendor again (job %s is dead): ask the vendor whether it made '
+            'a voucher for redemption %s, then: oxp rewards resolve %s --issued REF | --failed '
+            '(or oxp jobs retry %s to ask it again)', p_job_id, p_id, p_id, p_job_id)));
+end
+$$;

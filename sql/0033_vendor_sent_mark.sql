@@ -34,6 +34,10 @@ create table crypto.orphan_vouchers (
 );
 alter table crypto.orphan_vouchers enable row level security;
 grant select (id, redemption_id, redemption_status, received_at) on crypto.orphan_vouchers to auditor;
+-- The operator resolves an orphan_voucher alert (voids the voucher at the
+-- vendor, or gives it to the user): it reads the reference, the alert's
+-- masked one being no use. No one else does (oxp_service neither).
+grant select on crypto.orphan_vouchers to oxp_operator;
 grant select (sent_at, vendor_calls, sent_call) on crypto.rewards_redemptions to auditor;
 
 -- Rows from before the mark: a call may have reached the vendor for every

@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/oxp"
+# The longest vendor timeouts (seconds): a call's claim (connect + 2 x read,
+# plus 10 s) must fit crypto.redemption_sending's 3600 s.
+VENDOR_CONNECT_TIMEOUT_MAX = 30.0
+VENDOR_READ_TIMEOUT_MAX = 600.0
 
 
 class VendorNotConfigured(RuntimeError):
@@ -211,6 +215,15 @@ class Settings(BaseSettings):
             raise ValueError("VENDOR_SECRET (32 characters or more) is required with VENDOR_URL")
         if self.vendor_connect_timeout_seconds <= 0 or self.vendor_read_timeout_seconds <= 0:
             raise ValueError("vendor timeouts are positive numbers of seconds")
+        # A vendor call stretches its job's claim over its timeouts
+        # (HttpVendor.call_seconds: connect + 2 x read, at most 3600 s in
+        # crypto.redemption_sending): past these caps every call would fail.
+        if self.vendor_connect_timeout_seconds > VENDOR_CONNECT_TIMEOUT_MAX:
+            raise ValueError(
+                f"VENDOR_CONNECT_TIMEOUT_SECONDS is at most {VENDOR_CONNECT_TIMEOUT_MAX:g}"
+            )
+        if self.vendor_read_timeout_seconds > VENDOR_READ_TIMEOUT_MAX:
+            raise ValueError(f"VENDOR_READ_TIMEOUT_SECONDS is at most {VENDOR_READ_TIMEOUT_MAX:g}")
         return self
 
     def require_real_vendor(self) -> None:

@@ -176,6 +176,13 @@ class HttpVendor:
         except httpx.TransportError as exc:
             # Sent, or partly: a read timeout, a connection lost mid-answer.
             raise VendorUnknown(f"no answer from the vendor: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            # After the request left (an answer whose body cannot be decoded,
+            # or any other httpx failure): the voucher may exist. Never
+            # VendorUnavailable, whose mark is taken back.
+            raise VendorUnknown(
+                f"no readable answer from the vendor: {type(exc).__name__}"
+            ) from exc
         return self._outcome(response)
 
     @staticmethod

@@ -58,7 +58,8 @@ def reward_issue(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     (crypto.redemption_sending): if this process dies after the vendor made the
     voucher, no cancel, and no refusal of a later call, refunds it. The mark
     also checks this attempt still holds the job, and stretches its claim over
-    the call's timeouts."""
+    the call's timeouts. The claim is fenced on the backend too (jobs.claimed_pid):
+    run_once claims on this same connection, which is direct (never PgBouncer)."""
     redemption_id = payload["redemption_id"]
     job_id, attempt = CLAIM.get()
     vendor = vendor_for(conn, get_worker_settings())

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -330,6 +331,50 @@ PRODUCTION = {
     "JWT_ADMIN_PRIVATE_KEY": "not-a-real-key-either",
     "TOTP_ENCRYPTION_KEY": "t" * 32,
 }
+
+
+def test_an_answer_that_cannot_be_decoded_is_unknown_never_not_sent() -> None:
+    """The request left: a body httpx cannot decode (a broken gzip) may carry
+    a voucher, so it is VendorUnknown, never VendorUnavailable (which takes the
+    call's mark back)."""
+
+    def broken_gzip(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip")
+
+    http = HttpVendor(
+        "http://vendor.test/api",
+        SECRET,
+        2,
+        READ_TIMEOUT,
+        transport=httpx.MockTransport(broken_gzip),
+    )
+    with pytest.raises(VendorUnknown, match="DecodingError"):
+        http.issue({"id": 21, "sku": "MUG"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("VENDOR_CONNECT_TIMEOUT_SECONDS", "31", "VENDOR_CONNECT_TIMEOUT_SECONDS is at most 30"),
+        ("VENDOR_READ_TIMEOUT_SECONDS", "601", "VENDOR_READ_TIMEOUT_SECONDS is at most 600"),
+        ("VENDOR_READ_TIMEOUT_SECONDS", "1800", "VENDOR_READ_TIMEOUT_SECONDS is at most 600"),
+        ("VENDOR_READ_TIMEOUT_SECONDS", "0", "positive"),
+    ],
+)
+def test_vendor_timeouts_are_capped_at_settings_load(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    """A read timeout past ~1795 s would make every redemption_sending refuse the
+    call's claim: the settings refuse it at load, with the setting's name."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/oxp")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=says):
+        Settings(_env_file=None)
+    monkeypatch.setenv("VENDOR_CONNECT_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "600")
+    settings = Settings(_env_file=None)  # the caps themselves are allowed
+    call = HttpVendor("https://v.test", SECRET, 30, 600).call_seconds
+    assert settings.vendor_read_timeout_seconds == 600 and call + 10 <= 3600
 
 
 @pytest.mark.parametrize("command", [["worker"], ["serve", "--workers", "1"]])

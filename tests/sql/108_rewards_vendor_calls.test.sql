@@ -6,7 +6,7 @@
 -- voucher) with a critical alert. The mark stretches the job's claim over
 -- the call, so a short jobs.lease_seconds lets no second worker in.
 begin;
-select plan(52);
+select plan(78);
 
 select tests.create_user('w@example.com') as w \gset
 select crypto.upsert_reward('CUP', 'A cup', 100, 9);
@@ -159,6 +159,99 @@ select throws_ok(format('select crypto.cancel_redemption(%s, null)', :d), 'OX205
     'an issued redemption with a mark is final, not unknown');
 select is(crypto.redemption_issued(:d, 'VND-OTHER-0123456789') ->> 'orphan_voucher', 'true',
     'a second, different voucher for an issued redemption is kept too');
+
+-- H: the right (job, attempt) from another backend: the claim is also the session that took it.
+create function pg_temp.detail_of(p_sql text) returns text language plpgsql as $$
+declare
+    v_detail text;
+begin
+    execute p_sql;
+    return null;
+exception when others then
+    get stacked diagnostics v_detail = pg_exception_detail;
+    return v_detail;
+end
+$$;
+-- E's job waits: the next claim takes this one's.
+update crypto.jobs set run_after = crypto.now() + interval '1 day' where kind = 'reward.issue' and status = 'queued';
+select tests.authenticate_as(:'w');
+select (api.redeem_reward('CUP', 'h')::jsonb ->> 'id')::bigint as h \gset
+select tests.clear_authentication();
+select (crypto.claim_job(array['reward.issue'])).id as jh \gset
+update crypto.jobs set claimed_pid = pg_backend_pid() + 1 where id = :jh;
+select throws_ok(format('select crypto.redemption_sending(%s, %s, 1, 30)', :h, :jh), 'OX265', 'JOB_LEASE_LOST',
+    'the right token from a backend that did not claim the job calls nobody');
+select is((select sent_at from crypto.rewards_redemptions where id = :h), null, '... and marks nothing');
+update crypto.jobs set claimed_pid = pg_backend_pid() where id = :jh;
+select is(crypto.redemption_sending(:h, :jh, 1, 30) ->> 'call', '1', 'the claiming backend marks its call');
+update crypto.jobs set claimed_pid = pg_backend_pid() + 1 where id = :jh;
+select throws_ok(format('select crypto.redemption_not_sent(%s, %s, 1, 1, %L)', :h, :jh, 'by hand'), 'OX265',
+    'JOB_LEASE_LOST', 'another backend (an operator reading crypto.jobs) cannot take a live call''s mark back');
+select throws_ok(format('select crypto.redemption_refused(%s, %s, 1, 1, %L)', :h, :jh, 'by hand'), 'OX265',
+    'JOB_LEASE_LOST', '... nor refund it by a refusal');
+select isnt((select sent_at from crypto.rewards_redemptions where id = :h), null, '... the mark stands');
+update crypto.jobs set claimed_pid = pg_backend_pid() where id = :jh;
+
+-- H goes on: its job dies (its attempts used up by 4xx answers) with the mark standing.
+select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h)) like '%the worker asks the vendor again; or, resolve%',
+    'while the job lives, OX150 says the worker asks again');
+update crypto.jobs set max_attempts = 1 where id = :jh;
+select is(crypto.fail_job(:jh, 1, 'VendorRetryLater: vendor answered 429')::text, 'dead', 'the job goes dead');
+select is((select status::text from crypto.rewards_redemptions where id = :h), 'UNKNOWN',
+    'a dead vendor call with its mark standing leaves the redemption UNKNOWN, not REQUESTED forever');
+select is((select details ->> 'action' like format('%%oxp rewards resolve %s --issued REF | --failed%%', :h)
+    from crypto.alerts where rule = 'redemption_unresolved' and subject = :h::text and severity = 'critical'
+    and resolved_at is null), true, '... a critical alert names oxp rewards resolve');
+select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h))
+    like '%no worker asks the vendor again (its job is dead)%', 'OX150 no longer says the worker asks again');
+select is((select details ->> 'action' like 'no worker asks the vendor again%' from crypto.system_health
+    where check_name = 'reward_vendor' and (details ->> 'redemption_id')::bigint = :h), true,
+    'the reward_vendor alert says so too');
+select crypto.evaluate_alerts();
+select is((select details ->> 'action' like format('oxp jobs retry %s (asks the vendor again), or end redemption %s: '
+    'oxp rewards resolve %s%%', :jh, :h, :h) from crypto.alerts where rule = 'job_dead' and subject = :jh::text
+    and resolved_at is null), true, 'the job_dead alert of a reward job names resolve, not a job cancel');
+select is(pg_temp.balance(), 500::bigint, 'no point moves while nobody knows');
+select is(crypto.resolve_redemption(:h, 'FAILED', null, 'vendor support: none') ->> 'status', 'FAILED',
+    'an admin resolves it');
+select is((select count(*)::int from crypto.alerts where rule = 'redemption_unresolved' and subject = :h::text
+    and resolved_at is null), 0, '... which clears the alert');
+select is(pg_temp.balance(), 600::bigint, '... refunded once');
+
+-- I: a dead vendor call whose mark was taken back (no call left): REQUESTED, cancellable, no critical alert.
+-- E's job waits: the next claim takes this one's.
+update crypto.jobs set run_after = crypto.now() + interval '1 day' where kind = 'reward.issue' and status = 'queued';
+select tests.authenticate_as(:'w');
+select (api.redeem_reward('CUP', 'i')::jsonb ->> 'id')::bigint as i \gset
+select tests.clear_authentication();
+select (crypto.claim_job(array['reward.issue'])).id as ji \gset
+update crypto.jobs set max_attempts = 1 where id = :ji;
+select is(crypto.fail_job(:ji, 1, 'VendorUnavailable: vendor unreachable')::text, 'dead', 'a never-sent call dies');
+select is((select status::text from crypto.rewards_redemptions where id = :i), 'REQUESTED', '... still REQUESTED');
+select is((select count(*)::int from crypto.alerts where rule = 'redemption_unresolved' and subject = :i::text), 0,
+    '... nothing to resolve');
+select is(crypto.cancel_redemption(:i, 'vendor down') ->> 'status', 'CANCELLED', '... a cancel refunds it');
+
+-- The orphan vouchers' references: the operator reads them (it resolves the alert); nobody else.
+select ok(has_table_privilege('oxp_operator', 'crypto.orphan_vouchers', 'select'), 'the operator reads orphan vouchers');
+set local role oxp_operator;
+select is((select vendor_ref from crypto.orphan_vouchers where redemption_id = :a), 'VND-LATE-0123456789',
+    '... with their reference');
+reset role;
+select is_empty(
+    $$ select r.rolname from pg_roles as r
+       where r.rolname in ('oxp_service', 'auditor', 'anon', 'app_user', 'app_admin', 'auth_service', 'ad_network',
+           'authenticator', 'admin_authenticator')
+         and has_column_privilege(r.rolname, 'crypto.orphan_vouchers', 'vendor_ref', 'select') $$,
+    'no one else reads a voucher reference (the auditor, the worker neither)');
+select is_empty(
+    $$ select r.rolname from pg_roles as r
+       where r.rolname in ('anon', 'app_user', 'app_admin', 'auth_service', 'ad_network')
+         and has_any_column_privilege(r.rolname, 'crypto.orphan_vouchers', 'select') $$,
+    'players, admins and the API read nothing of it');
+set local role auditor;
+select throws_ok('select vendor_ref from crypto.orphan_vouchers', '42501', null, 'the auditor is refused the reference');
+reset role;
 
 select is((select count(*)::int from crypto.integrity_violations() where check_name <> 'unexplained_transfer'), 0,
     'the ledger and inventory agree');
