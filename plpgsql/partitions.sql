@@ -51,6 +51,10 @@ declare
     v_rows jsonb;
     v_created integer := 0;
 begin
+    -- Before sql/0034 (a database migrated part way) there is nothing to make.
+    if to_regclass('partman.part_config') is null then
+        return 0;
+    end if;
     select
         p.control,
         p.partition_interval::interval as step,
@@ -59,7 +63,7 @@ begin
     into v_conf
     from partman.part_config as p where p.parent_table = p_parent;
     if not found then
-        raise exception 'partition_ensure: % is not partitioned', p_parent;
+        return 0;
     end if;
     v_default := split_part(p_parent, '.', 2) || '_default';
     v_start := date_trunc(case when v_conf.step < interval '1 month' then 'day' else 'month' end, p_at);
