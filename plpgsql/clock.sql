@@ -28,6 +28,12 @@ begin
     update crypto.settings
     set value = to_jsonb(extract(epoch from p_at - now())), updated_at = now()
     where key = 'clock.offset_seconds';
+    -- The log tables' partitions for the new time exist before anything is
+    -- written at it (this audit row first): a row of a month without its
+    -- partition would wait in the default one, where an audit row (never
+    -- moved: append-only) would keep that month from ever being made.
+    perform crypto.partition_ensure(t.parent, crypto.now())
+    from unnest(array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits']) as t (parent);
     perform crypto.audit(crypto.current_actor(), 'clock.set', null, jsonb_build_object('at', p_at));
     return crypto.now();
 end

@@ -27,12 +27,107 @@ begin
 end
 $$;
 
+-- The partitions of one table for the period holding p_at and the premade
+-- ones after it, made here (not by pg_partman, whose calls leave their
+-- search_path set for the whole session: crypto.clock_set cannot pass its
+-- caller's path). Named as pg_partman names them (part_config), so its
+-- maintenance and show_partition_info know them. Rows of a new period
+-- waiting in the default partition move into it (eod_fetch_logs,
+-- rate_limits); audit rows cannot move (append-only): a period whose rows
+-- are already in the default partition is left there, never an error.
+-- Bounds in UTC whatever the session's time zone (the migration's too).
+create or replace function crypto.partition_ensure(p_parent text, p_at timestamptz, p_periods integer default null)
+returns integer
+language plpgsql volatile
+set search_path = crypto, pg_temp
+set timezone = 'UTC'
+as $$
+declare
+    v_conf record;
+    v_start timestamptz;
+    v_end timestamptz;
+    v_name text;
+    v_default text;
+    v_rows jsonb;
+    v_created integer := 0;
+begin
+    -- Before sql/0034 (a database migrated part way) there is nothing to make.
+    if to_regclass('partman.part_config') is null then
+        return 0;
+    end if;
+    select
+        p.control,
+        p.partition_interval::interval as step,
+        p.premake,
+        p.datetime_string
+    into v_conf
+    from partman.part_config as p where p.parent_table = p_parent;
+    if not found then
+        return 0;
+    end if;
+    v_default := split_part(p_parent, '.', 2) || '_default';
+    v_start := date_trunc(case when v_conf.step < interval '1 month' then 'day' else 'month' end, p_at);
+    for i in 1 .. coalesce(p_periods, v_conf.premake + 1) loop
+        v_end := v_start + v_conf.step;
+        v_name := split_part(p_parent, '.', 2) || '_p' || to_char(v_start, v_conf.datetime_string);
+        if to_regclass(format('crypto.%I', v_name)) is null then
+            if p_parent = 'crypto.audit_logs' then
+                if exists (select from only crypto.audit_logs_default as d where d.at >= v_start and d.at < v_end) then
+                    v_start := v_end;
+                    continue;
+                end if;
+                v_rows := '[]';
+            else
+                execute format(
+                    'with moved as (delete from only crypto.%1$I as d where d.%2$I >= $1 and d.%2$I < $2 returning d.*) '
+                    'select coalesce(jsonb_agg(to_jsonb(m)), ''[]'') from moved as m', v_default, v_conf.control
+                ) into v_rows using v_start, v_end;
+            end if;
+            execute format(
+                'create %s table crypto.%I partition of %s for values from (%L) to (%L)',
+                case when p_parent = 'crypto.rate_limits' then 'unlogged' else '' end, v_name, p_parent,
+                case when p_parent = 'crypto.eod_fetch_logs' then v_start::date::text else v_start::text end,
+                case when p_parent = 'crypto.eod_fetch_logs' then v_end::date::text else v_end::text end
+            );
+            perform crypto.partition_guard(format('crypto.%I', v_name)::regclass);
+            if jsonb_array_length(v_rows) > 0 then
+                execute format(
+                    'insert into %1$s overriding system value select * from jsonb_populate_recordset(null::%1$s, $1)',
+                    p_parent
+                ) using v_rows;
+            end if;
+            v_created := v_created + 1;
+        end if;
+        v_start := v_end;
+    end loop;
+    return v_created;
+end
+$$;
+
+-- The periods (months, days) of the rows in a log table's default
+-- partition, at most 100 a run.
+create or replace function crypto.partition_default_periods(p_parent text) returns setof timestamptz
+language plpgsql stable
+set search_path = crypto, pg_temp
+set timezone = 'UTC'
+as $$
+begin
+    return query execute format(
+        'select distinct date_trunc(%L, d.%I::timestamptz) from only crypto.%I as d order by 1 limit 100',
+        case when p_parent = 'crypto.rate_limits' then 'day' else 'month' end,
+        case when p_parent = 'crypto.rate_limits' then 'window_start' else 'trading_day' end,
+        split_part(p_parent, '.', 2) || '_default'
+    );
+end
+$$;
+
 -- pg_partman ends each call with set_config('search_path', <the path it
 -- found>, false): a session-wide SET, which outlives a function's own SET
 -- clause. The caller's path is passed in, and put back the same way.
 create or replace function crypto.partition_maintenance(p_caller_search_path text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+set timezone = 'UTC'
 as $$
 declare
     v_parent text;
@@ -41,22 +136,49 @@ declare
     v_before integer;
     v_dropped text [] := '{}'::text [];
     v_errors jsonb := '[]'::jsonb;
+    v_alarm boolean := false;
     v_keep interval;
     v_end timestamptz;
+    v_cutoff timestamptz;
     v_lock_timeout text := current_setting('lock_timeout');
 begin
     -- Creating a partition (with a default one) and dropping one lock the
-    -- parent: never queue its readers and writers behind a long transaction.
-    -- A table that cannot get its lock in time waits for the next hour.
-    perform set_config('lock_timeout', '2s', true);
+    -- parent: never queue its readers and writers (every API request counts
+    -- itself in rate_limits) behind a long transaction for more than 100 ms.
+    -- A table that cannot get its lock waits for the next hour.
+    perform set_config('lock_timeout', '100ms', true);
     foreach v_parent in array array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits'] loop
         select count(*) into v_before from pg_inherits as i where i.inhparent = v_parent::regclass;
         begin
-            perform partman.run_maintenance(p_parent_table => v_parent, p_jobmon => false);
+            -- The months (days) ahead of the wall clock and of a shifted
+            -- crypto.now() (crypto.clock_set makes the latter before writing).
+            perform crypto.partition_ensure(v_parent, now());
+            perform crypto.partition_ensure(v_parent, crypto.now());
+            -- Rows still in the default partition whose period has none yet
+            -- (written with explicit times) move into their own before
+            -- pg_partman extends the table: a row there in the range to make
+            -- would fail it. Audit rows never move: ignore_default_data
+            -- (sql/0034) keeps them from stopping pg_partman.
+            if v_parent <> 'crypto.audit_logs' then
+                perform crypto.partition_ensure(v_parent, d.period, 1)
+                from crypto.partition_default_periods(v_parent) as d (period);
+            end if;
+            perform partman.run_maintenance(p_parent_table => v_parent, p_analyze => false, p_jobmon => false);
         exception when others then
-            -- A row already in the default partition for the range to create
-            -- (a test clock ahead of the premade months) blocks only its table.
-            v_errors := v_errors || jsonb_build_object('table', v_parent, 'error', sqlerrm);
+            v_errors := v_errors || jsonb_build_object('table', v_parent, 'error', sqlerrm, 'code', sqlstate);
+            -- A lock not had within 100 ms retries the next hour: the alert
+            -- opens at once for any other failure, and for lock timeouts only
+            -- once the next period (month, day) has no partition left.
+            v_alarm := v_alarm or sqlstate <> '55P03' or to_regclass(format(
+                'crypto.%I',
+                split_part(v_parent, '.', 2) || '_p' || to_char(
+                    greatest(now(), crypto.now()) + (
+                        select p.partition_interval::interval from partman.part_config as p
+                        where p.parent_table = v_parent
+                    ),
+                    (select p.datetime_string from partman.part_config as p where p.parent_table = v_parent)
+                )
+            )) is null;
         end;
         v_created := v_created
             + (select count(*) from pg_inherits as i where i.inhparent = v_parent::regclass) - v_before;
@@ -71,12 +193,15 @@ begin
         perform crypto.partition_guard(v_part.rel);
     end loop;
 
-    -- Retention: whole partitions that end before now - the setting.
+    -- Retention: whole partitions that end before the earlier of the wall
+    -- clock and crypto.now(), less the setting: a clock shifted ahead never
+    -- drops the rows of the real present.
     foreach v_parent in array array['crypto.eod_fetch_logs', 'crypto.rate_limits'] loop
         v_keep := case v_parent
             when 'crypto.eod_fetch_logs' then crypto.setting_interval('retention.eod_fetch_logs_days')
             else crypto.setting_interval('retention.rate_limits_days')
         end;
+        v_cutoff := least(now(), crypto.now()) - v_keep;
         for v_part in
             select
                 i.inhrelid::regclass as rel,
@@ -87,21 +212,24 @@ begin
         loop
             select p.child_end_time into v_end
             from partman.show_partition_info(format('crypto.%I', v_part.relname), p_parent_table => v_parent) as p;
-            if v_end <= crypto.now() - v_keep then
+            if v_end <= v_cutoff then
                 begin
                     execute format('drop table %s', v_part.rel);
                     v_dropped := v_dropped || v_part.relname::text;
                 exception when lock_not_available then
-                    v_errors := v_errors || jsonb_build_object('table', v_part.relname, 'error', sqlerrm);
+                    -- Old rows wait an hour more: no alert.
+                    v_errors := v_errors || jsonb_build_object(
+                        'table', v_part.relname, 'error', sqlerrm, 'code', sqlstate
+                    );
                 end;
             end if;
         end loop;
     end loop;
 
     perform set_config('lock_timeout', v_lock_timeout, true);
-    -- A table left without its partitions ahead (or its old ones) is an
-    -- operator's to look at; the next clean run clears the alert.
-    if jsonb_array_length(v_errors) > 0 then
+    -- A table left without its partitions ahead is an operator's to look
+    -- at; the next run without such a failure clears the alert.
+    if v_alarm then
         perform crypto.alert_open('partition_maintenance_failing', '', 'warning', jsonb_build_object('errors', v_errors));
     else
         perform crypto.alert_clear('partition_maintenance_failing');

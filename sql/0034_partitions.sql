@@ -10,11 +10,14 @@
 -- The money tables (predictions, ledger_*) stay whole: see the README.
 -- Partitions get no privileges of their own (pg_partman's inherit_privileges
 -- is off): every role reads through the parent, whose grants are checked.
+-- Partition bounds in UTC whatever the server's time zone (as
+-- crypto.partition_ensure and crypto.partition_maintenance make them).
+set local timezone = 'UTC';
 create schema if not exists partman;
 create extension if not exists pg_partman with schema partman;
 -- crypto.partition_maintenance (SECURITY DEFINER, oxp_owner) runs
 -- pg_partman's maintenance, which creates the new partitions as oxp_owner.
-grant usage, create on schema partman to oxp_owner;
+grant usage on schema partman to oxp_owner;
 grant select, insert, update, delete on all tables in schema partman to oxp_owner;
 grant execute on all functions in schema partman to oxp_owner;
 grant execute on all procedures in schema partman to oxp_owner;
@@ -107,7 +110,10 @@ select partman.create_parent(
 );
 -- Retention is crypto.partition_maintenance's (on crypto.now()), not
 -- pg_partman's (on the wall clock); its own maintenance only creates ahead.
-update partman.part_config set retention = null, infinite_time_partitions = true
+-- ignore_default_data: a row left in the default partition (an audit row
+-- of a shifted clock's month, which can never move) must not make pg_partman
+-- try to create its month and fail every run after.
+update partman.part_config set retention = null, infinite_time_partitions = true, ignore_default_data = true
 where parent_table in ('crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits');
 
 insert into crypto.audit_logs (id, at, actor, action, subject, details, prev_hash, hash, txid, seq)
@@ -177,7 +183,63 @@ alter table crypto.audit_logs enable row level security;
 alter table crypto.eod_fetch_logs enable row level security;
 alter table crypto.rate_limits enable row level security;
 -- plpgsql/zz_owner.sql passes over a partitioned table (it depends on itself
--- in pg_depend); plpgsql/partitions.sql hands over the partitions.
+-- in pg_depend); the partitions are handed over below.
 alter table crypto.audit_logs owner to oxp_owner;
 alter table crypto.eod_fetch_logs owner to oxp_owner;
 alter table crypto.rate_limits owner to oxp_owner;
+
+-- The guards in this migration's own transaction, not only in the
+-- repeatable pass after it (plpgsql/append_only.sql and
+-- plpgsql/partitions.sql redo the same, create or replace): the audit log
+-- is append-only, each partition refuses TRUNCATE by its own name, and
+-- every partition is oxp_owner's with row security on.
+create or replace function crypto.tg_append_only__refuse() returns trigger
+language plpgsql
+set search_path = crypto, pg_temp
+as $$
+begin
+    raise exception using errcode = 'OX003', message = 'FORBIDDEN',
+        detail = format('%s is append-only: %s refused', tg_table_name, tg_op);
+end
+$$;
+create or replace function crypto.tg_audit_logs__seal_only() returns trigger
+language plpgsql
+set search_path = crypto, pg_temp
+as $$
+begin
+    if tg_op = 'UPDATE' and old.seq is null and new.seq is not null
+        and (new.id, new.at, new.actor, new.action, new.subject, new.details, new.txid)
+        is not distinct from (old.id, old.at, old.actor, old.action, old.subject, old.details, old.txid) then
+        return new;
+    end if;
+    raise exception using errcode = 'OX003', message = 'FORBIDDEN',
+        detail = format('audit_logs is append-only: %s refused', tg_op);
+end
+$$;
+create or replace trigger audit_logs_append_only
+before update or delete on crypto.audit_logs
+for each row execute function crypto.tg_audit_logs__seal_only();
+create or replace trigger audit_logs_no_truncate
+before truncate on crypto.audit_logs
+for each statement execute function crypto.tg_append_only__refuse();
+do $guards$
+declare
+    v_part record;
+begin
+    for v_part in
+        select
+            i.inhrelid::regclass as rel,
+            i.inhparent = 'crypto.audit_logs'::regclass as audit
+        from pg_inherits as i
+        where i.inhparent in ('crypto.audit_logs'::regclass, 'crypto.eod_fetch_logs'::regclass, 'crypto.rate_limits'::regclass)
+    loop
+        if v_part.audit then
+            execute format(
+                'create or replace trigger no_truncate before truncate on %s '
+                'for each statement execute function crypto.tg_append_only__refuse()', v_part.rel);
+        end if;
+        execute format('alter table %s enable row level security', v_part.rel);
+        execute format('alter table %s owner to oxp_owner', v_part.rel);
+    end loop;
+end
+$guards$;

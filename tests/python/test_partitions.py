@@ -124,3 +124,77 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         # A second migrate changes nothing.
         assert migrate(empty_db, "development").applied == []
         assert db.execute(DIGEST).fetchone()[0] == before[0] + 1
+
+
+def test_guards_hold_inside_0034(empty_db: str, tmp_path: Path) -> None:
+    # The migration's own transaction, before any repeatable file runs again:
+    # the audit log is append-only, its partitions refuse TRUNCATE by name,
+    # and every partition is oxp_owner's with row security on.
+    for folder in ("plpgsql", "pg_cron"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "sql").mkdir()
+    for path in (ROOT / "sql").glob("*.sql"):
+        if path.name != "0034_partitions.sql":
+            shutil.copy(path, tmp_path / "sql" / path.name)
+    migrate(empty_db, "development", root=tmp_path)
+    with psycopg.connect(empty_db, autocommit=True) as db:
+        db.execute("select crypto.audit('test', 'test.row', 'x', '{}')")
+        with db.transaction():
+            db.execute((ROOT / "sql" / "0034_partitions.sql").read_text())
+            loose = db.execute(
+                "select i.inhrelid::regclass::text from pg_inherits as i"
+                " join pg_class as c on c.oid = i.inhrelid"
+                " where i.inhparent in ('crypto.audit_logs'::regclass,"
+                " 'crypto.eod_fetch_logs'::regclass, 'crypto.rate_limits'::regclass)"
+                " and (c.relowner <> 'oxp_owner'::regrole or not c.relrowsecurity)"
+            ).fetchall()
+            assert loose == []
+            part = db.execute(
+                "select tableoid::regclass::text from crypto.audit_logs where action = 'test.row'"
+            ).fetchone()[0]
+            for sql in (
+                "update crypto.audit_logs set actor = 'forged'",
+                "delete from crypto.audit_logs",
+                "truncate crypto.audit_logs",
+                f"truncate {part}",
+                "truncate crypto.audit_logs_default",
+            ):
+                with pytest.raises(psycopg.DatabaseError) as refused, db.transaction():
+                    db.execute(sql)
+                assert refused.value.diag.sqlstate == "OX003"
+            raise psycopg.Rollback()
+
+
+def test_a_held_lock_skips_the_hour_without_alert(empty_db: str) -> None:
+    # Maintenance waits at most 100 ms for a lock (every request writes
+    # rate_limits): a reader holding the default partition makes it give up
+    # on that table for the hour, with no alert while the next day exists.
+    migrate(empty_db, "development")
+    with (
+        psycopg.connect(empty_db, autocommit=True) as db,
+        psycopg.connect(empty_db, autocommit=True) as reader,
+    ):
+        day4 = db.execute(
+            "select 'crypto.rate_limits_p' || to_char(now() at time zone 'UTC' + interval '4 days',"
+            " 'YYYY_MM_DD')"
+        ).fetchone()[0]
+        db.execute(f"drop table {day4}")
+        with reader.transaction():
+            reader.execute("lock table crypto.rate_limits_default in access share mode")
+            db.execute("set role oxp_service")
+            started = db.execute("select clock_timestamp()").fetchone()[0]
+            report = db.execute("select crypto.partition_maintenance()").fetchone()[0]
+            took = db.execute("select clock_timestamp() - %s", (started,)).fetchone()[0]
+            db.execute("reset role")
+            assert [(e["table"], e["code"]) for e in report["errors"]] == [
+                ("crypto.rate_limits", "55P03")
+            ]
+            assert took.total_seconds() < 1.5
+            assert db.execute(
+                "select count(*) from crypto.alerts"
+                " where rule = 'partition_maintenance_failing' and resolved_at is null"
+            ).fetchone() == (0,)
+            assert db.execute("select to_regclass(%s)", (day4,)).fetchone() == (None,)
+        report = db.execute("select crypto.partition_maintenance()").fetchone()[0]
+        assert report["errors"] == []
+        assert db.execute("select to_regclass(%s)::text", (day4,)).fetchone() == (day4,)

@@ -1,5 +1,5 @@
 begin;
-select plan(36);
+select plan(51);
 
 -- The log tables are partitioned parents, kept by pg_partman.
 select has_extension('pg_partman', 'pg_partman is installed');
@@ -63,7 +63,7 @@ select crypto.clock_set('2020-06-01 12:00:00+00');
 select crypto.audit('test', 'test.route', 'far', '{}') as far_id \gset
 select is(
     (select tableoid::regclass::text from crypto.audit_logs where id = :far_id),
-    'crypto.audit_logs_default', 'a row before the first month lands in the default partition'
+    'crypto.audit_logs_p2020_06', 'a shifted clock makes its month''s partition before writing: not the default one'
 );
 select crypto.clock_reset();
 insert into crypto.rate_limits (bucket, window_start, hits) values ('test:now', crypto.now(), 1);
@@ -130,10 +130,80 @@ set local role auditor;
 select throws_ok('select crypto.partition_maintenance()', '42501', null, 'nor can the auditor');
 reset role;
 
--- A partition that cannot be made (a row of its range already in the
--- default partition) fails only its table, and opens an alert until a run is clean.
+-- A clock shifted 8 months ahead (beyond the premade months): the audit
+-- row of that month has its partition, maintenance stays clean, the chain whole.
+select crypto.clock_set(now() + interval '8 months');
+select crypto.audit('test', 'test.route', 'shifted', '{}') as shifted_id \gset
+select is(
+    (select tableoid::regclass::text from crypto.audit_logs where id = :shifted_id),
+    'crypto.audit_logs_p' || to_char(now() at time zone 'UTC' + interval '8 months', 'YYYY_MM'),
+    'an audit row 8 months ahead lands in its month''s partition, not the default one'
+);
+set local role oxp_service;
+select crypto.partition_maintenance() as report \gset
+reset role;
+select is(:'report'::jsonb -> 'errors', '[]'::jsonb, 'maintenance after the shift has no failure');
+select is(
+    (select count(*)::int from crypto.alerts where rule = 'partition_maintenance_failing' and resolved_at is null),
+    0, 'and opens no alert'
+);
+select is(crypto.audit_verify() ->> 'ok', 'true', 'the chain is whole after the shift');
+select crypto.clock_reset();
+
+-- Rows written into the default partition ahead of the premade days and
+-- months (rate limits of a clock shifted > 4 days, a price-fetch log)
+-- move into their own partitions before pg_partman extends the table.
 update partman.part_config set premake = 10 where parent_table = 'crypto.rate_limits';
 insert into crypto.rate_limits (bucket, window_start, hits) values ('test:ahead', now() + interval '6 days', 1);
+insert into crypto.eod_fetch_logs (trading_day, provider, started_at, status)
+values ((now() + interval '16 months')::date, 'test:ahead', now(), 'succeeded');
+select is(
+    (select count(*)::int from crypto.rate_limits_default) + (select count(*)::int from crypto.eod_fetch_logs_default),
+    2, 'both rows wait in the default partitions'
+);
+set local role oxp_service;
+select crypto.partition_maintenance() as report \gset
+reset role;
+select is(:'report'::jsonb -> 'errors', '[]'::jsonb, 'the maintenance moves them and extends both tables');
+select is(
+    (select tableoid::regclass::text from crypto.rate_limits where bucket = 'test:ahead'),
+    'crypto.rate_limits_p' || to_char(now() at time zone 'UTC' + interval '6 days', 'YYYY_MM_DD'),
+    'the rate-limit window is in its day''s partition'
+);
+select is(
+    (select tableoid::regclass::text from crypto.eod_fetch_logs where provider = 'test:ahead'),
+    'crypto.eod_fetch_logs_p' || to_char(now() at time zone 'UTC' + interval '16 months', 'YYYY_MM'),
+    'the price-fetch log is in its month''s partition'
+);
+select is(
+    pg_temp.holder('crypto.rate_limits', now() + interval '10 days') is not null,
+    true, 'and pg_partman premade the days after it'
+);
+update partman.part_config set premake = 4 where parent_table = 'crypto.rate_limits';
+delete from crypto.eod_fetch_logs where provider = 'test:ahead';
+
+-- An audit row beyond the premade months stays in the default partition
+-- (it never moves): ignore_default_data, pg_partman makes the other months.
+update partman.part_config set premake = 20 where parent_table = 'crypto.audit_logs';
+insert into crypto.audit_logs (at, actor, action, subject) values (now() + interval '14 months', 'test', 'test.ahead', null);
+set local role oxp_service;
+select crypto.partition_maintenance() as report \gset
+reset role;
+select is(:'report'::jsonb -> 'errors', '[]'::jsonb, 'a stray audit row in the default partition fails nothing');
+select isnt(
+    pg_temp.holder('crypto.audit_logs', now() + interval '18 months'), null, 'and the months after it are made'
+);
+update partman.part_config set premake = 4 where parent_table = 'crypto.audit_logs';
+
+-- A partition that cannot be made (here a foreign partition overlapping the
+-- fourth day ahead) fails only its table, and opens an alert until a run is clean.
+select pg_temp.holder('crypto.rate_limits', now() + interval '4 days') as day4 \gset
+select format('drop table crypto.%I', :'day4') \gexec
+create table crypto.rate_limits_blocker partition of crypto.rate_limits
+for values from (date_trunc('day', now() + interval '4 days') + interval '1 hour')
+to (date_trunc('day', now() + interval '4 days') + interval '2 hours');
+alter table crypto.rate_limits_blocker owner to oxp_owner;
+alter table crypto.rate_limits_blocker enable row level security;
 set local role oxp_service;
 select crypto.partition_maintenance() as report \gset
 reset role;
@@ -145,14 +215,24 @@ select is(
     (select count(*)::int from crypto.alerts where rule = 'partition_maintenance_failing' and resolved_at is null),
     1, 'and opens partition_maintenance_failing'
 );
-delete from crypto.rate_limits where bucket = 'test:ahead';
+drop table crypto.rate_limits_blocker;
 set local role oxp_service;
 select crypto.partition_maintenance() as report \gset
 reset role;
-select is(:'report'::jsonb -> 'errors', '[]'::jsonb, 'once the row is gone the partitions are made');
+select is(:'report'::jsonb -> 'errors', '[]'::jsonb, 'once the overlap is gone the partitions are made');
 select is(
     (select count(*)::int from crypto.alerts where rule = 'partition_maintenance_failing' and resolved_at is null),
     0, 'and the alert clears'
+);
+
+-- Pinned: partition bounds in UTC, pg_partman's schema not writable.
+select ok(
+    (select 'TimeZone=UTC' = any(p.proconfig) from pg_proc as p
+     where p.oid = 'crypto.partition_maintenance(text)'::regprocedure),
+    'the maintenance runs in UTC whatever the session''s time zone'
+);
+select ok(
+    not has_schema_privilege('oxp_owner', 'partman', 'CREATE'), 'oxp_owner cannot create objects in partman'
 );
 
 -- The retention settings refuse what would drop rows still read.
@@ -165,25 +245,41 @@ select throws_ok(
     'rate_limits keeps at least a day'
 );
 
--- Retention: 500 days on, the price-fetch logs of this month (400 days kept)
--- and yesterday's rate-limit windows are dropped; the audit log never is.
-select count(*) as audit_parts from pg_inherits where inhparent = 'crypto.audit_logs'::regclass \gset
+-- Retention: a price-fetch month 500 days old (400 kept) is dropped; with
+-- the clock shifted 500 days ahead, this month's logs are not (the cutoff
+-- is on the earlier of the wall clock and crypto.now()); the audit log
+-- keeps every partition.
+select array_agg(c.relname::text order by c.relname) as audit_parts
+from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+where i.inhparent = 'crypto.audit_logs'::regclass \gset
 insert into crypto.eod_fetch_logs (trading_day, provider, started_at, status)
-values (crypto.now()::date, 'test', crypto.now(), 'succeeded');
-select pg_temp.holder('crypto.eod_fetch_logs', crypto.now()) as eod_part \gset
+values ((now() - interval '500 days')::date, 'test:old', now(), 'succeeded'),
+(now()::date, 'test:now', now(), 'succeeded');
+select pg_temp.holder('crypto.eod_fetch_logs', now()) as eod_part \gset
 select crypto.clock_set(now() + interval '500 days');
 set local role oxp_service;
 select crypto.partition_maintenance() as report \gset
 reset role;
 select ok(
-    (:'report'::jsonb -> 'dropped') ? :'eod_part', 'an eod_fetch_logs month past its retention is dropped'
+    (:'report'::jsonb -> 'dropped') ? ('eod_fetch_logs_p' || to_char(now() at time zone 'UTC' - interval '500 days', 'YYYY_MM')),
+    'an eod_fetch_logs month past its retention is dropped'
 );
 select is(
-    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test'), 0, 'with its rows'
+    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test:old'), 0, 'with its rows'
+);
+select ok(
+    not (:'report'::jsonb -> 'dropped') ? :'eod_part', 'a clock 500 days ahead does not drop this month'
 );
 select is(
-    (select count(*) from pg_inherits where inhparent = 'crypto.audit_logs'::regclass) >= :audit_parts,
-    true, 'no audit_logs partition is ever dropped'
+    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test:now'), 1, 'nor its rows'
+);
+select is_empty(
+    format(
+        'select unnest(%L::text []) except select c.relname::text from pg_inherits as i '
+        'join pg_class as c on c.oid = i.inhrelid where i.inhparent = %L::regclass',
+        :'audit_parts', 'crypto.audit_logs'
+    ),
+    'no audit_logs partition is ever dropped'
 );
 select is(crypto.audit_verify() ->> 'ok', 'true', 'and the chain is whole');
 
