@@ -123,6 +123,10 @@ def test_a_new_player_plays_a_whole_day(
 ) -> None:
     page, console = new_page(browser)
     page.goto(api)
+    # Signed out, and Google not configured here: no Google button.
+    expect(page.locator("button[name=signup]")).to_be_visible()
+    assert page.locator("#google").count() == 0
+    shot(page, "player-signed-out")
     sign_up(page, "web@example.com")
 
     # Today: the day, a live countdown to 23:25 KST, New York beside it.
