@@ -21,10 +21,7 @@ begin
             detail = 'A redemption is resolved as ISSUED with the vendor''s reference (1 to 200 characters), '
                 'or as FAILED without one';
     end if;
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     if v_redemption.status::text = p_outcome then
         -- The same answer again (a retried command, or the worker got there
         -- first): nothing more moves.

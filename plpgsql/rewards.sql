@@ -36,6 +36,23 @@ $$;
 
 grant execute on function crypto.redemption_json(crypto.rewards_redemptions) to oxp_service, app_admin, auditor;
 
+-- The redemption, locked for the rest of the transaction (every change of
+-- a redemption starts here, so two of them never interleave), or NOT_FOUND.
+create or replace function crypto.redemption_for_update(p_id bigint) returns crypto.rewards_redemptions
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_redemption crypto.rewards_redemptions;
+begin
+    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
+    if v_redemption.id is null then
+        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
+    end if;
+    return v_redemption;
+end
+$$;
+
 -- The vendor's reference is the voucher, a secret of the user's: operators
 -- and the auditor see its last 4 characters (when it is long enough that
 -- these give nothing away), and the audit log its SHA-256.
@@ -201,10 +218,7 @@ as $$
 declare
     v_redemption crypto.rewards_redemptions;
 begin
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         return crypto.redemption_json(v_redemption);
     elsif v_redemption.status = 'UNKNOWN' then
@@ -245,10 +259,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'An issued redemption has the vendor''s reference (1 to 200 characters)';
     end if;
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     if v_redemption.status = 'ISSUED' and v_redemption.vendor_ref = p_vendor_ref then
         return crypto.redemption_json(v_redemption);
     elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
@@ -295,10 +306,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'A redemption is released as FAILED or CANCELLED';
     end if;
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     if v_redemption.status = p_status then
         return crypto.redemption_json(v_redemption);
     elsif v_redemption.status not in ('REQUESTED', 'UNKNOWN') then

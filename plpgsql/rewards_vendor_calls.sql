@@ -74,10 +74,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'A vendor call lasts more than 0 and at most 3600 seconds';
     end if;
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         return null;  -- cancelled or resolved meanwhile, or finished by an earlier attempt
     end if;
@@ -149,10 +146,7 @@ declare
     v_redemption crypto.rewards_redemptions;
     v_cleared boolean := false;
 begin
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     perform crypto.redemption_claim_check(p_id, p_job_id, p_attempts);
     if v_redemption.status = 'REQUESTED' and v_redemption.sent_call = p_call
         and v_redemption.vendor_calls = p_call then
@@ -187,10 +181,7 @@ as $$
 declare
     v_redemption crypto.rewards_redemptions;
 begin
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    v_redemption := crypto.redemption_for_update(p_id);
     if v_redemption.status not in ('REQUESTED', 'UNKNOWN') then
         return crypto.redemption_json(v_redemption);  -- a late refusal changes nothing final
     end if;
@@ -217,13 +208,8 @@ create or replace function crypto.redemption_refused(
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
-declare
-    v_redemption crypto.rewards_redemptions;
 begin
-    select r.* into v_redemption from crypto.rewards_redemptions as r where r.id = p_id for update;
-    if v_redemption.id is null then
-        raise exception using errcode = 'OX004', message = 'NOT_FOUND', detail = format('No redemption %s', p_id);
-    end if;
+    perform crypto.redemption_for_update(p_id);  -- the lock (redemption, then job) and NOT_FOUND
     perform crypto.redemption_claim_check(p_id, p_job_id, p_attempts);
     return crypto.redemption_refusal(p_id, p_call, p_error);
 end
