@@ -66,6 +66,15 @@ select pg_is_in_recovery(),
 """
 
 
+class ApiPool(AsyncConnectionPool):
+    """A pool of one API login, and whether its requests may use psycopg's
+    pipeline mode (see new_pool)."""
+
+    def __init__(self, *args: Any, pipelined: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipelined = pipelined
+
+
 class Replica:
     """The reads that may lag (metrics, leaderboard, settlement results)
     go here while the replica answers and is at most `max_lag` seconds
@@ -74,8 +83,8 @@ class Replica:
 
     def __init__(
         self,
-        user: AsyncConnectionPool,
-        admin: AsyncConnectionPool,
+        user: ApiPool,
+        admin: ApiPool,
         max_lag: float,
         check_seconds: float,
     ) -> None:
@@ -127,15 +136,15 @@ class Pools:
     auth_service; only `admin_authenticator` can become app_admin, so a flaw
     in the user path cannot reach the admin role."""
 
-    user: AsyncConnectionPool
-    admin: AsyncConnectionPool
+    user: ApiPool
+    admin: ApiPool
     user_timeout_ms: int = 5000
     admin_timeout_ms: int = 30000
     replica: Replica | None = None
     # A SQLSTATE the API has not seen re-reads the map (problems.py).
     error_map: ErrorMapReloader = field(default_factory=lambda: ErrorMapReloader(30.0))
 
-    def for_role(self, role: str) -> tuple[AsyncConnectionPool, int]:
+    def for_role(self, role: str) -> tuple[ApiPool, int]:
         if role == ADMIN:
             return self.admin, self.admin_timeout_ms
         return self.user, self.user_timeout_ms
@@ -155,14 +164,19 @@ class Pools:
 
 def new_pool(
     url: str, size: int, timeout: float = 5.0, prepare_threshold: int | None = 5
-) -> AsyncConnectionPool:
+) -> ApiPool:
     """A request waits `timeout` seconds for a connection, then gets 503
     (never a hung request while the database is down); a pooled connection
     is checked before use, so none broken by a restart is handed out.
     `prepare_threshold=None` behind PgBouncer in transaction mode: a prepared
     statement lives on one server connection, the next transaction may get
-    another."""
-    return AsyncConnectionPool(
+    another. Behind it, no pipeline mode either: psycopg ends a pipeline with
+    a Sync and, when that Sync's answer is not in yet, a Flush. PgBouncer
+    1.18 may already have handed the server connection back on the Sync's
+    ReadyForQuery; the late Flush then takes it again and, as PostgreSQL
+    answers a Flush with nothing, keeps it forever (CI, 2026-11-27: every
+    request after it hung)."""
+    return ApiPool(
         url,
         min_size=size,
         max_size=size,
@@ -170,7 +184,16 @@ def new_pool(
         timeout=timeout,
         check=AsyncConnectionPool.check_connection,
         kwargs={"application_name": "oxp-api", "prepare_threshold": prepare_threshold},
+        pipelined=prepare_threshold is not None,
     )
+
+
+def _batch(pool: ApiPool, conn: psycopg.AsyncConnection[Any]) -> Any:
+    """The request's statements in one round trip (a pipeline), or one by one
+    where a pipeline is unsafe (new_pool): the same transaction either way."""
+    if pool.pipelined:
+        return conn.pipeline()
+    return contextlib.nullcontext()
 
 
 def _replica_failed(exc: psycopg.Error) -> bool:
@@ -234,7 +257,7 @@ async def _recount(pools: Pools, gate: rate_gate.Gate, exc: psycopg.Error) -> No
 
 
 async def _run_gated(
-    pool: AsyncConnectionPool,
+    pool: ApiPool,
     timeout_ms: int,
     role: str,
     claims: str,
@@ -248,7 +271,7 @@ async def _run_gated(
     would undo its count): the gate leaves oxp.rate_limit unset, the guard
     keeps the call from running, and the refusal commits with its count."""
     limited = (gate.ip, gate.user, gate.kinds)
-    async with pool.connection() as conn, conn.pipeline():
+    async with pool.connection() as conn, _batch(pool, conn):
         await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
         counted = await conn.execute(RATE_LIMIT_GATE, (*limited, role, claims, str(timeout_ms)))
         cur = await conn.execute(query + GUARD, args)
@@ -289,7 +312,7 @@ def _api_query(function: str, n: int) -> sql.Composed:
 
 
 async def _run(
-    pool: AsyncConnectionPool,
+    pool: ApiPool,
     timeout_ms: int,
     role: str,
     claims: str,
@@ -298,7 +321,7 @@ async def _run(
     timeout: float | None = None,
 ) -> Any:
     # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
-    async with pool.connection(timeout=timeout) as conn, conn.pipeline():
+    async with pool.connection(timeout=timeout) as conn, _batch(pool, conn):
         await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
         cur = await conn.execute(query, args)
         await conn.commit()

@@ -6,20 +6,24 @@ through it; the worker and the CLI keep their direct URL."""
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ox_sidecar.config import Settings
+from ox_sidecar.db import new_pool
 from support import bearer, free_port, running_api, signup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +125,55 @@ def test_prepared_statements_are_off_through_the_bouncer(db_url: str, bouncer: i
     settings = Settings(database_pooler="pgbouncer")
     assert settings.api_prepare_threshold is None
     assert Settings().api_prepare_threshold == 5
+
+
+def _until_sync(pg: Any) -> None:
+    """Read a pipeline's results up to its Sync's (ReadyForQuery)."""
+    while True:
+        while pg.is_busy():
+            select.select([pg.socket], [], [], 5)
+            pg.consume_input()
+        result = pg.get_result()
+        if result is not None and result.status == pq.ExecStatus.PIPELINE_SYNC:
+            return
+
+
+def test_a_flush_after_the_sync_pins_the_one_server_connection(db_url: str, bouncer: int) -> None:
+    """Why the API never pipelines through PgBouncer (db.new_pool): psycopg
+    follows a pipeline's last Sync with a Flush when the Sync's answer is not
+    in yet. If PgBouncer 1.18 has already handed the server back, the Flush
+    takes it again and waits for an answer PostgreSQL never sends: every
+    other client queues until this one goes (CI hung so, 2026-11-27)."""
+    url = via(bouncer, db_url, "authenticator")
+    late = psycopg.connect(url, prepare_threshold=None, autocommit=True)
+    try:
+        pg = late.pgconn
+        pg.enter_pipeline_mode()
+        pg.send_query_params(b"select 1", None)
+        pg.pipeline_sync()
+        pg.flush()
+        _until_sync(pg)  # answered: the server is back in PgBouncer's pool
+        pg.send_flush_request()  # ... and this takes it for good
+        pg.flush()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            other = pool.submit(_one_select, url)
+            with pytest.raises(FutureTimeout):
+                other.result(timeout=3)
+            late.close()  # PgBouncer drops the pinned server and opens another
+            assert other.result(timeout=30) == (1,)
+    finally:
+        late.close()
+    # The API's pools behind the bouncer run each statement on its own.
+    behind = new_pool(
+        url, 1, prepare_threshold=Settings(database_pooler="pgbouncer").api_prepare_threshold
+    )
+    assert behind.pipelined is False
+    assert new_pool(db_url, 1).pipelined is True
+
+
+def _one_select(url: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(url, prepare_threshold=None, autocommit=True) as conn:
+        return conn.execute("select 1").fetchone()
 
 
 def test_two_players_interleaved_through_the_api_see_only_themselves(
