@@ -77,9 +77,13 @@ end
 $$;
 
 create or replace function crypto.setting_int(p_key text) returns bigint
-language sql stable
+language plpgsql stable
 set search_path = crypto, pg_temp
-as $$ select (crypto.setting(p_key) #>> '{}')::bigint $$;
+as $$
+begin
+    return (crypto.setting(p_key) #>> '{}')::bigint;
+end
+$$;
 
 -- A duration setting as an interval, in the unit its key ends with
 -- (_seconds, _minutes, _hours, _days): the unit is read in one place, and

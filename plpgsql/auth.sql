@@ -5,10 +5,12 @@
 -- `sub` of the request's claims, or null. Row-level security policies call
 -- it as (select crypto.auth_uid()), evaluated once per query.
 create or replace function crypto.auth_uid() returns uuid
-language sql stable
+language plpgsql stable
 set search_path = crypto, pg_temp
 as $$
-    select nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub', '')::uuid
+begin
+    return nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub', '')::uuid;
+end
 $$;
 
 grant execute on function crypto.auth_uid() to anon, app_user, app_admin, oxp_service, auditor;

@@ -4,14 +4,21 @@
 -- psql, anon before sign-in, `oxp clock show` as oxp_service) without being
 -- able to read crypto.settings or run crypto.setting(): it reveals the
 -- offset of the clock and nothing else. A missing row is no shift.
+-- PL/pgSQL, not SQL: a SQL function with a SET clause is never inlined, and
+-- PostgreSQL 15 parses and plans its body again in every statement that
+-- calls it (~100 us each, bench/ratelimit, 2026-11-27); PL/pgSQL keeps its
+-- plan for the session. The same holds for the other per-request helpers
+-- (auth_uid, setting_int, note_activity, the rate limiter's counts).
 create or replace function crypto.now() returns timestamptz
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = crypto, pg_temp
 as $$
-    select now() + make_interval(secs => coalesce((
+begin
+    return now() + make_interval(secs => coalesce((
         select (s.value #>> '{}')::double precision from crypto.settings as s
         where s.key = 'clock.offset_seconds'
-    ), 0))
+    ), 0));
+end
 $$;
 
 grant execute on function crypto.now() to anon, app_user, app_admin, oxp_service, auditor;

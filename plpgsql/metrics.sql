@@ -6,12 +6,14 @@
 -- The shim's rate limiter calls this for every signed-in request: the
 -- first of a user's KST day inserts, every later one finds the row.
 create or replace function crypto.note_activity(p_user uuid) returns void
-language sql volatile
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
+begin
     insert into crypto.daily_activity (kst_day, user_id)
     values ((crypto.now() at time zone 'Asia/Seoul')::date, p_user)
-    on conflict do nothing
+    on conflict do nothing;
+end
 $$;
 
 -- What a day's row was computed from: its phase, its settlement and the

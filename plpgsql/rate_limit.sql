@@ -159,14 +159,20 @@ grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_servic
 -- can be passed by at most the API's database connections less one, per
 -- window. (The per-user limits stay exact: one player's requests may queue.)
 create or replace function api.rate_limit_note(p_ip text, p_user uuid, p_kinds text[]) returns void
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
+begin
+    -- The gate's arguments, so the shim passes one tuple to both; only the
+    -- IP is counted here (the gate counted the user's buckets).
+    -- @plpgsql_check_options: extra_warnings = false
+    if p_ip is null then
+        return;
+    end if;
     insert into crypto.rate_limits as l (bucket, window_start, hits)
-    select v.bucket, to_timestamp(floor(extract(epoch from crypto.now()) / 60) * 60), 1
-    from (values ('ip:' || p_ip, p_ip is not null)) as v (bucket, applies)
-    where v.applies
-    on conflict (bucket, window_start) do update set hits = l.hits + 1
+    values ('ip:' || p_ip, to_timestamp(floor(extract(epoch from crypto.now()) / 60) * 60), 1)
+    on conflict (bucket, window_start) do update set hits = l.hits + 1;
+end
 $$;
 
 grant execute on function api.rate_limit_note(text, uuid, text[]) to auth_service;
@@ -175,15 +181,17 @@ grant execute on function api.rate_limit_note(text, uuid, text[]) to auth_servic
 -- crypto.place_prediction in the transaction that inserts it, so only a
 -- committed prediction counts).
 create or replace function crypto.rate_limit_count(p_user uuid, p_kind text) returns void
-language sql volatile
+language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
+begin
     insert into crypto.rate_limits as l (bucket, window_start, hits)
     select p_kind || ':' || v.name || ':' || p_user,
         to_timestamp(floor(extract(epoch from crypto.now()) / v.seconds) * v.seconds), 1
     from (values ('hour', 3600), ('minute', 60)) as v (name, seconds)
     order by 1
-    on conflict (bucket, window_start) do update set hits = l.hits + 1
+    on conflict (bucket, window_start) do update set hits = l.hits + 1;
+end
 $$;
 
 -- Windows older than the longest rule are never read again.
