@@ -1,7 +1,11 @@
 """bench/ratelimit: the limiter's cost per request. First api.rate_limit on its
 own (sequential calls, one connection), then GET /v1/points/balance (two limited
 buckets: the IP and the user's point reads) under wrk with the limiter on and
-off. Limits are raised so that nothing is refused: this measures the counting."""
+off: once as ONE player on every connection (the worst case: the gate holds the
+player's exact count through the call, so that player's requests queue behind
+each other), once as --players players in turn (what a crowd costs). One IP
+sends everything either way. Limits are raised so that nothing is refused:
+this measures the counting."""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from throwaway import running_api, throwaway_cluster
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wrk(url: str, token: str, clients: int, seconds: int) -> tuple[float, float]:
+def wrk(url: str, tokens: Path, clients: int, seconds: int) -> tuple[float, float]:
+    """Requests/s and p50 (ms), each request with the next token of the file."""
     out = subprocess.run(
         [
             "wrk",
@@ -33,13 +38,14 @@ def wrk(url: str, token: str, clients: int, seconds: int) -> tuple[float, float]
             "-d",
             f"{seconds}s",
             "--latency",
-            "-H",
-            f"Authorization: Bearer {token}",
+            "-s",
+            str(ROOT / "bench" / "ratelimit.lua"),
             url,
         ],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "TOKENS_FILE": str(tokens), "WRK_THREADS": "2"},
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
@@ -55,6 +61,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--players", type=int, default=500)
     args = parser.parse_args()
     with throwaway_cluster() as (work, port):
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
@@ -74,27 +81,58 @@ def main() -> None:
                     "select api.rate_limit('127.0.0.1', %s, array['point_reads'])", (user,)
                 )
             per_call_us = (time.perf_counter() - started) / args.calls * 1e6
-        token = TokenService(
-            Settings(database_url=url, jwt_private_key_file=work / "jwt.pem")
-        ).issue({"id": str(user), "email": "bench@example.com", "role": "user"})["access_token"]
+            conn.execute("reset role")
+            conn.execute(
+                "select api.signup('bench' || i || '@example.com', '$argon2id$bench')"
+                " from generate_series(2, %s) as i",
+                (args.players,),
+            )
+            crowd = [
+                r[0]
+                for r in conn.execute(
+                    "select id from crypto.users where email like 'bench%@example.com' order by email"
+                )
+            ]
+        tokens = TokenService(Settings(database_url=url, jwt_private_key_file=work / "jwt.pem"))
+
+        def token_file(name: str, ids: list[object]) -> Path:
+            path = work / name
+            path.write_text(
+                "".join(
+                    tokens.issue({"id": str(i), "email": "bench@example.com", "role": "user"})[
+                        "access_token"
+                    ]
+                    + "\n"
+                    for i in ids
+                )
+            )
+            return path
+
+        one, many = token_file("one.txt", [user]), token_file("many.txt", crowd)
         results = {}
         for enabled in (False, True):
             flag = "true" if enabled else "false"
             with running_api(url, work, API_POOL_SIZE="8", RATE_LIMITS_ENABLED=flag) as base:
-                results[enabled] = wrk(
-                    f"{base}/v1/points/balance", token, args.clients, args.seconds
-                )
-    (off_rps, off_p50), (on_rps, on_p50) = results[False], results[True]
+                for who, path in (("one", one), ("many", many)):
+                    results[who, enabled] = wrk(
+                        f"{base}/v1/points/balance", path, args.clients, args.seconds
+                    )
     print(
         f"bench/ratelimit on {os.cpu_count()} cores, {args.clients} connections, {args.seconds} s each"
     )
     print(f"  api.rate_limit alone (IP + user bucket, commit):  {per_call_us:7.0f} us per call")
-    print(f"  GET /v1/points/balance, limiter off:  {off_rps:8.0f} req/s   p50 {off_p50:6.2f} ms")
-    print(f"  GET /v1/points/balance, limiter on:   {on_rps:8.0f} req/s   p50 {on_p50:6.2f} ms")
-    print(
-        f"  cost: {100 * (1 - on_rps / off_rps):.1f} % of throughput,"
-        f" {1e6 / on_rps - 1e6 / off_rps:.0f} us of service time per request"
-    )
+    for who, label in (("one", "1 player"), ("many", f"{len(crowd)} players")):
+        (off_rps, off_p50), (on_rps, on_p50) = results[who, False], results[who, True]
+        print(
+            f"  GET /v1/points/balance, {label}, limiter off:  {off_rps:8.0f} req/s   p50 {off_p50:6.2f} ms"
+        )
+        print(
+            f"  GET /v1/points/balance, {label}, limiter on:   {on_rps:8.0f} req/s   p50 {on_p50:6.2f} ms"
+        )
+        print(
+            f"    cost: {100 * (1 - on_rps / off_rps):.1f} % of throughput,"
+            f" {1e6 / on_rps - 1e6 / off_rps:.0f} us of service time per request"
+        )
 
 
 if __name__ == "__main__":
