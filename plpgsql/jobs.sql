@@ -66,12 +66,16 @@ grant execute on function crypto.claim_job(text[]) to oxp_service;
 -- the token moved on and changes nothing, so it can neither mark the new
 -- attempt done nor put it back in the queue (where a redemption could be
 -- cancelled and refunded while the new attempt is issuing its voucher).
+-- The claiming backend (jobs.claimed_pid) is the other half of the fence:
+-- another session of oxp_service (an operator's, or a script's) that reads
+-- the token cannot requeue or finish a live attempt either (the worker
+-- claims, runs and ends a job on one connection).
 create or replace function crypto.complete_job(p_id bigint, p_attempts integer) returns void
 language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     update crypto.jobs set status = 'done', finished_at = crypto.now(), locked_at = null
-    where id = p_id and status = 'running' and attempts = p_attempts
+    where id = p_id and status = 'running' and attempts = p_attempts and claimed_pid = pg_backend_pid()
 $$;
 
 grant execute on function crypto.complete_job(bigint, integer) to oxp_service;
@@ -107,6 +111,7 @@ begin
         locked_at = null,
         finished_at = case when j.attempts >= j.max_attempts then crypto.now() end
     where j.id = p_id and j.status = 'running' and j.attempts = p_attempts
+        and j.claimed_pid = pg_backend_pid()
     returning j.* into v_job;
     if not found then
         return null;  -- this attempt lost its claim: the job is another's

@@ -38,13 +38,15 @@ select is((select count(*)::int from crypto.jobs where kind = 'eod.fetch'), 1, '
 -- A price outage never VOIDs a day by itself.
 select crypto.load_eod_price('2026-11-23', 'AAPL', 100, 'test');
 select crypto.load_eod_price('2026-11-24', 'AAPL', 101, 'test');
-update crypto.jobs set status = 'running', attempts = 1, locked_at = clock_timestamp() where kind = 'eod.fetch';
+update crypto.jobs set status = 'running', attempts = 1, locked_at = clock_timestamp(), claimed_pid = pg_backend_pid()
+    where kind = 'eod.fetch';
 select crypto.fail_job(id, attempts, 'YFRateLimitError: Too Many Requests') from crypto.jobs where kind = 'eod.fetch';
 select is(
     (select details ->> 'deadline' from crypto.system_health where check_name = 'eod_fetch' and status = 'alert'),
     '2026-11-25T21:25:00+09:00', 'the first failed fetch raises an alert naming the deadline'
 );
-update crypto.jobs set status = 'running', attempts = 9, locked_at = clock_timestamp() where kind = 'eod.fetch';
+update crypto.jobs set status = 'running', attempts = 9, locked_at = clock_timestamp(), claimed_pid = pg_backend_pid()
+    where kind = 'eod.fetch';
 select crypto.fail_job(id, attempts, 'still down') from crypto.jobs where kind = 'eod.fetch';
 select is(
     (select run_after - crypto.now() from crypto.jobs where kind = 'eod.fetch'), interval '15 minutes',

@@ -1,5 +1,5 @@
 begin;
-select plan(10);
+select plan(13);
 
 -- Worker A claims a vendor call; its lease runs out while the call hangs and
 -- worker B retakes the job (attempt 2).
@@ -15,12 +15,23 @@ select crypto.complete_job(:job, 1);
 select is((select (status, attempts, last_error) from crypto.jobs where id = :job),
     ('running'::crypto.job_status, 2, null::text), '... as is A''s completion: B still holds the job');
 
+-- Another session holding B's token (an operator's, a script's) cannot end
+-- B's live attempt: the claiming backend is the fence's other half.
+update crypto.jobs set claimed_pid = pg_backend_pid() + 1 where id = :job;
+select is(crypto.fail_job(:job, 2, 'requeued by hand'), null, 'another backend cannot requeue a live attempt');
+select crypto.complete_job(:job, 2);
+select is((select (status, attempts, last_error) from crypto.jobs where id = :job),
+    ('running'::crypto.job_status, 2, null::text), '... nor complete it');
+update crypto.jobs set claimed_pid = pg_backend_pid() where id = :job;  -- B's own session again
+
 select is(crypto.fail_job(:job, 2, 'vendor down')::text, 'queued', 'B''s own failure requeues it');
 update crypto.jobs set run_after = crypto.now() where id = :job;  -- its back-off over
 select is((crypto.claim_job(array['reward.issue'])).attempts, 3, 'the retry is attempt 3');
 select crypto.complete_job(:job, 3);
 select is((select status from crypto.jobs where id = :job), 'done'::crypto.job_status,
     'the attempt that holds it completes it');
+select is((select claimed_pid from crypto.jobs where id = :job), pg_backend_pid(),
+    'claim_job recorded the claiming backend');
 
 -- A backup may take pgBackRest's hour: its lease is at least two hours, a
 -- price fetch's the setting.
