@@ -198,9 +198,9 @@ comment on function crypto.enqueue_job(text, jsonb, text, integer) is
 comment on function crypto.claim_job(text[]) is
 'The worker claims the next due job of the given kinds, skipping locked ones (oxp_service).';
 comment on function crypto.complete_job(bigint, integer) is
-'The worker marks a claimed job done, if its attempt still holds it (oxp_service).';
+'The worker marks a claimed job done, if its attempt still holds it, from the claiming session (oxp_service).';
 comment on function crypto.fail_job(bigint, integer, text) is
-'The worker records a job''s failure: backs off, then dead after its attempts (oxp_service).';
+'The worker records a job''s failure from the claiming session: backs off, then dead after its attempts (oxp_service).';
 comment on function crypto.job_json(crypto.jobs) is
 'A job as JSON for oxp jobs and the admin routes (oxp_service, admins, auditor).';
 comment on function crypto.unknown_symbols(text[]) is
