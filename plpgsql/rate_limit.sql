@@ -129,8 +129,9 @@ $$;
 
 grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
 
--- The limiter in the request's own transaction, pipelined around its call
--- in one round trip (db._run_gated): no transaction of its own per request.
+-- The limiter in the request's own transaction, around its call (in one
+-- round trip where the shim pipelines, db._run_gated): no transaction of its
+-- own per request.
 -- This looks (api.rate_limit_note counts, after the call); a refusal cannot
 -- raise (the rollback would undo its count, and refused requests count): it
 -- leaves oxp.rate_limit unset, and the call's statement runs only where

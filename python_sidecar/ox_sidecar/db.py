@@ -266,10 +266,11 @@ async def _run_gated(
     gate: rate_gate.Gate,
 ) -> Any:
     """`_run` with the rate limiter around the call, in the same transaction
-    and round trip: BEGIN, auth_service, the gate, the caller, the guarded
-    call, auth_service, the count, COMMIT. A refusal is not an error (that
-    would undo its count): the gate leaves oxp.rate_limit unset, the guard
-    keeps the call from running, and the refusal commits with its count."""
+    (and round trip, where pipelined: see new_pool): BEGIN, auth_service,
+    the gate, the caller, the guarded call, auth_service, the count, COMMIT.
+    A refusal is not an error (that would undo its count): the gate leaves
+    oxp.rate_limit unset, the guard keeps the call from running, and the
+    refusal commits with its count."""
     limited = (gate.ip, gate.user, gate.kinds)
     async with pool.connection() as conn, _batch(pool, conn):
         await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
@@ -320,7 +321,7 @@ async def _run(
     args: tuple[Any, ...],
     timeout: float | None = None,
 ) -> Any:
-    # Pipelined: BEGIN, the caller, the call and COMMIT in one round trip.
+    # BEGIN, the caller, the call and COMMIT: one round trip where pipelined.
     async with pool.connection(timeout=timeout) as conn, _batch(pool, conn):
         await conn.execute(SET_CALLER, (role, claims, str(timeout_ms)))
         cur = await conn.execute(query, args)

@@ -5,11 +5,13 @@ through it; the worker and the CLI keep their direct URL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import select
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -19,11 +21,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ox_sidecar import db as api_db
 from ox_sidecar.config import Settings
 from ox_sidecar.db import new_pool
+from ox_sidecar.gate import Gate
 from support import bearer, free_port, running_api, signup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,10 +132,12 @@ def test_prepared_statements_are_off_through_the_bouncer(db_url: str, bouncer: i
 
 
 def _until_sync(pg: Any) -> None:
-    """Read a pipeline's results up to its Sync's (ReadyForQuery)."""
+    """Read a pipeline's results up to its Sync's (ReadyForQuery), within 30 s."""
+    deadline = time.monotonic() + 30
     while True:
         while pg.is_busy():
-            select.select([pg.socket], [], [], 5)
+            assert time.monotonic() < deadline, "no answer to the Sync"
+            select.select([pg.socket], [], [], 1)
             pg.consume_input()
         result = pg.get_result()
         if result is not None and result.status == pq.ExecStatus.PIPELINE_SYNC:
@@ -145,8 +151,12 @@ def test_a_flush_after_the_sync_pins_the_one_server_connection(db_url: str, boun
     takes it again and waits for an answer PostgreSQL never sends: every
     other client queues until this one goes (CI hung so, 2026-11-27)."""
     url = via(bouncer, db_url, "authenticator")
-    late = psycopg.connect(url, prepare_threshold=None, autocommit=True)
+    late = psycopg.connect(url, prepare_threshold=None, autocommit=True, connect_timeout=10)
+    # Connected (and answered once) before the pin: what waits below is its
+    # query, never its connection on a slow machine.
+    other = psycopg.connect(url, prepare_threshold=None, autocommit=True, connect_timeout=10)
     try:
+        assert other.execute("select 1").fetchone() == (1,)
         pg = late.pgconn
         pg.enter_pipeline_mode()
         pg.send_query_params(b"select 1", None)
@@ -155,25 +165,49 @@ def test_a_flush_after_the_sync_pins_the_one_server_connection(db_url: str, boun
         _until_sync(pg)  # answered: the server is back in PgBouncer's pool
         pg.send_flush_request()  # ... and this takes it for good
         pg.flush()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            other = pool.submit(_one_select, url)
+        with ThreadPoolExecutor(max_workers=1) as threads:
+            asked = threads.submit(lambda: other.execute("select 2").fetchone())
             with pytest.raises(FutureTimeout):
-                other.result(timeout=3)
+                asked.result(timeout=3)
             late.close()  # PgBouncer drops the pinned server and opens another
-            assert other.result(timeout=30) == (1,)
+            assert asked.result(timeout=30) == (2,)
     finally:
         late.close()
-    # The API's pools behind the bouncer run each statement on its own.
+        other.close()
+
+
+def test_the_api_sends_no_pipeline_through_the_bouncer(
+    db_url: str, bouncer: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's calls behind PgBouncer (a plain one and one counted by the
+    rate limiter) reach the database with psycopg's pipeline mode never
+    entered; straight to PostgreSQL, its pools still pipeline."""
+    url = via(bouncer, db_url, "authenticator")
     behind = new_pool(
         url, 1, prepare_threshold=Settings(database_pooler="pgbouncer").api_prepare_threshold
     )
     assert behind.pipelined is False
     assert new_pool(db_url, 1).pipelined is True
 
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a pipeline through PgBouncer")
 
-def _one_select(url: str) -> tuple[Any, ...] | None:
-    with psycopg.connect(url, prepare_threshold=None, autocommit=True) as conn:
-        return conn.execute("select 1").fetchone()
+    monkeypatch.setattr(psycopg.AsyncConnection, "pipeline", refuse)
+    query = sql.SQL("select current_user::text, 1 as r")
+
+    async def calls() -> tuple[Any, Any]:
+        await behind.open(wait=True)
+        try:
+            plain = await api_db._run(behind, 5000, "anon", "", query, ())
+            gate = Gate(ip="192.0.2.7", user=None, kinds=[])
+            counted = await api_db._run_gated(behind, 5000, "anon", "", query, (), gate)
+        finally:
+            await behind.close()
+        return plain, counted
+
+    plain, counted = asyncio.run(calls())
+    assert plain == ("anon", 1)
+    assert counted == ("anon", 1)
 
 
 def test_two_players_interleaved_through_the_api_see_only_themselves(
