@@ -28,9 +28,9 @@ language sql volatile security definer
 set search_path = crypto, pg_temp
 as $$
     update crypto.jobs as j
-    -- claimed_pid: the backend holding the claim. It fences the pre-0031
-    -- shims (sql/0035) and, staying after they go, a vendor call
-    -- (crypto.redemption_sending, redemption_claim_check).
+    -- claimed_pid: the backend holding the claim. It fences complete_job,
+    -- fail_job, the pre-0031 shims (sql/0035) and, staying after they go, a
+    -- vendor call (crypto.redemption_sending, redemption_claim_check).
     set status = 'running', attempts = j.attempts + 1, locked_at = clock_timestamp(),
         lease_until = null, claimed_pid = pg_backend_pid()
     where j.id = (
@@ -140,6 +140,6 @@ grant execute on function crypto.fail_job(bigint, integer, text) to oxp_service;
 -- sql/0035 said the column goes with the shims; it stays (re-applied here,
 -- so every database says so).
 comment on column crypto.jobs.claimed_pid is
-'The backend that claimed the current attempt: with (id, attempts) the claim''s fence for a vendor call '
-'(crypto.redemption_sending, crypto.redemption_claim_check), and of the pre-0031 complete_job/fail_job '
+'The backend that claimed the current attempt: with (id, attempts) the claim''s fence for complete_job, fail_job, '
+'a vendor call (crypto.redemption_sending, crypto.redemption_claim_check), and the pre-0031 complete_job/fail_job '
 'shims (drop those in the release after 0035; keep this column).';

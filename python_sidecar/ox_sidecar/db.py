@@ -196,11 +196,20 @@ def _batch(pool: ApiPool, conn: psycopg.AsyncConnection[Any]) -> Any:
     return contextlib.nullcontext()
 
 
-def _replica_failed(exc: psycopg.Error) -> bool:
-    """The replica's fault, not the request's: no answer, shutting down, a
-    query cancelled by a conflict with recovery, or a read-only refusal."""
+def connection_lost(exc: psycopg.Error) -> bool:
+    """The request's connection is gone, not its statement wrong: no answer
+    (a lost link, a restart or restore in progress), the server going down
+    under us (57P01..57P03), a connection error reported by a pooler (08),
+    or the session ended for idling in its transaction (25P03,
+    plpgsql/00_api_logins.sql). Answered DATABASE_UNAVAILABLE (503)."""
     state = exc.sqlstate
-    return state is None or state.startswith("57P") or state in ("40001", "25006")
+    return state is None or state.startswith(("57P", "08")) or state == "25P03"
+
+
+def _replica_failed(exc: psycopg.Error) -> bool:
+    """The replica's fault, not the request's: its connection lost, a query
+    cancelled by a conflict with recovery, or a read-only refusal."""
+    return connection_lost(exc) or exc.sqlstate in ("40001", "25006")
 
 
 async def call_api(pools: Pools, role: str, claims: str, function: str, *args: Any) -> str | None:
@@ -227,9 +236,7 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
     except psycopg.Error as exc:
         if gate is not None:
             await _recount(pools, gate, exc)
-        # No answer from the server (a lost link, a restart or restore in
-        # progress), or the server going down under us (57P01..57P03).
-        if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
+        if connection_lost(exc):
             raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
         if not is_mapped(exc.sqlstate):
             await pools.error_map.reload_for(exc.sqlstate, pools.user)
@@ -249,8 +256,8 @@ async def count_alone(pools: Pools, gate: rate_gate.Gate) -> None:
 async def _recount(pools: Pools, gate: rate_gate.Gate, exc: psycopg.Error) -> None:
     """The call failed, and its transaction took the request's count with it:
     counted again on its own, so that failing requests count as they did
-    (the call's own error is the answer). Not when the database is gone."""
-    if exc.sqlstate is None or exc.sqlstate.startswith("57P"):
+    (the call's own error is the answer). Not when the connection is gone."""
+    if connection_lost(exc):
         return
     with contextlib.suppress(Problem, psycopg.Error):
         await count_alone(pools, gate)

@@ -135,6 +135,7 @@ def _until_sync(pg: Any) -> None:
     """Read a pipeline's results up to its Sync's (ReadyForQuery), within 30 s."""
     deadline = time.monotonic() + 30
     while True:
+        assert time.monotonic() < deadline, "no answer to the Sync"
         while pg.is_busy():
             assert time.monotonic() < deadline, "no answer to the Sync"
             select.select([pg.socket], [], [], 1)
