@@ -236,10 +236,11 @@ async def call_api(pools: Pools, role: str, claims: str, function: str, *args: A
     except psycopg.Error as exc:
         if gate is not None:
             await _recount(pools, gate, exc)
-        if connection_lost(exc):
+        state = exc.sqlstate
+        if state is None or connection_lost(exc):
             raise Problem("DATABASE_UNAVAILABLE", "The database is unreachable") from exc
-        if not is_mapped(exc.sqlstate):
-            await pools.error_map.reload_for(exc.sqlstate, pools.user)
+        if not is_mapped(state):
+            await pools.error_map.reload_for(state, pools.user)
         raise from_database(exc, role) from exc
     return await _answer(pools, row)
 
