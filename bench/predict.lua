@@ -1,4 +1,6 @@
--- Each request is a new (user, symbol): a real first prediction, never a retry.
+-- Each request is the next line of REQUESTS_FILE. "TOKEN SYMBOL": a new
+-- (user, symbol), a real first prediction, never a retry (bench/predict).
+-- "TOKEN" alone: a GET of the URL's path as that player (bench/ratelimit).
 local lines = {}
 local threads = tonumber(os.getenv("WRK_THREADS"))
 for line in io.lines(os.getenv("REQUESTS_FILE")) do
@@ -18,7 +20,10 @@ end
 function request()
   local line = lines[(counter % #lines) + 1]
   counter = counter + threads
-  local token, symbol = line:match("(%S+) (%S+)")
+  local token, symbol = line:match("^(%S+) ?(%S*)$")
+  if symbol == "" then
+    return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. token })
+  end
   return wrk.format("POST", "/v1/predictions/" .. symbol,
     { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" },
     '{"choice":"UP"}')

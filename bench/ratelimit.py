@@ -39,13 +39,13 @@ def wrk(url: str, tokens: Path, clients: int, seconds: int) -> tuple[float, floa
             f"{seconds}s",
             "--latency",
             "-s",
-            str(ROOT / "bench" / "ratelimit.lua"),
+            str(ROOT / "bench" / "predict.lua"),  # a line of one token: a GET as that player
             url,
         ],
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "TOKENS_FILE": str(tokens), "WRK_THREADS": "2"},
+        env={**os.environ, "REQUESTS_FILE": str(tokens), "WRK_THREADS": "2"},
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
