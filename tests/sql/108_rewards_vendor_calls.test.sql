@@ -161,17 +161,6 @@ select is(crypto.redemption_issued(:d, 'VND-OTHER-0123456789') ->> 'orphan_vouch
     'a second, different voucher for an issued redemption is kept too');
 
 -- H: the right (job, attempt) from another backend: the claim is also the session that took it.
-create function pg_temp.detail_of(p_sql text) returns text language plpgsql as $$
-declare
-    v_detail text;
-begin
-    execute p_sql;
-    return null;
-exception when others then
-    get stacked diagnostics v_detail = pg_exception_detail;
-    return v_detail;
-end
-$$;
 -- E's job waits: the next claim takes this one's.
 update crypto.jobs set run_after = crypto.now() + interval '1 day' where kind = 'reward.issue' and status = 'queued';
 select tests.authenticate_as(:'w');
@@ -193,7 +182,7 @@ select isnt((select sent_at from crypto.rewards_redemptions where id = :h), null
 update crypto.jobs set claimed_pid = pg_backend_pid() where id = :jh;
 
 -- H goes on: its job dies (its attempts used up by 4xx answers) with the mark standing.
-select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h)) like '%the worker asks the vendor again; or, resolve%',
+select ok(tests.error_detail(format('select crypto.cancel_redemption(%s, null)', :h)) like '%the worker asks the vendor again; or, resolve%',
     'while the job lives, OX150 says the worker asks again');
 update crypto.jobs set max_attempts = 1 where id = :jh;
 select is(crypto.fail_job(:jh, 1, 'VendorRetryLater: vendor answered 429')::text, 'dead', 'the job goes dead');
@@ -202,7 +191,7 @@ select is((select status::text from crypto.rewards_redemptions where id = :h), '
 select is((select details ->> 'action' like format('%%oxp rewards resolve %s --issued REF | --failed%%', :h)
     from crypto.alerts where rule = 'redemption_unresolved' and subject = :h::text and severity = 'critical'
     and resolved_at is null), true, '... a critical alert names oxp rewards resolve');
-select ok(pg_temp.detail_of(format('select crypto.cancel_redemption(%s, null)', :h))
+select ok(tests.error_detail(format('select crypto.cancel_redemption(%s, null)', :h))
     like '%no worker asks the vendor again (its job is dead)%', 'OX150 no longer says the worker asks again');
 select is((select details ->> 'action' like 'no worker asks the vendor again%' from crypto.system_health
     where check_name = 'reward_vendor' and (details ->> 'redemption_id')::bigint = :h), true,
