@@ -53,15 +53,19 @@ def empty_db(cluster: dict[str, Any]) -> Iterator[str]:
         janitor.drop()
 
 
-def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
-    # The schema as it was before 0034: every other file of today.
+def migrate_all_but_0034(url: str, tmp_path: Path) -> None:
+    """The schema as it was before 0034: every other file of today."""
     for folder in ("plpgsql", "pg_cron"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "sql").mkdir()
     for path in (ROOT / "sql").glob("*.sql"):
         if path.name != "0034_partitions.sql":
             shutil.copy(path, tmp_path / "sql" / path.name)
-    migrate(empty_db, "development", root=tmp_path)
+    migrate(url, "development", root=tmp_path)
+
+
+def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
+    migrate_all_but_0034(empty_db, tmp_path)
     with psycopg.connect(empty_db, autocommit=True) as db:
         assert db.execute(
             "select relkind from pg_class where oid = 'crypto.audit_logs'::regclass"
@@ -130,13 +134,7 @@ def test_guards_hold_inside_0034(empty_db: str, tmp_path: Path) -> None:
     # The migration's own transaction, before any repeatable file runs again:
     # the audit log is append-only, its partitions refuse TRUNCATE by name,
     # and every partition is oxp_owner's with row security on.
-    for folder in ("plpgsql", "pg_cron"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    (tmp_path / "sql").mkdir()
-    for path in (ROOT / "sql").glob("*.sql"):
-        if path.name != "0034_partitions.sql":
-            shutil.copy(path, tmp_path / "sql" / path.name)
-    migrate(empty_db, "development", root=tmp_path)
+    migrate_all_but_0034(empty_db, tmp_path)
     with psycopg.connect(empty_db, autocommit=True) as db:
         db.execute("select crypto.audit('test', 'test.row', 'x', '{}')")
         with db.transaction():
