@@ -11,15 +11,18 @@
 -- crypto.rate_limit_count when a prediction is accepted, so a player's
 -- refused or mistyped attempts never use up their budget.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
--- Called by api.rate_limit (a transaction of its own: counts, p_count) and
--- api.rate_limit_gate (in the request's own transaction: counts the user's
--- point reads, exactly, but only looks at the IP's count, answering as if
--- this request were counted; api.rate_limit_note counts it per IP after the
--- call, so that the IP's row, which many players behind one NAT address
--- share, stays locked only until the commit, not through the call).
-create or replace function crypto.rate_limit_take(
-    p_ip text, p_user uuid, p_kinds text[], p_count boolean
-) returns json
+-- Called by api.rate_limit (a transaction of its own) and api.rate_limit_gate
+-- (the request's own transaction, before its call: the rows it counts stay
+-- locked through the call). The user's buckets are one row each, so a
+-- player's own requests queue behind each other and the per-user limits are
+-- exact. The IP's bucket, which many players behind one NAT address share,
+-- is one row per counting backend (rate_limits.shard, sql/0036): a session
+-- only ever locks its own, so no request waits on another's call. Its count
+-- is the sum over the shards, the other sessions' as committed: two
+-- requests of one IP in flight at once may both take its last free place,
+-- so the per-IP limit can be passed by at most the API's database
+-- connections less one, per window.
+create or replace function crypto.rate_limit_take(p_ip text, p_user uuid, p_kinds text[]) returns json
 language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
@@ -32,50 +35,56 @@ begin
     end if;
     with rules as (
         select
-            v.bucket, v.counts, (s.value #>> '{}')::integer as max_hits, v.seconds as window_seconds,
+            v.bucket, v.counts, v.shard, (s.value #>> '{}')::integer as max_hits,
+            v.seconds as window_seconds,
             to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
         from (values
-            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, p_count),
+            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, true, pg_backend_pid()),
             ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60,
-                p_user is not null and 'predictions' = any(p_kinds), false),
+                p_user is not null and 'predictions' = any(p_kinds), false, 0),
             ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600,
-                p_user is not null and 'predictions' = any(p_kinds), false),
+                p_user is not null and 'predictions' = any(p_kinds), false, 0),
             ('point_reads:minute:' || p_user, 'ratelimit.point_reads_per_minute', 60,
-                p_user is not null and 'point_reads' = any(p_kinds), true)
-        ) as v (bucket, setting, seconds, applies, counts)
+                p_user is not null and 'point_reads' = any(p_kinds), true, 0)
+        ) as v (bucket, setting, seconds, applies, counts, shard)
         join crypto.settings as s on s.key = v.setting
         where v.applies
     ),
 
-    -- One lock order everywhere: the user's buckets, then the IP's, last
-    -- (api.rate_limit_gate holds the user's row through the call and
-    -- api.rate_limit_note takes the IP's at the end; 'ip:' sorts first by
-    -- name, which here deadlocked a player's gated read against their own
-    -- refused request counted alone).
+    -- The user's buckets in name order, then the IP's shard: one order for
+    -- the rows other sessions may also want (the player's own requests,
+    -- gated or counted alone, db.count_alone); the shard is this session's.
     counted as (
-        insert into crypto.rate_limits as l (bucket, window_start, hits)
-        select r.bucket, r.window_start, 1 from rules as r where r.counts
+        insert into crypto.rate_limits as l (bucket, window_start, shard, hits)
+        select r.bucket, r.window_start, r.shard, 1 from rules as r where r.counts
         order by r.bucket like 'ip:%', r.bucket
-        on conflict (bucket, window_start) do update set hits = l.hits + 1
+        on conflict (bucket, window_start, shard) do update set hits = l.hits + 1
         returning l.bucket, l.hits
     ),
 
-    -- hits: this window's count before this request; this request adds one.
-    -- after: what a retry would find in this window (this request stays
-    -- counted where refused requests count).
+    -- hits: this window's count before this request (this session's own
+    -- row as just updated, which waited for any other writer of it, and the
+    -- other shards as committed); this request adds one. after: what a retry
+    -- would find in this window (this request stays counted where refused
+    -- requests count).
     windows as (
         select
             r.max_hits, r.window_seconds::numeric as w,
-            coalesce(c.hits - 1, cur.hits, 0)::numeric as hits,
-            coalesce(c.hits, coalesce(cur.hits, 0) + (r.bucket = 'ip:' || p_ip)::integer)::numeric as hits_after,
+            (coalesce(c.hits - 1, 0) + coalesce(o.hits, 0))::numeric as hits,
+            (coalesce(c.hits, 0) + coalesce(o.hits, 0))::numeric as hits_after,
             coalesce(p.hits, 0)::numeric as previous_hits,
             extract(epoch from v_now - r.window_start) as elapsed
         from rules as r
         left join counted as c on c.bucket = r.bucket
-        left join crypto.rate_limits as cur
-            on not r.counts and cur.bucket = r.bucket and cur.window_start = r.window_start
-        left join crypto.rate_limits as p
-            on p.bucket = r.bucket and p.window_start = r.window_start - make_interval(secs => r.window_seconds)
+        left join lateral (
+            select sum(x.hits) as hits from crypto.rate_limits as x
+            where x.bucket = r.bucket and x.window_start = r.window_start
+                and (not r.counts or x.shard <> r.shard)
+        ) as o on true
+        left join lateral (
+            select sum(x.hits) as hits from crypto.rate_limits as x
+            where x.bucket = r.bucket and x.window_start = r.window_start - make_interval(secs => r.window_seconds)
+        ) as p on true
     ),
 
     estimated as (
@@ -123,27 +132,27 @@ set search_path = crypto, pg_temp
 as $$
 begin
     perform set_config('synchronous_commit', 'off', true);
-    return crypto.rate_limit_take(p_ip, p_user, p_kinds, true);
+    return crypto.rate_limit_take(p_ip, p_user, p_kinds);
 end
 $$;
 
 grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
 
--- The limiter in the request's own transaction, around its call (in one
+-- The limiter in the request's own transaction, before its call (in one
 -- round trip where the shim pipelines, db._run_gated): no transaction of its
--- own per request.
--- This looks (api.rate_limit_note counts, after the call); a refusal cannot
--- raise (the rollback would undo its count, and refused requests count): it
--- leaves oxp.rate_limit unset, and the call's statement runs only where
--- oxp.rate_limit = 'allowed' (db.GUARD), so the refused call never starts.
--- Transaction-local: it cannot outlive this request. When the call fails,
--- its rollback takes the count too, and the shim counts it with api.rate_limit.
+-- own per request, and no statement after the call.
+-- A refusal cannot raise (the rollback would undo its count, and refused
+-- requests count): it leaves oxp.rate_limit unset, and the call's statement
+-- runs only where oxp.rate_limit = 'allowed' (db.GUARD), so the refused call
+-- never starts. Transaction-local: it cannot outlive this request. When the
+-- call fails, its rollback takes the count too, and the shim counts it with
+-- api.rate_limit.
 create or replace function api.rate_limit_gate(p_ip text, p_user uuid, p_kinds text[]) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds, false);
+    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds);
 begin
     perform set_config('oxp.rate_limit', case when (v_answer ->> 'allowed')::boolean then 'allowed' else '' end, true);
     return v_answer;
@@ -151,28 +160,23 @@ end
 $$;
 
 grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_service;
+-- And to the API's login itself, which may become auth_service anyway: the
+-- gate then shares its statement with the switch to the caller, so that a
+-- limited request sends no more statements than an unlimited one.
+grant usage on schema api to authenticator;
+grant execute on function api.rate_limit_gate(text, uuid, text[]) to authenticator;
 
--- The per-IP count of api.rate_limit_gate's request, the last statement
--- before its commit: the IP's row is locked from here to the commit only,
--- not through the call, so the players behind one address do not queue
--- behind each other's calls. Counted after looking, two requests of one
--- IP in flight at once may both pass its last free place: the per-IP limit
--- can be passed by at most the API's database connections less one, per
--- window. (The per-user limits stay exact: one player's requests may queue.)
+-- Kept for one release (README "Deploy order"): an API process of the
+-- release before sql/0036 calls it after each gated call, to count the IP.
+-- The gate counts the IP now, so it counts nothing. Drop it in the release
+-- after.
 create or replace function api.rate_limit_note(p_ip text, p_user uuid, p_kinds text[]) returns void
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 begin
-    -- The gate's arguments, so the shim passes one tuple to both; only the
-    -- IP is counted here (the gate counted the user's buckets).
     -- @plpgsql_check_options: extra_warnings = false
-    if p_ip is null then
-        return;
-    end if;
-    insert into crypto.rate_limits as l (bucket, window_start, hits)
-    values ('ip:' || p_ip, to_timestamp(floor(extract(epoch from crypto.now()) / 60) * 60), 1)
-    on conflict (bucket, window_start) do update set hits = l.hits + 1;
+    return;
 end
 $$;
 
@@ -191,7 +195,7 @@ begin
         to_timestamp(floor(extract(epoch from crypto.now()) / v.seconds) * v.seconds), 1
     from (values ('hour', 3600), ('minute', 60)) as v (name, seconds)
     order by 1
-    on conflict (bucket, window_start) do update set hits = l.hits + 1;
+    on conflict (bucket, window_start, shard) do update set hits = l.hits + 1;
 end
 $$;
 

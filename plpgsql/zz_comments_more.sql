@@ -23,8 +23,9 @@ comment on function crypto.check_backup_late() is
 'within backups.late_any_days, opens backup_late; the next success clears it.';
 
 comment on function api.rate_limit_gate(text, uuid, text[]) is
-'Before a request''s call, in its transaction: may it run? A refusal lets the guarded call not run '
-'and commits (auth_service).';
+'Before a request''s call, in its transaction: counts it and says whether it may run. A refusal '
+'lets the guarded call not run and commits its count (auth_service).';
 
 comment on function api.rate_limit_note(text, uuid, text[]) is
-'After a request''s call, in its transaction: counts it per IP and point reads (auth_service).';
+'Counts nothing: kept for one release for the API before sql/0036, which calls it after each gated '
+'call; the gate counts the IP now (auth_service).';

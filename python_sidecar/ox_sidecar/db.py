@@ -27,17 +27,18 @@ SET_CALLER = (
 # rate limiter) run as this role: neither anon nor a user token reaches them.
 AUTH = "auth_service"
 ADMIN = "app_admin"
-# The rate limiter, pipelined around a request's call in its transaction
-# (plpgsql/rate_limit.sql): the gate says whether the request may run and
-# lets the call's statement run only then (the guard below); the note counts
-# the request, last, so that its counter rows are locked only until COMMIT.
-# The gate and the caller's role in one statement: EXECUTE on the gate is
-# checked as the statement starts (as auth_service), before the role changes.
+# The rate limiter, before a request's call in its transaction
+# (plpgsql/rate_limit.sql): the gate counts the request and lets the call's
+# statement run only if it may (the guard below). Nothing runs after the
+# call: the rows it counts stay locked to COMMIT, which only the player's
+# own requests wait for (the IP's count is a row per backend, sql/0036).
+# The gate and the caller's role in one statement, the first: EXECUTE on the
+# gate is checked as the statement starts, as the API's login, which may
+# call the gate itself (plpgsql/rate_limit.sql), before the role changes.
 RATE_LIMIT_GATE = (
     "select api.rate_limit_gate(%s, %s, %s)::text, set_config('role', %s, true),"
     " set_config('request.jwt.claims', %s, true), set_config('statement_timeout', %s, true)"
 )
-RATE_LIMIT_NOTE = "select api.rate_limit_note(%s, %s, %s)"
 # A pseudo-constant condition: PostgreSQL evaluates it once, before the
 # function scan under it, and never starts the scan when it is false.
 GUARD = sql.SQL(" where current_setting('oxp.rate_limit', true) = 'allowed'")
@@ -273,19 +274,17 @@ async def _run_gated(
     args: tuple[Any, ...],
     gate: rate_gate.Gate,
 ) -> Any:
-    """`_run` with the rate limiter around the call, in the same transaction
-    (and round trip, where pipelined: see new_pool): BEGIN, auth_service,
-    the gate, the caller, the guarded call, auth_service, the count, COMMIT.
-    A refusal is not an error (that would undo its count): the gate leaves
-    oxp.rate_limit unset, the guard keeps the call from running, and the
-    refusal commits with its count."""
-    limited = (gate.ip, gate.user, gate.kinds)
+    """`_run` with the rate limiter before the call, in the same transaction
+    (and round trip, where pipelined: see new_pool): BEGIN, the gate with
+    the caller, the guarded call, COMMIT: as many statements as `_run`. A refusal is not an
+    error (that would undo its count): the gate leaves oxp.rate_limit unset,
+    the guard keeps the call from running, and the refusal commits with its
+    count."""
     async with pool.connection() as conn, _batch(pool, conn):
-        await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
-        counted = await conn.execute(RATE_LIMIT_GATE, (*limited, role, claims, str(timeout_ms)))
+        counted = await conn.execute(
+            RATE_LIMIT_GATE, (gate.ip, gate.user, gate.kinds, role, claims, str(timeout_ms))
+        )
         cur = await conn.execute(query + GUARD, args)
-        await conn.execute(SET_CALLER, (AUTH, "", str(timeout_ms)))
-        await conn.execute(RATE_LIMIT_NOTE, limited)
         await conn.commit()
         answer = await counted.fetchone()
         row = await cur.fetchone()

@@ -53,19 +53,20 @@ def empty_db(cluster: dict[str, Any]) -> Iterator[str]:
         janitor.drop()
 
 
-def migrate_all_but_0034(url: str, tmp_path: Path) -> None:
-    """The schema as it was before 0034: every other file of today."""
+def migrate_before_0034(url: str, tmp_path: Path) -> None:
+    """The schema as it was before 0034: every other file of today but 0036,
+    which alters a table 0034 partitions (today's repeatable files need 0035)."""
     for folder in ("plpgsql", "pg_cron"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "sql").mkdir()
     for path in (ROOT / "sql").glob("*.sql"):
-        if path.name != "0034_partitions.sql":
+        if path.name not in ("0034_partitions.sql", "0036_rate_limit_shards.sql"):
             shutil.copy(path, tmp_path / "sql" / path.name)
     migrate(url, "development", root=tmp_path)
 
 
 def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
-    migrate_all_but_0034(empty_db, tmp_path)
+    migrate_before_0034(empty_db, tmp_path)
     with psycopg.connect(empty_db, autocommit=True) as db:
         assert db.execute(
             "select relkind from pg_class where oid = 'crypto.audit_logs'::regclass"
@@ -97,7 +98,7 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         max_id = db.execute("select max(id) from crypto.audit_logs").fetchone()[0]
 
     report = migrate(empty_db, "development")
-    assert report.applied == ["0034_partitions.sql"]
+    assert report.applied == ["0034_partitions.sql", "0036_rate_limit_shards.sql"]
 
     with psycopg.connect(empty_db, autocommit=True) as db:
         assert db.execute(DIGEST).fetchone() == before
@@ -134,7 +135,7 @@ def test_guards_hold_inside_0034(empty_db: str, tmp_path: Path) -> None:
     # The migration's own transaction, before any repeatable file runs again:
     # the audit log is append-only, its partitions refuse TRUNCATE by name,
     # and every partition is oxp_owner's with row security on.
-    migrate_all_but_0034(empty_db, tmp_path)
+    migrate_before_0034(empty_db, tmp_path)
     with psycopg.connect(empty_db, autocommit=True) as db:
         db.execute("select crypto.audit('test', 'test.row', 'x', '{}')")
         with db.transaction():

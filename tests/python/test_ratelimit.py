@@ -220,42 +220,59 @@ def test_every_forwarded_for_line_and_the_64_over_http(
         assert get("2001:db8:1:3::1") == 200
 
 
-def test_a_gated_call_and_a_count_alone_take_the_rows_in_one_order(
+def test_players_behind_one_address_never_wait_on_each_others_calls(
     db: psycopg.Connection, db_url: str
 ) -> None:
-    """One player on one IP: a gated read holds the player's row through its
-    call and counts the IP last (api.rate_limit_note); their other request,
-    counted alone (api.rate_limit) meanwhile, must wait on the player's row
-    before it takes the IP's, not hold the IP's and wait: that was a deadlock."""
-    user = new_user(db, "locks@example.com")
-    args = ("192.0.2.9", user, ["point_reads"])
-    with psycopg.connect(db_url) as gated, psycopg.connect(db_url) as alone:
-        gated.execute("set role auth_service")
-        alone.execute("set role auth_service")
-        # Seen today already (as a player is after their first request):
-        # crypto.note_activity then locks nothing that would queue these two.
-        alone.execute("select api.rate_limit(%s, %s, %s)", ("192.0.2.1", user, []))
-        alone.commit()
-        alone.execute("set role auth_service")
-        gated.execute("select api.rate_limit_gate(%s, %s, %s)", args)
+    """The gate counts before the call and its rows stay locked to COMMIT.
+    A player's own other request waits on the player's row (their limit is
+    exact); another player behind the same IP does not wait at all: each
+    session counts the IP in a row of its own (sql/0036), summed."""
+    player = new_user(db, "locks@example.com")
+    neighbour = new_user(db, "natted@example.com")
+    ip = "192.0.2.9"
+    with (
+        psycopg.connect(db_url) as gated,
+        psycopg.connect(db_url) as same,
+        psycopg.connect(db_url) as other,
+    ):
+        for conn in (gated, same, other):
+            conn.execute("set role auth_service")
+            # Seen today already (as a player is after their first request):
+            # crypto.note_activity then locks nothing that would queue these.
+            conn.execute("select api.rate_limit(%s, %s, %s)", ("192.0.2.1", player, []))
+            conn.execute("select api.rate_limit(%s, %s, %s)", ("192.0.2.1", neighbour, []))
+            conn.commit()
+            conn.execute("set role auth_service")
+        gated.execute("select api.rate_limit_gate(%s, %s, %s)", (ip, player, ["point_reads"]))
+        # The call would run here, with the gate's rows locked.
+        with other.transaction():
+            other.execute("set local lock_timeout = '1s'")
+            other.execute(
+                "select api.rate_limit_gate(%s, %s, %s)", (ip, neighbour, ["point_reads"])
+            )
         failures: list[BaseException] = []
 
-        def count_alone() -> None:
+        def players_own() -> None:
             try:
-                alone.execute("select api.rate_limit(%s, %s, %s)", args)
-                alone.commit()
+                same.execute("select api.rate_limit(%s, %s, %s)", (ip, player, ["point_reads"]))
+                same.commit()
             except BaseException as exc:  # surfaced below
                 failures.append(exc)
 
-        other = threading.Thread(target=count_alone)
-        other.start()
-        other.join(timeout=1.5)  # it waits on the player's row (deadlock_timeout is 1 s)
-        assert other.is_alive() and not failures
-        gated.execute("select api.rate_limit_note(%s, %s, %s)", args)
+        waiting = threading.Thread(target=players_own)
+        waiting.start()
+        waiting.join(timeout=1.5)  # it waits on the player's row (deadlock_timeout is 1 s)
+        assert waiting.is_alive() and not failures
         gated.commit()
-        other.join(timeout=10)
+        waiting.join(timeout=10)
         assert not failures, failures
-    row = db.execute(
-        "select sum(hits)::int from crypto.rate_limits where bucket = 'ip:192.0.2.9'"
+    rows = db.execute(
+        "select count(*)::int, sum(hits)::int from crypto.rate_limits where bucket = %s",
+        (f"ip:{ip}",),
     ).fetchone()
-    assert row == (2,)
+    assert rows == (3, 3)  # one row per session, three requests
+    reads = db.execute(
+        "select sum(hits)::int from crypto.rate_limits where bucket = %s",
+        (f"point_reads:minute:{player}",),
+    ).fetchone()
+    assert reads == (2,)

@@ -1,5 +1,5 @@
 begin;
-select plan(18);
+select plan(22);
 
 select crypto.clock_set('2026-11-24 09:00:10+09');
 select gen_random_uuid() as u \gset
@@ -51,24 +51,20 @@ select crypto.clock_set('2026-11-24 10:01:30+09');
 select is((api.rate_limit('6.6.6.6', null, '{}') ->> 'allowed')::boolean, true,
     'per IP, Retry-After (80 s after a refusal at 10:00:10) is allowed');
 
--- The gate and the note around a call in the request's transaction
--- (db._run_gated): the gate looks, answers as if counted, and lets the
--- guarded call run or not; the note counts, refused requests too.
+-- The gate before a call in the request's transaction (db._run_gated):
+-- it counts, answers as the limiter does, and lets the guarded call run or
+-- not; refused requests count too.
 select crypto.clock_set('2026-11-24 11:00:10+09');
 create temp table gate_answers (n serial, answer json);
 insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
-select api.rate_limit_note('7.7.7.7', null, '{}');
 insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
-select api.rate_limit_note('7.7.7.7', null, '{}');
 insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
-select api.rate_limit_note('7.7.7.7', null, '{}');
 insert into gate_answers (answer) select api.rate_limit_gate('7.7.7.7', null, '{}');
-select api.rate_limit_note('7.7.7.7', null, '{}');
 select is(
     (select array_agg((answer ->> 'allowed') || '/' || (answer -> 'tightest' ->> 'remaining') order by n)
      from gate_answers),
     array['true/2', 'true/1', 'true/0', 'false/0'],
-    'the gate answers as the limiter does, each request noted after it'
+    'the gate counts and answers as the limiter does'
 );
 select is(current_setting('oxp.rate_limit', true), '',
     'a refusal leaves the call''s guard closed');
@@ -79,14 +75,47 @@ select is((select count(*)::int from crypto.rate_limits where bucket = 'ip:8.8.8
     'after a refusal the guarded call never runs');
 select is((select hits from crypto.rate_limits where bucket = 'ip:7.7.7.7'), 4,
     'the refused request counts (refusing is no error, so nothing undoes it)');
+select api.rate_limit_note('7.7.7.7', null, '{}');
+select is((select hits from crypto.rate_limits where bucket = 'ip:7.7.7.7'), 4,
+    'the note, kept for the API before 0036, counts nothing: the gate counted');
 select api.rate_limit_gate('9.9.9.9', :'u', array['point_reads']);
 select is(current_setting('oxp.rate_limit', true), 'allowed',
     'an allowed request opens the guard');
 select is(
-    (select array_agg(split_part(bucket, ':', 1) order by bucket) from crypto.rate_limits
+    (select array_agg(split_part(bucket, ':', 1) || '/' || (shard = pg_backend_pid()) order by bucket)
+     from crypto.rate_limits
      where bucket in ('ip:9.9.9.9', 'point_reads:minute:' || :'u') and window_start = '2026-11-24 11:00:00+09'),
-    array['point_reads'],
-    'the gate counts the user''s point read at once (exact), the IP only after the call (the note)');
+    array['ip/true', 'point_reads/false'],
+    'the gate counts the IP in this session''s own row, the user''s point read in the player''s one row'
+);
+
+-- Other sessions' rows of one IP (written here as other backends would):
+-- the count is their sum, and this session's row is added to, not theirs.
+update crypto.settings set value = '5' where key = 'ratelimit.ip_per_minute';
+select crypto.clock_set('2026-11-24 12:00:10+09');
+insert into crypto.rate_limits (bucket, window_start, shard, hits)
+values ('ip:6.6.6.6', '2026-11-24 12:00:00+09', pg_backend_pid() + 1, 2),
+    ('ip:6.6.6.6', '2026-11-24 12:00:00+09', pg_backend_pid() + 2, 1);
+select is(
+    (select array_agg((api.rate_limit_gate('6.6.6.6', null, '{}') ->> 'allowed')::boolean)
+     from generate_series(1, 3)),
+    array[true, true, false],
+    'three counted by two other sessions: two more fit in five, the third is refused'
+);
+select is(
+    (select array_agg(hits order by shard) from crypto.rate_limits
+     where bucket = 'ip:6.6.6.6' and window_start = '2026-11-24 12:00:00+09'),
+    array[3, 2, 1],
+    'this session counted its three in its own row'
+);
+-- The previous window is summed over its shards too: 6 in 12:00 weigh 3 at 12:01:30.
+select crypto.clock_set('2026-11-24 12:01:30+09');
+select is(
+    (select array_agg((api.rate_limit('6.6.6.6', null, '{}') ->> 'allowed')::boolean)
+     from generate_series(1, 3)),
+    array[true, true, false],
+    'half of the six of the minute before still counts: two more fit in five'
+);
 
 select * from finish();
 rollback;
