@@ -30,6 +30,11 @@ insert into crypto.settings (key, value, description) values
 ('ratelimit.predictions_per_minute', '5', 'Prediction submissions per user per minute'),
 ('ratelimit.predictions_per_hour', '30', 'Prediction submissions per user per hour'),
 ('ratelimit.point_reads_per_minute', '20', 'Points balance and ledger reads per user per minute'),
+('ratelimit.lease_max', '1000', 'Most requests of one subject an API process may let through between two counts'),
+(
+    'ratelimit.lease_share', '0.1',
+    'Share of a rate limit an API process may let through on its own between two counts (0: count every request)'
+),
 ('auth.refresh_ttl_days', '30', 'Days a refresh token stays valid if unused'),
 ('auth.refresh_family_days', '90', 'Days a refresh family lives at most, however often it is rotated'),
 ('auth.admin_family_hours', '12', 'Hours an admin refresh family lives at most'),

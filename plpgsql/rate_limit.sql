@@ -22,31 +22,40 @@
 -- requests of one IP in flight at once may both take its last free place,
 -- so the per-IP limit can be passed by at most the API's database
 -- connections less one, per window.
-create or replace function crypto.rate_limit_take(p_ip text, p_user uuid, p_kinds text[]) returns json
+create or replace function crypto.rate_limit_take(
+    p_ip text, p_user uuid, p_kinds text[], p_lease text[]
+) returns json
 language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
 declare
     v_now timestamptz := crypto.now();
+    v_share numeric := coalesce((
+        select (s.value #>> '{}')::numeric from crypto.settings as s where s.key = 'ratelimit.lease_share'
+    ), 0);
+    v_lease_max integer := coalesce(crypto.setting_int('ratelimit.lease_max'), 0);
     v_answer json;
+    v_reserve jsonb;
 begin
     if p_user is not null then
         perform crypto.note_activity(p_user);
     end if;
     with rules as (
         select
-            v.bucket, v.counts, v.shard, (s.value #>> '{}')::integer as max_hits,
+            v.bucket, v.subject, v.counts, v.shard, (s.value #>> '{}')::integer as max_hits,
+            case when v.subject = any(p_lease) then least(floor((s.value #>> '{}')::integer * v_share), v_lease_max)
+                else 0 end::integer as lease_size,
             v.seconds as window_seconds,
             to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
         from (values
-            ('ip:' || p_ip, 'ratelimit.ip_per_minute', 60, p_ip is not null, true, pg_backend_pid()),
-            ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60,
+            ('ip:' || p_ip, 'ip', 'ratelimit.ip_per_minute', 60, p_ip is not null, true, pg_backend_pid()),
+            ('predictions:minute:' || p_user, 'predictions', 'ratelimit.predictions_per_minute', 60,
                 p_user is not null and 'predictions' = any(p_kinds), false, 0),
-            ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600,
+            ('predictions:hour:' || p_user, 'predictions', 'ratelimit.predictions_per_hour', 3600,
                 p_user is not null and 'predictions' = any(p_kinds), false, 0),
-            ('point_reads:minute:' || p_user, 'ratelimit.point_reads_per_minute', 60,
+            ('point_reads:minute:' || p_user, 'point_reads', 'ratelimit.point_reads_per_minute', 60,
                 p_user is not null and 'point_reads' = any(p_kinds), true, 0)
-        ) as v (bucket, setting, seconds, applies, counts, shard)
+        ) as v (bucket, subject, setting, seconds, applies, counts, shard)
         join crypto.settings as s on s.key = v.setting
         where v.applies
     ),
@@ -69,6 +78,7 @@ begin
     -- requests count).
     windows as (
         select
+            r.bucket, r.subject, r.counts, r.shard, r.window_start, r.lease_size,
             r.max_hits, r.window_seconds::numeric as w,
             (coalesce(c.hits - 1, 0) + coalesce(o.hits, 0))::numeric as hits,
             (coalesce(c.hits, 0) + coalesce(o.hits, 0))::numeric as hits_after,
@@ -92,6 +102,28 @@ begin
             e.*,
             e.previous_hits * (e.w - e.elapsed) / e.w + e.hits + 1 as estimate
         from windows as e
+    ),
+
+    -- A lease (README "Rate limits"), for each subject the asking API
+    -- process holds none of (p_lease: 'ip', 'point_reads', 'predictions'):
+    -- how many more of its requests that process may let through on its
+    -- own, without asking, until the window ends (gate.Leases): a share of
+    -- the limit (ratelimit.lease_share, at most ratelimit.lease_max), never
+    -- more than is left after this request, none when this one is refused. Per IP and for point reads
+    -- they are counted here, now (reserve below), so a lease never lets a
+    -- bucket pass its limit; predictions are counted when accepted, so
+    -- several processes' leases can let their sum through.
+    subjects as (
+        select distinct on (t.subject)
+            t.subject, t.counts, t.bucket, t.window_start, t.shard, t.max_hits, t.estimate, t.w, t.elapsed,
+            min(least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0))) over (partition by t.subject) as n,
+            bool_and(t.estimate <= t.max_hits) over () as allowed
+        from estimated as t
+        order by t.subject, t.max_hits - t.estimate
+    ),
+
+    leases as (
+        select l.* from subjects as l where l.allowed and l.n > 0
     )
 
     select json_build_object(
@@ -114,10 +146,32 @@ begin
                 'window', t.w
             )
             from estimated as t order by t.max_hits - t.estimate limit 1
+        ),
+        'leases', (
+            select json_object_agg(l.subject, json_build_object(
+                'n', l.n,
+                'limit', l.max_hits,
+                'remaining', greatest(floor(l.max_hits - l.estimate), 0),
+                'expires_in', round(l.w - l.elapsed, 3)
+            ))
+            from leases as l
         )
+    ),
+    (
+        select jsonb_agg(jsonb_build_object(
+            'bucket', l.bucket, 'window_start', l.window_start, 'shard', l.shard, 'n', l.n
+        ))
+        from leases as l where l.counts
     )
-    into v_answer
+    into v_answer, v_reserve
     from estimated as e;
+    -- Rows this statement counted cannot be written again by it: the
+    -- reservation is a second statement, only when a lease was granted.
+    if v_reserve is not null then
+        update crypto.rate_limits as l set hits = l.hits + r.n
+        from jsonb_to_recordset(v_reserve) as r (bucket text, window_start timestamptz, shard integer, n integer)
+        where l.bucket = r.bucket and l.window_start = r.window_start and l.shard = r.shard;
+    end if;
     return v_answer;
 end
 $$;
@@ -132,7 +186,7 @@ set search_path = crypto, pg_temp
 as $$
 begin
     perform set_config('synchronous_commit', 'off', true);
-    return crypto.rate_limit_take(p_ip, p_user, p_kinds);
+    return crypto.rate_limit_take(p_ip, p_user, p_kinds, '{}');
 end
 $$;
 
@@ -147,24 +201,26 @@ grant execute on function api.rate_limit(text, uuid, text[]) to auth_service;
 -- never starts. Transaction-local: it cannot outlive this request. When the
 -- call fails, its rollback takes the count too, and the shim counts it with
 -- api.rate_limit.
-create or replace function api.rate_limit_gate(p_ip text, p_user uuid, p_kinds text[]) returns json
+create or replace function api.rate_limit_gate(
+    p_ip text, p_user uuid, p_kinds text[], p_lease text[] default '{}'
+) returns json
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds);
+    v_answer json := crypto.rate_limit_take(p_ip, p_user, p_kinds, p_lease);
 begin
     perform set_config('oxp.rate_limit', case when (v_answer ->> 'allowed')::boolean then 'allowed' else '' end, true);
     return v_answer;
 end
 $$;
 
-grant execute on function api.rate_limit_gate(text, uuid, text[]) to auth_service;
+grant execute on function api.rate_limit_gate(text, uuid, text[], text[]) to auth_service;
 -- And to the API's login itself, which may become auth_service anyway: the
 -- gate then shares its statement with the switch to the caller, so that a
 -- limited request sends no more statements than an unlimited one.
 grant usage on schema api to authenticator;
-grant execute on function api.rate_limit_gate(text, uuid, text[]) to authenticator;
+grant execute on function api.rate_limit_gate(text, uuid, text[], text[]) to authenticator;
 
 -- Kept for one release (README "Deploy order"): an API process of the
 -- release before sql/0036 calls it after each gated call, to count the IP.

@@ -42,6 +42,8 @@ as $$
         ('ratelimit.predictions_per_minute', 'integer', 1, 10000, null),
         ('ratelimit.predictions_per_hour', 'integer', 1, 100000, null),
         ('ratelimit.point_reads_per_minute', 'integer', 1, 10000, null),
+        ('ratelimit.lease_share', 'decimal', 0, 0.5, 'leases granted from then on; held ones run out with their window'),
+        ('ratelimit.lease_max', 'integer', 0, 100000, 'leases granted from then on; held ones run out with their window'),
         ('auth.refresh_ttl_days', 'integer', 1, 3650, null),
         ('auth.oauth_state_minutes', 'integer', 1, 60, null),
         ('auth.refresh_family_days', 'integer', 1, 3650, null),

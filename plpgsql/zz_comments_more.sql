@@ -22,7 +22,7 @@ comment on function crypto.check_backup_late() is
 'From evaluate_alerts: no successful scheduled full backup within backups.late_full_days, or none of any kind '
 'within backups.late_any_days, opens backup_late; the next success clears it.';
 
-comment on function api.rate_limit_gate(text, uuid, text[]) is
+comment on function api.rate_limit_gate(text, uuid, text[], text[]) is
 'Before a request''s call, in its transaction: counts it and says whether it may run. A refusal '
 'lets the guarded call not run and commits its count (auth_service).';
 

@@ -19,6 +19,9 @@ comment on column crypto.rate_limits.shard is
 'The backend that counted these hits, for per-IP buckets (pg_backend_pid()); 0 for per-user buckets. '
 'A bucket''s count in a window is the sum over its shards.';
 
--- One argument less: the gate and the standalone count both count now.
+-- p_count is gone (both count now); the gate takes the subjects its API
+-- process wants a lease for (a default, so that the API before this
+-- release, calling it with three arguments, still reaches it).
 -- (A fresh database has no functions yet: the repeatable files come after.)
 drop function if exists crypto.rate_limit_take(text, uuid, text[], boolean);
+drop function if exists api.rate_limit_gate(text, uuid, text[]);

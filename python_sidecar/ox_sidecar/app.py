@@ -22,6 +22,7 @@ from .ad_ssv import SsvVerifier
 from .config import Settings, get_settings
 from .db import Pools, new_pool, new_replica
 from .deps import PROBLEM, PROBLEM_STATUSES, environment_agrees, rate_limited
+from .gate import Leases
 from .guards import BodyLimit, HashGate
 from .oauth import OidcClient
 from .problems import ErrorMapReloader, Problem, load_error_codes, problem_response
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.trusted_proxies = ratelimit.parse_networks(settings.trusted_proxies)
     app.state.metrics_networks = ratelimit.parse_networks(settings.metrics_networks)
     app.state.rate_limits = settings.rate_limits_enabled
+    app.state.leases = Leases()
     app.state.totp_key = settings.totp_key
     app.state.mail_enabled = bool(settings.smtp_host)
     app.state.hash_gate = HashGate(

@@ -36,7 +36,7 @@ ADMIN = "app_admin"
 # gate is checked as the statement starts, as the API's login, which may
 # call the gate itself (plpgsql/rate_limit.sql), before the role changes.
 RATE_LIMIT_GATE = (
-    "select api.rate_limit_gate(%s, %s, %s)::text, set_config('role', %s, true),"
+    "select api.rate_limit_gate(%s, %s, %s, %s)::text, set_config('role', %s, true),"
     " set_config('request.jwt.claims', %s, true), set_config('statement_timeout', %s, true)"
 )
 # A pseudo-constant condition: PostgreSQL evaluates it once, before the
@@ -280,14 +280,22 @@ async def _run_gated(
     error (that would undo its count): the gate leaves oxp.rate_limit unset,
     the guard keeps the call from running, and the refusal commits with its
     count."""
-    async with pool.connection() as conn, _batch(pool, conn):
-        counted = await conn.execute(
-            RATE_LIMIT_GATE, (gate.ip, gate.user, gate.kinds, role, claims, str(timeout_ms))
-        )
-        cur = await conn.execute(query + GUARD, args)
-        await conn.commit()
-        answer = await counted.fetchone()
-        row = await cur.fetchone()
+    if gate.leases is not None:
+        gate.asked = gate.leases.wanted(gate.ip, gate.user, gate.kinds)
+    try:
+        async with pool.connection() as conn, _batch(pool, conn):
+            counted = await conn.execute(
+                RATE_LIMIT_GATE,
+                (gate.ip, gate.user, gate.kinds, gate.asked, role, claims, str(timeout_ms)),
+            )
+            cur = await conn.execute(query + GUARD, args)
+            await conn.commit()
+            answer = await counted.fetchone()
+            row = await cur.fetchone()
+    except BaseException:
+        # Rolled back: no lease was reserved; the next request may ask.
+        rate_gate.verdict_lost(gate)
+        raise
     rate_gate.verdict(gate, answer[0] if answer else None)
     return row
 

@@ -94,7 +94,9 @@ async def rate_limited(request: Request) -> None:
     with limits of their own. Runs before the route's own auth, so requests
     with a bad token count against their IP too."""
     route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
+    # Not getattr(route, "path", request.url.path): that builds the URL
+    # (a few % of a request's CPU) even when the route has its path.
+    path = route.path if route is not None else request.url.path
     if not request.app.state.rate_limits or path in ratelimit.EXEMPT:
         return
     try:
@@ -107,13 +109,20 @@ async def rate_limited(request: Request) -> None:
         ratelimit.client_ip(peer, forwarded, request.app.state.trusted_proxies)
     )
     kinds = ratelimit.KINDS.get((request.method, path), [])
-    # Counted by the request's first database call, in its transaction and
-    # round trip (db.call_api), or on its own if there is none (ratelimit.py).
     slot = SLOT.get()
     if slot is None:  # not under HeadersMiddleware: count now
         await count_alone(request.app.state.pool, RateLimitGate(ip, user, kinds))
         return
-    slot.gate = RateLimitGate(ip, user, kinds)
+    # Let through on this process's leases (gate.Leases), or counted by the
+    # request's first database call, in its transaction and round trip
+    # (db.call_api), which may grant leases, or on its own if there is none
+    # (ratelimit.py).
+    leases = request.app.state.leases
+    leased = leases.take(ip, user, kinds)
+    if leased is not None:
+        slot.gate = RateLimitGate(ip, user, kinds, pending=False, headers=leased)
+        return
+    slot.gate = RateLimitGate(ip, user, kinds, leases=leases)
 
 
 async def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:

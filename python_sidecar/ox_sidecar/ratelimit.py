@@ -5,6 +5,7 @@ database call (db.call_api, gate.py), or on its own when it has none."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -67,6 +68,7 @@ def client_ip(peer: str, forwarded_for: str | list[str] | None, trusted: list[Ne
     return peer
 
 
+@functools.lru_cache(maxsize=65536)  # a pure function of the peer, parsed on every request
 def limit_key(address: str) -> str:
     """What one client is, for the per-IP limit: an IPv4 address, or the /64
     of an IPv6 one (a single host usually gets a whole /64 and can pick any

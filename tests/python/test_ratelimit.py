@@ -129,6 +129,37 @@ def test_every_api_process_shares_the_count(env: None, db: psycopg.Connection) -
     assert codes == [200, 200, 200, 200, 429]
 
 
+def test_leases_let_requests_through_unstated_and_never_past_the_limit(
+    env: None, db: psycopg.Connection
+) -> None:
+    """Two API processes on one IP with a limit of 20 and leases of half of
+    it: the first request of each asks the gate, which counts it and
+    reserves the lease at once; the leased requests send no statement of
+    the limiter's; the limit holds exactly across both processes, and the
+    refused requests count."""
+    set_limit(db, "ratelimit.ip_per_minute", 20)
+    set_limit(db, "ratelimit.lease_share", 0.5)
+    service(db, "select crypto.clock_set('2026-11-24T10:00:05+09:00')")  # a minute to go
+    with running_api() as one, running_api() as two:
+
+        def get(base: str) -> httpx.Response:
+            return httpx.get(f"{base}/v1/rewards")
+
+        first = get(one)
+        assert first.status_code == 200 and ip_hits(db) == 11  # 1 + a lease of 10
+        leased = [get(one) for _ in range(10)]
+        assert [r.status_code for r in leased] == [200] * 10
+        assert ip_hits(db) == 11  # no statement of the limiter's
+        assert leased[-1].headers["RateLimit-Limit"] == "20"
+        assert leased[-1].headers["RateLimit-Remaining"] == "9"
+        assert get(two).status_code == 200 and ip_hits(db) == 20  # 1 + all that is left: 8
+        assert [get(two).status_code for _ in range(8)] == [200] * 8
+        refused = [get(base) for base in (one, two, one)]
+        assert [r.status_code for r in refused] == [429] * 3
+        assert int(refused[0].headers["Retry-After"]) > 0
+    assert ip_hits(db) == 23  # 20 let through, 3 refused: each counted once
+
+
 def ip_hits(db: psycopg.Connection) -> int:
     row = db.execute(
         "select coalesce(sum(hits), 0)::int from crypto.rate_limits where bucket = 'ip:127.0.0.1'"
@@ -147,6 +178,7 @@ def test_a_refused_call_never_runs_and_every_request_counts_once(
     open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
     set_limit(db, "ratelimit.predictions_per_minute", 2)
     set_limit(db, "predictions.base_limit", 10)
+    set_limit(db, "ratelimit.lease_share", 0)  # every request counted as it comes
     with running_api() as one, running_api() as two:
         with httpx.Client(base_url=one) as client:
             h = bearer(signup(client, "shared@example.com"))
@@ -227,6 +259,7 @@ def test_players_behind_one_address_never_wait_on_each_others_calls(
     A player's own other request waits on the player's row (their limit is
     exact); another player behind the same IP does not wait at all: each
     session counts the IP in a row of its own (sql/0036), summed."""
+    set_limit(db, "ratelimit.lease_share", 0)  # every request counted as it comes
     player = new_user(db, "locks@example.com")
     neighbour = new_user(db, "natted@example.com")
     ip = "192.0.2.9"

@@ -1,5 +1,5 @@
 begin;
-select plan(22);
+select plan(29);
 
 select crypto.clock_set('2026-11-24 09:00:10+09');
 select gen_random_uuid() as u \gset
@@ -115,6 +115,47 @@ select is(
      from generate_series(1, 3)),
     array[true, true, false],
     'half of the six of the minute before still counts: two more fit in five'
+);
+
+-- Leases (gate.Leases): a share of the limit the asking process may let
+-- through on its own, reserved in the count at once where requests count.
+update crypto.settings set value = '20' where key = 'ratelimit.ip_per_minute';
+update crypto.settings set value = '0.5' where key = 'ratelimit.lease_share';
+select crypto.clock_set('2026-11-24 13:00:10+09');
+create temp table leases (n serial, answer json);
+insert into leases (answer) select api.rate_limit_gate('4.4.4.4', null, '{}', '{ip}');
+insert into leases (answer) select api.rate_limit_gate('4.4.4.4', null, '{}', '{}');
+insert into leases (answer) select api.rate_limit_gate('4.4.4.4', null, '{}', '{ip}');
+insert into leases (answer) select api.rate_limit_gate('4.4.4.4', null, '{}', '{ip}');
+select is(
+    (select array_agg(coalesce(answer -> 'leases' -> 'ip' ->> 'n', '-') order by n) from leases),
+    array['10', '-', '7', '-'],
+    'half the limit, then no more than is left after the request, then none once refused'
+);
+select is((select sum(hits)::int from crypto.rate_limits where bucket = 'ip:4.4.4.4'), 21,
+    'the leased requests are counted when granted: 1 + 10, 1, 1 + 7, and the refused one');
+select is(
+    (select (answer ->> 'allowed')::boolean from leases where n = 4), false,
+    'with every lease reserved, the limit holds: nothing is let through past it'
+);
+select is(
+    (select answer -> 'leases' -> 'ip' ->> 'remaining' from leases where n = 1), '19',
+    'a lease says what this client has left after its request (its own lease included)'
+);
+-- Predictions count when accepted: their lease is looked at, never reserved.
+select gen_random_uuid() as p \gset
+update crypto.settings set value = '1000' where key in ('ratelimit.predictions_per_minute', 'ratelimit.predictions_per_hour');
+select is(
+    (api.rate_limit_gate('4.4.4.5', :'p', array['predictions'], '{predictions}') -> 'leases' -> 'predictions' ->> 'n'),
+    '500', 'a prediction lease is half the tighter of its two limits'
+);
+select is((select count(*)::int from crypto.rate_limits where bucket like 'predictions:%:' || :'p'), 0,
+    'and nothing is written to the prediction buckets');
+update crypto.settings set value = '5' where key = 'ratelimit.predictions_per_minute';
+update crypto.settings set value = '0.1' where key = 'ratelimit.lease_share';
+select ok(
+    (api.rate_limit_gate('4.4.4.5', :'p', array['predictions'], '{predictions}') -> 'leases' -> 'predictions') is null,
+    'none where the share of a limit is below one request (the default 0.1 of 5 a minute)'
 );
 
 select * from finish();

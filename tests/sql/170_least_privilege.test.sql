@@ -48,7 +48,7 @@ select set_eq(
         'api.oauth_login(text,text,text)',
         'api.prometheus_gauges()',
         'api.rate_limit(text,uuid,text[])',
-        'api.rate_limit_gate(text,uuid,text[])',
+        'api.rate_limit_gate(text,uuid,text[],text[])',
         'api.rate_limit_note(text,uuid,text[])',
         'api.refresh(bytea,bytea)',
         'api.verify_email(bytea)'
@@ -351,7 +351,7 @@ select set_eq(
 -- request's gate and its switch to the caller are one statement.
 select set_eq(
     $$ select * from pg_temp.executable('authenticator') $$,
-    array['api.rate_limit_gate(text,uuid,text[])']::text[],
+    array['api.rate_limit_gate(text,uuid,text[],text[])']::text[],
     'authenticator executes only the rate limiter''s gate itself'
 );
 select is_empty($$ select * from pg_temp.executable('admin_authenticator') $$,
