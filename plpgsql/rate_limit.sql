@@ -21,7 +21,16 @@
 -- is the sum over the shards, the other sessions' as committed: two
 -- requests of one IP in flight at once may both take its last free place,
 -- so the per-IP limit can be passed by at most the API's database
--- connections less one, per window.
+-- connections less one, per window, and by a lease more per other API
+-- process (below: their reservations are as invisible until committed).
+
+-- Signatures of the release before sql/0036: p_count is gone (the gate
+-- counts too), and the gate takes the subjects it is to lease (its default
+-- keeps the three-argument call of the API before working, which an
+-- overload would make ambiguous).
+drop function if exists crypto.rate_limit_take(text, uuid, text[], boolean);
+drop function if exists api.rate_limit_gate(text, uuid, text[]);
+
 create or replace function crypto.rate_limit_take(
     p_ip text, p_user uuid, p_kinds text[], p_lease text[]
 ) returns json
@@ -109,14 +118,18 @@ begin
     -- how many more of its requests that process may let through on its
     -- own, without asking, until the window ends (gate.Leases): a share of
     -- the limit (ratelimit.lease_share, at most ratelimit.lease_max), never
-    -- more than is left after this request, none when this one is refused. Per IP and for point reads
-    -- they are counted here, now (reserve below), so a lease never lets a
-    -- bucket pass its limit; predictions are counted when accepted, so
-    -- several processes' leases can let their sum through.
+    -- more than is left after this request, none when this one is refused.
+    -- Per IP and for point reads they are counted here, now (reserve
+    -- below): a player's point reads stay exact (their one row serialises
+    -- the gates), and per IP only gates in flight at once in several
+    -- processes can reserve the same room (one lease each, on top of the
+    -- in-flight bound above). Predictions are counted when accepted, so
+    -- their leases are looked at, not reserved.
     subjects as (
         select distinct on (t.subject)
             t.subject, t.counts, t.bucket, t.window_start, t.shard, t.max_hits, t.estimate, t.w, t.elapsed,
             min(least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0))) over (partition by t.subject) as n,
+            min(t.w - t.elapsed) over (partition by t.subject) as expires_in,
             bool_and(t.estimate <= t.max_hits) over () as allowed
         from estimated as t
         order by t.subject, t.max_hits - t.estimate
@@ -152,7 +165,7 @@ begin
                 'n', l.n,
                 'limit', l.max_hits,
                 'remaining', greatest(floor(l.max_hits - l.estimate), 0),
-                'expires_in', round(l.w - l.elapsed, 3)
+                'expires_in', round(l.expires_in, 3)
             ))
             from leases as l
         )

@@ -281,6 +281,7 @@ async def _run_gated(
     the guard keeps the call from running, and the refusal commits with its
     count."""
     if gate.leases is not None:
+        gate.asked_at = time.monotonic()
         gate.asked = gate.leases.wanted(gate.ip, gate.user, gate.kinds)
     try:
         async with pool.connection() as conn, _batch(pool, conn):

@@ -118,11 +118,17 @@ async def rate_limited(request: Request) -> None:
     # (db.call_api), which may grant leases, or on its own if there is none
     # (ratelimit.py).
     leases = request.app.state.leases
-    leased = leases.take(ip, user, kinds)
-    if leased is not None:
+    rest, leased = leases.take(ip, user, kinds)
+    if not rest:
         slot.gate = RateLimitGate(ip, user, kinds, pending=False, headers=leased)
         return
-    slot.gate = RateLimitGate(ip, user, kinds, leases=leases)
+    slot.gate = RateLimitGate(
+        ip if "ip" in rest else None,
+        user,
+        [kind for kind in kinds if kind in rest],
+        leases=leases,
+        leased_headers=leased,
+    )
 
 
 async def signed_in(caller: Annotated[Caller, Depends(optional_caller)]) -> Caller:

@@ -29,15 +29,18 @@ class Lease:
 
 class Leases:
     """This API process's leases (api.rate_limit_gate grants them; README
-    "Rate limits"). A request whose every subject holds a lease is let
-    through here, with no statement of the limiter's: per IP and for point
-    reads the gate counted the leased requests when it granted them, so no
-    limit is passed; the per-user prediction limits, counted when a
-    prediction is accepted, may be passed by the leases other processes
-    hold. Lease sizes are a share of each limit (ratelimit.lease_share):
-    none where that is below one request, as for predictions a minute."""
+    "Rate limits"). A request spends one unit of the lease of each of its
+    subjects (its IP; its user's point reads or predictions) that holds
+    one, with no statement of the limiter's; the gate counts only the rest,
+    and none at all when every subject held a lease. Per IP and for point
+    reads the gate counted the leased requests when it granted them; the
+    per-user prediction limits, counted when a prediction is accepted, are
+    only looked at. Lease sizes are a share of each limit
+    (ratelimit.lease_share): none where that is below one request, as for
+    predictions a minute at the defaults. The bounds this puts on each
+    limit: README "Rate limits"."""
 
-    MAX = 100_000  # subjects held; past it, the expired ones are dropped
+    MAX = 100_000  # subjects held; past it, the oldest granted is forgotten
     # One request at a time asks for a subject's lease: a burst of requests
     # arriving before the first lease would otherwise each reserve one.
     # Forgotten after this long should its answer never come.
@@ -48,86 +51,112 @@ class Leases:
         self._asking: dict[tuple[str, str], float] = {}
 
     @staticmethod
-    def _key(subject: str, ip: str, user: str | None) -> tuple[str, str]:
-        return ("ip", ip) if subject == "ip" else (subject, user or "")
+    def _key(subject: str, ip: str | None, user: str | None) -> tuple[str, str]:
+        return ("ip", ip or "") if subject == "ip" else (subject, user or "")
 
     @staticmethod
-    def _subjects(ip: str, user: str | None, kinds: list[str]) -> list[tuple[str, str]]:
-        return [("ip", ip)] + ([(kind, user) for kind in kinds] if user else [])
+    def subjects(ip: str | None, user: str | None, kinds: list[str]) -> list[str]:
+        """A request's subjects: its IP, and its user's kinds (an anonymous
+        request has none of those: the user limits need a user)."""
+        return (["ip"] if ip is not None else []) + (list(kinds) if user else [])
 
-    def wanted(self, ip: str, user: str | None, kinds: list[str]) -> list[str]:
-        """The subjects of a request that hold no live lease here: the gate
-        is asked for those only, so a subject's unused lease is never
-        reserved twice."""
+    def take(self, ip: str, user: str | None, kinds: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Spends a unit of every live lease of the request's subjects; the
+        subjects left for the gate to count, and the RateLimit-* headers of
+        the tightest lease spent ({} when none was)."""
+        now = time.monotonic()
+        left, spent = [], []
+        for subject in self.subjects(ip, user, kinds):
+            lease = self._held.get(self._key(subject, ip, user))
+            if lease is not None and lease.left > 0 and lease.expires > now:
+                lease.left -= 1
+                lease.remaining = max(lease.remaining - 1, 0)
+                spent.append(lease)
+            else:
+                left.append(subject)
+        if not spent:
+            return left, {}
+        tightest = min(spent, key=lambda lease: lease.remaining)
+        return left, headers(
+            {
+                "limit": tightest.limit,
+                "remaining": tightest.remaining,
+                "reset": max(math.ceil(tightest.expires - now), 0),
+            }
+        )
+
+    def wanted(self, ip: str | None, user: str | None, kinds: list[str]) -> list[str]:
+        """The subjects the gate is to count that hold no live lease and
+        that no other request of this process is asking for: the gate is
+        asked to lease those only."""
         now = time.monotonic()
         wanted = []
-        for subject, key in zip(["ip", *kinds], self._subjects(ip, user, kinds), strict=False):
+        for subject in self.subjects(ip, user, kinds):
+            key = self._key(subject, ip, user)
             lease = self._held.get(key)
             if lease is not None and lease.left > 0 and lease.expires > now:
                 continue
             if self._asking.get(key, 0.0) > now:
                 continue
             self._asking[key] = now + self.ASK_SECONDS
+            _bound(self._asking, self.MAX)
             wanted.append(subject)
         return wanted
 
-    def take(self, ip: str, user: str | None, kinds: list[str]) -> dict[str, str] | None:
-        """The RateLimit-* headers of a request let through on its leases, or
-        None when a subject holds none (the gate must count the request)."""
-        now = time.monotonic()
-        held = [self._held.get(s) for s in self._subjects(ip, user, kinds)]
-        leases = [h for h in held if h is not None and h.left > 0 and h.expires > now]
-        if len(leases) < len(held):
-            return None
-        for lease in leases:
-            lease.left -= 1
-            lease.remaining = max(lease.remaining - 1, 0)
-        tightest = min(leases, key=lambda lease: lease.remaining)
-        return headers(
-            {
-                "limit": tightest.limit,
-                "remaining": tightest.remaining,
-                "reset": math.ceil(tightest.expires - now),
-            }
-        )
-
-    def settle(self, ip: str, user: str | None, asked: list[str], granted: dict[str, Any]) -> None:
-        """The gate answered (or failed: nothing granted) what `wanted` asked."""
-        now = time.monotonic()
-        if len(self._held) > self.MAX:
-            self._held = {k: v for k, v in self._held.items() if v.expires > now}
-            self._asking = {k: v for k, v in self._asking.items() if v > now}
+    def settle(
+        self,
+        ip: str | None,
+        user: str | None,
+        asked: list[str],
+        granted: dict[str, Any],
+        asked_at: float,
+    ) -> None:
+        """The gate answered (or failed: nothing granted) what `wanted` asked
+        at `asked_at` (monotonic, before the gate's statement was sent: the
+        lease's window is measured from no later than the gate's clock)."""
         for subject in asked:
             self._asking.pop(self._key(subject, ip, user), None)
         for subject, lease in granted.items():
             key = self._key(subject, ip, user)
+            expires = asked_at + float(lease["expires_in"])
             held = self._held.get(key)
-            if held is not None and held.left > 0 and held.expires > now:
-                # Two requests asked at once: both reserved, both are ours.
+            now = time.monotonic()
+            live = held is not None and held.left > 0 and held.expires > now
+            if held is not None and live and abs(held.expires - expires) < 1.0:
+                # Asked at once in one window: both reserved, both ours.
                 held.left += int(lease["n"])
+                held.expires = min(held.expires, expires)
                 continue
             self._held[key] = Lease(
-                int(lease["n"]),
-                now + float(lease["expires_in"]),
-                int(lease["limit"]),
-                int(lease["remaining"]),
+                int(lease["n"]), expires, int(lease["limit"]), int(lease["remaining"])
             )
+            _bound(self._held, self.MAX)
+
+
+def _bound(table: dict[Any, Any], most: int) -> None:
+    """Forget the oldest entries past `most` (dicts keep insertion order):
+    a lease forgotten early only wastes what it reserved."""
+    while len(table) > most:
+        del table[next(iter(table))]
 
 
 @dataclass
 class Gate:
     """What to count (set by deps.rate_limited), and once counted, the
     RateLimit-* headers of the answer. `pending` until one database call (or
-    the standalone count) has counted it: a request is counted once. With
-    `leases`, the gated call may be granted leases for later requests."""
+    the standalone count) has counted it: a request is counted once. The IP
+    (None when a lease covered it) and the kinds are those left to count.
+    With `leases`, the gated call may be granted leases for later requests."""
 
-    ip: str
+    ip: str | None
     user: str | None
     kinds: list[str]
     pending: bool = True
     headers: dict[str, str] = field(default_factory=dict)
     leases: Leases | None = None
     asked: list[str] = field(default_factory=list)
+    asked_at: float = 0.0
+    leased_headers: dict[str, str] = field(default_factory=dict)
 
     def take(self) -> Gate | None:
         """This gate, for the caller to count, if nobody counted it yet."""
@@ -171,7 +200,7 @@ def headers(tightest: dict[str, int] | None, retry_after: int | None = None) -> 
 def verdict_lost(gate: Gate) -> None:
     """The gated call failed: what it asked leases for may be asked again."""
     if gate.leases is not None and gate.asked:
-        gate.leases.settle(gate.ip, gate.user, gate.asked, {})
+        gate.leases.settle(gate.ip, gate.user, gate.asked, {}, gate.asked_at)
         gate.asked = []
 
 
@@ -180,7 +209,9 @@ def verdict(gate: Gate, answer_text: str | None) -> None:
     headers go on the gate; a refusal is RATE_LIMITED with its headers."""
     answer = json.loads(answer_text or "{}")
     if gate.leases is not None and gate.asked:
-        gate.leases.settle(gate.ip, gate.user, gate.asked, answer.get("leases") or {})
+        gate.leases.settle(
+            gate.ip, gate.user, gate.asked, answer.get("leases") or {}, gate.asked_at
+        )
         gate.asked = []
     if not answer.get("allowed", False):
         retry = int(answer.get("retry_after") or 1)
@@ -191,3 +222,9 @@ def verdict(gate: Gate, answer_text: str | None) -> None:
             headers=headers(answer.get("tightest"), retry),
         )
     gate.headers = headers(answer.get("tightest"))
+    leased = gate.leased_headers
+    if leased and (
+        not gate.headers
+        or int(leased["RateLimit-Remaining"]) < int(gate.headers["RateLimit-Remaining"])
+    ):
+        gate.headers = leased

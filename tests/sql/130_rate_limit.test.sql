@@ -144,10 +144,11 @@ select is(
 );
 -- Predictions count when accepted: their lease is looked at, never reserved.
 select gen_random_uuid() as p \gset
-update crypto.settings set value = '1000' where key in ('ratelimit.predictions_per_minute', 'ratelimit.predictions_per_hour');
+update crypto.settings set value = '1000' where key = 'ratelimit.predictions_per_minute';
+update crypto.settings set value = '600' where key = 'ratelimit.predictions_per_hour';
 select is(
     (api.rate_limit_gate('4.4.4.5', :'p', array['predictions'], '{predictions}') -> 'leases' -> 'predictions' ->> 'n'),
-    '500', 'a prediction lease is half the tighter of its two limits'
+    '300', 'a prediction lease is half the tighter of its two limits (600 an hour, not 1000 a minute)'
 );
 select is((select count(*)::int from crypto.rate_limits where bucket like 'predictions:%:' || :'p'), 0,
     'and nothing is written to the prediction buckets');
