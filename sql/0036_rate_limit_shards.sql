@@ -11,6 +11,10 @@
 -- database connection that served it in the window). Per-user buckets stay
 -- in one row (shard 0): a player's own requests queue, and their limits
 -- stay exact.
+-- Every request takes a lock on rate_limits; the new key needs the table
+-- to itself. Should requests hold it for more than this, the migration
+-- fails (and is run again) rather than stall the API behind it.
+set local lock_timeout = '2s';
 alter table crypto.rate_limits add column shard integer not null default 0;
 alter table partman.template_crypto_rate_limits add column shard integer not null default 0;
 alter table crypto.rate_limits drop constraint rate_limits_pkey;

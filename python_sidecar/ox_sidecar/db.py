@@ -280,11 +280,13 @@ async def _run_gated(
     error (that would undo its count): the gate leaves oxp.rate_limit unset,
     the guard keeps the call from running, and the refusal commits with its
     count."""
-    if gate.leases is not None:
-        gate.asked_at = time.monotonic()
-        gate.asked = gate.leases.wanted(gate.ip, gate.user, gate.kinds)
     try:
         async with pool.connection() as conn, _batch(pool, conn):
+            # Asked once a connection is ours: the wait for one is not the
+            # gate's, and the ask's window is measured from here.
+            if gate.leases is not None:
+                gate.asked_at = time.monotonic()
+                gate.asked = gate.leases.wanted(gate.ip, gate.user, gate.kinds, gate.asked_at)
             counted = await conn.execute(
                 RATE_LIMIT_GATE,
                 (gate.ip, gate.user, gate.kinds, gate.asked, role, claims, str(timeout_ms)),

@@ -40,15 +40,20 @@ class Leases:
     predictions a minute at the defaults. The bounds this puts on each
     limit: README "Rate limits"."""
 
-    MAX = 100_000  # subjects held; past it, the oldest granted is forgotten
+    # Subjects held; past it, the expired ones go (looked for at most once a
+    # second), then the least recently granted.
+    MAX = 100_000
     # One request at a time asks for a subject's lease: a burst of requests
     # arriving before the first lease would otherwise each reserve one.
-    # Forgotten after this long should its answer never come.
-    ASK_SECONDS = 5.0
+    # Forgotten after this long should its answer never come: longer than
+    # an ask can take (the gate waits on a player's row at most the
+    # statement timeout, 5 s, and the call takes as long again).
+    ASK_SECONDS = 15.0
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, str], Lease] = {}
         self._asking: dict[tuple[str, str], float] = {}
+        self._swept = 0.0
 
     @staticmethod
     def _key(subject: str, ip: str | None, user: str | None) -> tuple[str, str]:
@@ -85,11 +90,11 @@ class Leases:
             }
         )
 
-    def wanted(self, ip: str | None, user: str | None, kinds: list[str]) -> list[str]:
+    def wanted(self, ip: str | None, user: str | None, kinds: list[str], now: float) -> list[str]:
         """The subjects the gate is to count that hold no live lease and
         that no other request of this process is asking for: the gate is
-        asked to lease those only."""
-        now = time.monotonic()
+        asked to lease those only. `now`: when the ask is made (monotonic),
+        handed back to `settle` as its `asked_at`."""
         wanted = []
         for subject in self.subjects(ip, user, kinds):
             key = self._key(subject, ip, user)
@@ -98,10 +103,14 @@ class Leases:
                 continue
             if self._asking.get(key, 0.0) > now:
                 continue
-            self._asking[key] = now + self.ASK_SECONDS
+            self._asking[key] = self.asked_until(now)
             _bound(self._asking, self.MAX)
             wanted.append(subject)
         return wanted
+
+    def asked_until(self, asked_at: float) -> float:
+        """The mark `wanted` left for an ask made at `asked_at`."""
+        return asked_at + self.ASK_SECONDS
 
     def settle(
         self,
@@ -115,7 +124,11 @@ class Leases:
         at `asked_at` (monotonic, before the gate's statement was sent: the
         lease's window is measured from no later than the gate's clock)."""
         for subject in asked:
-            self._asking.pop(self._key(subject, ip, user), None)
+            key = self._key(subject, ip, user)
+            # Only this ask's own mark: a later ask (after ours timed out)
+            # keeps its own.
+            if self._asking.get(key) == self.asked_until(asked_at):
+                del self._asking[key]
         for subject, lease in granted.items():
             key = self._key(subject, ip, user)
             expires = asked_at + float(lease["expires_in"])
@@ -127,9 +140,14 @@ class Leases:
                 held.left += int(lease["n"])
                 held.expires = min(held.expires, expires)
                 continue
+            # Re-inserted, so that the table's order is the order of grants.
+            self._held.pop(key, None)
             self._held[key] = Lease(
                 int(lease["n"]), expires, int(lease["limit"]), int(lease["remaining"])
             )
+            if len(self._held) > self.MAX and now - self._swept >= 1.0:
+                self._swept = now
+                self._held = {k: v for k, v in self._held.items() if v.expires > now}
             _bound(self._held, self.MAX)
 
 

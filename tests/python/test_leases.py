@@ -19,9 +19,10 @@ def lease(n: int, expires_in: float = 30.0, limit: int = 100, remaining: int = 9
 
 def test_a_request_spends_what_it_holds_and_the_gate_counts_the_rest() -> None:
     leases = Leases()
-    asked = leases.wanted("1.2.3.4", USER, ["point_reads"])
+    now = time.monotonic()
+    asked = leases.wanted("1.2.3.4", USER, ["point_reads"], now)
     assert asked == ["ip", "point_reads"]
-    leases.settle("1.2.3.4", USER, asked, {"ip": lease(2)}, time.monotonic())
+    leases.settle("1.2.3.4", USER, asked, {"ip": lease(2)}, now)
     rest, headers = leases.take("1.2.3.4", USER, ["point_reads"])
     assert rest == ["point_reads"]  # no point-read lease: the gate counts that one
     assert headers["RateLimit-Limit"] == "100" and headers["RateLimit-Remaining"] == "89"
@@ -32,11 +33,22 @@ def test_a_request_spends_what_it_holds_and_the_gate_counts_the_rest() -> None:
 
 def test_one_request_at_a_time_asks_and_a_failure_lets_the_next_ask() -> None:
     leases = Leases()
-    first = leases.wanted("1.2.3.4", USER, ["predictions"])
+    asked_at = time.monotonic()
+    first = leases.wanted("1.2.3.4", USER, ["predictions"], asked_at)
     assert first == ["ip", "predictions"]
-    assert leases.wanted("1.2.3.4", USER, ["predictions"]) == []  # being asked
-    leases.settle("1.2.3.4", USER, first, {}, time.monotonic())  # the gate failed
-    assert leases.wanted("1.2.3.4", USER, ["predictions"]) == ["ip", "predictions"]
+    assert leases.wanted("1.2.3.4", USER, ["predictions"], time.monotonic()) == []  # being asked
+    leases.settle("1.2.3.4", USER, first, {}, asked_at)  # the gate failed
+    assert leases.wanted("1.2.3.4", USER, ["predictions"], time.monotonic()) == first
+
+
+def test_an_ask_timed_out_does_not_clear_the_ask_after_it() -> None:
+    leases = Leases()
+    stale = time.monotonic() - Leases.ASK_SECONDS - 1  # its mark has run out
+    assert leases.wanted("1.2.3.4", None, [], stale) == ["ip"]
+    later = time.monotonic()
+    assert leases.wanted("1.2.3.4", None, [], later) == ["ip"]  # asks again
+    leases.settle("1.2.3.4", None, ["ip"], {}, stale)  # the first answer, late
+    assert leases.wanted("1.2.3.4", None, [], time.monotonic()) == []  # the later ask holds
 
 
 def test_a_lease_ends_with_its_window_counted_from_when_it_was_asked() -> None:
