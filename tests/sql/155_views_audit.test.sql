@@ -108,16 +108,8 @@ select throws_ok($$ select * from audit.daily_settlements $$, '42501', null,
     'an admin token''s role cannot read them either (admins work through the API)');
 reset role;
 
-select ok(
-    (select s.setconfig @> array['TimeZone=Asia/Seoul'] from pg_db_role_setting as s
-     where s.setrole = 'auditor'::regrole and s.setdatabase = 0),
-    'the auditor''s sessions show times in KST'
-);
-select ok(
-    (select s.setconfig @> array['default_transaction_read_only=on'] from pg_db_role_setting as s
-     where s.setrole = 'auditor'::regrole and s.setdatabase = 0),
-    'and are read-only'
-);
+select ok(tests.role_sets('auditor', 'TimeZone=Asia/Seoul'), 'the auditor''s sessions show times in KST');
+select ok(tests.role_sets('auditor', 'default_transaction_read_only=on'), 'and are read-only');
 
 select * from finish();
 rollback;

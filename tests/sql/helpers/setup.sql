@@ -35,6 +35,17 @@ exception when others then
 end
 $$;
 
+-- Whether a role's own settings (ALTER ROLE ... SET, every database)
+-- include `name=value` as PostgreSQL writes it.
+create or replace function tests.role_sets(p_role regrole, p_setting text) returns boolean
+language sql stable
+as $$
+    select coalesce((
+        select s.setconfig @> array[p_setting] from pg_db_role_setting as s
+        where s.setrole = p_role and s.setdatabase = 0
+    ), false)
+$$;
+
 -- Become a user the way the shim does: role and claims, local to the transaction.
 create or replace function tests.authenticate_as(p_user uuid, p_role text default 'app_user') returns void
 language sql
