@@ -39,9 +39,7 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_now timestamptz := crypto.now();
-    v_share numeric := coalesce((
-        select (s.value #>> '{}')::numeric from crypto.settings as s where s.key = 'ratelimit.lease_share'
-    ), 0);
+    v_share numeric := coalesce((crypto.setting('ratelimit.lease_share') #>> '{}')::numeric, 0);
     v_lease_max integer := coalesce(crypto.setting_int('ratelimit.lease_max'), 0);
     v_answer json;
     v_reserve jsonb;

@@ -26,6 +26,9 @@ class Lease:
     limit: int
     remaining: int
 
+    def live(self, now: float) -> bool:
+        return self.left > 0 and self.expires > now
+
 
 class Leases:
     """This API process's leases (api.rate_limit_gate grants them; README
@@ -73,7 +76,7 @@ class Leases:
         left, spent = [], []
         for subject in self.subjects(ip, user, kinds):
             lease = self._held.get(self._key(subject, ip, user))
-            if lease is not None and lease.left > 0 and lease.expires > now:
+            if lease is not None and lease.live(now):
                 lease.left -= 1
                 lease.remaining = max(lease.remaining - 1, 0)
                 spent.append(lease)
@@ -99,7 +102,7 @@ class Leases:
         for subject in self.subjects(ip, user, kinds):
             key = self._key(subject, ip, user)
             lease = self._held.get(key)
-            if lease is not None and lease.left > 0 and lease.expires > now:
+            if lease is not None and lease.live(now):
                 continue
             if self._asking.get(key, 0.0) > now:
                 continue
@@ -134,8 +137,7 @@ class Leases:
             expires = asked_at + float(lease["expires_in"])
             held = self._held.get(key)
             now = time.monotonic()
-            live = held is not None and held.left > 0 and held.expires > now
-            if held is not None and live and abs(held.expires - expires) < 1.0:
+            if held is not None and held.live(now) and abs(held.expires - expires) < 1.0:
                 # Asked at once in one window: both reserved, both ours.
                 held.left += int(lease["n"])
                 held.expires = min(held.expires, expires)
@@ -217,8 +219,12 @@ def headers(tightest: dict[str, int] | None, retry_after: int | None = None) -> 
 
 def verdict_lost(gate: Gate) -> None:
     """The gated call failed: what it asked leases for may be asked again."""
+    _settle(gate, {})
+
+
+def _settle(gate: Gate, granted: dict[str, Any]) -> None:
     if gate.leases is not None and gate.asked:
-        gate.leases.settle(gate.ip, gate.user, gate.asked, {}, gate.asked_at)
+        gate.leases.settle(gate.ip, gate.user, gate.asked, granted, gate.asked_at)
         gate.asked = []
 
 
@@ -226,11 +232,7 @@ def verdict(gate: Gate, answer_text: str | None) -> None:
     """The limiter's answer (api.rate_limit or api.rate_limit_gate): the
     headers go on the gate; a refusal is RATE_LIMITED with its headers."""
     answer = json.loads(answer_text or "{}")
-    if gate.leases is not None and gate.asked:
-        gate.leases.settle(
-            gate.ip, gate.user, gate.asked, answer.get("leases") or {}, gate.asked_at
-        )
-        gate.asked = []
+    _settle(gate, answer.get("leases") or {})
     if not answer.get("allowed", False):
         retry = int(answer.get("retry_after") or 1)
         gate.headers = {}  # the refusal carries its own
