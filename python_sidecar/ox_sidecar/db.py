@@ -276,10 +276,10 @@ async def _run_gated(
 ) -> Any:
     """`_run` with the rate limiter before the call, in the same transaction
     (and round trip, where pipelined: see new_pool): BEGIN, the gate with
-    the caller, the guarded call, COMMIT: as many statements as `_run`. A refusal is not an
-    error (that would undo its count): the gate leaves oxp.rate_limit unset,
-    the guard keeps the call from running, and the refusal commits with its
-    count."""
+    the caller, the guarded call, COMMIT: as many statements as `_run`. A
+    refusal is not an error (that would undo its count): the gate leaves
+    oxp.rate_limit unset, the guard keeps the call from running, and the
+    refusal commits with its count."""
     try:
         async with pool.connection() as conn, _batch(pool, conn):
             # Asked once a connection is ours: the wait for one is not the

@@ -1,7 +1,9 @@
 """The rate limiter's count of one request, carried to the request's first
 database call (db.call_api), which counts it in the same transaction as the
-call (and round trip, where pipelined): no extra transaction per request. See ratelimit.py
-for who the client is and README "Rate limits" for the guarantees."""
+call (and round trip, where pipelined): no extra transaction per request;
+and this process's leases, which let requests through with no count at all.
+See ratelimit.py for who the client is and README "Rate limits" for the
+guarantees."""
 
 from __future__ import annotations
 
