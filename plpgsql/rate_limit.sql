@@ -6,10 +6,12 @@
 -- One statement counts the request in every bucket that applies and says
 -- whether any is over its limit. Requests per IP and point reads count
 -- whether or not they succeed, refused ones too: a client that keeps
--- hammering stays limited until it waits (Retry-After). Predictions per user
--- are only checked here (would one more be over?): they are counted by
+-- hammering stays limited until it waits (Retry-After). Predictions per
+-- user are not the gate's: they are a rule of crypto.place_prediction
+-- (crypto.prediction_rate), checked under the player's lock and counted by
 -- crypto.rate_limit_count when a prediction is accepted, so a player's
--- refused or mistyped attempts never use up their budget.
+-- refused or mistyped attempts never use up their budget and the limit is
+-- exact.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
 -- Called by api.rate_limit (a transaction of its own) and api.rate_limit_gate
 -- (the request's own transaction, before its call: the rows it counts stay
@@ -31,6 +33,26 @@
 drop function if exists crypto.rate_limit_take(text, uuid, text[], boolean);
 drop function if exists api.rate_limit_gate(text, uuid, text[]);
 
+-- Exactly when one more request is under a limit again (in seconds from
+-- now), given this window's count as a retry would find it (`hits`), the
+-- previous window's, the limit, the window's length and how much of it has
+-- passed: while the previous window slides out, if this window alone
+-- leaves room; else in the next window, once enough of this one slid out.
+-- Shared by the gate and crypto.prediction_rate; inlined where it is used.
+create or replace function crypto.rate_limit_retry_after(
+    p_hits numeric, p_previous_hits numeric, p_max_hits numeric, p_window numeric, p_elapsed numeric
+) returns numeric
+language sql immutable
+set search_path = crypto, pg_temp
+as $$
+    select ceil(case
+        when p_hits + 1 <= p_max_hits and p_previous_hits > 0 then
+            p_window - p_elapsed - (p_max_hits - p_hits - 1) * p_window / p_previous_hits
+        else
+            p_window - p_elapsed + greatest(0, p_window - (p_max_hits - 1) * p_window / nullif(p_hits, 0))
+    end)
+$$;
+
 create or replace function crypto.rate_limit_take(
     p_ip text, p_user uuid, p_kinds text[], p_lease text[]
 ) returns json
@@ -47,32 +69,31 @@ begin
     if p_user is not null then
         perform crypto.note_activity(p_user);
     end if;
+    -- Every bucket here counts the request ('predictions' in p_kinds, as
+    -- the API of the release before this one still sends, is not the
+    -- gate's any more: crypto.prediction_rate).
     with rules as (
         select
-            v.bucket, v.subject, v.counts, v.shard, (s.value #>> '{}')::integer as max_hits,
+            v.bucket, v.subject, v.shard, (s.value #>> '{}')::integer as max_hits,
             case when v.subject = any(p_lease) then least(floor((s.value #>> '{}')::integer * v_share), v_lease_max)
                 else 0 end::integer as lease_size,
             v.seconds as window_seconds,
             to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
         from (values
-            ('ip:' || p_ip, 'ip', 'ratelimit.ip_per_minute', 60, p_ip is not null, true, pg_backend_pid()),
-            ('predictions:minute:' || p_user, 'predictions', 'ratelimit.predictions_per_minute', 60,
-                p_user is not null and 'predictions' = any(p_kinds), false, 0),
-            ('predictions:hour:' || p_user, 'predictions', 'ratelimit.predictions_per_hour', 3600,
-                p_user is not null and 'predictions' = any(p_kinds), false, 0),
+            ('ip:' || p_ip, 'ip', 'ratelimit.ip_per_minute', 60, p_ip is not null, pg_backend_pid()),
             ('point_reads:minute:' || p_user, 'point_reads', 'ratelimit.point_reads_per_minute', 60,
-                p_user is not null and 'point_reads' = any(p_kinds), true, 0)
-        ) as v (bucket, subject, setting, seconds, applies, counts, shard)
+                p_user is not null and 'point_reads' = any(p_kinds), 0)
+        ) as v (bucket, subject, setting, seconds, applies, shard)
         join crypto.settings as s on s.key = v.setting
         where v.applies
     ),
 
-    -- The user's buckets in name order, then the IP's shard: one order for
-    -- the rows other sessions may also want (the player's own requests,
-    -- gated or counted alone, db.count_alone); the shard is this session's.
+    -- The user's bucket, then the IP's shard: one order for the rows other
+    -- sessions may also want (the player's own requests, gated or counted
+    -- alone, db.count_alone); the shard is this session's.
     counted as (
         insert into crypto.rate_limits as l (bucket, window_start, shard, hits)
-        select r.bucket, r.window_start, r.shard, 1 from rules as r where r.counts
+        select r.bucket, r.window_start, r.shard, 1 from rules as r
         order by r.bucket like 'ip:%', r.bucket
         on conflict (bucket, window_start, shard) do update set hits = l.hits + 1
         returning l.bucket, l.hits
@@ -81,22 +102,20 @@ begin
     -- hits: this window's count before this request (this session's own
     -- row as just updated, which waited for any other writer of it, and the
     -- other shards as committed); this request adds one. after: what a retry
-    -- would find in this window (this request stays counted where refused
-    -- requests count).
+    -- would find in this window (this request stays counted).
     windows as (
         select
-            r.bucket, r.subject, r.counts, r.shard, r.window_start, r.lease_size,
+            r.bucket, r.subject, r.shard, r.window_start, r.lease_size,
             r.max_hits, r.window_seconds::numeric as w,
-            (coalesce(c.hits - 1, 0) + coalesce(o.hits, 0))::numeric as hits,
-            (coalesce(c.hits, 0) + coalesce(o.hits, 0))::numeric as hits_after,
+            (c.hits - 1 + coalesce(o.hits, 0))::numeric as hits,
+            (c.hits + coalesce(o.hits, 0))::numeric as hits_after,
             coalesce(p.hits, 0)::numeric as previous_hits,
             extract(epoch from v_now - r.window_start) as elapsed
         from rules as r
-        left join counted as c on c.bucket = r.bucket
+        join counted as c on c.bucket = r.bucket
         left join lateral (
             select sum(x.hits) as hits from crypto.rate_limits as x
-            where x.bucket = r.bucket and x.window_start = r.window_start
-                and (not r.counts or x.shard <> r.shard)
+            where x.bucket = r.bucket and x.window_start = r.window_start and x.shard <> r.shard
         ) as o on true
         left join lateral (
             select sum(x.hits) as hits from crypto.rate_limits as x
@@ -112,43 +131,30 @@ begin
     ),
 
     -- A lease (README "Rate limits"), for each subject the asking API
-    -- process holds none of (p_lease: 'ip', 'point_reads', 'predictions'):
-    -- how many more of its requests that process may let through on its
-    -- own, without asking, until the window ends (gate.Leases): a share of
-    -- the limit (ratelimit.lease_share, at most ratelimit.lease_max), never
-    -- more than is left after this request, none when this one is refused.
-    -- Per IP and for point reads they are counted here, now (reserve
-    -- below): a player's point reads stay exact (their one row serialises
-    -- the gates), and per IP only gates in flight at once in several
-    -- processes can reserve the same room (one lease each, on top of the
-    -- in-flight bound above). Predictions are counted when accepted, so
-    -- their leases are looked at, not reserved.
-    subjects as (
-        select distinct on (t.subject)
-            t.subject, t.counts, t.bucket, t.window_start, t.shard, t.max_hits, t.estimate, t.w, t.elapsed,
-            min(least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0))) over (partition by t.subject) as n,
-            min(t.w - t.elapsed) over (partition by t.subject) as expires_in,
-            bool_and(t.estimate <= t.max_hits) over () as allowed
-        from estimated as t
-        order by t.subject, t.max_hits - t.estimate
-    ),
-
+    -- process holds none of (p_lease: 'ip', 'point_reads'): how many more
+    -- of its requests that process may let through on its own, without
+    -- asking, until the window ends (gate.Leases): a share of the limit
+    -- (ratelimit.lease_share, at most ratelimit.lease_max), never more than
+    -- is left after this request, none when this one is refused. They are
+    -- counted here, now (reserve below): a player's point reads stay exact
+    -- (their one row serialises the gates), and per IP only gates in flight
+    -- at once in several processes can reserve the same room (one lease
+    -- each, on top of the in-flight bound above).
     leases as (
-        select l.* from subjects as l where l.allowed and l.n > 0
+        select
+            t.subject, t.bucket, t.window_start, t.shard, t.max_hits, t.estimate,
+            least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0)) as n,
+            t.w - t.elapsed as expires_in
+        from estimated as t
+        where (select bool_and(a.estimate <= a.max_hits) from estimated as a)
+            and least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0)) > 0
     )
 
     select json_build_object(
         'allowed', coalesce(bool_and(e.estimate <= e.max_hits), true),
-        -- Exactly when one more request is under the limit again (with
-        -- this one counted where refused requests count): while the
-        -- previous window slides out, if this window alone leaves room;
-        -- else in the next window, once enough of this one slid out.
-        'retry_after', coalesce(max(ceil(case
-            when e.hits_after + 1 <= e.max_hits and e.previous_hits > 0 then
-                e.w - e.elapsed - (e.max_hits - e.hits_after - 1) * e.w / e.previous_hits
-            else
-                e.w - e.elapsed + greatest(0, e.w - (e.max_hits - 1) * e.w / nullif(e.hits_after, 0))
-        end)) filter (where e.estimate > e.max_hits), 0),
+        'retry_after', coalesce(max(crypto.rate_limit_retry_after(
+            e.hits_after, e.previous_hits, e.max_hits, e.w, e.elapsed
+        )) filter (where e.estimate > e.max_hits), 0),
         'tightest', (
             select json_build_object(
                 'limit', t.max_hits,
@@ -172,7 +178,7 @@ begin
         select jsonb_agg(jsonb_build_object(
             'bucket', l.bucket, 'window_start', l.window_start, 'shard', l.shard, 'n', l.n
         ))
-        from leases as l where l.counts
+        from leases as l
     )
     into v_answer, v_reserve
     from estimated as e;
@@ -183,6 +189,70 @@ begin
         from jsonb_to_recordset(v_reserve) as r (bucket text, window_start timestamptz, shard integer, n integer)
         where l.bucket = r.bucket and l.window_start = r.window_start and l.shard = r.shard;
     end if;
+    return v_answer;
+end
+$$;
+
+-- The per-user prediction limits (a minute, an hour): would one more
+-- accepted prediction be over either? Read, not counted: a prediction is
+-- counted when accepted (crypto.rate_limit_count), so a refusal or a typo
+-- costs the player nothing. Exact where crypto.place_prediction calls it,
+-- under the player's daily-limits row lock, which every submission of
+-- theirs takes first: no two of their submissions check at once. Answers
+-- as the gate does (allowed, retry_after, tightest: the RateLimit-*
+-- headers the shim puts on the answer, db._answer).
+create or replace function crypto.prediction_rate(p_user uuid) returns json
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_now timestamptz := crypto.now();
+    v_answer json;
+begin
+    with rules as (
+        select
+            v.bucket, (s.value #>> '{}')::integer as max_hits, v.seconds::numeric as w,
+            to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
+        from (values
+            ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60),
+            ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600)
+        ) as v (bucket, setting, seconds)
+        join crypto.settings as s on s.key = v.setting
+    ),
+
+    estimated as (
+        select
+            r.*, h.hits, h.previous_hits,
+            extract(epoch from v_now - r.window_start) as elapsed,
+            h.previous_hits * (r.w - extract(epoch from v_now - r.window_start)) / r.w + h.hits + 1 as estimate
+        from rules as r
+        cross join lateral (
+            select
+                coalesce(sum(x.hits) filter (where x.window_start = r.window_start), 0)::numeric as hits,
+                coalesce(sum(x.hits) filter (where x.window_start < r.window_start), 0)::numeric as previous_hits
+            from crypto.rate_limits as x
+            where x.bucket = r.bucket
+                and x.window_start in (r.window_start, r.window_start - make_interval(secs => r.w::float8))
+        ) as h
+    )
+
+    select json_build_object(
+        'allowed', bool_and(e.estimate <= e.max_hits),
+        'retry_after', coalesce(max(crypto.rate_limit_retry_after(
+            e.hits, e.previous_hits, e.max_hits, e.w, e.elapsed
+        )) filter (where e.estimate > e.max_hits), 0),
+        'tightest', (
+            select json_build_object(
+                'limit', t.max_hits,
+                'remaining', greatest(floor(t.max_hits - t.estimate), 0),
+                'reset', ceil(t.w - t.elapsed),
+                'window', t.w
+            )
+            from estimated as t order by t.max_hits - t.estimate limit 1
+        )
+    )
+    into v_answer
+    from estimated as e;
     return v_answer;
 end
 $$;

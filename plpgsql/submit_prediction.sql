@@ -13,6 +13,7 @@ declare
     v_limits crypto.user_daily_limits;
     v_limit bigint;
     v_prediction crypto.predictions;
+    v_rate json;
 begin
     if p_choice is null or p_choice not in ('UP', 'DOWN') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
@@ -29,8 +30,21 @@ begin
     end if;
 
     -- The user's row for the session is the lock that serialises their
-    -- concurrent submissions, so the limit cannot be overrun by a race.
+    -- concurrent submissions, so no limit can be overrun by a race.
     v_limits := crypto.lock_daily_limits(v_uid, v_day);
+
+    -- The per-user rate (SPEC §5: 5 a minute, 30 an hour), checked here,
+    -- under the lock, where an accepted prediction is counted: exact, and
+    -- not a statement of the request's own. Its answer is left for the
+    -- shim (oxp.rate_limit_answer: RateLimit-* headers, db._answer). A
+    -- refusal is returned, not raised: an Idempotency-Key must not
+    -- remember it (api.submit_prediction), and nothing was written but the
+    -- lock's row.
+    v_rate := crypto.prediction_rate(v_uid);
+    perform set_config('oxp.rate_limit_answer', v_rate::text, true);
+    if not (v_rate ->> 'allowed')::boolean then
+        return crypto.problem('OX005', format('Too many predictions; retry in %s s', v_rate ->> 'retry_after'));
+    end if;
 
     if exists (
         select from crypto.predictions as p
@@ -82,6 +96,7 @@ declare
     v_state text;
     v_detail text;
     v_refusal jsonb;
+    v_answer jsonb;
 begin
     if p_idempotency_key is null then
         -- No key, no subtransaction: the common path stays as cheap as it was.
@@ -92,8 +107,11 @@ begin
         return v_replay::json;
     end if;
     begin
-        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request,
-            crypto.place_prediction(v_uid, p_symbol, p_choice))::json;
+        v_answer := crypto.place_prediction(v_uid, p_symbol, p_choice);
+        if v_answer ? 'problem' then
+            return v_answer::json;  -- too many a minute: a retry may succeed later
+        end if;
+        return crypto.idempotency_store(v_scope, p_idempotency_key, v_request, v_answer)::json;
     exception when others then
         -- A refusal the key remembers is stored; any other error goes on.
         get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;

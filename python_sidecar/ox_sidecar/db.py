@@ -312,20 +312,29 @@ def _refuse_nul(args: tuple[Any, ...]) -> None:
 
 
 async def _answer(pools: Pools, row: Any) -> str | None:
-    """An api function's row: its JSON text, or the problem it returned."""
+    """An api function's row: its JSON text, or the problem it returned;
+    and the answer of a limit the function checked itself, if any."""
     if row is None:
         return None
-    text, sqlstate, detail = row
+    text, sqlstate, detail, limited = row
+    limit_headers = rate_gate.call_verdict(limited)
     if sqlstate is not None:
         if not is_mapped(sqlstate):
             await pools.error_map.reload_for(sqlstate, pools.user)
-        raise from_sqlstate(sqlstate, detail)
+        problem = from_sqlstate(sqlstate, detail)
+        problem.headers = limit_headers
+        raise problem
     return text  # type: ignore[no-any-return]
 
 
 def _api_query(function: str, n: int) -> sql.Composed:
+    # The last column: a limit the function checked itself leaves its answer
+    # in oxp.rate_limit_answer (crypto.place_prediction). Read in the call's
+    # own statement, after the function ran (its scan comes first):
+    # transaction-local, so never another request's.
     return sql.SQL(
-        "select r::text, r -> 'problem' ->> 'sqlstate', r -> 'problem' ->> 'detail'"
+        "select r::text, r -> 'problem' ->> 'sqlstate', r -> 'problem' ->> 'detail',"
+        " nullif(current_setting('oxp.rate_limit_answer', true), '')"
         " from api.{}({}) as r"
     ).format(sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * n))
 

@@ -35,15 +35,12 @@ class Lease:
 class Leases:
     """This API process's leases (api.rate_limit_gate grants them; README
     "Rate limits"). A request spends one unit of the lease of each of its
-    subjects (its IP; its user's point reads or predictions) that holds
-    one, with no statement of the limiter's; the gate counts only the rest,
-    and none at all when every subject held a lease. Per IP and for point
-    reads the gate counted the leased requests when it granted them; the
-    per-user prediction limits, counted when a prediction is accepted, are
-    only looked at. Lease sizes are a share of each limit
-    (ratelimit.lease_share): none where that is below one request, as for
-    predictions a minute at the defaults. The bounds this puts on each
-    limit: README "Rate limits"."""
+    subjects (its IP; its user's point reads) that holds one, with no
+    statement of the limiter's; the gate counts only the rest, and none at
+    all when every subject held a lease. The gate counted the leased
+    requests when it granted them. Lease sizes are a share of each limit
+    (ratelimit.lease_share): none where that is below one request. The
+    bounds this puts on each limit: README "Rate limits"."""
 
     # Subjects held; past it, the expired ones go (looked for at most once a
     # second), then the least recently granted.
@@ -195,6 +192,8 @@ class Slot:
     runs, and by the middleware after the route."""
 
     gate: Gate | None = None
+    # The RateLimit-* headers of a limit the call checked itself (call_verdict).
+    call_headers: dict[str, str] = field(default_factory=dict)
 
 
 SLOT: ContextVar[Slot | None] = ContextVar("oxp_rate_limit_slot", default=None)
@@ -243,10 +242,30 @@ def verdict(gate: Gate, answer_text: str | None) -> None:
             f"Too many requests; retry in {retry} s",
             headers=headers(answer.get("tightest"), retry),
         )
-    gate.headers = headers(answer.get("tightest"))
-    leased = gate.leased_headers
-    if leased and (
-        not gate.headers
-        or int(leased["RateLimit-Remaining"]) < int(gate.headers["RateLimit-Remaining"])
-    ):
-        gate.headers = leased
+    gate.headers = tighter(headers(answer.get("tightest")), gate.leased_headers)
+
+
+def tighter(one: dict[str, str], other: dict[str, str]) -> dict[str, str]:
+    """Of two limits' RateLimit-* headers, those with less remaining."""
+    if not one or not other:
+        return one or other
+    if int(other["RateLimit-Remaining"]) < int(one["RateLimit-Remaining"]):
+        return other
+    return one
+
+
+def call_verdict(answer_text: str | None) -> dict[str, str]:
+    """A limit the call checked itself (crypto.prediction_rate, whose
+    answer the call's statement reads, db._api_query): its RateLimit-*
+    headers, for the answer (Slot.call_headers) when it let the call
+    through, or, with Retry-After, for the refusal the call returned."""
+    if not answer_text:
+        return {}
+    answer = json.loads(answer_text)
+    if not answer.get("allowed", False):
+        return headers(answer.get("tightest"), int(answer.get("retry_after") or 1))
+    counted = headers(answer.get("tightest"))
+    slot = SLOT.get()
+    if slot is not None:
+        slot.call_headers = counted
+    return counted

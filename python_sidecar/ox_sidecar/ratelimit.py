@@ -12,14 +12,15 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .db import Pools, count_alone
-from .gate import SLOT, Slot, pending
+from .gate import SLOT, Slot, pending, tighter
 from .problems import Problem, problem_response
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The request kinds with limits of their own, by route (method, path template).
+# Predictions have limits of their own too, but as a rule of the call
+# (crypto.prediction_rate in crypto.place_prediction), not the gate's.
 KINDS: dict[tuple[str, str], list[str]] = {
-    ("POST", "/v1/predictions/{symbol}"): ["predictions"],
     ("GET", "/v1/points/balance"): ["point_reads"],
     ("GET", "/v1/points/ledger"): ["point_reads"],
     # Both return the balance: reading it there is a point read too.
@@ -125,9 +126,16 @@ class HeadersMiddleware:
                         path = scope.get("path")
                         await problem_response(problem, path)(scope, receive, send)
                         return
-                counted = slot.gate.headers if slot.gate else {}
+                counted = tighter(slot.gate.headers if slot.gate else {}, slot.call_headers)
                 if counted:
-                    extra = [(k.lower().encode(), v.encode()) for k, v in counted.items()]
+                    # A refusal's own RateLimit-* (a limit the call checked
+                    # itself, db._answer) are the ones it answers with.
+                    present = {name for name, _ in message.get("headers", [])}
+                    extra = [
+                        (name, v.encode())
+                        for k, v in counted.items()
+                        if (name := k.lower().encode()) not in present
+                    ]
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -34,11 +34,11 @@ def test_a_request_spends_what_it_holds_and_the_gate_counts_the_rest() -> None:
 def test_one_request_at_a_time_asks_and_a_failure_lets_the_next_ask() -> None:
     leases = Leases()
     asked_at = time.monotonic()
-    first = leases.wanted("1.2.3.4", USER, ["predictions"], asked_at)
-    assert first == ["ip", "predictions"]
-    assert leases.wanted("1.2.3.4", USER, ["predictions"], time.monotonic()) == []  # being asked
+    first = leases.wanted("1.2.3.4", USER, ["point_reads"], asked_at)
+    assert first == ["ip", "point_reads"]
+    assert leases.wanted("1.2.3.4", USER, ["point_reads"], time.monotonic()) == []  # being asked
     leases.settle("1.2.3.4", USER, first, {}, asked_at)  # the gate failed
-    assert leases.wanted("1.2.3.4", USER, ["predictions"], time.monotonic()) == first
+    assert leases.wanted("1.2.3.4", USER, ["point_reads"], time.monotonic()) == first
 
 
 def test_an_ask_timed_out_does_not_clear_the_ask_after_it() -> None:

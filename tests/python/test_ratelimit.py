@@ -11,7 +11,15 @@ import psycopg
 import pytest
 
 from ox_sidecar.ratelimit import client_ip, limit_key
-from support import bearer, new_user, open_session_for, running_api, service, signup
+from support import (
+    SYMBOLS,
+    bearer,
+    new_user,
+    open_session_for,
+    running_api,
+    service,
+    signup,
+)
 
 pytestmark = pytest.mark.usefixtures("calendar")
 
@@ -90,6 +98,47 @@ def test_predictions_per_hour(client: httpx.Client, db: psycopg.Connection) -> N
         )
     # The unknown symbol and the duplicate are refused and do not count.
     assert codes == [201, 422, 201, 409, 201, 201, 429, 429]
+
+
+def test_a_burst_of_one_players_predictions_is_held_to_the_limit_exactly(
+    env: None, db: psycopg.Connection
+) -> None:
+    """The per-user prediction limit is a rule of the call, checked under
+    the player's lock (crypto.prediction_rate): ten of one player's
+    predictions at once, through two API processes, and exactly the limit
+    gets through, every other one a 429 with its Retry-After."""
+    open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
+    set_limit(db, "predictions.base_limit", 10)
+    set_limit(db, "ratelimit.predictions_per_minute", 3)
+    service(db, "select crypto.clock_set('2026-11-24T09:00:10+09:00')")
+    with running_api() as one, running_api() as two:
+        with httpx.Client(base_url=one) as c:
+            h = bearer(signup(c, "burst@example.com"))
+        start = threading.Barrier(len(SYMBOLS))
+        answers: dict[str, httpx.Response] = {}
+
+        def predict(i: int, symbol: str) -> None:
+            with httpx.Client(base_url=(one, two)[i % 2], timeout=30) as c:
+                start.wait()
+                answers[symbol] = c.post(
+                    f"/v1/predictions/{symbol}", json={"choice": "UP"}, headers=h
+                )
+
+        threads = [threading.Thread(target=predict, args=a) for a in enumerate(SYMBOLS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    codes = sorted(a.status_code for a in answers.values())
+    assert codes == [201] * 3 + [429] * 7
+    refused = [a for a in answers.values() if a.status_code == 429]
+    assert all(int(a.headers["Retry-After"]) > 0 for a in refused)
+    assert {a.headers["RateLimit-Limit"] for a in refused} == {"3"}
+    assert all(len(a.headers.get_list("RateLimit-Remaining")) == 1 for a in refused)
+    accepted = sorted(s for s, a in answers.items() if a.status_code == 201)
+    assert db.execute(
+        "select array_agg(symbol::text order by symbol) from crypto.predictions"
+    ).fetchone() == (accepted,)
 
 
 def test_point_reads_per_minute(client: httpx.Client, db: psycopg.Connection) -> None:

@@ -3,35 +3,42 @@ select plan(29);
 
 select crypto.clock_set('2026-11-24 09:00:10+09');
 select gen_random_uuid() as u \gset
+-- Predictions are a rule of crypto.place_prediction (crypto.prediction_rate,
+-- 030_submit_prediction): the gate neither counts nor refuses them, even
+-- when the API of the release before this one asks it to.
 select is(
     (select array_agg((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean)
      from generate_series(1, 6)),
     array[true, true, true, true, true, true],
-    'asking to predict uses no prediction budget: only accepted predictions count'
+    'the gate does not count predictions'
 );
 select is(
     (select count(*)::int from crypto.rate_limits where bucket like 'predictions:%'), 0,
-    'no prediction bucket was written by the check'
+    'no prediction bucket was written by the gate'
 );
+select is((crypto.prediction_rate(:'u') ->> 'allowed')::boolean, true,
+    'checking the prediction rate uses no prediction budget');
 select crypto.rate_limit_count(:'u', 'predictions') from generate_series(1, 5);
-select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, false,
+select is((crypto.prediction_rate(:'u') ->> 'allowed')::boolean, false,
     'five accepted predictions a minute, then refused');
-select is((select hits from crypto.rate_limits where bucket = 'predictions:minute:' || :'u'), 5,
-    'a refused attempt does not count against the player');
+select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, true,
+    'and the gate still lets the request through: the call refuses it');
 -- 10 s into the minute with 5 counted: at 09:01:12 the previous minute
 -- weighs 5 * 48/60 = 4, plus the retry = 5: the first moment it fits.
-select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'retry_after')::int, 62,
+select is((crypto.prediction_rate(:'u') ->> 'retry_after')::int, 62,
     'Retry-After is exact: the full window, then until enough of it slid out');
 select is((api.rate_limit('1.2.3.4', :'u', array['point_reads']) ->> 'allowed')::boolean, true,
     'other kinds have their own budget');
 
 select crypto.clock_set('2026-11-24 09:01:11+09');
-select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, false,
+select is((crypto.prediction_rate(:'u') ->> 'allowed')::boolean, false,
     'one second before Retry-After it is still refused');
-select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'retry_after')::int, 1,
+select is((crypto.prediction_rate(:'u') ->> 'retry_after')::int, 1,
     'and Retry-After says one second');
 select crypto.clock_set('2026-11-24 09:01:12+09');
-select is((api.rate_limit('1.2.3.4', :'u', array['predictions']) ->> 'allowed')::boolean, true,
+select is((crypto.prediction_rate(:'u') -> 'tightest' ->> 'remaining')::int, 0,
+    'at Retry-After one more fits, and none after it');
+select is((crypto.prediction_rate(:'u') ->> 'allowed')::boolean, true,
     'at Retry-After it is allowed');
 
 -- Per IP every request counts, refused ones too; Retry-After is exact there as well.
@@ -142,21 +149,12 @@ select is(
     (select answer -> 'leases' -> 'ip' ->> 'remaining' from leases where n = 1), '19',
     'a lease says what this client has left after its request (its own lease included)'
 );
--- Predictions count when accepted: their lease is looked at, never reserved.
+-- Predictions are not the gate's: asked for a prediction lease, it grants none.
 select gen_random_uuid() as p \gset
 update crypto.settings set value = '1000' where key = 'ratelimit.predictions_per_minute';
-update crypto.settings set value = '600' where key = 'ratelimit.predictions_per_hour';
-select is(
-    (api.rate_limit_gate('4.4.4.5', :'p', array['predictions'], '{predictions}') -> 'leases' -> 'predictions' ->> 'n'),
-    '300', 'a prediction lease is half the tighter of its two limits (600 an hour, not 1000 a minute)'
-);
-select is((select count(*)::int from crypto.rate_limits where bucket like 'predictions:%:' || :'p'), 0,
-    'and nothing is written to the prediction buckets');
-update crypto.settings set value = '5' where key = 'ratelimit.predictions_per_minute';
-update crypto.settings set value = '0.1' where key = 'ratelimit.lease_share';
 select ok(
     (api.rate_limit_gate('4.4.4.5', :'p', array['predictions'], '{predictions}') -> 'leases' -> 'predictions') is null,
-    'none where the share of a limit is below one request (the default 0.1 of 5 a minute)'
+    'no prediction lease, even under a limit of 1000 a minute'
 );
 
 select * from finish();
