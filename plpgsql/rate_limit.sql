@@ -38,7 +38,7 @@ drop function if exists api.rate_limit_gate(text, uuid, text[]);
 -- previous window's, the limit, the window's length and how much of it has
 -- passed: while the previous window slides out, if this window alone
 -- leaves room; else in the next window, once enough of this one slid out.
--- Shared by the gate and crypto.prediction_rate; inlined where it is used.
+-- Shared by the gate and crypto.prediction_rate, which call it only for a refusal.
 create or replace function crypto.rate_limit_retry_after(
     p_hits numeric, p_previous_hits numeric, p_max_hits numeric, p_window numeric, p_elapsed numeric
 ) returns numeric
@@ -207,53 +207,55 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_now timestamptz := crypto.now();
-    v_answer json;
+    v_minute timestamptz := to_timestamp(floor(extract(epoch from v_now) / 60) * 60);
+    v_hour timestamptz := to_timestamp(floor(extract(epoch from v_now) / 3600) * 3600);
+    v_per_minute integer := crypto.setting_int('ratelimit.predictions_per_minute');
+    v_per_hour integer := crypto.setting_int('ratelimit.predictions_per_hour');
+    v_hits numeric[];
+    -- For each limit (a minute, an hour): the window's length, how much of
+    -- it has passed, and one more prediction's estimate.
+    v_minute_elapsed numeric := extract(epoch from v_now - v_minute);
+    v_hour_elapsed numeric := extract(epoch from v_now - v_hour);
+    v_minute_estimate numeric;
+    v_hour_estimate numeric;
+    v_minute_tighter boolean;
 begin
-    with rules as (
-        select
-            v.bucket, (s.value #>> '{}')::integer as max_hits, v.seconds::numeric as w,
-            to_timestamp(floor(extract(epoch from v_now) / v.seconds) * v.seconds) as window_start
-        from (values
-            ('predictions:minute:' || p_user, 'ratelimit.predictions_per_minute', 60),
-            ('predictions:hour:' || p_user, 'ratelimit.predictions_per_hour', 3600)
-        ) as v (bucket, setting, seconds)
-        join crypto.settings as s on s.key = v.setting
-    ),
-
-    estimated as (
-        select
-            r.*, h.hits, h.previous_hits,
-            extract(epoch from v_now - r.window_start) as elapsed,
-            h.previous_hits * (r.w - extract(epoch from v_now - r.window_start)) / r.w + h.hits + 1 as estimate
-        from rules as r
-        cross join lateral (
-            select
-                coalesce(sum(x.hits) filter (where x.window_start = r.window_start), 0)::numeric as hits,
-                coalesce(sum(x.hits) filter (where x.window_start < r.window_start), 0)::numeric as previous_hits
-            from crypto.rate_limits as x
-            where x.bucket = r.bucket
-                and x.window_start in (r.window_start, r.window_start - make_interval(secs => r.w::float8))
-        ) as h
-    )
-
-    select json_build_object(
-        'allowed', bool_and(e.estimate <= e.max_hits),
-        'retry_after', coalesce(max(crypto.rate_limit_retry_after(
-            e.hits, e.previous_hits, e.max_hits, e.w, e.elapsed
-        )) filter (where e.estimate > e.max_hits), 0),
-        'tightest', (
-            select json_build_object(
-                'limit', t.max_hits,
-                'remaining', greatest(floor(t.max_hits - t.estimate), 0),
-                'reset', ceil(t.w - t.elapsed),
-                'window', t.w
+    -- Four rows by key (one statement: this runs for every prediction):
+    -- this and the previous window of each limit.
+    select array[
+        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start = v_minute), 0),
+        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start < v_minute), 0),
+        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start = v_hour), 0),
+        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start < v_hour), 0)
+    ]
+    into v_hits
+    from crypto.rate_limits as l
+    where (l.bucket = 'predictions:minute:' || p_user and l.window_start in (v_minute, v_minute - interval '1 minute'))
+        or (l.bucket = 'predictions:hour:' || p_user and l.window_start in (v_hour, v_hour - interval '1 hour'));
+    v_minute_estimate := v_hits[2] * (60 - v_minute_elapsed) / 60 + v_hits[1] + 1;
+    v_hour_estimate := v_hits[4] * (3600 - v_hour_elapsed) / 3600 + v_hits[3] + 1;
+    v_minute_tighter := v_per_minute - v_minute_estimate <= v_per_hour - v_hour_estimate;
+    return json_build_object(
+        'allowed', v_minute_estimate <= v_per_minute and v_hour_estimate <= v_per_hour,
+        'retry_after', greatest(
+            case when v_minute_estimate > v_per_minute then
+                crypto.rate_limit_retry_after(v_hits[1], v_hits[2], v_per_minute, 60, v_minute_elapsed) end,
+            case when v_hour_estimate > v_per_hour then
+                crypto.rate_limit_retry_after(v_hits[3], v_hits[4], v_per_hour, 3600, v_hour_elapsed) end,
+            0
+        ),
+        'tightest', case when v_minute_tighter then
+            json_build_object(
+                'limit', v_per_minute, 'remaining', greatest(floor(v_per_minute - v_minute_estimate), 0),
+                'reset', ceil(60 - v_minute_elapsed), 'window', 60
             )
-            from estimated as t order by t.max_hits - t.estimate limit 1
-        )
-    )
-    into v_answer
-    from estimated as e;
-    return v_answer;
+        else
+            json_build_object(
+                'limit', v_per_hour, 'remaining', greatest(floor(v_per_hour - v_hour_estimate), 0),
+                'reset', ceil(3600 - v_hour_elapsed), 'window', 3600
+            )
+        end
+    );
 end
 $$;
 
