@@ -21,10 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PGBOUNCER = ROOT / "scripts" / "pgbouncer.sh"
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
 HTTP_USERS = 8000
-PGBENCH_BASE = 1_000_000  # pgbench users are numbered from here, 500 per client
+PGBENCH_BASE = 1_000_000  # pgbench users are numbered from here, ROUND_USERS a round per client
+# Users of one pgbench client in one round: 2,500 predictions, ~10x what a
+# 10 s round at 64 clients makes (a client that runs out fails the bench).
+ROUND_USERS = 250
 
 PGBENCH_SCRIPT = """\\set n :n + 1
-\\set u {base} + :client_id * 500 + :n / 10
+\\set u {base} + :client_id * {stride} + :n / 10
 \\set s :n % 10 + 1
 begin;
 select set_config('role', 'app_user', true), set_config('request.jwt.claims', '{{"role":"app_user","sub":"' || lpad(to_hex(:u::bigint), 32, '0')::uuid || '"}}', true);
@@ -38,7 +41,8 @@ def user_id(i: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def prepare(url: str, clients: int, runs: int = 1) -> None:
+def prepare(url: str, clients: int, runs: int = 1, rounds: int = 1) -> None:
+    stride = ROUND_USERS * rounds
     env = {**os.environ, "DATABASE_URL": url}
     oxp = str(ROOT / ".venv" / "bin" / "oxp")
     for args in (["db", "migrate"], ["calendar", "sync"]):
@@ -72,7 +76,7 @@ def prepare(url: str, clients: int, runs: int = 1) -> None:
             conn.execute("select crypto.open_session(%s)", (day,))
         conn.execute("reset role")
         ids = list(range(1, HTTP_USERS * runs + 1)) + [
-            PGBENCH_BASE + c * 500 + k for c in range(clients) for k in range(500)
+            PGBENCH_BASE + c * stride + k for c in range(clients) for k in range(stride)
         ]
         with conn.cursor().copy("copy crypto.users (id, email, password_hash) from stdin") as copy:
             for i in ids:
@@ -85,16 +89,16 @@ def prepare(url: str, clients: int, runs: int = 1) -> None:
 
 
 def run_pgbench(
-    url: str, clients: int, seconds: int, work: Path, round_: int = 0
+    url: str, clients: int, seconds: int, work: Path, round_: int = 0, rounds: int = 1
 ) -> dict[str, float]:
-    """Round `round_` starts each client 100 users further on (1,000
-    predictions; a 10 s run makes a few hundred), so rounds never collide."""
+    """Round `round_` starts each client ROUND_USERS users further on, so
+    rounds never collide."""
     script = work / "predict.sql"
-    script.write_text(PGBENCH_SCRIPT.format(base=PGBENCH_BASE))
+    script.write_text(PGBENCH_SCRIPT.format(base=PGBENCH_BASE, stride=ROUND_USERS * rounds))
     logdir = work / f"pgbench-log{round_}"
     logdir.mkdir()
     command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2"]
-    command += ["-T", str(seconds), "-D", f"n={round_ * 1000}", "-f", str(script)]
+    command += ["-T", str(seconds), "-D", f"n={round_ * ROUND_USERS * 10}", "-f", str(script)]
     command += ["-l", "--log-prefix", str(logdir / "tx"), url]
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode != 0:
@@ -250,7 +254,7 @@ def main() -> None:
     pgbs: list[dict[str, float]] = []
     with throwaway_cluster() as (work, port):
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
-        prepare(url, args.clients, len(runs) * args.rounds)
+        prepare(url, args.clients, len(runs) * args.rounds, args.rounds)
         for r in range(args.rounds):
             this_round = []
             for i, ((mode, on), name) in enumerate(zip(runs, labels, strict=True)):
@@ -281,7 +285,7 @@ def main() -> None:
                         )
                 https[name].append(http)
                 this_round.append((name, http))
-            pgb = run_pgbench(url, args.clients, args.seconds, work, r)
+            pgb = run_pgbench(url, args.clients, args.seconds, work, r, args.rounds)
             pgbs.append(pgb)
             for name, http in this_round:
                 ratios[name].append(100 * http["rps"] / pgb["rps"])

@@ -38,19 +38,22 @@ drop function if exists api.rate_limit_gate(text, uuid, text[]);
 -- previous window's, the limit, the window's length and how much of it has
 -- passed: while the previous window slides out, if this window alone
 -- leaves room; else in the next window, once enough of this one slid out.
--- Shared by the gate and crypto.prediction_rate, which call it only for a refusal.
+-- Shared by the gate and crypto.prediction_rate, which call it only for a
+-- refusal. PL/pgSQL, not SQL: a SQL function with a SET clause is planned
+-- again in every statement that calls it (plpgsql/clock.sql), and a flood
+-- of refusals calls it on each.
 create or replace function crypto.rate_limit_retry_after(
     p_hits numeric, p_previous_hits numeric, p_max_hits numeric, p_window numeric, p_elapsed numeric
 ) returns numeric
-language sql immutable
+language plpgsql immutable
 set search_path = crypto, pg_temp
 as $$
-    select ceil(case
-        when p_hits + 1 <= p_max_hits and p_previous_hits > 0 then
-            p_window - p_elapsed - (p_max_hits - p_hits - 1) * p_window / p_previous_hits
-        else
-            p_window - p_elapsed + greatest(0, p_window - (p_max_hits - 1) * p_window / nullif(p_hits, 0))
-    end)
+begin
+    if p_hits + 1 <= p_max_hits and p_previous_hits > 0 then
+        return ceil(p_window - p_elapsed - (p_max_hits - p_hits - 1) * p_window / p_previous_hits);
+    end if;
+    return ceil(p_window - p_elapsed + greatest(0, p_window - (p_max_hits - 1) * p_window / nullif(p_hits, 0)));
+end
 $$;
 
 create or replace function crypto.rate_limit_take(
@@ -198,9 +201,15 @@ $$;
 -- counted when accepted (crypto.rate_limit_count), so a refusal or a typo
 -- costs the player nothing. Exact where crypto.place_prediction calls it,
 -- under the player's daily-limits row lock, which every submission of
--- theirs takes first: no two of their submissions check at once. Answers
--- as the gate does (allowed, retry_after, tightest: the RateLimit-*
--- headers the shim puts on the answer, db._answer).
+-- theirs takes first: no two of their submissions check at once. (The lock
+-- is per session: two sessions never take predictions within an hour of
+-- each other, the longest window.) The clock is the transaction's, read
+-- when it began, not when it got the lock: a submission that began just
+-- before a window's end may check after one that began just after it and
+-- counted in the next window. So a later window's count is this window's
+-- too: every prediction counted before this check is seen. Answers as the
+-- gate does (allowed, retry_after, tightest: the RateLimit-* headers the
+-- shim puts on the answer, db._answer).
 create or replace function crypto.prediction_rate(p_user uuid) returns json
 language plpgsql stable
 set search_path = crypto, pg_temp
@@ -220,18 +229,18 @@ declare
     v_hour_estimate numeric;
     v_minute_tighter boolean;
 begin
-    -- Four rows by key (one statement: this runs for every prediction):
-    -- this and the previous window of each limit.
+    -- A few rows by key (one statement: this runs for every prediction):
+    -- the previous window of each limit, this one and any later one.
     select array[
-        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start = v_minute), 0),
+        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start >= v_minute), 0),
         coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start < v_minute), 0),
-        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start = v_hour), 0),
+        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start >= v_hour), 0),
         coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start < v_hour), 0)
     ]
     into v_hits
     from crypto.rate_limits as l
-    where (l.bucket = 'predictions:minute:' || p_user and l.window_start in (v_minute, v_minute - interval '1 minute'))
-        or (l.bucket = 'predictions:hour:' || p_user and l.window_start in (v_hour, v_hour - interval '1 hour'));
+    where (l.bucket = 'predictions:minute:' || p_user and l.window_start >= v_minute - interval '1 minute')
+        or (l.bucket = 'predictions:hour:' || p_user and l.window_start >= v_hour - interval '1 hour');
     v_minute_estimate := v_hits[2] * (60 - v_minute_elapsed) / 60 + v_hits[1] + 1;
     v_hour_estimate := v_hits[4] * (3600 - v_hour_elapsed) / 3600 + v_hits[3] + 1;
     v_minute_tighter := v_per_minute - v_minute_estimate <= v_per_hour - v_hour_estimate;

@@ -38,8 +38,9 @@ begin
     -- not a statement of the request's own. Its answer is left for the
     -- shim (oxp.rate_limit_answer: RateLimit-* headers, db._answer). A
     -- refusal is returned, not raised: an Idempotency-Key must not
-    -- remember it (api.submit_prediction), and nothing was written but the
-    -- lock's row.
+    -- remember it (api.submit_prediction). What it commits: the lock's row
+    -- (an update, so a WAL record, as any refused request's count; the
+    -- per-IP limit bounds how often), the IP's count and the activity mark.
     v_rate := crypto.prediction_rate(v_uid);
     perform set_config('oxp.rate_limit_answer', v_rate::text, true);
     if not (v_rate ->> 'allowed')::boolean then
@@ -109,7 +110,7 @@ begin
     begin
         v_answer := crypto.place_prediction(v_uid, p_symbol, p_choice);
         if v_answer ? 'problem' then
-            return v_answer::json;  -- too many a minute: a retry may succeed later
+            return v_answer::json;  -- over the prediction rate: a retry may succeed later
         end if;
         return crypto.idempotency_store(v_scope, p_idempotency_key, v_request, v_answer)::json;
     exception when others then

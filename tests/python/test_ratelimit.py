@@ -223,7 +223,9 @@ def test_a_refused_call_never_runs_and_every_request_counts_once(
     """The limiter runs in the request's own transaction (db._run_gated): a
     refusal commits its count but its call never starts; a call that fails
     (its rollback takes the count) and a request that reaches no call are
-    counted on their own, once; two API processes share the counts."""
+    counted on their own, once; two API processes share the counts. The
+    prediction rate is the call's own rule: its refusal is returned by the
+    call, which writes no prediction either."""
     open_session_for(db, "2026-11-24", "2026-11-24T09:00:00+09:00")
     set_limit(db, "ratelimit.predictions_per_minute", 2)
     set_limit(db, "predictions.base_limit", 10)
@@ -231,11 +233,16 @@ def test_a_refused_call_never_runs_and_every_request_counts_once(
     with running_api() as one, running_api() as two:
         with httpx.Client(base_url=one) as client:
             h = bearer(signup(client, "shared@example.com"))
+            fresh = bearer(signup(client, "fresh@example.com"))
         service(db, "select crypto.clock_set('2026-11-24T09:00:10+09:00')")
         before = ip_hits(db)
 
-        def predict(base: str, symbol: str, choice: str = "UP") -> httpx.Response:
-            return httpx.post(f"{base}/v1/predictions/{symbol}", json={"choice": choice}, headers=h)
+        def predict(
+            base: str, symbol: str, choice: str = "UP", who: dict[str, str] = h
+        ) -> httpx.Response:
+            return httpx.post(
+                f"{base}/v1/predictions/{symbol}", json={"choice": choice}, headers=who
+            )
 
         unknown = predict(one, "ZZZZ")  # the call fails: rolled back, counted again
         bad_body = predict(two, "AAPL", "up")  # no call at all: counted on its own
@@ -253,6 +260,19 @@ def test_a_refused_call_never_runs_and_every_request_counts_once(
     ).fetchone() == (["AAPL", "MSFT"],)
     # Five requests, each counted once against the IP, the refused one too.
     assert ip_hits(db) - before == 5
+
+    # Refused by the gate (the IP is over its limit): the guarded call never
+    # starts, so a player with budget to spare gets no prediction written.
+    set_limit(db, "ratelimit.ip_per_minute", ip_hits(db))
+    with running_api() as one:
+        guarded = predict(one, "NVDA", who=fresh)
+    assert guarded.status_code == 429 and guarded.json()["code"] == "RATE_LIMITED"
+    assert int(guarded.headers["Retry-After"]) > 0
+    assert db.execute(
+        "select count(*)::int from crypto.predictions as p join crypto.users as u on u.id = p.user_id"
+        " where u.email = 'fresh@example.com'"
+    ).fetchone() == (0,)
+    assert ip_hits(db) - before == 6  # the refusal is counted
 
 
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:

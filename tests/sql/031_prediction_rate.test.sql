@@ -1,7 +1,7 @@
 -- The per-user prediction rate (SPEC §5) is a rule of crypto.place_prediction,
 -- checked under the player's lock where an accepted prediction is counted.
 begin;
-select plan(11);
+select plan(12);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -55,6 +55,15 @@ select is(
 select tests.clear_authentication();
 select tests.authenticate_as(:'other');
 select lives_ok($$ select api.submit_prediction('NVDA', 'UP') $$, 'another player has a budget of their own');
+
+-- A submission that began at 09:02:00.01 (so counted in the 09:02 minute)
+-- may commit before one that began at 09:01:59.99 takes the lock: the later
+-- one's count is seen, or the player would get 3 in a minute.
+select tests.clear_authentication();
+insert into crypto.rate_limits (bucket, window_start, shard, hits)
+values ('predictions:minute:' || :'other', '2026-11-24 09:02:00+09', 0, 1);
+select is((crypto.prediction_rate(:'other') ->> 'allowed')::boolean, false,
+    'a count in a later window is counted in this one');
 
 select * from finish();
 rollback;
