@@ -1,6 +1,9 @@
 """bench/ledger: crypto.ledger_transfer under pgbench at 1, 8 and 32 clients,
 with the accounts spread (10,000 users) or concentrated (4 users), and the
-TPC-B figure of the same cluster for scale. Durable commits throughout."""
+TPC-B figure of the same cluster for scale. Durable commits throughout.
+--prefill N first writes a history of N ledger entries (issue 14 item 6:
+does an unpartitioned ledger of 50M entries slow down?), and the bench adds
+a player's ledger page and the integrity check, timed."""
 
 from __future__ import annotations
 
@@ -23,6 +26,93 @@ TRANSFER = """
 \\set b :first + (:a - :first + 1 + random(0, :n - 2)) % :n
 select (crypto.ledger_transfer('bench:' || gen_random_uuid(), :a, :b, 1, 'bench')).id;
 """
+# The first page of a player's ledger (GET /v1/points/ledger's query).
+LEDGER_PAGE = """
+\\set a :first + random(0, :n - 1)
+select crypto.ledger_page((select user_id from crypto.ledger_accounts where id = :a), null, 20);
+"""
+
+# A history of 2 x transfers entries between the user accounts, in pairs
+# (A, B) = (first + 2p, first + 2p + 1) that pass a point back and forth: in
+# even rounds A pays B (A's balance after is B0 - 1, B's B0 + 1, B0 being
+# the seed), in odd rounds it comes back (both B0 again). So each entry's
+# balance_after is known without sorting 50M rows (the integrity check
+# recomputes every one). Written in bulk with triggers off
+# (session_replication_role = replica: no write-path guard, no foreign-key
+# check per row), on this throwaway cluster only.
+PREFILL_TRANSFERS = """
+insert into crypto.ledger_transfers
+    (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+select
+    'prefill:' || k,
+    case when x.r %% 2 = 0 then x.a else x.a + 1 end,
+    case when x.r %% 2 = 0 then x.a + 1 else x.a end,
+    1, 'bench', %(start)s::timestamptz + k * interval '100 ms'
+from generate_series(%(from)s::bigint, %(to)s::bigint - 1) as k
+cross join lateral (select %(first)s + 2 * (k %% %(pairs)s) as a, k / %(pairs)s as r) as x
+order by k
+"""
+PREFILL_ENTRIES = """
+insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
+select t.id, v.account, v.amount, a.balance + v.after, t.created_at
+from crypto.ledger_transfers as t
+cross join lateral (values
+    (t.debit_account_id, -t.amount, case when (t.debit_account_id - %(first)s) %% 2 = 0 then -1 else 0 end),
+    (t.credit_account_id, t.amount, case when (t.credit_account_id - %(first)s) %% 2 = 0 then 0 else 1 end)
+) as v (account, amount, after)
+join crypto.ledger_accounts as a on a.id = v.account
+where t.id > %(ids)s
+order by t.id, v.amount
+"""
+# Each pair's balances after its last round: moved when that round was even.
+PREFILL_BALANCES = """
+update crypto.ledger_accounts as a
+set balance = a.balance + case when (a.id - %(first)s) %% 2 = 0 then -1 else 1 end
+where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
+    and (case when (a.id - %(first)s) / 2 < %(reached)s then %(last)s else %(last)s - 1 end) %% 2 = 0
+    and (case when (a.id - %(first)s) / 2 < %(reached)s then %(last)s else %(last)s - 1 end) >= 0
+"""
+
+
+def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -> float:
+    """`entries` entries of history before the bench, in batches of a
+    million transfers; the seconds it took."""
+    started = time.perf_counter()
+    pairs = accounts // 2
+    transfers = entries // 2
+    conn.execute("set session_replication_role = replica")
+    batch = 1_000_000
+    for low in range(0, transfers, batch):
+        high = min(low + batch, transfers)
+        with conn.transaction():
+            row = conn.execute(
+                "select coalesce(max(id), 0) from crypto.ledger_transfers"
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                PREFILL_TRANSFERS,
+                {
+                    "start": "2026-01-01 00:00:00+00",
+                    "from": low,
+                    "to": high,
+                    "first": first,
+                    "pairs": pairs,
+                },
+            )
+            conn.execute(PREFILL_ENTRIES, {"ids": row[0], "first": first})
+        print(f"  prefill: {2 * high:,} entries, {time.perf_counter() - started:.0f} s", flush=True)
+    if transfers:
+        last = (transfers - 1) // pairs  # the last round, which pairs below `reached` had
+        reached = transfers - last * pairs
+        with conn.transaction():
+            conn.execute(
+                PREFILL_BALANCES,
+                {"first": first, "pairs": pairs, "last": last, "reached": reached},
+            )
+    conn.execute("set session_replication_role = origin")
+    conn.execute("vacuum analyze crypto.ledger_transfers, crypto.ledger_entries")
+    conn.execute("checkpoint")
+    return time.perf_counter() - started
 
 
 def pgbench(url: str, clients: int, seconds: int, extra: list[str]) -> tuple[float, float]:
@@ -46,6 +136,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="ledger entries of history written before the bench (e.g. 50000000)",
+    )
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     rows: list[tuple[str, int, float, float]] = []
@@ -74,8 +170,30 @@ def main() -> None:
             )
             conn.execute("vacuum analyze")
             conn.execute("checkpoint")
+            filled = prefill(conn, first, 10000, args.prefill) if args.prefill else 0.0
+            sizes = conn.execute(
+                "select pg_size_pretty(pg_total_relation_size('crypto.ledger_entries')),"
+                " pg_size_pretty(pg_total_relation_size('crypto.ledger_transfers')),"
+                " (select count(*) from crypto.ledger_entries)"
+            ).fetchone()
+            assert sizes is not None
+        print(
+            f"  ledger before the runs: {sizes[2]:,} entries (entries {sizes[0]},"
+            f" transfers {sizes[1]} with indexes); prefill took {filled:.0f} s",
+            flush=True,
+        )
         script = Path(work) / "transfer.sql"
         script.write_text(TRANSFER)
+        page = Path(work) / "page.sql"
+        page.write_text(LEDGER_PAGE)
+        tps, latency = pgbench(
+            url, 8, args.seconds, ["-f", str(page), "-D", "n=10000", "-D", f"first={first}"]
+        )
+        rows.append(("a player's ledger page (20 entries)", 8, tps, latency))
+        print(
+            f"  {rows[-1][0]:<48} {8:>3} clients  {tps:9,.0f} tx/s  {latency:7.2f} ms avg",
+            flush=True,
+        )
         for label, n in (("spread over 10,000 accounts", 10000), ("concentrated on 4 accounts", 4)):
             for c in clients:
                 tps, latency = pgbench(
@@ -98,9 +216,11 @@ def main() -> None:
                 flush=True,
             )
         with psycopg.connect(url, autocommit=True) as conn:
+            started = time.perf_counter()
             violations = conn.execute(
                 "select count(*) from crypto.integrity_violations()"
             ).fetchone()[0]  # type: ignore[index]
+            integrity_seconds = time.perf_counter() - started
             # pg_cron's sealer ran every minute during the run; seal the rest, verify all.
             sealed = conn.execute("select crypto.audit_seal()").fetchone()[0]  # type: ignore[index]
             started = time.perf_counter()
@@ -108,7 +228,7 @@ def main() -> None:
             verify_seconds = time.perf_counter() - started
     print(
         f"bench/ledger on {os.cpu_count()} cores, {args.seconds} s per run, durable commits;"
-        f" integrity violations afterwards: {violations}"
+        f" integrity violations afterwards: {violations} (the check took {integrity_seconds:.1f} s)"
     )
     print(
         f"  audit chain: {verified['rows_checked']:,} rows ({sealed:,} sealed at the end, the rest"
