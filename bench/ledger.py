@@ -37,9 +37,9 @@ select crypto.ledger_page((select user_id from crypto.ledger_accounts where id =
 # even rounds A pays B (A's balance after is B0 - 1, B's B0 + 1, B0 being
 # the seed), in odd rounds it comes back (both B0 again). So each entry's
 # balance_after is known without sorting 50M rows (the integrity check
-# recomputes every one). Written in bulk with triggers off
-# (session_replication_role = replica: no write-path guard, no foreign-key
-# check per row), on this throwaway cluster only.
+# recomputes every one). Written in bulk without a foreign-key check per row
+# (session_replication_role = replica), on this throwaway cluster only. Dated
+# from 2026-01-01, though written after the seed: a page shows it older.
 PREFILL_TRANSFERS = """
 insert into crypto.ledger_transfers
     (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
@@ -81,6 +81,18 @@ def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -
     pairs = accounts // 2
     transfers = entries // 2
     conn.execute("set session_replication_role = replica")
+    try:
+        _prefill_batches(conn, first, pairs, transfers, started)
+    finally:
+        conn.execute("set session_replication_role = origin")
+    conn.execute("vacuum analyze crypto.ledger_transfers, crypto.ledger_entries")
+    conn.execute("checkpoint")
+    return time.perf_counter() - started
+
+
+def _prefill_batches(
+    conn: psycopg.Connection, first: int, pairs: int, transfers: int, started: float
+) -> None:
     batch = 1_000_000
     for low in range(0, transfers, batch):
         high = min(low + batch, transfers)
@@ -109,10 +121,6 @@ def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -
                 PREFILL_BALANCES,
                 {"first": first, "pairs": pairs, "last": last, "reached": reached},
             )
-    conn.execute("set session_replication_role = origin")
-    conn.execute("vacuum analyze crypto.ledger_transfers, crypto.ledger_entries")
-    conn.execute("checkpoint")
-    return time.perf_counter() - started
 
 
 def pgbench(url: str, clients: int, seconds: int, extra: list[str]) -> tuple[float, float]:

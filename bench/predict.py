@@ -21,10 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PGBOUNCER = ROOT / "scripts" / "pgbouncer.sh"
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
 HTTP_USERS = 8000
-PGBENCH_BASE = 1_000_000  # pgbench users are numbered from here, ROUND_USERS a round per client
-# Users of one pgbench client in one round: 2,500 predictions, ~10x what a
-# 10 s round at 64 clients makes (a client that runs out fails the bench).
-ROUND_USERS = 250
+PGBENCH_BASE = 1_000_000  # pgbench users are numbered from here, round_users() a round per client
+
+
+# Users of one pgbench client in one round (10 predictions each): at least
+# 250, and room for 3,000 tx/s shared by the clients (a client that runs
+# out fails the bench).
+def round_users(clients: int, seconds: int) -> int:
+    return max(250, -(-3000 * seconds // (clients * 10)))
+
 
 PGBENCH_SCRIPT = """\\set n :n + 1
 \\set u {base} + :client_id * {stride} + :n / 10
@@ -41,8 +46,8 @@ def user_id(i: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def prepare(url: str, clients: int, runs: int = 1, rounds: int = 1) -> None:
-    stride = ROUND_USERS * rounds
+def prepare(url: str, clients: int, runs: int = 1, stride: int = 500) -> None:
+    """`stride`: pgbench users per client, every round's."""
     env = {**os.environ, "DATABASE_URL": url}
     oxp = str(ROOT / ".venv" / "bin" / "oxp")
     for args in (["db", "migrate"], ["calendar", "sync"]):
@@ -91,14 +96,15 @@ def prepare(url: str, clients: int, runs: int = 1, rounds: int = 1) -> None:
 def run_pgbench(
     url: str, clients: int, seconds: int, work: Path, round_: int = 0, rounds: int = 1
 ) -> dict[str, float]:
-    """Round `round_` starts each client ROUND_USERS users further on, so
+    """Round `round_` starts each client round_users() users further on, so
     rounds never collide."""
+    per_round = round_users(clients, seconds)
     script = work / "predict.sql"
-    script.write_text(PGBENCH_SCRIPT.format(base=PGBENCH_BASE, stride=ROUND_USERS * rounds))
+    script.write_text(PGBENCH_SCRIPT.format(base=PGBENCH_BASE, stride=per_round * rounds))
     logdir = work / f"pgbench-log{round_}"
     logdir.mkdir()
     command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2"]
-    command += ["-T", str(seconds), "-D", f"n={round_ * ROUND_USERS * 10}", "-f", str(script)]
+    command += ["-T", str(seconds), "-D", f"n={round_ * per_round * 10}", "-f", str(script)]
     command += ["-l", "--log-prefix", str(logdir / "tx"), url]
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode != 0:
@@ -254,7 +260,12 @@ def main() -> None:
     pgbs: list[dict[str, float]] = []
     with throwaway_cluster() as (work, port):
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
-        prepare(url, args.clients, len(runs) * args.rounds, args.rounds)
+        prepare(
+            url,
+            args.clients,
+            len(runs) * args.rounds,
+            round_users(args.clients, args.seconds) * args.rounds,
+        )
         for r in range(args.rounds):
             this_round = []
             for i, ((mode, on), name) in enumerate(zip(runs, labels, strict=True)):

@@ -38,21 +38,32 @@ drop function if exists api.rate_limit_gate(text, uuid, text[]);
 -- previous window's, the limit, the window's length and how much of it has
 -- passed: while the previous window slides out, if this window alone
 -- leaves room; else in the next window, once enough of this one slid out.
+-- p_next: requests already counted in the next window (a race at a
+-- window's end, crypto.prediction_rate), which count now and never slide
+-- out before it: unless one fits within this window, the answer is the
+-- next window's, with this one as its previous.
 -- Shared by the gate and crypto.prediction_rate, which call it only for a
 -- refusal. PL/pgSQL, not SQL: a SQL function with a SET clause is planned
 -- again in every statement that calls it (plpgsql/clock.sql), and a flood
 -- of refusals calls it on each.
+drop function if exists crypto.rate_limit_retry_after(numeric, numeric, numeric, numeric, numeric);
 create or replace function crypto.rate_limit_retry_after(
-    p_hits numeric, p_previous_hits numeric, p_max_hits numeric, p_window numeric, p_elapsed numeric
+    p_hits numeric, p_previous_hits numeric, p_max_hits numeric, p_window numeric, p_elapsed numeric,
+    p_next numeric default 0
 ) returns numeric
 language plpgsql immutable
 set search_path = crypto, pg_temp
 as $$
+declare
+    v_hits numeric := p_hits + p_next;
 begin
-    if p_hits + 1 <= p_max_hits and p_previous_hits > 0 then
-        return ceil(p_window - p_elapsed - (p_max_hits - p_hits - 1) * p_window / p_previous_hits);
+    if v_hits + 1 <= p_max_hits and p_previous_hits > 0 then
+        return ceil(p_window - p_elapsed - (p_max_hits - v_hits - 1) * p_window / p_previous_hits);
     end if;
-    return ceil(p_window - p_elapsed + greatest(0, p_window - (p_max_hits - 1) * p_window / nullif(p_hits, 0)));
+    if p_next > 0 then
+        return crypto.rate_limit_retry_after(p_next, p_hits, p_max_hits, p_window, p_elapsed - p_window);
+    end if;
+    return ceil(p_window - p_elapsed + greatest(0, p_window - (p_max_hits - 1) * p_window / nullif(v_hits, 0)));
 end
 $$;
 
@@ -206,8 +217,11 @@ $$;
 -- each other, the longest window.) The clock is the transaction's, read
 -- when it began, not when it got the lock: a submission that began just
 -- before a window's end may check after one that began just after it and
--- counted in the next window. So a later window's count is this window's
--- too: every prediction counted before this check is seen. Answers as the
+-- counted in the next window. So the next window's count is this window's
+-- too: every prediction counted before this check is seen (transactions
+-- are seconds long, a window a minute or more: none began two windows
+-- later; nor is a count read from further ahead, which only a clock moved
+-- back, outside production, leaves). Answers as the
 -- gate does (allowed, retry_after, tightest: the RateLimit-* headers the
 -- shim puts on the answer, db._answer).
 create or replace function crypto.prediction_rate(p_user uuid) returns json
@@ -220,7 +234,9 @@ declare
     v_hour timestamptz := to_timestamp(floor(extract(epoch from v_now) / 3600) * 3600);
     v_per_minute integer := crypto.setting_int('ratelimit.predictions_per_minute');
     v_per_hour integer := crypto.setting_int('ratelimit.predictions_per_hour');
-    v_hits numeric[];
+    -- For each limit: the previous window's count, this one's, the next one's.
+    v_minute_hits numeric[];
+    v_hour_hits numeric[];
     -- For each limit (a minute, an hour): the window's length, how much of
     -- it has passed, and one more prediction's estimate.
     v_minute_elapsed numeric := extract(epoch from v_now - v_minute);
@@ -229,28 +245,39 @@ declare
     v_hour_estimate numeric;
     v_minute_tighter boolean;
 begin
-    -- A few rows by key (one statement: this runs for every prediction):
-    -- the previous window of each limit, this one and any later one.
-    select array[
-        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start >= v_minute), 0),
-        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:minute:%' and l.window_start < v_minute), 0),
-        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start >= v_hour), 0),
-        coalesce(sum(l.hits) filter (where l.bucket like 'predictions:hour:%' and l.window_start < v_hour), 0)
-    ]
-    into v_hits
+    -- Up to six rows by key (one statement: this runs for every prediction).
+    select
+        array[
+            coalesce(sum(l.hits) filter (where l.bucket like '%:minute:%' and l.window_start < v_minute), 0),
+            coalesce(sum(l.hits) filter (where l.bucket like '%:minute:%' and l.window_start = v_minute), 0),
+            coalesce(sum(l.hits) filter (where l.bucket like '%:minute:%' and l.window_start > v_minute), 0)
+        ],
+        array[
+            coalesce(sum(l.hits) filter (where l.bucket like '%:hour:%' and l.window_start < v_hour), 0),
+            coalesce(sum(l.hits) filter (where l.bucket like '%:hour:%' and l.window_start = v_hour), 0),
+            coalesce(sum(l.hits) filter (where l.bucket like '%:hour:%' and l.window_start > v_hour), 0)
+        ]
+    into v_minute_hits, v_hour_hits
     from crypto.rate_limits as l
-    where (l.bucket = 'predictions:minute:' || p_user and l.window_start >= v_minute - interval '1 minute')
-        or (l.bucket = 'predictions:hour:' || p_user and l.window_start >= v_hour - interval '1 hour');
-    v_minute_estimate := v_hits[2] * (60 - v_minute_elapsed) / 60 + v_hits[1] + 1;
-    v_hour_estimate := v_hits[4] * (3600 - v_hour_elapsed) / 3600 + v_hits[3] + 1;
+    where (
+        l.bucket = 'predictions:minute:' || p_user
+        and l.window_start between v_minute - interval '1 minute' and v_minute + interval '1 minute'
+    ) or (
+        l.bucket = 'predictions:hour:' || p_user
+        and l.window_start between v_hour - interval '1 hour' and v_hour + interval '1 hour'
+    );
+    v_minute_estimate := v_minute_hits[1] * (60 - v_minute_elapsed) / 60 + v_minute_hits[2] + v_minute_hits[3] + 1;
+    v_hour_estimate := v_hour_hits[1] * (3600 - v_hour_elapsed) / 3600 + v_hour_hits[2] + v_hour_hits[3] + 1;
     v_minute_tighter := v_per_minute - v_minute_estimate <= v_per_hour - v_hour_estimate;
     return json_build_object(
         'allowed', v_minute_estimate <= v_per_minute and v_hour_estimate <= v_per_hour,
         'retry_after', greatest(
-            case when v_minute_estimate > v_per_minute then
-                crypto.rate_limit_retry_after(v_hits[1], v_hits[2], v_per_minute, 60, v_minute_elapsed) end,
-            case when v_hour_estimate > v_per_hour then
-                crypto.rate_limit_retry_after(v_hits[3], v_hits[4], v_per_hour, 3600, v_hour_elapsed) end,
+            case when v_minute_estimate > v_per_minute then crypto.rate_limit_retry_after(
+                v_minute_hits[2], v_minute_hits[1], v_per_minute, 60, v_minute_elapsed, v_minute_hits[3]
+            ) end,
+            case when v_hour_estimate > v_per_hour then crypto.rate_limit_retry_after(
+                v_hour_hits[2], v_hour_hits[1], v_per_hour, 3600, v_hour_elapsed, v_hour_hits[3]
+            ) end,
             0
         ),
         'tightest', case when v_minute_tighter then

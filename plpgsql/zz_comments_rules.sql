@@ -16,7 +16,7 @@ comment on function crypto.setting_interval(text) is
 'A duration setting as an interval, in the unit its key ends with (_seconds, _minutes, _hours, _days).';
 comment on function crypto.require_idempotency_key(text, text, integer) is
 'Refuses a spending or paying request without an Idempotency-Key of 1 to p_max characters (VALIDATION_FAILED).';
-comment on function crypto.rate_limit_retry_after(numeric, numeric, numeric, numeric, numeric) is
+comment on function crypto.rate_limit_retry_after(numeric, numeric, numeric, numeric, numeric, numeric) is
 'Seconds until one more request fits a sliding-window limit: the Retry-After of the gate and of prediction_rate.';
 comment on function crypto.prediction_rate(uuid) is
 'Would one more accepted prediction pass a player''s limit a minute or an hour? Read by place_prediction, locked.';

@@ -6,5 +6,5 @@
 -- database whose place_prediction does not check them yet: rolled before
 -- migrate, nothing would limit a player's predictions.
 comment on table crypto.rate_limits is
-'Rate-limit counts by bucket and window: per IP (a row per counting session, summed), point reads and accepted '
+'Rate-limit counts by bucket and window: per IP (a row per database session, summed), point reads and accepted '
 'predictions per user. The gate counts IPs and point reads; crypto.place_prediction checks and counts predictions.';

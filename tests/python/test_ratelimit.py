@@ -255,24 +255,21 @@ def test_a_refused_call_never_runs_and_every_request_counts_once(
         assert int(refused.headers["Retry-After"]) > 0
         assert accepted[1].headers["RateLimit-Remaining"] == "0"
         assert unknown.headers["RateLimit-Limit"] == bad_body.headers["RateLimit-Limit"]
+        # Five requests, each counted once against the IP, the refused one too.
+        assert ip_hits(db) - before == 5
+
+        # Refused by the gate (the IP is over its limit, counted in this
+        # minute): the guarded call never starts, so a player with budget to
+        # spare gets no prediction written, and the refusal is counted.
+        set_limit(db, "ratelimit.ip_per_minute", 1)
+        service(db, "select crypto.clock_set('2026-11-24T09:00:40+09:00')")
+        guarded = predict(one, "NVDA", who=fresh)
+        assert guarded.status_code == 429 and guarded.json()["code"] == "RATE_LIMITED"
+        assert int(guarded.headers["Retry-After"]) > 0
+        assert ip_hits(db) - before == 6
     assert db.execute(
         "select array_agg(symbol::text order by symbol) from crypto.predictions"
     ).fetchone() == (["AAPL", "MSFT"],)
-    # Five requests, each counted once against the IP, the refused one too.
-    assert ip_hits(db) - before == 5
-
-    # Refused by the gate (the IP is over its limit): the guarded call never
-    # starts, so a player with budget to spare gets no prediction written.
-    set_limit(db, "ratelimit.ip_per_minute", ip_hits(db))
-    with running_api() as one:
-        guarded = predict(one, "NVDA", who=fresh)
-    assert guarded.status_code == 429 and guarded.json()["code"] == "RATE_LIMITED"
-    assert int(guarded.headers["Retry-After"]) > 0
-    assert db.execute(
-        "select count(*)::int from crypto.predictions as p join crypto.users as u on u.id = p.user_id"
-        " where u.email = 'fresh@example.com'"
-    ).fetchone() == (0,)
-    assert ip_hits(db) - before == 6  # the refusal is counted
 
 
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:

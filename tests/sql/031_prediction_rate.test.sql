@@ -1,7 +1,7 @@
 -- The per-user prediction rate (SPEC §5) is a rule of crypto.place_prediction,
 -- checked under the player's lock where an accepted prediction is counted.
 begin;
-select plan(12);
+select plan(14);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -61,9 +61,17 @@ select lives_ok($$ select api.submit_prediction('NVDA', 'UP') $$, 'another playe
 -- one's count is seen, or the player would get 3 in a minute.
 select tests.clear_authentication();
 insert into crypto.rate_limits (bucket, window_start, shard, hits)
+values ('predictions:minute:' || :'other', '2026-11-24 09:03:00+09', 0, 1);
+select is((crypto.prediction_rate(:'other') ->> 'allowed')::boolean, true,
+    'a count two windows ahead (only a clock moved back leaves one) is not this window''s');
+insert into crypto.rate_limits (bucket, window_start, shard, hits)
 values ('predictions:minute:' || :'other', '2026-11-24 09:02:00+09', 0, 1);
 select is((crypto.prediction_rate(:'other') ->> 'allowed')::boolean, false,
-    'a count in a later window is counted in this one');
+    'a count in the next window is counted in this one');
+-- At 09:03:00 the 09:01 minute is gone and 09:02 weighs 1 + 1 of the retry
+-- = 2; at 09:02:30 it would still be 1 x 30/60 + 1 + 1 = 2.5.
+select is((crypto.prediction_rate(:'other') ->> 'retry_after')::int, 90,
+    'and Retry-After waits for the next window to slide in, not only for this one to end');
 
 select * from finish();
 rollback;
