@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -270,30 +271,15 @@ def main() -> None:
             this_round = []
             for i, ((mode, on), name) in enumerate(zip(runs, labels, strict=True)):
                 run = r * len(runs) + i
-                if mode == "direct":
+                pooled = (
+                    pgbouncer(work, port, args.bouncer_pool)
+                    if mode != "direct"
+                    else contextlib.nullcontext(None)
+                )
+                with pooled as via:
                     http = run_http(
-                        url,
-                        args.clients,
-                        args.seconds,
-                        args.workers,
-                        args.pool,
-                        work,
-                        run,
-                        limiter=on,
+                        url, args.clients, args.seconds, args.workers, args.pool, work, run, via, on
                     )
-                else:
-                    with pgbouncer(work, port, args.bouncer_pool) as via:
-                        http = run_http(
-                            url,
-                            args.clients,
-                            args.seconds,
-                            args.workers,
-                            args.pool,
-                            work,
-                            run,
-                            via,
-                            on,
-                        )
                 https[name].append(http)
                 this_round.append((name, http))
             pgb = run_pgbench(url, args.clients, args.seconds, work, r, args.rounds)
