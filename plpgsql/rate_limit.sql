@@ -155,13 +155,15 @@ begin
     -- at once in several processes can reserve the same room (one lease
     -- each, on top of the in-flight bound above).
     leases as (
-        select
-            t.subject, t.bucket, t.window_start, t.shard, t.max_hits, t.estimate,
-            least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0)) as n,
-            t.w - t.elapsed as expires_in
-        from estimated as t
-        where (select bool_and(a.estimate <= a.max_hits) from estimated as a)
-            and least(t.lease_size, greatest(floor(t.max_hits - t.estimate), 0)) > 0
+        select t.subject, t.bucket, t.window_start, t.shard, t.max_hits, t.estimate, t.n, t.expires_in
+        from (
+            select
+                e.*,
+                least(e.lease_size, greatest(floor(e.max_hits - e.estimate), 0)) as n,
+                e.w - e.elapsed as expires_in
+            from estimated as e
+        ) as t
+        where (select bool_and(a.estimate <= a.max_hits) from estimated as a) and t.n > 0
     )
 
     select json_build_object(
@@ -234,6 +236,9 @@ declare
     v_hour timestamptz := to_timestamp(floor(extract(epoch from v_now) / 3600) * 3600);
     v_per_minute integer := crypto.setting_int('ratelimit.predictions_per_minute');
     v_per_hour integer := crypto.setting_int('ratelimit.predictions_per_hour');
+    -- The buckets crypto.rate_limit_count writes.
+    v_minute_bucket text := 'predictions:minute:' || p_user;
+    v_hour_bucket text := 'predictions:hour:' || p_user;
     -- For each limit: the previous window's count, this one's, the next one's.
     v_minute_hits numeric[];
     v_hour_hits numeric[];
@@ -248,22 +253,22 @@ begin
     -- Up to six rows by key (one statement: this runs for every prediction).
     select
         array[
-            coalesce(sum(l.hits) filter (where l.bucket like '%:minute:%' and l.window_start < v_minute), 0),
-            coalesce(sum(l.hits) filter (where l.bucket like '%:minute:%' and l.window_start = v_minute), 0),
-            coalesce(sum(l.hits) filter (where l.bucket like '%:minute:%' and l.window_start > v_minute), 0)
+            coalesce(sum(l.hits) filter (where l.bucket = v_minute_bucket and l.window_start < v_minute), 0),
+            coalesce(sum(l.hits) filter (where l.bucket = v_minute_bucket and l.window_start = v_minute), 0),
+            coalesce(sum(l.hits) filter (where l.bucket = v_minute_bucket and l.window_start > v_minute), 0)
         ],
         array[
-            coalesce(sum(l.hits) filter (where l.bucket like '%:hour:%' and l.window_start < v_hour), 0),
-            coalesce(sum(l.hits) filter (where l.bucket like '%:hour:%' and l.window_start = v_hour), 0),
-            coalesce(sum(l.hits) filter (where l.bucket like '%:hour:%' and l.window_start > v_hour), 0)
+            coalesce(sum(l.hits) filter (where l.bucket = v_hour_bucket and l.window_start < v_hour), 0),
+            coalesce(sum(l.hits) filter (where l.bucket = v_hour_bucket and l.window_start = v_hour), 0),
+            coalesce(sum(l.hits) filter (where l.bucket = v_hour_bucket and l.window_start > v_hour), 0)
         ]
     into v_minute_hits, v_hour_hits
     from crypto.rate_limits as l
     where (
-        l.bucket = 'predictions:minute:' || p_user
+        l.bucket = v_minute_bucket
         and l.window_start between v_minute - interval '1 minute' and v_minute + interval '1 minute'
     ) or (
-        l.bucket = 'predictions:hour:' || p_user
+        l.bucket = v_hour_bucket
         and l.window_start between v_hour - interval '1 hour' and v_hour + interval '1 hour'
     );
     v_minute_estimate := v_minute_hits[1] * (60 - v_minute_elapsed) / 60 + v_minute_hits[2] + v_minute_hits[3] + 1;
