@@ -356,8 +356,7 @@ begin
     end if;
     select v_row.wins * coalesce(s.points_per_win, crypto.setting_int('points.per_win')) + coalesce((
         select sum(x.written_off) from crypto.correction_transfers as x
-        join crypto.predictions as p on p.id = x.prediction_id
-        where p.trading_day = p_day
+        where x.trading_day = p_day
     ), 0)
     into v_expected
     from crypto.session_control as s where s.trading_day = p_day;

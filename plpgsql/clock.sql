@@ -40,7 +40,7 @@ begin
     -- partition would wait in the default one, where an audit row (never
     -- moved: append-only) would keep that month from ever being made.
     perform crypto.partition_ensure(t.parent, crypto.now())
-    from unnest(array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits']) as t (parent);
+    from unnest(crypto.partitioned_tables()) as t (parent);
     perform crypto.audit(crypto.current_actor(), 'clock.set', null, jsonb_build_object('at', p_at));
     return crypto.now();
 end

@@ -32,26 +32,27 @@ comment on view crypto.current_settlements is
 grant select on crypto.current_settlements to oxp_service, auditor;
 
 -- Points a prediction holds: its award plus what corrections moved since.
-create or replace function crypto.prediction_points(p_prediction bigint) returns bigint
+-- Named by its key (id and its own trading day), and read from the ledger
+-- and the corrections alone: predictions is partitioned by day, and a
+-- lookup there by id alone would probe every month's partition.
+create or replace function crypto.prediction_points(p_prediction bigint, p_day date) returns bigint
 language sql stable
 set search_path = crypto, pg_temp
 as $$
     select
         coalesce((
             select t.amount from crypto.ledger_transfers as t
-            where t.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
+            where t.idempotency_key = crypto.award_key(p_day, p_prediction) and t.refusal is null
         ), 0)
-        + coalesce((select sum(c.amount) from crypto.correction_transfers as c where c.prediction_id = p.id), 0)
-    from crypto.predictions as p
-    where p.id = p_prediction
+        + coalesce((select sum(c.amount) from crypto.correction_transfers as c where c.prediction_id = p_prediction), 0)
 $$;
 
-grant execute on function crypto.prediction_points(bigint) to oxp_service, app_admin, auditor;
+grant execute on function crypto.prediction_points(bigint, date) to oxp_service, app_admin, auditor;
 
 -- Points a prediction earned under its current result: what its latest
 -- correction says it should hold, else what it holds. It differs from
 -- prediction_points only by what a reversal could not take back.
-create or replace function crypto.prediction_award(p_prediction bigint) returns bigint
+create or replace function crypto.prediction_award(p_prediction bigint, p_day date) returns bigint
 language sql stable
 set search_path = crypto, pg_temp
 as $$
@@ -60,11 +61,11 @@ as $$
             select c.target from crypto.correction_transfers as c
             where c.prediction_id = p_prediction order by c.correction_id desc limit 1
         ),
-        crypto.prediction_points(p_prediction)
+        crypto.prediction_points(p_prediction, p_day)
     )
 $$;
 
-grant execute on function crypto.prediction_award(bigint) to oxp_service, app_admin, auditor;
+grant execute on function crypto.prediction_award(bigint, date) to oxp_service, app_admin, auditor;
 
 -- Corrects the closes that settled session p_day read (its own and the
 -- previous trading day's) and recomputes every settled session that read a
@@ -247,7 +248,7 @@ begin
 
     for v_row in
         select
-            p.id, a.id as account,
+            p.id, p.trading_day, a.id as account,
             x.target,
             x.held
         from crypto.settlement_revisions as r
@@ -258,7 +259,7 @@ begin
             select
                 case when crypto.prediction_won(p.choice, r.outcome)
                     then coalesce(sc.points_per_win, v_points) else 0 end as target,
-                crypto.prediction_points(p.id) as held
+                crypto.prediction_points(p.id, p.trading_day) as held
         ) as x
         where r.correction_id = v_correction
             and crypto.prediction_won(p.choice, r.outcome) <> crypto.prediction_won(p.choice, r.previous_outcome)
@@ -280,9 +281,11 @@ begin
                     v_row.account, v_issuance, v_take, 'settlement_correction', btrim(p_reason));
             end if;
         end if;
-        insert into crypto.correction_transfers (correction_id, prediction_id, target, amount, transfer_id, written_off)
+        insert into crypto.correction_transfers (
+            correction_id, prediction_id, trading_day, target, amount, transfer_id, written_off
+        )
         values (
-            v_correction, v_row.id, v_row.target,
+            v_correction, v_row.id, v_row.trading_day, v_row.target,
             case when v_delta > 0 then v_delta else -v_take end,
             v_transfer.id,
             case when v_delta < 0 then -v_delta - v_take else 0 end

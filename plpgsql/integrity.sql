@@ -161,7 +161,7 @@ as $$
         jsonb_build_object('correction', k.correction_id, 'amount', k.amount, 'transfer_id', k.transfer_id,
             'transferred', t.amount, 'refusal', t.refusal)
     from crypto.correction_transfers as k
-    join crypto.predictions as p on p.id = k.prediction_id
+    join crypto.predictions as p on p.id = k.prediction_id and p.trading_day = k.trading_day
     join crypto.ledger_accounts as a on a.user_id = p.user_id
     left join crypto.ledger_transfers as t on t.id = k.transfer_id
     where k.transfer_id is not null and (
@@ -175,17 +175,17 @@ as $$
     -- players see exactly when that target is a win's.
     union all
     select 'corrected_prediction_points', 'prediction:' || p.id,
-        jsonb_build_object('held', crypto.prediction_points(p.id), 'target', x.target,
+        jsonb_build_object('held', crypto.prediction_points(p.id, p.trading_day), 'target', x.target,
             'written_off', x.written_off, 'outcome', s.outcome, 'choice', p.choice)
     from (
-        select k.prediction_id,
+        select k.prediction_id, k.trading_day,
             (array_agg(k.target order by k.correction_id desc))[1] as target,
             (array_agg(k.written_off order by k.correction_id desc))[1] as written_off
-        from crypto.correction_transfers as k group by k.prediction_id
+        from crypto.correction_transfers as k group by k.prediction_id, k.trading_day
     ) as x
-    join crypto.predictions as p on p.id = x.prediction_id
+    join crypto.predictions as p on p.id = x.prediction_id and p.trading_day = x.trading_day
     join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
-    where crypto.prediction_points(p.id) <> x.target + x.written_off
+    where crypto.prediction_points(p.id, p.trading_day) <> x.target + x.written_off
         or (x.target > 0) <> crypto.prediction_won(p.choice, s.outcome)
 
     -- An ad's points arrived, and only for a POINTS ad.

@@ -85,8 +85,7 @@ begin
     corrected as (
         select coalesce(sum(x.amount), 0)::bigint as points
         from crypto.correction_transfers as x
-        join crypto.predictions as p on p.id = x.prediction_id
-        where p.trading_day = p_day
+        where x.trading_day = p_day
     ),
     moved as (
         select

@@ -1,10 +1,19 @@
--- Partitions of the log tables (sql/0034_partitions.sql), kept by pg_cron
--- every hour: pg_partman creates the partitions ahead (four months, or four
--- days for the rate-limit windows), then the logs' old partitions go after
--- their setting, measured on crypto.now(). audit_logs is never dropped nor
--- detached: it is the hash chain, and the proof that an adjustment ran once
--- (crypto.adjust_points, integrity_violations read it). Nothing here touches
--- a money table. Settings: retention.eod_fetch_logs_days, retention.rate_limits_days.
+-- Partitions (sql/0034_partitions.sql, sql/0038_partition_predictions.sql),
+-- kept by pg_cron every hour: pg_partman creates the partitions ahead (four
+-- months, or four days for the rate-limit windows), then the logs' old
+-- partitions go after their setting, measured on crypto.now(). audit_logs is
+-- never dropped nor detached: it is the hash chain, and the proof that an
+-- adjustment ran once (crypto.adjust_points, integrity_violations read it).
+-- predictions, a money table, is never dropped either: only its months
+-- ahead are made here. Settings: retention.eod_fetch_logs_days,
+-- retention.rate_limits_days.
+
+-- The tables kept here, in the order maintenance makes their partitions.
+-- Retention (partition_maintenance) names its own, shorter list: a table
+-- only ever leaves it by a drop.
+create or replace function crypto.partitioned_tables() returns text[]
+language sql immutable
+return array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits', 'crypto.predictions'];
 
 -- The guards of plpgsql/append_only.sql on one partition: its row triggers
 -- are cloned from the parent, a TRUNCATE trigger is not (PostgreSQL clones
@@ -86,8 +95,8 @@ begin
             execute format(
                 'create %s table crypto.%I partition of %s for values from (%L) to (%L)',
                 case when p_parent = 'crypto.rate_limits' then 'unlogged' else '' end, v_name, p_parent,
-                case when p_parent = 'crypto.eod_fetch_logs' then v_start::date::text else v_start::text end,
-                case when p_parent = 'crypto.eod_fetch_logs' then v_end::date::text else v_end::text end
+                case when v_conf.control = 'trading_day' then v_start::date::text else v_start::text end,
+                case when v_conf.control = 'trading_day' then v_end::date::text else v_end::text end
             );
             perform crypto.partition_guard(format('crypto.%I', v_name)::regclass);
             if jsonb_array_length(v_rows) > 0 then
@@ -147,7 +156,7 @@ begin
     -- itself in rate_limits) behind a long transaction for more than 100 ms.
     -- A table that cannot get its lock waits for the next hour.
     perform set_config('lock_timeout', '100ms', true);
-    foreach v_parent in array array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits'] loop
+    foreach v_parent in array crypto.partitioned_tables() loop
         select count(*) into v_before from pg_inherits as i where i.inhparent = v_parent::regclass;
         begin
             -- The months (days) ahead of the wall clock and of a shifted
@@ -187,7 +196,7 @@ begin
     -- Every new partition gets its guards (the audit log's TRUNCATE trigger).
     for v_part in
         select i.inhrelid::regclass as rel from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
-        where i.inhparent in ('crypto.audit_logs'::regclass, 'crypto.eod_fetch_logs'::regclass, 'crypto.rate_limits'::regclass)
+        where i.inhparent in (select t::regclass from unnest(crypto.partitioned_tables()) as t)
             and not c.relrowsecurity
     loop
         perform crypto.partition_guard(v_part.rel);
@@ -272,9 +281,7 @@ declare
 begin
     for v_part in
         select i.inhrelid::regclass from pg_inherits as i
-        where i.inhparent in (
-            to_regclass('crypto.audit_logs'), to_regclass('crypto.eod_fetch_logs'), to_regclass('crypto.rate_limits')
-        )
+        where i.inhparent in (select to_regclass(t) from unnest(crypto.partitioned_tables()) as t)
     loop
         perform crypto.partition_guard(v_part);
     end loop;

@@ -48,11 +48,12 @@ begin
             'id', p.id, 'trading_day', p.trading_day, 'symbol', p.symbol, 'choice', p.choice,
             'created_at', crypto.kst(p.created_at),
             'outcome', crypto.prediction_outcome(p.choice, s.outcome),
-            'points', crypto.prediction_award(p.id),
+            'points', crypto.prediction_award(p.id, p.trading_day),
             'corrected', s.correction_id is not null,
             -- An award a correction reversed after it was spent: the player
             -- keeps it (written off by the house).
-            'kept_after_correction', crypto.prediction_points(p.id) - crypto.prediction_award(p.id),
+            'kept_after_correction',
+            crypto.prediction_points(p.id, p.trading_day) - crypto.prediction_award(p.id, p.trading_day),
             'close_previous', s.close_prev, 'close', s.close_today,
             'change_percent', crypto.change_percent(s.change),
             'void_reason', crypto.void_reason(s.outcome, s.close_prev, s.close_today)

@@ -18,7 +18,7 @@ begin
     return (
         with mine as (
             select p.id, p.trading_day, crypto.prediction_outcome(p.choice, s.outcome) as outcome,
-                crypto.prediction_award(p.id) as points
+                crypto.prediction_award(p.id, p.trading_day) as points
             from crypto.predictions as p
             left join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
             where p.user_id = v_uid

@@ -163,8 +163,7 @@ cross join lateral (
         coalesce(-sum(k.amount) filter (where k.amount < 0), 0) as points_reversed_by_corrections,
         coalesce(sum(k.written_off), 0) as points_written_off
     from crypto.correction_transfers as k
-    inner join crypto.predictions as q on k.prediction_id = q.id
-    where q.trading_day = s.trading_day
+    where k.trading_day = s.trading_day
 ) as co;
 
 comment on view audit.daily_settlements is

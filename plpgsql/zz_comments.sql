@@ -159,9 +159,9 @@ comment on function crypto.check_settlement_payout(date) is
 'Compares a settled day''s payout with what its winners should hold (oxp_service, via pg_cron).';
 comment on function crypto.award_key(date, bigint) is
 'The ledger key of a prediction''s award, with an ISO date whatever the DateStyle (rules, oxp, auditor).';
-comment on function crypto.prediction_points(bigint) is
+comment on function crypto.prediction_points(bigint, date) is
 'Points a prediction holds: its award plus corrections since (admins, oxp_service, auditor).';
-comment on function crypto.prediction_award(bigint) is
+comment on function crypto.prediction_award(bigint, date) is
 'Points a prediction earned under its current result (admins, oxp_service, auditor).';
 comment on function crypto.correct_settlement(date, jsonb, text) is
 'oxp session correct: fixes closes and moves the points of every prediction whose result flips; audited.';

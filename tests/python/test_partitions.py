@@ -1,6 +1,8 @@
-"""sql/0034_partitions.sql converts a database that already has rows: the
-log tables' rows before are the rows after, the audit chain still verifies,
-and the identities resume after the largest id."""
+"""sql/0034_partitions.sql and sql/0038_partition_predictions.sql convert a
+database that already has rows: the log tables' and the predictions' rows
+before are the rows after, the audit chain still verifies, a correction's
+transfers still point at their predictions, and the identities resume after
+the largest id."""
 
 from __future__ import annotations
 
@@ -33,8 +35,66 @@ select
     (select count(*) from crypto.rate_limits),
     (select sum(hits) from crypto.rate_limits),
     (select md5(string_agg(concat_ws('|', bucket, window_start, hits), ',' order by bucket, window_start))
-     from crypto.rate_limits)
+     from crypto.rate_limits),
+    (select count(*) from crypto.predictions),
+    (select md5(string_agg(
+        concat_ws('|', id, user_id, trading_day, symbol, choice, created_at), ',' order by id))
+     from crypto.predictions),
+    (select md5(string_agg(
+        concat_ws('|', correction_id, prediction_id, target, amount, transfer_id, written_off), ','
+        order by prediction_id, correction_id))
+     from crypto.correction_transfers)
 """
+
+
+def place_and_correct(db: psycopg.Connection[Any]) -> None:
+    """Two days of predictions (March and November), the November one
+    settled, and a correction's rows for two of them. With the pgTAP
+    helpers (tests/sql/helpers)."""
+    db.execute((ROOT / "tests" / "sql" / "helpers" / "setup.sql").read_text())
+    db.execute("select tests.load_calendar()")
+    a = db.execute("select tests.create_user('a@example.com')").fetchone()[0]
+    b = db.execute("select tests.create_user('b@example.com')").fetchone()[0]
+    days = {
+        "2026-03-05": [(a, "AAPL", "UP")],
+        "2026-11-24": [(a, "AAPL", "UP"), (a, "MSFT", "DOWN"), (b, "AAPL", "DOWN")],
+    }
+    for day, picks in days.items():
+        db.execute("select tests.open_session(%s)", (day,))
+        db.execute("select crypto.set_universe(%s, array['AAPL', 'MSFT'])", (day,))
+        # Written as place_prediction writes them (today's would count its
+        # rate in the sharded buckets of 0036, which this schema lacks).
+        for user, symbol, choice in picks:
+            db.execute(
+                "insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)"
+                " values (%s, %s, %s, %s, crypto.now())",
+                (user, day, symbol, choice),
+            )
+        db.execute("select crypto.clock_set((%s::date + time '22:00') at time zone 'UTC')", (day,))
+        db.execute("select crypto.close_session(%s)", (day,))
+    db.execute(
+        "select crypto.load_eod_prices(%s, 'test')",
+        (
+            '[{"trading_day": "2026-11-23", "symbol": "AAPL", "close": 100},'
+            ' {"trading_day": "2026-11-23", "symbol": "MSFT", "close": 100},'
+            ' {"trading_day": "2026-11-24", "symbol": "AAPL", "close": 101},'
+            ' {"trading_day": "2026-11-24", "symbol": "MSFT", "close": 99}]',
+        ),
+    )
+    db.execute("select crypto.settle_session('2026-11-24')")
+    # Rows as the correct_settlement of before 0038 wrote them (today's
+    # writes the column 0038 adds): two predictions' targets, nothing moved.
+    db.execute(
+        "insert into crypto.settlement_corrections (trading_day, reason, actor, created_at)"
+        " values ('2026-11-24', 'test', 'test', crypto.now())"
+    )
+    db.execute(
+        "insert into crypto.correction_transfers"
+        " (correction_id, prediction_id, target, amount, transfer_id, written_off)"
+        " select (select max(c.id) from crypto.settlement_corrections as c), p.id, 0, 0, null, 0"
+        " from crypto.predictions as p where p.trading_day = '2026-11-24' and p.symbol = 'AAPL'"
+    )
+    db.execute("select crypto.clock_reset()")
 
 
 @pytest.fixture
@@ -58,13 +118,14 @@ PARTITIONED_SINCE = [
     "0034_partitions.sql",
     "0036_rate_limit_shards.sql",
     "0037_prediction_rate_in_the_call.sql",
+    "0038_partition_predictions.sql",
 ]
 
 
 def migrate_before_0034(url: str, tmp_path: Path) -> None:
     """The schema as it was before 0034: every other file of today but 0036,
-    which alters a table 0034 partitions, and 0037, which comments on it
-    (today's repeatable files need 0035)."""
+    which alters a table 0034 partitions, 0037, which comments on it, and
+    0038, which partitions predictions (today's repeatable files need 0035)."""
     for folder in ("plpgsql", "pg_cron"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "sql").mkdir()
@@ -99,12 +160,15 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
                 " values ('ip:1', date_trunc('minute', crypto.now()), 7)"
             )
         db.execute("select crypto.clock_reset()")
+        place_and_correct(db)
         # Two left unsealed: the sealer links them after the migration.
         assert db.execute("select crypto.audit_seal()").fetchone()[0] >= 9
         db.execute("select crypto.audit('test', 'test.late', 'x', '{}')")
         db.execute("select crypto.audit('test', 'test.late', 'y', '{}')")
         before = db.execute(DIGEST).fetchone()
         max_id = db.execute("select max(id) from crypto.audit_logs").fetchone()[0]
+        max_prediction = db.execute("select max(id) from crypto.predictions").fetchone()[0]
+        assert before[7] == 4 and before[9] is not None  # predictions, corrections
 
     report = migrate(empty_db, "development")
     assert report.applied == PARTITIONED_SINCE
@@ -135,6 +199,18 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         assert verify["rows_checked"] == before[0]
         new_id = db.execute("select crypto.audit('test', 'test.after', null, '{}')").fetchone()[0]
         assert new_id == max_id + 1
+        # Predictions sit in their months; each correction transfer carries
+        # its prediction's day (its foreign key); the identity resumes.
+        assert db.execute(
+            "select tableoid::regclass::text, count(*) from crypto.predictions group by 1 order by 1"
+        ).fetchall() == [("crypto.predictions_p2026_03", 1), ("crypto.predictions_p2026_11", 3)]
+        assert db.execute(
+            "select count(*), count(*) filter (where c.trading_day = p.trading_day)"
+            " from crypto.correction_transfers as c join crypto.predictions as p on p.id = c.prediction_id"
+        ).fetchone() == (2, 2)
+        assert db.execute(
+            "select nextval(pg_get_serial_sequence('crypto.predictions', 'id'))"
+        ).fetchone() == (max_prediction + 1,)
         # A second migrate changes nothing.
         assert migrate(empty_db, "development").applied == []
         assert db.execute(DIGEST).fetchone()[0] == before[0] + 1

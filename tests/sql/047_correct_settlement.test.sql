@@ -225,9 +225,13 @@ select ok(
     exists (select from crypto.integrity_violations() where check_name = 'unexplained_transfer'),
     'a correction transfer with no correction behind it is unexplained'
 );
-insert into crypto.correction_transfers (correction_id, prediction_id, target, amount, transfer_id, written_off)
-select max(c.id), (select p.id from crypto.predictions as p where p.user_id = :'carol'), 0, 0, null, 0
-from crypto.settlement_corrections as c;
+insert into crypto.correction_transfers (
+    correction_id, prediction_id, trading_day, target, amount, transfer_id, written_off
+)
+select max(c.id), p.id, p.trading_day, 0, 0, null, 0
+from crypto.settlement_corrections as c
+cross join (select q.id, q.trading_day from crypto.predictions as q where q.user_id = :'carol') as p
+group by p.id, p.trading_day;
 select ok(
     exists (select from crypto.integrity_violations() where check_name = 'corrected_prediction_points'),
     'a prediction holding other than its correction says is found'

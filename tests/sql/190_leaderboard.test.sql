@@ -105,7 +105,7 @@ select results_eq(
 );
 select is(
     (select count(*)::integer from crypto.day_awards('2026-11-24') as a
-     where a.award is distinct from crypto.prediction_award(a.prediction_id)),
+     where a.award is distinct from crypto.prediction_award(a.prediction_id, '2026-11-24')),
     0, 'crypto.day_awards gives what crypto.prediction_award gives, after a correction too'
 );
 select is(

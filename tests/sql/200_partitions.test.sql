@@ -6,12 +6,12 @@ select has_extension('pg_partman', 'pg_partman is installed');
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class as c
      where c.relnamespace = 'crypto'::regnamespace and c.relkind = 'p'),
-    array['audit_logs', 'eod_fetch_logs', 'rate_limits'],
-    'audit_logs, eod_fetch_logs and rate_limits are partitioned (the money tables are not)'
+    array['audit_logs', 'eod_fetch_logs', 'predictions', 'rate_limits'],
+    'audit_logs, eod_fetch_logs, predictions and rate_limits are partitioned (the ledger is not yet)'
 );
 select is(
     (select array_agg(p.parent_table || ' ' || p.partition_interval order by p.parent_table) from partman.part_config as p),
-    array['crypto.audit_logs 1 mon', 'crypto.eod_fetch_logs 1 mon', 'crypto.rate_limits 1 day'],
+    array['crypto.audit_logs 1 mon', 'crypto.eod_fetch_logs 1 mon', 'crypto.predictions 1 mon', 'crypto.rate_limits 1 day'],
     'by month, and the rate-limit windows by day'
 );
 
@@ -106,15 +106,13 @@ select is_empty(
        cross join (values ('anon'), ('authenticator'), ('app_user'), ('app_admin'), ('auth_service'),
            ('ad_network'), ('oxp_service'), ('oxp_operator'), ('auditor')) as r (rolname)
        cross join (values ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE')) as p (privilege)
-       where i.inhparent in ('crypto.audit_logs'::regclass, 'crypto.eod_fetch_logs'::regclass,
-           'crypto.rate_limits'::regclass)
+       where i.inhparent in (select t::regclass from unnest(crypto.partitioned_tables()) as t)
          and has_table_privilege(r.rolname, c.oid, p.privilege) $$,
     'no API, service, operator or auditor role has any privilege on a partition'
 );
 select is_empty(
     $$ select i.inhrelid::regclass from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
-       where i.inhparent in ('crypto.audit_logs'::regclass, 'crypto.eod_fetch_logs'::regclass,
-           'crypto.rate_limits'::regclass)
+       where i.inhparent in (select t::regclass from unnest(crypto.partitioned_tables()) as t)
          and (c.relowner <> 'oxp_owner'::regrole or not c.relrowsecurity) $$,
     'every partition is oxp_owner''s, with row security on'
 );
