@@ -1,5 +1,8 @@
 """bench/settlement: time crypto.settle_session (outcomes and awards through
-the ledger) for growing numbers of predictions, 10 symbols per user."""
+the ledger) for growing numbers of predictions, 10 symbols per user.
+--history N first writes N predictions over the year's earlier trading days
+(the days settled, their awards not paid), so that the day is settled beside
+a history: partitioned by month (sql/0038), it is read from its own month."""
 
 from __future__ import annotations
 
@@ -25,11 +28,70 @@ BUILD = """
 insert into crypto.users (id, email, password_hash)
 select ('00000000-0000-0000-0000-' || lpad(to_hex(i), 12, '0'))::uuid, 'b' || i || '@example.com', '$argon2id$x'
 from generate_series(1, %(users)s) as i;
-insert into crypto.ledger_accounts (kind, user_id) select 'user', id from crypto.users;
+insert into crypto.ledger_accounts (kind, user_id) select 'user', id from crypto.users where email like 'b%%';
 insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
 select u.id, %(day)s, a.symbol, (case when random() < 0.5 then 'UP' else 'DOWN' end)::crypto.prediction_choice, now()
-from crypto.users as u cross join crypto.active_universe as a where a.trading_day = %(day)s;
+from crypto.users as u cross join crypto.active_universe as a
+where a.trading_day = %(day)s and u.email like 'b%%';
 """
+
+
+# Earlier trading days of the year as settled sessions with the same ten
+# symbols, and a history's predictions spread evenly over them by players of
+# their own (h...@example.com).
+HISTORY = """
+insert into crypto.session_control (trading_day, phase, opened_at, closed_at, settling_at, settled_at)
+select c.trading_day, 'SETTLED', c.open_at - interval '1 day', c.close_at, c.close_at, c.close_at
+from crypto.trading_calendar as c
+where c.trading_day < %(prev)s and c.trading_day >= date_trunc('year', %(prev)s::date);
+insert into crypto.active_universe (trading_day, symbol, position)
+select s.trading_day, a.symbol, a.position
+from crypto.session_control as s cross join crypto.active_universe as a
+where s.trading_day < %(prev)s and a.trading_day = %(day)s;
+insert into crypto.users (id, email, password_hash)
+select ('00000000-0000-0000-0001-' || lpad(to_hex(i), 12, '0'))::uuid, 'h' || i || '@example.com', '$argon2id$x'
+from generate_series(1, %(players)s) as i;
+insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
+select u.id, s.trading_day, a.symbol,
+    (case when random() < 0.5 then 'UP' else 'DOWN' end)::crypto.prediction_choice, s.opened_at
+from crypto.session_control as s
+join crypto.active_universe as a on a.trading_day = s.trading_day
+cross join crypto.users as u
+where s.trading_day < %(prev)s and u.email like 'h%%'
+order by s.trading_day;
+"""
+
+
+def write_history(url: str, predictions: int) -> tuple[int, int]:
+    """The history's days and partitions (of predictions) once written."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        days = conn.execute(
+            "select count(*) from crypto.trading_calendar"
+            " where trading_day < %s and trading_day >= date_trunc('year', %s::date)",
+            (PREV, PREV),
+        ).fetchone()[0]  # type: ignore[index]
+        players = max(1, predictions // (days * 10))
+        started = time.perf_counter()
+        # The months a running system would have made ahead (hourly
+        # maintenance): none before sql/0038, where predictions is one table.
+        conn.execute(
+            "select crypto.partition_ensure('crypto.predictions', date_trunc('year', %s::date), 12)",
+            (PREV,),
+        )
+        for statement in HISTORY.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, {"prev": PREV, "day": DAY, "players": players})
+        conn.execute("vacuum analyze")
+        rows = conn.execute("select count(*) from crypto.predictions").fetchone()[0]  # type: ignore[index]
+        parts = conn.execute(
+            "select count(*) from pg_inherits where inhparent = 'crypto.predictions'::regclass"
+        ).fetchone()[0]  # type: ignore[index]
+        print(
+            f"  history: {rows:,} predictions over {days} days, {parts} partitions of predictions,"
+            f" written in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+        return rows, parts
 
 
 def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
@@ -94,6 +156,7 @@ def main() -> None:
     # A quarter of this machine's memory, as a server sized for it would have:
     # with the default 256MB the 1M run measures eviction, not settlement.
     parser.add_argument("--shared-buffers", default="4GB")
+    parser.add_argument("--history", type=int, default=0, help="predictions of earlier days")
     args = parser.parse_args()
     results: list[dict[str, float]] = []
     with throwaway_cluster(args.shared_buffers) as (work, port):
@@ -123,6 +186,8 @@ def main() -> None:
                     conn.execute(
                         "select crypto.load_eod_price(%s, %s, %s, 'bench')", (day, symbol, close)
                     )
+        if args.history:
+            write_history(template, args.history)
         for size in (int(s) for s in args.sizes.split(",")):
             results.append(run_size(admin, "oxp_bench_template", size))
             r = results[-1]

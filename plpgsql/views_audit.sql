@@ -162,8 +162,12 @@ cross join lateral (
         coalesce(sum(k.amount) filter (where k.amount > 0), 0) as points_paid_by_corrections,
         coalesce(-sum(k.amount) filter (where k.amount < 0), 0) as points_reversed_by_corrections,
         coalesce(sum(k.written_off), 0) as points_written_off
+    -- Joined through predictions, not by correction_transfers.trading_day
+    -- (sql/0038): a view binds its columns, and this file also runs on a
+    -- schema before 0038 (tests/python/test_partitions.py).
     from crypto.correction_transfers as k
-    where k.trading_day = s.trading_day
+    inner join crypto.predictions as q on k.prediction_id = q.id
+    where q.trading_day = s.trading_day
 ) as co;
 
 comment on view audit.daily_settlements is
