@@ -31,6 +31,12 @@ comment on view crypto.current_settlements is
 
 grant select on crypto.current_settlements to oxp_service, auditor;
 
+-- Before sql/0038 both took the id alone. Dropped here, in the repeatable
+-- pass's one transaction with their callers' new bodies, so no caller is
+-- ever left without its function.
+drop function if exists crypto.prediction_award(bigint);
+drop function if exists crypto.prediction_points(bigint);
+
 -- Points a prediction holds: its award plus what corrections moved since.
 -- Named by its key (id and its own trading day), and read from the ledger
 -- and the corrections alone: predictions is partitioned by day, and a

@@ -8,10 +8,9 @@
 -- whether or not they succeed, refused ones too: a client that keeps
 -- hammering stays limited until it waits (Retry-After). Predictions per
 -- user are not the gate's: they are a rule of crypto.place_prediction
--- (crypto.prediction_rate), checked under the player's lock and counted by
--- crypto.rate_limit_count when a prediction is accepted, so a player's
--- refused or mistyped attempts never use up their budget and the limit is
--- exact.
+-- (crypto.prediction_rate), checked and counted on the player's locked
+-- daily-limits row when a prediction is accepted, so a player's refused or
+-- mistyped attempts never use up their budget and the limit is exact.
 -- PL/pgSQL, not SQL, so that its plan is cached: this runs on every request.
 -- Called by api.rate_limit (a transaction of its own) and api.rate_limit_gate
 -- (the request's own transaction, before its call: the rows it counts stay
@@ -209,68 +208,95 @@ begin
 end
 $$;
 
--- The per-user prediction limits (a minute, an hour): would one more
--- accepted prediction be over either? Read, not counted: a prediction is
--- counted when accepted (crypto.rate_limit_count), so a refusal or a typo
--- costs the player nothing. Exact where crypto.place_prediction calls it,
--- under the player's daily-limits row lock, which every submission of
--- theirs takes first: no two of their submissions check at once. (The lock
--- is per session: two sessions never take predictions within an hour of
--- each other, the longest window.) The clock is the transaction's, read
--- when it began, not when it got the lock: a submission that began just
--- before a window's end may check after one that began just after it and
--- counted in the next window. So the next window's count is this window's
--- too: every prediction counted before this check is seen (transactions
--- are seconds long, a window a minute or more: none began two windows
--- later; nor is a count read from further ahead, which only a clock moved
--- back, outside production, leaves). Answers as the
--- gate does (allowed, retry_after, tightest: the RateLimit-* headers the
--- shim puts on the answer, db._answer).
-create or replace function crypto.prediction_rate(p_user uuid) returns json
+-- Signatures before sql/0039, when a player's prediction rate was counted
+-- in crypto.rate_limits (buckets predictions:minute:<user>, :hour:).
+drop function if exists crypto.prediction_rate(uuid);
+drop function if exists crypto.rate_limit_count(uuid, text);
+
+-- One per-player limit's counts around p_now, from the windows kept on the
+-- player's daily-limits row (crypto.rate_window, sql/0039): the window
+-- before now's, now's, and the one after. d is how many windows now's comes
+-- after the latest one counted in, so hits[3 + d + j] is the count of
+-- now's window + j; out of what is kept (or before any count) it is 0.
+create or replace function crypto.rate_window_hits(
+    p_state crypto.rate_window, p_now timestamptz, p_seconds integer
+) returns integer[]
 language plpgsql stable
 set search_path = crypto, pg_temp
 as $$
 declare
-    v_now timestamptz := crypto.now();
-    v_minute timestamptz := to_timestamp(floor(extract(epoch from v_now) / 60) * 60);
-    v_hour timestamptz := to_timestamp(floor(extract(epoch from v_now) / 3600) * 3600);
+    v_d integer := floor(extract(epoch from p_now) / p_seconds) - floor(extract(epoch from p_state.at) / p_seconds);
+begin
+    return array[
+        coalesce(p_state.hits[2 + v_d], 0), coalesce(p_state.hits[3 + v_d], 0), coalesce(p_state.hits[4 + v_d], 0)
+    ];
+end
+$$;
+
+-- The same windows with one accepted prediction counted in now's. A window
+-- after the latest one moves them on (keeping the two before now's); now's
+-- may also be the latest or one or two before it (a submission that began
+-- earlier than one that counted first), and is counted there. Before the
+-- session's first count, or with a clock moved back past what is kept
+-- (outside production), they start over from now's.
+create or replace function crypto.rate_window_count(
+    p_state crypto.rate_window, p_now timestamptz, p_seconds integer
+) returns crypto.rate_window
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_window timestamptz := to_timestamp(floor(extract(epoch from p_now) / p_seconds) * p_seconds);
+    v_d integer := floor(extract(epoch from p_now) / p_seconds) - floor(extract(epoch from p_state.at) / p_seconds);
+begin
+    if v_d is null or v_d < -2 then
+        return row(v_window, array[0, 0, 1])::crypto.rate_window;
+    elsif v_d > 0 then
+        return row(
+            v_window, array[coalesce(p_state.hits[1 + v_d], 0), coalesce(p_state.hits[2 + v_d], 0), 1]
+        )::crypto.rate_window;
+    end if;
+    p_state.hits[3 + v_d] := p_state.hits[3 + v_d] + 1;
+    return p_state;
+end
+$$;
+
+-- The per-user prediction limits (a minute, an hour): would one more
+-- accepted prediction be over either? Read from the player's daily-limits
+-- row (p_limits), not counted: crypto.place_prediction counts a prediction
+-- on that row when it accepts it (crypto.rate_window_count), so a refusal
+-- or a typo costs the player nothing. Exact where place_prediction calls
+-- it, with that row locked, which every submission of theirs takes first:
+-- no two of their submissions check at once. (The row is per session: two
+-- sessions never take predictions within an hour of each other, the
+-- longest window.) The clock is the transaction's, read when it began, not
+-- when it got the lock: a submission that began just before a window's end
+-- may check after one that began just after it and counted in the next
+-- window. So the next window's count is this window's too: every
+-- prediction counted before this check is seen (transactions are seconds
+-- long, a window a minute or more: none began two windows later; nor is a
+-- count read from further ahead, which only a clock moved back, outside
+-- production, leaves). Answers as the gate does (allowed, retry_after,
+-- tightest: the RateLimit-* headers the shim puts on the answer, db._answer).
+create or replace function crypto.prediction_rate(p_limits crypto.user_daily_limits, p_now timestamptz)
+returns json
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
     v_per_minute integer := crypto.setting_int('ratelimit.predictions_per_minute');
     v_per_hour integer := crypto.setting_int('ratelimit.predictions_per_hour');
-    -- The buckets crypto.rate_limit_count writes.
-    v_minute_bucket text := 'predictions:minute:' || p_user;
-    v_hour_bucket text := 'predictions:hour:' || p_user;
     -- For each limit: the previous window's count, this one's, the next one's.
-    v_minute_hits numeric[];
-    v_hour_hits numeric[];
-    -- For each limit (a minute, an hour): the window's length, how much of
-    -- it has passed, and one more prediction's estimate.
-    v_minute_elapsed numeric := extract(epoch from v_now - v_minute);
-    v_hour_elapsed numeric := extract(epoch from v_now - v_hour);
+    v_minute_hits integer [] := crypto.rate_window_hits(p_limits.rate_minute, p_now, 60);
+    v_hour_hits integer [] := crypto.rate_window_hits(p_limits.rate_hour, p_now, 3600);
+    -- For each limit (a minute, an hour): how much of its window has
+    -- passed, and one more prediction's estimate.
+    v_minute_elapsed numeric := extract(epoch from p_now) - floor(extract(epoch from p_now) / 60) * 60;
+    v_hour_elapsed numeric := extract(epoch from p_now) - floor(extract(epoch from p_now) / 3600) * 3600;
     v_minute_estimate numeric;
     v_hour_estimate numeric;
     v_minute_tighter boolean;
 begin
-    -- Up to six rows by key (one statement: this runs for every prediction).
-    select
-        array[
-            coalesce(sum(l.hits) filter (where l.bucket = v_minute_bucket and l.window_start < v_minute), 0),
-            coalesce(sum(l.hits) filter (where l.bucket = v_minute_bucket and l.window_start = v_minute), 0),
-            coalesce(sum(l.hits) filter (where l.bucket = v_minute_bucket and l.window_start > v_minute), 0)
-        ],
-        array[
-            coalesce(sum(l.hits) filter (where l.bucket = v_hour_bucket and l.window_start < v_hour), 0),
-            coalesce(sum(l.hits) filter (where l.bucket = v_hour_bucket and l.window_start = v_hour), 0),
-            coalesce(sum(l.hits) filter (where l.bucket = v_hour_bucket and l.window_start > v_hour), 0)
-        ]
-    into v_minute_hits, v_hour_hits
-    from crypto.rate_limits as l
-    where (
-        l.bucket = v_minute_bucket
-        and l.window_start between v_minute - interval '1 minute' and v_minute + interval '1 minute'
-    ) or (
-        l.bucket = v_hour_bucket
-        and l.window_start between v_hour - interval '1 hour' and v_hour + interval '1 hour'
-    );
     v_minute_estimate := v_minute_hits[1] * (60 - v_minute_elapsed) / 60 + v_minute_hits[2] + v_minute_hits[3] + 1;
     v_hour_estimate := v_hour_hits[1] * (3600 - v_hour_elapsed) / 3600 + v_hour_hits[2] + v_hour_hits[3] + 1;
     v_minute_tighter := v_per_minute - v_minute_estimate <= v_per_hour - v_hour_estimate;
@@ -361,23 +387,6 @@ end
 $$;
 
 grant execute on function api.rate_limit_note(text, uuid, text[]) to auth_service;
-
--- One accepted prediction in the per-user prediction buckets (called by
--- crypto.place_prediction in the transaction that inserts it, so only a
--- committed prediction counts).
-create or replace function crypto.rate_limit_count(p_user uuid, p_kind text) returns void
-language plpgsql volatile
-set search_path = crypto, pg_temp
-as $$
-begin
-    insert into crypto.rate_limits as l (bucket, window_start, hits)
-    select p_kind || ':' || v.name || ':' || p_user,
-        to_timestamp(floor(extract(epoch from crypto.now()) / v.seconds) * v.seconds), 1
-    from (values ('hour', 3600), ('minute', 60)) as v (name, seconds)
-    order by 1
-    on conflict (bucket, window_start, shard) do update set hits = l.hits + 1;
-end
-$$;
 
 -- Windows older than the longest rule are never read again.
 create or replace function crypto.rate_limit_cleanup() returns integer

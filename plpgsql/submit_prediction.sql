@@ -41,7 +41,8 @@ begin
     -- remember it (api.submit_prediction). What it commits: the lock's row
     -- (an update, so a WAL record, as any refused request's count; the
     -- per-IP limit bounds how often), the IP's count and the activity mark.
-    v_rate := crypto.prediction_rate(v_uid);
+    -- The windows are on the locked row: the check reads no other table.
+    v_rate := crypto.prediction_rate(v_limits, v_now);
     perform set_config('oxp.rate_limit_answer', v_rate::text, true);
     if not (v_rate ->> 'allowed')::boolean then
         return crypto.problem('OX005', format('Too many predictions; retry in %s s', v_rate ->> 'retry_after'));
@@ -64,10 +65,13 @@ begin
     insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
     values (v_uid, v_day, v_symbol, p_choice::crypto.prediction_choice, v_now)
     returning * into v_prediction;
-    update crypto.user_daily_limits as l set predictions_made = l.predictions_made + 1
+    -- Only an accepted prediction uses the per-user rate limit, counted on
+    -- the row that holds the daily limit (sql/0039).
+    update crypto.user_daily_limits as l
+    set predictions_made = l.predictions_made + 1,
+        rate_minute = crypto.rate_window_count(l.rate_minute, v_now, 60),
+        rate_hour = crypto.rate_window_count(l.rate_hour, v_now, 3600)
     where l.user_id = v_uid and l.trading_day = v_day;
-    -- Only an accepted prediction uses the per-user rate limit.
-    perform crypto.rate_limit_count(v_uid, 'predictions');
 
     return jsonb_build_object(
         'id', v_prediction.id,

@@ -18,5 +18,9 @@ comment on function crypto.require_idempotency_key(text, text, integer) is
 'Refuses a spending or paying request without an Idempotency-Key of 1 to p_max characters (VALIDATION_FAILED).';
 comment on function crypto.rate_limit_retry_after(numeric, numeric, numeric, numeric, numeric, numeric) is
 'Seconds until one more request fits a sliding-window limit: the Retry-After of the gate and of prediction_rate.';
-comment on function crypto.prediction_rate(uuid) is
-'Would one more accepted prediction pass a player''s limit a minute or an hour? Read by place_prediction, locked.';
+comment on function crypto.prediction_rate(crypto.user_daily_limits, timestamptz) is
+'Would one more accepted prediction pass a player''s limit a minute or an hour? From their locked daily-limits row.';
+comment on function crypto.rate_window_hits(crypto.rate_window, timestamptz, integer) is
+'One per-player limit''s counts of the window before now''s, now''s and the next, from a daily-limits row.';
+comment on function crypto.rate_window_count(crypto.rate_window, timestamptz, integer) is
+'The same windows with one accepted prediction counted in now''s (crypto.place_prediction).';

@@ -16,12 +16,6 @@
 -- player, day and symbol, already holds it.
 set local timezone = 'UTC';
 
--- A prediction's points are looked up by its key (plpgsql/correct_settlement.sql):
--- by id alone they would probe every month. Made again with the day in the
--- repeatable pass.
-drop function if exists crypto.prediction_award(bigint);
-drop function if exists crypto.prediction_points(bigint);
-
 -- Views that read predictions are bound to the table; plpgsql/views_audit.sql
 -- makes them again (create or replace) in the repeatable pass after this.
 drop view if exists audit.user_points_history;

@@ -1,7 +1,7 @@
 -- The per-user prediction rate (SPEC §5) is a rule of crypto.place_prediction,
 -- checked under the player's lock where an accepted prediction is counted.
 begin;
-select plan(14);
+select plan(25);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -56,22 +56,95 @@ select tests.clear_authentication();
 select tests.authenticate_as(:'other');
 select lives_ok($$ select api.submit_prediction('NVDA', 'UP') $$, 'another player has a budget of their own');
 
--- A submission that began at 09:02:00.01 (so counted in the 09:02 minute)
--- may commit before one that began at 09:01:59.99 takes the lock: the later
--- one's count is seen, or the player would get 3 in a minute.
 select tests.clear_authentication();
-insert into crypto.rate_limits (bucket, window_start, shard, hits)
-values ('predictions:minute:' || :'other', '2026-11-24 09:03:00+09', 0, 1);
-select is((crypto.prediction_rate(:'other') ->> 'allowed')::boolean, true,
-    'a count two windows ahead (only a clock moved back leaves one) is not this window''s');
-insert into crypto.rate_limits (bucket, window_start, shard, hits)
-values ('predictions:minute:' || :'other', '2026-11-24 09:02:00+09', 0, 1);
-select is((crypto.prediction_rate(:'other') ->> 'allowed')::boolean, false,
-    'a count in the next window is counted in this one');
+-- The windows are kept on the player's daily-limits row (sql/0039): the
+-- latest minute counted in and the counts of it and the two before it.
+select is(
+    (select (rate_minute).at from crypto.user_daily_limits where user_id = :'uid'),
+    '2026-11-24 09:01:00+09'::timestamptz, 'the row keeps the latest minute counted in'
+);
+select is(
+    (select (rate_minute).hits from crypto.user_daily_limits where user_id = :'uid'),
+    array[0, 2, 1], '... and the counts of the two minutes before it and of it'
+);
+select is(
+    (select (rate_hour).hits from crypto.user_daily_limits where user_id = :'uid'),
+    array[0, 0, 3], 'the hour counts every accepted prediction of it, the refused ones not'
+);
+
+-- How the windows move (crypto.rate_window_count).
+select is(
+    crypto.rate_window_count(null, '2026-11-24 09:00:10+09', 60)::text,
+    row('2026-11-24 09:00:00+09'::timestamptz, array[0, 0, 1])::crypto.rate_window::text,
+    'the session''s first prediction starts the windows'
+);
+select is(
+    crypto.rate_window_count(
+        row('2026-11-24 09:01:00+09', array[0, 2, 1])::crypto.rate_window, '2026-11-24 09:03:05+09', 60
+    )::text,
+    row('2026-11-24 09:03:00+09'::timestamptz, array[1, 0, 1])::crypto.rate_window::text,
+    'a later window moves them on, keeping the two minutes before it'
+);
+-- A submission that began at 09:02:00.01 (so counted in the 09:02 minute)
+-- may commit before one that began at 09:01:59.99 takes the lock.
+select is(
+    crypto.rate_window_count(
+        row('2026-11-24 09:02:00+09', array[0, 1, 1])::crypto.rate_window, '2026-11-24 09:01:59.99+09', 60
+    )::text,
+    row('2026-11-24 09:02:00+09'::timestamptz, array[0, 2, 1])::crypto.rate_window::text,
+    'the one that began earlier is counted in its own minute, behind the latest'
+);
+select is(
+    crypto.rate_window_count(
+        row('2026-11-24 09:05:00+09', array[1, 1, 1])::crypto.rate_window, '2026-11-24 09:01:00+09', 60
+    )::text,
+    row('2026-11-24 09:01:00+09'::timestamptz, array[0, 0, 1])::crypto.rate_window::text,
+    'a clock moved back past what is kept starts them over (outside production)'
+);
+
+-- What a check reads (crypto.prediction_rate, at 09:01:30, 2 a minute).
+create function pg_temp.limits(p_minute text) returns crypto.user_daily_limits
+language sql as $$
+    select jsonb_populate_record(null::crypto.user_daily_limits, jsonb_build_object('rate_minute', p_minute::jsonb))
+$$;
+select is(
+    (crypto.prediction_rate(pg_temp.limits('{"at": "2026-11-24 09:03:00+09", "hits": [1, 0, 1]}'), crypto.now())
+     ->> 'allowed')::boolean, true,
+    'a count two windows ahead (only a clock moved back leaves one) is not this window''s'
+);
+select is(
+    (crypto.prediction_rate(pg_temp.limits('{"at": "2026-11-24 09:02:00+09", "hits": [0, 1, 1]}'), crypto.now())
+     ->> 'allowed')::boolean, false,
+    'a count in the next window is counted in this one: the later-begun submission that counted first is seen'
+);
 -- At 09:03:00 the 09:01 minute is gone and 09:02 weighs 1 + 1 of the retry
 -- = 2; at 09:02:30 it would still be 1 x 30/60 + 1 + 1 = 2.5.
-select is((crypto.prediction_rate(:'other') ->> 'retry_after')::int, 90,
-    'and Retry-After waits for the next window to slide in, not only for this one to end');
+select is(
+    (crypto.prediction_rate(pg_temp.limits('{"at": "2026-11-24 09:02:00+09", "hits": [0, 1, 1]}'), crypto.now())
+     ->> 'retry_after')::int, 90,
+    'and Retry-After waits for the next window to slide in, not only for this one to end'
+);
+-- Two in the 09:00 minute: at 09:01:29 it weighs 2 x 31/60 > 1, at 09:01:30 exactly 1.
+select is(
+    (crypto.prediction_rate(pg_temp.limits('{"at": "2026-11-24 09:00:00+09", "hits": [0, 0, 2]}'),
+        '2026-11-24 09:01:29+09') ->> 'retry_after')::int, 1,
+    'one second before Retry-After it is still refused, for one second'
+);
+select is(
+    crypto.prediction_rate(pg_temp.limits('{"at": "2026-11-24 09:00:00+09", "hits": [0, 0, 2]}'),
+        '2026-11-24 09:01:30+09')::jsonb - 'tightest',
+    '{"allowed": true, "retry_after": 0}'::jsonb,
+    'at Retry-After it is allowed ...'
+);
+select is(
+    (crypto.prediction_rate(pg_temp.limits('{"at": "2026-11-24 09:00:00+09", "hits": [0, 0, 2]}'),
+        '2026-11-24 09:01:30+09') -> 'tightest' ->> 'remaining')::int, 0,
+    '... and none more after it'
+);
+select is(
+    (select count(*)::int from crypto.rate_limits where bucket like 'predictions:%'), 0,
+    'nothing of a prediction''s rate is written to crypto.rate_limits'
+);
 
 select * from finish();
 rollback;

@@ -87,9 +87,9 @@ select tests.clear_authentication();
 
 -- Only accepted predictions count toward the per-user rate limit.
 select is(
-    (select hits from crypto.rate_limits where bucket = 'predictions:hour:' || :'uid'
-     and window_start = to_timestamp(floor(extract(epoch from crypto.now()) / 3600) * 3600)),
-    2, 'the two accepted predictions of this hour count, the refused ones do not'
+    (select crypto.rate_window_hits(rate_hour, crypto.now(), 3600) from crypto.user_daily_limits
+     where user_id = :'uid' and trading_day = '2026-11-25'),
+    array[0, 2, 0], 'the two accepted predictions of this hour count, the refused ones do not'
 );
 
 -- Settled: both closes, the change in percent, and why a VOID is VOID.
@@ -121,8 +121,8 @@ select is(crypto.eod_fetch_needed('2026-11-27'), true, 'a day not settled still 
 
 -- Who may not: a player reaches these only through the API functions.
 select tests.authenticate_as(:'uid');
-select throws_ok($$ select crypto.rate_limit_count(crypto.auth_uid(), 'predictions') $$, '42501', null,
-    'a player cannot touch the rate-limit counters');
+select throws_ok($$ update crypto.user_daily_limits set rate_minute = null, rate_hour = null $$, '42501', null,
+    'a player cannot reset their prediction rate (nor any of their daily limits)');
 select throws_ok($$ select crypto.eod_fetch_needed('2026-11-25') $$, '42501', null,
     'a player cannot ask the fetch question');
 select throws_ok($$ select crypto.next_session_day() $$, '42501', null,
