@@ -1,3 +1,15 @@
+-- One prediction per player, trading day and symbol (the key of
+-- crypto.predictions): the refusal, from the two places that find a repeat.
+create or replace function crypto.prediction_exists(p_symbol text, p_day date) returns void
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+begin
+    raise exception using errcode = 'OX103', message = 'PREDICTION_EXISTS',
+        detail = format('You already predicted %s for %s', p_symbol, p_day);
+end
+$$;
+
 -- Every rule of a prediction, checked and written in one transaction; the
 -- database clock decides, not the phase having been advanced on time.
 create or replace function crypto.place_prediction(p_uid uuid, p_symbol text, p_choice text)
@@ -48,23 +60,31 @@ begin
         return crypto.problem('OX005', format('Too many predictions; retry in %s s', v_rate ->> 'retry_after'));
     end if;
 
-    if exists (
-        select from crypto.predictions as p
-        where p.user_id = v_uid and p.trading_day = v_day and p.symbol = v_symbol
-    ) then
-        raise exception using errcode = 'OX103', message = 'PREDICTION_EXISTS',
-            detail = format('You already predicted %s for %s', v_symbol, v_day);
-    end if;
-
+    -- A second prediction of a symbol is found by the insert's own key
+    -- (below), not by a query before it: predictions is partitioned by
+    -- month (sql/0038), and a cached plan that reads it locks every month's
+    -- partition in every prediction, where the insert locks only its own.
+    -- At the limit the query runs (rarely), so that a repeat is still told
+    -- it is a repeat.
     v_limit := crypto.prediction_limit(v_limits.slot_unlocks);
     if v_limits.predictions_made >= v_limit then
+        if exists (
+            select from crypto.predictions as p
+            where p.user_id = v_uid and p.trading_day = v_day and p.symbol = v_symbol
+        ) then
+            perform crypto.prediction_exists(v_symbol, v_day);
+        end if;
         raise exception using errcode = 'OX104', message = 'DAILY_LIMIT_REACHED',
             detail = format('%s of %s predictions used for %s', v_limits.predictions_made, v_limit, v_day);
     end if;
 
     insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)
     values (v_uid, v_day, v_symbol, p_choice::crypto.prediction_choice, v_now)
+    on conflict (user_id, trading_day, symbol) do nothing
     returning * into v_prediction;
+    if v_prediction.id is null then
+        perform crypto.prediction_exists(v_symbol, v_day);
+    end if;
     -- Only an accepted prediction uses the per-user rate limit, counted on
     -- the row that holds the daily limit (sql/0039).
     update crypto.user_daily_limits as l

@@ -24,3 +24,5 @@ comment on function crypto.rate_window_hits(crypto.rate_window, timestamptz, int
 'One per-player limit''s counts of the window before now''s, now''s and the next, from a daily-limits row.';
 comment on function crypto.rate_window_count(crypto.rate_window, timestamptz, integer) is
 'The same windows with one accepted prediction counted in now''s (crypto.place_prediction).';
+comment on function crypto.prediction_exists(text, date) is
+'Refuses a second prediction of a symbol for a trading day (PREDICTION_EXISTS): one per player, day and symbol.';

@@ -1,5 +1,5 @@
 begin;
-select plan(13);
+select plan(14);
 
 select tests.load_calendar();
 select tests.open_session('2026-11-24');
@@ -35,6 +35,10 @@ select lives_ok($$ select api.submit_prediction('NVDA', 'UP') $$, 'third predict
 select throws_ok(
     $$ select api.submit_prediction('TSLA', 'UP') $$, 'OX104', 'DAILY_LIMIT_REACHED',
     'the fourth prediction passes the base daily limit of 3'
+);
+select throws_ok(
+    $$ select api.submit_prediction('AAPL', 'UP') $$, 'OX103', 'PREDICTION_EXISTS',
+    'at the limit, a repeat is still told it is a repeat'
 );
 select is(
     (select predictions_made from crypto.user_daily_limits where user_id = :'uid'), 3,
