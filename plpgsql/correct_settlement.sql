@@ -50,7 +50,10 @@ as $$
             select t.amount from crypto.ledger_transfers as t
             where t.idempotency_key = crypto.award_key(p_day, p_prediction) and t.refusal is null
         ), 0)
-        + coalesce((select sum(c.amount) from crypto.correction_transfers as c where c.prediction_id = p_prediction), 0)
+        + coalesce((
+            select sum(c.amount) from crypto.correction_transfers as c
+            where c.prediction_id = p_prediction and c.trading_day = p_day
+        ), 0)
 $$;
 
 grant execute on function crypto.prediction_points(bigint, date) to oxp_service, app_admin, auditor;
@@ -65,7 +68,8 @@ as $$
     select coalesce(
         (
             select c.target from crypto.correction_transfers as c
-            where c.prediction_id = p_prediction order by c.correction_id desc limit 1
+            where c.prediction_id = p_prediction and c.trading_day = p_day
+            order by c.correction_id desc limit 1
         ),
         crypto.prediction_points(p_prediction, p_day)
     )

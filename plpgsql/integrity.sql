@@ -93,6 +93,17 @@ as $$
         ))
         or (r.status not in ('FAILED', 'CANCELLED') and r.refund_transfer_id is not null)
 
+    -- A prediction's id names it on its own (an award key, a correction
+    -- names only the id and its day), but since predictions is partitioned
+    -- by day (sql/0038) only the identity makes it unique: a second row
+    -- with an id could only be written past it (overriding system value).
+    union all
+    select 'prediction_id_repeated', 'prediction:' || p.id,
+        jsonb_build_object('trading_days', jsonb_agg(p.trading_day order by p.trading_day))
+    from crypto.predictions as p
+    group by p.id
+    having count(*) > 1
+
     -- A settled session settled every symbol it had predictions on.
     union all
     select 'unsettled_prediction', 'prediction:' || p.id,

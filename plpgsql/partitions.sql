@@ -86,6 +86,9 @@ begin
                     continue;
                 end if;
                 v_rows := '[]';
+            elsif to_regclass(format('crypto.%I', v_default)) is null then
+                -- predictions has no default partition (sql/0038).
+                v_rows := '[]';
             else
                 execute format(
                     'with moved as (delete from only crypto.%1$I as d where d.%2$I >= $1 and d.%2$I < $2 returning d.*) '
@@ -114,13 +117,16 @@ end
 $$;
 
 -- The periods (months, days) of the rows in a log table's default
--- partition, at most 100 a run.
+-- partition, at most 100 a run; none for a table without one (predictions).
 create or replace function crypto.partition_default_periods(p_parent text) returns setof timestamptz
 language plpgsql stable
 set search_path = crypto, pg_temp
 set timezone = 'UTC'
 as $$
 begin
+    if to_regclass(format('crypto.%I', split_part(p_parent, '.', 2) || '_default')) is null then
+        return;
+    end if;
     return query execute format(
         'select distinct date_trunc(%L, d.%I::timestamptz) from only crypto.%I as d order by 1 limit 100',
         case when p_parent = 'crypto.rate_limits' then 'day' else 'month' end,

@@ -83,6 +83,10 @@ begin
             detail = 'Another session is open; close it first';
     end if;
     perform crypto.ensure_universe(p_day);
+    -- The month its predictions go to: predictions has no default
+    -- partition (sql/0038). Made four months ahead by the hourly
+    -- maintenance, so this only ever makes one for a day further out.
+    perform crypto.partition_ensure('crypto.predictions', p_day::timestamp at time zone 'UTC', 1);
     insert into crypto.session_control (trading_day, phase, opened_at)
     values (p_day, 'OPEN', crypto.now())
     returning * into v_session;

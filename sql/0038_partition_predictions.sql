@@ -15,6 +15,10 @@
 -- The (user_id, trading_day, symbol) key, which makes a prediction once per
 -- player, day and symbol, already holds it.
 set local timezone = 'UTC';
+-- Every submission writes predictions: give up after 2 s waiting for it
+-- (run migrate again) rather than queue the API behind a long transaction.
+-- Run it outside a session's accepting hours: the copy holds the table.
+set local lock_timeout = '2s';
 
 -- Views that read predictions are bound to the table; plpgsql/views_audit.sql
 -- makes them again (create or replace) in the repeatable pass after this.
@@ -43,9 +47,12 @@ create table crypto.predictions (
 ) partition by range (trading_day);
 create index predictions_by_day_symbol on crypto.predictions (trading_day, symbol);
 
--- Months from the oldest prediction's (or this one), four ahead; a day out
--- of every range (a test clock's far past) lands in the default partition,
--- and partition_maintenance moves it once its month is made.
+-- Months from the oldest prediction's (or this one), four ahead, and the
+-- month of every prediction there is. No default partition: a row there
+-- could never move out while a correction points at it (a foreign key to a
+-- partitioned table is checked in the partition the row left), and a
+-- prediction's month always exists before it is written (crypto.open_session
+-- makes its day's, maintenance four months ahead).
 select partman.create_parent(
     p_parent_table => 'crypto.predictions', p_control => 'trading_day', p_type => 'native',
     p_interval => '1 month', p_premake => 4, p_jobmon => false,
@@ -59,6 +66,12 @@ select partman.create_parent(
 -- to cold storage once a verified backup holds it (README).
 update partman.part_config set retention = null, infinite_time_partitions = true, ignore_default_data = true
 where parent_table = 'crypto.predictions';
+select partman.create_partition_time(
+    'crypto.predictions',
+    array(select distinct date_trunc('month', p.trading_day)::timestamptz from crypto.predictions_unpartitioned as p),
+    false
+);
+drop table crypto.predictions_default;
 
 insert into crypto.predictions (id, user_id, trading_day, symbol, choice, created_at)
 overriding system value

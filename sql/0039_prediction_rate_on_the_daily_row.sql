@@ -26,6 +26,10 @@ comment on column crypto.user_daily_limits.rate_minute is
 comment on column crypto.user_daily_limits.rate_hour is
 'The player''s accepted predictions per hour window this session (crypto.prediction_rate).';
 
+comment on table crypto.rate_limits is
+'Sliding-window counters shared by every API process: requests per IP and point reads per user (the gate). '
+'A player''s prediction rate is on their daily-limits row (crypto.prediction_rate).';
+
 -- The counts in crypto.rate_limits' prediction buckets at the deploy are
 -- not carried over: for at most an hour a player may place up to one
 -- window's allowance more than the rate (the daily limit, the money rule,

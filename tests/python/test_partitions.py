@@ -125,7 +125,9 @@ PARTITIONED_SINCE = [
 def migrate_before_0034(url: str, tmp_path: Path) -> None:
     """The schema as it was before 0034: every other file of today but 0036,
     which alters a table 0034 partitions, 0037, which comments on it, and
-    0038, which partitions predictions (today's repeatable files need 0035)."""
+    0038, which partitions predictions. Today's repeatable files need 0035
+    and 0039 (its type crypto.rate_window is in their signatures), so those
+    two are applied before 0034 here, out of their order."""
     for folder in ("plpgsql", "pg_cron"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "sql").mkdir()

@@ -1,5 +1,5 @@
 begin;
-select plan(16);
+select plan(17);
 
 -- A healthy history: a settled day with a winner and a loser, a redemption
 -- issued, one failed, an ad reward.
@@ -66,6 +66,13 @@ select ok(pg_temp.found('inventory'), 'stock that is not available + reserved + 
 
 update crypto.rewards_redemptions set cost_points = 49 where id = (select max(id) from crypto.rewards_redemptions);
 select ok(pg_temp.found('redemption_ledger'), 'a redemption that did not pay its cost');
+
+insert into crypto.predictions (id, user_id, trading_day, symbol, choice, created_at)
+overriding system value
+select p.id, p.user_id, '2026-11-23', p.symbol, p.choice, p.created_at
+from crypto.predictions as p where p.user_id = :'w';
+select ok(pg_temp.found('prediction_id_repeated'), 'a prediction id written twice (past the identity)');
+delete from crypto.predictions where trading_day = '2026-11-23';
 
 delete from crypto.settlements where symbol = 'AAPL';
 select ok(pg_temp.found('unsettled_prediction'), 'a settled session with an unsettled prediction');

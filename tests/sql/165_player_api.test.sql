@@ -121,8 +121,8 @@ select is(crypto.eod_fetch_needed('2026-11-27'), true, 'a day not settled still 
 
 -- Who may not: a player reaches these only through the API functions.
 select tests.authenticate_as(:'uid');
-select throws_ok($$ update crypto.user_daily_limits set rate_minute = null, rate_hour = null $$, '42501', null,
-    'a player cannot reset their prediction rate (nor any of their daily limits)');
+select throws_ok($$ select crypto.rate_window_count(null, crypto.now(), 60) $$, '42501', null,
+    'a player cannot call the prediction rate''s counter');
 select throws_ok($$ select crypto.eod_fetch_needed('2026-11-25') $$, '42501', null,
     'a player cannot ask the fetch question');
 select throws_ok($$ select crypto.next_session_day() $$, '42501', null,
