@@ -69,7 +69,11 @@ def eventually(check: Callable[[], bool], seconds: float = 20) -> None:
 
 
 def caught_up(db: psycopg.Connection, replica: Replica, db_url: str) -> None:
-    row = db.execute("select pg_current_wal_lsn()::text").fetchone()
+    # The insert position, not pg_current_wal_lsn() (what is written out):
+    # a commit made with synchronous_commit off (a sign-in's bookkeeping,
+    # the rate-limit counts) may still sit in the WAL buffers, before the
+    # written position, and the replica would be "caught up" without it.
+    row = db.execute("select pg_current_wal_insert_lsn()::text").fetchone()
     assert row is not None
     # The cluster's own database: this test's may not have reached the replica yet.
     postgres = on_replica(replica, make_conninfo(db_url, dbname="postgres"))
