@@ -68,8 +68,19 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_session crypto.session_control;
+    v_lock_timeout text;
 begin
     perform crypto.require_trading_day(p_day);
+    -- The month its predictions go to: predictions has no default
+    -- partition (sql/0038). Made four months ahead by the hourly
+    -- maintenance, so this only ever makes one for a day further out (a
+    -- demo clock); even for a session already open. Making one locks
+    -- predictions: waiting at most 2 s, else this open fails and the next
+    -- tick retries it.
+    v_lock_timeout := current_setting('lock_timeout');
+    perform set_config('lock_timeout', '2s', true);
+    perform crypto.partition_ensure('crypto.predictions', p_day::timestamp at time zone 'UTC', 1);
+    perform set_config('lock_timeout', v_lock_timeout, true);
     select * into v_session from crypto.session_control as s where s.trading_day = p_day;
     if found then
         if v_session.phase <> 'OPEN' then
@@ -83,10 +94,6 @@ begin
             detail = 'Another session is open; close it first';
     end if;
     perform crypto.ensure_universe(p_day);
-    -- The month its predictions go to: predictions has no default
-    -- partition (sql/0038). Made four months ahead by the hourly
-    -- maintenance, so this only ever makes one for a day further out.
-    perform crypto.partition_ensure('crypto.predictions', p_day::timestamp at time zone 'UTC', 1);
     insert into crypto.session_control (trading_day, phase, opened_at)
     values (p_day, 'OPEN', crypto.now())
     returning * into v_session;

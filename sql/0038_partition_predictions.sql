@@ -66,9 +66,15 @@ select partman.create_parent(
 -- to cold storage once a verified backup holds it (README).
 update partman.part_config set retention = null, infinite_time_partitions = true, ignore_default_data = true
 where parent_table = 'crypto.predictions';
+-- ... and of every session there is (one open now, on a demo clock far
+-- from the wall clock, may have no prediction yet).
 select partman.create_partition_time(
     'crypto.predictions',
-    array(select distinct date_trunc('month', p.trading_day)::timestamptz from crypto.predictions_unpartitioned as p),
+    array(
+        select date_trunc('month', p.trading_day)::timestamptz from crypto.predictions_unpartitioned as p
+        union
+        select date_trunc('month', s.trading_day)::timestamptz from crypto.session_control as s
+    ),
     false
 );
 drop table crypto.predictions_default;

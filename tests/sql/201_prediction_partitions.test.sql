@@ -1,5 +1,5 @@
 begin;
-select plan(19);
+select plan(20);
 
 -- predictions is partitioned by month of trading_day (sql/0038): a day's
 -- reads (settlement, corrections, metrics) touch one month, and a month is
@@ -121,12 +121,13 @@ select crypto.clock_set('2026-11-24 22:00Z');
 select crypto.close_session('2026-11-24');
 insert into crypto.trading_calendar (trading_day, open_at, close_at, cutoff_at, early_close)
 values ('2028-03-01', '2028-03-01 14:30Z', '2028-03-01 21:00Z', '2028-03-01 14:25Z', false);
+select is(to_regclass('crypto.predictions_p2028_03'), null, 'a month beyond those made ahead has no partition ...');
 select crypto.open_session('2028-03-01');
-select isnt(to_regclass('crypto.predictions_p2028_03'), null, 'opening a session makes its month''s partition');
+select isnt(to_regclass('crypto.predictions_p2028_03'), null, '... until a session of it opens');
 select throws_ok(
     format(
         'insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at) '
-        'values (%L, ''2031-01-02'', ''AAPL'', ''UP'', now())', :'p'
+        'values (%L, ''2099-01-02'', ''AAPL'', ''UP'', now())', :'p'
     ),
     '23514', null, 'a prediction of a month without its partition is refused (no session opened it)'
 );
