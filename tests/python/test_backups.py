@@ -514,6 +514,15 @@ def _crash_setup(url: str, api: httpx.Client) -> tuple[list[str], list[str], str
         conn.execute("select crypto.open_session(%s)", (CRASH_DAY,))
         conn.execute("update crypto.settings set value = '10' where key = 'predictions.base_limit'")
         conn.execute("update crypto.settings set value = '1000' where key = 'ads.max_impressions'")
+        # A player's prediction rate is kept on their daily-limits row
+        # (sql/0039), so it survives the crashes (the unlogged rate_limits
+        # counts did not): ten predictions in a minute would wait out
+        # Retry-After past a client's 30 s of retries. This is about
+        # durability, not the rate.
+        conn.execute(
+            "update crypto.settings set value = '1000'"
+            " where key in ('ratelimit.predictions_per_minute', 'ratelimit.predictions_per_hour')"
+        )
         conn.execute("select crypto.upsert_reward('COIN', 'A coin', 1, 100000)")
         conn.execute(
             "insert into crypto.ads (id, title, reward_kind, reward_points)"
