@@ -20,7 +20,7 @@ import psycopg
 
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.migrate import migrate
-from throwaway import running_api, throwaway_cluster
+from throwaway import run_script, running_api, throwaway_cluster
 
 LAST = dt.date(2026, 11, 27)  # a Friday: the week, November and all time all hold players
 DAYS = 21
@@ -99,8 +99,7 @@ def main() -> None:
                 )
             ][::-1]
             started = time.perf_counter()
-            for statement in USERS.split(";\n"):
-                conn.execute(statement, {"users": args.users})
+            run_script(conn, USERS, {"users": args.users})
             closes: dict[str, int] = {}
             settling = 0.0
             refreshes: list[float] = []

@@ -19,7 +19,7 @@ from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.config import Settings
 from ox_sidecar.migrate import migrate
 from ox_sidecar.tokens import TokenService
-from throwaway import running_api, throwaway_cluster
+from throwaway import run_script, running_api, throwaway_cluster
 
 DAY, PREV = "2026-11-24", "2026-11-23"
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "AVGO", "NFLX", "AMD"]
@@ -60,8 +60,7 @@ def main() -> None:
             conn.execute("select crypto.clock_set('2026-11-24T09:00:00+09:00')")
             conn.execute("select crypto.open_session(%s)", (DAY,))
             started = time.perf_counter()
-            for statement in BUILD.split(";\n"):
-                conn.execute(statement, {"users": args.users, "day": DAY, "admin": ADMIN})
+            run_script(conn, BUILD, {"users": args.users, "day": DAY, "admin": ADMIN})
             conn.execute("vacuum analyze")
             print(
                 f"  built {args.users:,} players, {args.users * 10:,} predictions in {time.perf_counter() - started:.0f} s"

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.migrate import migrate
-from throwaway import throwaway_cluster
+from throwaway import run_script, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY, PREV = "2026-11-24", "2026-11-23"
@@ -62,8 +62,8 @@ order by s.trading_day;
 """
 
 
-def write_history(url: str, predictions: int) -> tuple[int, int]:
-    """The history's days and partitions (of predictions) once written."""
+def write_history(url: str, predictions: int) -> None:
+    """Writes the history and says what it wrote (rows, days, partitions)."""
     with psycopg.connect(url, autocommit=True) as conn:
         days = conn.execute(
             "select count(*) from crypto.trading_calendar"
@@ -78,9 +78,7 @@ def write_history(url: str, predictions: int) -> tuple[int, int]:
             "select crypto.partition_ensure('crypto.predictions', date_trunc('year', %s::date), 12)",
             (PREV,),
         )
-        for statement in HISTORY.split(";\n"):
-            if statement.strip():
-                conn.execute(statement, {"prev": PREV, "day": DAY, "players": players})
+        run_script(conn, HISTORY, {"prev": PREV, "day": DAY, "players": players})
         conn.execute("vacuum analyze")
         rows = conn.execute("select count(*) from crypto.predictions").fetchone()[0]  # type: ignore[index]
         parts = conn.execute(
@@ -91,7 +89,6 @@ def write_history(url: str, predictions: int) -> tuple[int, int]:
             f" written in {time.perf_counter() - started:.0f} s",
             flush=True,
         )
-        return rows, parts
 
 
 def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
@@ -105,9 +102,7 @@ def run_size(admin: str, template: str, predictions: int) -> dict[str, float]:
         )
     url = admin.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in BUILD.split(";\n"):
-            if statement.strip():
-                conn.execute(statement, {"users": predictions // 10, "day": DAY})
+        run_script(conn, BUILD, {"users": predictions // 10, "day": DAY})
         conn.execute("vacuum analyze")
         # The setup's own writes must not be flushed during the timed settlement.
         conn.execute("checkpoint")

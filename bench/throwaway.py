@@ -13,11 +13,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALPG = ROOT / "scripts" / "localpg.sh"
+
+
+def run_script(conn: psycopg.Connection, script: str, params: dict[str, Any]) -> None:
+    """A setup script of several statements, each with the same parameters
+    (a statement with parameters must be sent alone)."""
+    for statement in script.split(";\n"):
+        if statement.strip():
+            conn.execute(statement, params)
 
 
 def free_port() -> int:

@@ -110,7 +110,7 @@ alter table crypto.correction_transfers alter column trading_day set not null;
 comment on column crypto.correction_transfers.trading_day is
 'The trading day of the prediction whose points the correction moved: with prediction_id, the key of '
 'crypto.predictions, which is partitioned by it.';
--- A day's metrics, alerts and audit view sum its corrections by day.
+-- A day's metrics and alerts sum its corrections by their day.
 create index correction_transfers_by_day on crypto.correction_transfers (trading_day);
 alter table crypto.correction_transfers
 add constraint correction_transfers_prediction_fkey
