@@ -44,7 +44,7 @@ begin
         'transfer_id', v_transfer.id, 'email', v_user.email, 'amount', p_amount,
         'balance_after', (
             select e.balance_after from crypto.ledger_entries as e
-            where e.transfer_id = v_transfer.id and e.account_id = v_account
+            where e.transfer_id = v_transfer.id and e.account_id = v_account and e.created_at = v_transfer.created_at
         )
     );
 end

@@ -113,7 +113,7 @@ as $$
         'transaction_id', p_unlock.transaction_id, 'impression_id', p_unlock.impression_id,
         'ad_id', p_unlock.ad_id, 'trading_day', p_unlock.trading_day,
         'reward_kind', p_unlock.reward_kind,
-        'points', coalesce((select t.amount from crypto.ledger_transfers as t where t.id = p_unlock.transfer_id), 0),
+        'points', coalesce((crypto.ledger_transfer_by_id(p_unlock.transfer_id)).amount, 0),
         'created_at', crypto.kst(p_unlock.created_at)
     )
 $$;

@@ -28,6 +28,17 @@ as $$
             or e.accounts is distinct from array[t.debit_account_id, t.credit_account_id]
         ))
 
+    -- Every transfer is its key's (a foreign key), and every key has its
+    -- transfer, under the same key and time: both are written by one
+    -- statement of crypto.ledger_transfer or ledger_credit_many (sql/0040).
+    union all
+    select 'transfer_key', 'transfer:' || coalesce(k.transfer_id, t.id),
+        jsonb_build_object('key', k.idempotency_key, 'transfer_key', t.idempotency_key,
+            'key_at', k.created_at, 'transfer_at', t.created_at)
+    from crypto.ledger_transfer_keys as k
+    full join crypto.ledger_transfers as t on t.id = k.transfer_id
+    where (k.idempotency_key, k.created_at) is distinct from (t.idempotency_key, t.created_at)
+
     union all
     select 'ledger_sum', 'all entries', jsonb_build_object('sum', sum(e.amount))
     from crypto.ledger_entries as e
@@ -134,8 +145,9 @@ as $$
     join crypto.session_control as c on c.trading_day = p.trading_day and c.phase = 'SETTLED'
     join crypto.settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
     where crypto.prediction_won(p.choice, s.outcome) and not exists (
-        select from crypto.ledger_transfers as t
-        where t.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
+        select from crypto.ledger_transfer_keys as k
+        join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
+        where k.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
     )
 
     -- Every movement through a system account has its cause on record: an

@@ -74,8 +74,9 @@ as $$
     select p.id, p.user_id, crypto.prediction_outcome(p.choice, s.outcome), coalesce(c.target, t.amount, 0)
     from crypto.predictions as p
     join crypto.current_settlements as s on s.trading_day = p.trading_day and s.symbol = p.symbol
+    left join crypto.ledger_transfer_keys as k on k.idempotency_key = crypto.award_key(p.trading_day, p.id)
     left join crypto.ledger_transfers as t
-        on t.idempotency_key = crypto.award_key(p.trading_day, p.id) and t.refusal is null
+        on t.id = k.transfer_id and t.created_at = k.created_at and t.refusal is null
     left join lateral (
         select x.target from crypto.correction_transfers as x
         where x.prediction_id = p.id order by x.correction_id desc limit 1

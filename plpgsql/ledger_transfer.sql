@@ -18,6 +18,7 @@ set search_path = crypto, pg_temp
 as $$
 declare
     v_at timestamptz := crypto.now();
+    v_id bigint;
     v_transfer crypto.ledger_transfers;
     v_account crypto.ledger_accounts;
     v_refusal text;
@@ -48,16 +49,19 @@ begin
         v_refusal := 'OX201';
     end if;
 
-    -- Insert first: the unique index decides, whatever plan PL/pgSQL cached
-    -- (a generic plan made while the ledger looked empty would scan it all).
-    insert into crypto.ledger_transfers
-        (idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at, refusal)
-    values (p_key, p_debit_account, p_credit_account, p_amount, p_reason, p_memo, v_at, v_refusal)
+    -- Claim the key first: its unique index decides, whatever plan PL/pgSQL
+    -- cached (a generic plan made while the ledger looked empty would scan
+    -- it all), and it hands out the transfer's id.
+    insert into crypto.ledger_transfer_keys (idempotency_key, created_at)
+    values (p_key, v_at)
     on conflict (idempotency_key) do nothing
-    returning * into v_transfer;
-    if v_transfer.id is null then
-        -- A retry. Planned afresh each time, so it always finds the index.
-        execute 'select * from crypto.ledger_transfers where idempotency_key = $1'
+    returning transfer_id into v_id;
+    if v_id is null then
+        -- A retry. Planned afresh each time, so it always finds the index,
+        -- and the transfer in its month.
+        execute 'select t.* from crypto.ledger_transfer_keys as k '
+            'join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at '
+            'where k.idempotency_key = $1'
             into v_transfer using p_key;
         if (v_transfer.debit_account_id, v_transfer.credit_account_id, v_transfer.amount, v_transfer.reason)
             is distinct from (p_debit_account, p_credit_account, p_amount, p_reason) then
@@ -66,6 +70,10 @@ begin
         end if;
         return v_transfer;
     end if;
+    insert into crypto.ledger_transfers
+        (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at, refusal)
+    values (v_id, p_key, p_debit_account, p_credit_account, p_amount, p_reason, p_memo, v_at, v_refusal)
+    returning * into v_transfer;
     if v_refusal is not null then
         return v_transfer;
     end if;
@@ -110,6 +118,17 @@ begin
     end if;
     return p_transfer.id;
 end
+$$;
+
+-- A transfer by its id alone (a redemption's debit, an ad unlock's
+-- reward): its key knows its time, so only its month is read.
+create or replace function crypto.ledger_transfer_by_id(p_id bigint) returns crypto.ledger_transfers
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select t.* from crypto.ledger_transfer_keys as k
+    join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
+    where k.transfer_id = p_id
 $$;
 
 create or replace function crypto.system_account(p_code text) returns bigint
@@ -183,7 +202,8 @@ begin
 
     if exists (
         select from unnest(p_keys, p_credit_accounts, p_amounts) as i (key, account, amount)
-        join crypto.ledger_transfers as t on t.idempotency_key = i.key
+        join crypto.ledger_transfer_keys as k on k.idempotency_key = i.key
+        join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
         where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
             is distinct from (p_debit_account, i.account, i.amount, p_reason)
     ) then
@@ -196,18 +216,28 @@ begin
     select array_agg(i.key), array_agg(i.account), array_agg(i.amount)
     into v_keys, v_accounts, v_amounts
     from unnest(p_keys, p_credit_accounts, p_amounts) with ordinality as i (key, account, amount, n)
-    where not exists (select from crypto.ledger_transfers as t where t.idempotency_key = i.key);
+    where not exists (select from crypto.ledger_transfer_keys as k where k.idempotency_key = i.key);
     if v_keys is null then
         return 0;
     end if;
 
-    with     inserted as (
-        insert into crypto.ledger_transfers
-            (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
-        select i.key, p_debit_account, i.account, i.amount, p_reason, v_at
-        from unnest(v_keys, v_accounts, v_amounts) with ordinality as i (key, account, amount, n)
+    -- Keys claimed first (a key another batch claimed meanwhile is skipped),
+    -- in the batch's order: they hand out the transfers' ids.
+    with     keyed as (
+        insert into crypto.ledger_transfer_keys (idempotency_key, created_at)
+        select i.key, v_at
+        from unnest(v_keys) with ordinality as i (key, n)
         order by i.n
         on conflict (idempotency_key) do nothing
+        returning transfer_id, idempotency_key
+    ),
+
+    inserted as (
+        insert into crypto.ledger_transfers
+            (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+        select k.transfer_id, k.idempotency_key, p_debit_account, i.account, i.amount, p_reason, v_at
+        from keyed as k
+        join unnest(v_keys, v_accounts, v_amounts) as i (key, account, amount) on i.key = k.idempotency_key
         returning id, credit_account_id, amount
     ),
 

@@ -79,7 +79,8 @@ begin
     awards as (
         select coalesce(sum(t.amount), 0)::bigint as points
         from crypto.predictions as p
-        join crypto.ledger_transfers as t on t.idempotency_key = crypto.award_key(p_day, p.id)
+        join crypto.ledger_transfer_keys as k on k.idempotency_key = crypto.award_key(p_day, p.id)
+        join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
         where p.trading_day = p_day and t.refusal is null
     ),
     corrected as (

@@ -1,11 +1,11 @@
--- Partitions (sql/0034_partitions.sql, sql/0038_partition_predictions.sql),
+-- Partitions (sql/0034_partitions.sql, 0038_partition_predictions.sql, 0041_partition_ledger.sql),
 -- kept by pg_cron every hour: pg_partman creates the partitions ahead (four
 -- months, or four days for the rate-limit windows), then the logs' old
 -- partitions go after their setting, measured on crypto.now(). audit_logs is
 -- never dropped nor detached: it is the hash chain, and the proof that an
 -- adjustment ran once (crypto.adjust_points, integrity_violations read it).
--- predictions, a money table, is never dropped either: only its months
--- ahead are made here. Settings: retention.eod_fetch_logs_days,
+-- The money tables (predictions, ledger_transfers, ledger_entries) are
+-- never dropped either: only their months ahead are made here. Settings: retention.eod_fetch_logs_days,
 -- retention.rate_limits_days.
 
 -- The tables kept here, in the order maintenance makes their partitions.
@@ -13,7 +13,10 @@
 -- only ever leaves it by a drop.
 create or replace function crypto.partitioned_tables() returns text[]
 language sql immutable
-return array['crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits', 'crypto.predictions'];
+return array[
+    'crypto.audit_logs', 'crypto.eod_fetch_logs', 'crypto.rate_limits', 'crypto.predictions',
+    'crypto.ledger_transfers', 'crypto.ledger_entries'
+];
 
 -- The guards of plpgsql/append_only.sql on one partition: its row triggers
 -- are cloned from the parent, a TRUNCATE trigger is not (PostgreSQL clones
@@ -23,7 +26,9 @@ language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
 begin
-    if (select i.inhparent from pg_inherits as i where i.inhrelid = p_partition) = 'crypto.audit_logs'::regclass then
+    if (select i.inhparent from pg_inherits as i where i.inhrelid = p_partition) in (
+        'crypto.audit_logs'::regclass, 'crypto.ledger_transfers'::regclass, 'crypto.ledger_entries'::regclass
+    ) then
         execute format(
             'create or replace trigger no_truncate before truncate on %s '
             'for each statement execute function crypto.tg_append_only__refuse()', p_partition);
@@ -87,7 +92,7 @@ begin
                 end if;
                 v_rows := '[]';
             elsif to_regclass(format('crypto.%I', v_default)) is null then
-                -- predictions has no default partition (sql/0038).
+                -- The money tables have no default partition (sql/0038, 0041).
                 v_rows := '[]';
             else
                 execute format(
@@ -117,7 +122,8 @@ end
 $$;
 
 -- The periods (months, days) of the rows in a log table's default
--- partition, at most 100 a run; none for a table without one (predictions).
+-- partition, at most 100 a run; none for a table without one (the money
+-- tables).
 create or replace function crypto.partition_default_periods(p_parent text) returns setof timestamptz
 language plpgsql stable
 set search_path = crypto, pg_temp

@@ -66,7 +66,8 @@ begin
         order by e.id desc
         limit p_limit
     ) as e
-    join crypto.ledger_transfers as t on t.id = e.transfer_id;
+    -- An entry has its transfer's time: the join reads one month each.
+    join crypto.ledger_transfers as t on t.id = e.transfer_id and t.created_at = e.created_at;
     return crypto.page(v_items, v_last, v_count, p_limit);
 end
 $$;

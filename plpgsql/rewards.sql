@@ -337,7 +337,7 @@ begin
             detail = format('Redemption %s is with the vendor now; try again shortly', p_id);
     end if;
 
-    select t.* into v_debit from crypto.ledger_transfers as t where t.id = v_redemption.debit_transfer_id;
+    v_debit := crypto.ledger_transfer_by_id(v_redemption.debit_transfer_id);
     v_refund := crypto.ledger_transfer(
         'refund:redemption:' || p_id, v_debit.credit_account_id, v_debit.debit_account_id,
         v_debit.amount, 'refund', v_redemption.sku

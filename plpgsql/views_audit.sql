@@ -56,7 +56,7 @@ select
 from crypto.ledger_entries as e
 inner join crypto.ledger_accounts as a on e.account_id = a.id and a.kind = 'user'
 inner join crypto.users as u on a.user_id = u.id
-inner join crypto.ledger_transfers as t on e.transfer_id = t.id
+inner join crypto.ledger_transfers as t on e.transfer_id = t.id and e.created_at = t.created_at
 inner join crypto.ledger_accounts as o
     on case when a.id = t.debit_account_id then t.credit_account_id else t.debit_account_id end = o.id
 left join crypto.correction_transfers as ct on t.id = ct.transfer_id
@@ -151,9 +151,10 @@ cross join
         select
             count(*) as awards,
             coalesce(sum(t.amount), 0) as points_awarded
-        from crypto.ledger_transfers as t
+        from crypto.ledger_transfer_keys as k
+        inner join crypto.ledger_transfers as t on k.transfer_id = t.id and k.created_at = t.created_at
         where
-            starts_with(t.idempotency_key, crypto.award_key_prefix(s.trading_day))
+            starts_with(k.idempotency_key, crypto.award_key_prefix(s.trading_day))
             and t.refusal is null
     ) as aw
 cross join lateral (

@@ -53,7 +53,7 @@ def adjust(
             key = derived["key"]
         replay = call(
             conn,
-            "select exists (select from crypto.ledger_transfers where idempotency_key = %s)",
+            "select exists (select from crypto.ledger_transfer_keys where idempotency_key = %s)",
             f"adjust:{key}",
         )
         query = "select crypto.adjust_points(%s, %s, %s, %s)"

@@ -1,8 +1,9 @@
-"""sql/0034_partitions.sql and sql/0038_partition_predictions.sql convert a
-database that already has rows: the log tables' and the predictions' rows
-before are the rows after, the audit chain still verifies, a correction's
-transfers still point at their predictions, and the identities resume after
-the largest id."""
+"""sql/0034_partitions.sql, 0038_partition_predictions.sql and
+0041_partition_ledger.sql convert a database that already has rows: the log
+tables', the predictions' and the ledger's rows before are the rows after,
+the audit chain still verifies, a correction's transfers still point at their
+predictions, the books still balance, and the identities resume after the
+largest id."""
 
 from __future__ import annotations
 
@@ -43,7 +44,18 @@ select
     (select md5(string_agg(
         concat_ws('|', correction_id, prediction_id, target, amount, transfer_id, written_off), ','
         order by prediction_id, correction_id))
-     from crypto.correction_transfers)
+     from crypto.correction_transfers),
+    (select count(*) from crypto.ledger_transfers),
+    (select md5(string_agg(
+        concat_ws('|', id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo,
+            created_at, refusal), ',' order by id))
+     from crypto.ledger_transfers),
+    (select count(*) from crypto.ledger_entries),
+    (select md5(string_agg(
+        concat_ws('|', id, transfer_id, account_id, amount, balance_after, created_at), ',' order by id))
+     from crypto.ledger_entries),
+    (select md5(string_agg(concat_ws('|', transfer_id, idempotency_key, created_at), ',' order by transfer_id))
+     from crypto.ledger_transfer_keys)
 """
 
 
@@ -82,6 +94,13 @@ def place_and_correct(db: psycopg.Connection[Any]) -> None:
         ),
     )
     db.execute("select crypto.settle_session('2026-11-24')")
+    # The ledger in two months: an adjustment in March beside November's awards.
+    db.execute("select crypto.clock_set('2026-03-05 12:00Z')")
+    db.execute(
+        "select crypto.ledger_transfer('adjust:test:march', crypto.system_account('adjustments'),"
+        " crypto.user_account(%s), 40, 'adjustment')",
+        (a,),
+    )
     # Rows as the correct_settlement of before 0038 wrote them (today's
     # writes the column 0038 adds): two predictions' targets, nothing moved.
     db.execute(
@@ -119,15 +138,17 @@ PARTITIONED_SINCE = [
     "0036_rate_limit_shards.sql",
     "0037_prediction_rate_in_the_call.sql",
     "0038_partition_predictions.sql",
+    "0041_partition_ledger.sql",
 ]
 
 
 def migrate_before_0034(url: str, tmp_path: Path) -> None:
     """The schema as it was before 0034: every other file of today but 0036,
-    which alters a table 0034 partitions, 0037, which comments on it, and
-    0038, which partitions predictions. Today's repeatable files need 0035
-    and 0039 (its type crypto.rate_window is in their signatures), so those
-    two are applied before 0034 here, out of their order."""
+    which alters a table 0034 partitions, 0037, which comments on it, 0038,
+    which partitions predictions, and 0041, which partitions the ledger.
+    Today's repeatable files need 0035, 0039 (its type crypto.rate_window is
+    in their signatures) and 0040 (the transfer keys), so those are applied
+    before 0034 here, out of their order."""
     for folder in ("plpgsql", "pg_cron"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "sql").mkdir()
@@ -170,7 +191,10 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         before = db.execute(DIGEST).fetchone()
         max_id = db.execute("select max(id) from crypto.audit_logs").fetchone()[0]
         max_prediction = db.execute("select max(id) from crypto.predictions").fetchone()[0]
+        max_entry = db.execute("select max(id) from crypto.ledger_entries").fetchone()[0]
+        before_max_transfer = db.execute("select max(id) from crypto.ledger_transfers").fetchone()[0]
         assert before[7] == 4 and before[9] is not None  # predictions, corrections
+        assert before[10] == 3 and before[12] == 6  # an adjustment and two awards, their entries
 
     report = migrate(empty_db, "development")
     assert report.applied == PARTITIONED_SINCE
@@ -213,9 +237,38 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         assert db.execute(
             "select nextval(pg_get_serial_sequence('crypto.predictions', 'id'))"
         ).fetchone() == (max_prediction + 1,)
+        # The ledger's rows sit in their months, entries beside their
+        # transfers; the entries' identity resumes and the books balance.
+        assert db.execute(
+            "select tableoid::regclass::text, count(*) from crypto.ledger_transfers group by 1 order by 1"
+        ).fetchall() == [("crypto.ledger_transfers_p2026_03", 1), ("crypto.ledger_transfers_p2026_11", 2)]
+        assert db.execute(
+            "select tableoid::regclass::text, count(*) from crypto.ledger_entries group by 1 order by 1"
+        ).fetchall() == [("crypto.ledger_entries_p2026_03", 2), ("crypto.ledger_entries_p2026_11", 4)]
+        assert db.execute(
+            "select nextval(pg_get_serial_sequence('crypto.ledger_entries', 'id'))"
+        ).fetchone() == (max_entry + 1,)
+        # 0041 dropped the functions typed by the old table; the repeatable
+        # pass made them again: points move, and a retry of a March key
+        # finds its transfer.
+        user = "(select id from crypto.users where email = 'a@example.com')"
+        moved = db.execute(
+            "select (crypto.ledger_transfer('adjust:test:after', crypto.system_account('adjustments'),"
+            f" crypto.user_account({user}), 5, 'adjustment')).id"
+        ).fetchone()[0]
+        assert moved > before_max_transfer
+        assert db.execute(
+            "select (crypto.ledger_transfer('adjust:test:march', crypto.system_account('adjustments'),"
+            f" crypto.user_account({user}), 40, 'adjustment')).created_at < '2026-04-01'"
+        ).fetchone() == (True,)
+        assert db.execute(
+            "select count(*) from crypto.integrity_violations() where check_name in"
+            " ('transfer_entries', 'transfer_key', 'ledger_sum', 'balance_mismatch', 'balance_chain')"
+        ).fetchone() == (0,)
         # A second migrate changes nothing.
         assert migrate(empty_db, "development").applied == []
-        assert db.execute(DIGEST).fetchone()[0] == before[0] + 1
+        # (the audit rows of test.after and of the one new transfer)
+        assert db.execute(DIGEST).fetchone()[0] == before[0] + 2
 
 
 def test_guards_hold_inside_0034(empty_db: str, tmp_path: Path) -> None:

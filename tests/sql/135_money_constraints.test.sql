@@ -32,23 +32,24 @@ select is(pg_temp.violated(format('update crypto.ledger_accounts set balance = 5
 select is(pg_temp.violated($$ insert into crypto.ledger_accounts (kind) values ('user') $$),
     '23514:ledger_accounts_check', 'a user account belongs to a user');
 select is(pg_temp.violated(format($$ insert into crypto.ledger_transfers
-    (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
-    values ('key1', %s, %s, 0, 'x', now()) $$, :sys, :acct)),
+    (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+    values (-1, 'key1', %s, %s, 0, 'x', now()) $$, :sys, :acct)),
     '23514:ledger_transfers_amount_check', 'a transfer moves a positive amount');
 select is(pg_temp.violated(format($$ insert into crypto.ledger_transfers
-    (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
-    values ('key2', %s, %s, 5, 'x', now()) $$, :acct, :acct)),
+    (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+    values (-2, 'key2', %s, %s, 5, 'x', now()) $$, :acct, :acct)),
     '23514:ledger_transfers_check', 'an account cannot pay itself');
 select is(pg_temp.violated(format($$ insert into crypto.ledger_transfers
-    (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at, refusal)
-    values ('key3', %s, %s, 5, 'x', now(), 'nope') $$, :sys, :acct)),
+    (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at, refusal)
+    values (-3, 'key3', %s, %s, 5, 'x', now(), 'nope') $$, :sys, :acct)),
     '23514:ledger_transfers_refusal_check', 'a refusal is a SQLSTATE');
-insert into crypto.ledger_transfers (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
-values ('key4', :sys, :acct, 5, 'x', now());
-select is(pg_temp.violated(format($$ insert into crypto.ledger_transfers
-    (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
-    values ('key4', %s, %s, 5, 'x', now()) $$, :sys, :acct)),
-    '23505:ledger_transfers_idempotency_key_key', 'an idempotency key is used once');
+insert into crypto.ledger_transfer_keys (idempotency_key, created_at) values ('key4', now())
+returning transfer_id as key4 \gset
+insert into crypto.ledger_transfers (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+values (:key4, 'key4', :sys, :acct, 5, 'x', now());
+select is(pg_temp.violated($$ insert into crypto.ledger_transfer_keys (idempotency_key, created_at)
+    values ('key4', now()) $$),
+    '23505:ledger_transfer_keys_idempotency_key_key', 'an idempotency key is used once');
 select is(pg_temp.violated(format($$ insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
     select id, %s, 5, -5, now() from crypto.ledger_transfers where idempotency_key = 'key4' $$, :acct)),
     '23514:ledger_entries_balance_after_check', 'no entry leaves a balance below zero');

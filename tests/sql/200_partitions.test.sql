@@ -6,12 +6,15 @@ select has_extension('pg_partman', 'pg_partman is installed');
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class as c
      where c.relnamespace = 'crypto'::regnamespace and c.relkind = 'p'),
-    array['audit_logs', 'eod_fetch_logs', 'predictions', 'rate_limits'],
-    'audit_logs, eod_fetch_logs, predictions and rate_limits are partitioned (the ledger is not yet)'
+    array['audit_logs', 'eod_fetch_logs', 'ledger_entries', 'ledger_transfers', 'predictions', 'rate_limits'],
+    'the logs, the predictions and the ledger are partitioned'
 );
 select is(
     (select array_agg(p.parent_table || ' ' || p.partition_interval order by p.parent_table) from partman.part_config as p),
-    array['crypto.audit_logs 1 mon', 'crypto.eod_fetch_logs 1 mon', 'crypto.predictions 1 mon', 'crypto.rate_limits 1 day'],
+    array[
+        'crypto.audit_logs 1 mon', 'crypto.eod_fetch_logs 1 mon', 'crypto.ledger_entries 1 mon',
+        'crypto.ledger_transfers 1 mon', 'crypto.predictions 1 mon', 'crypto.rate_limits 1 day'
+    ],
     'by month, and the rate-limit windows by day'
 );
 
