@@ -35,7 +35,10 @@ comment on table crypto.ledger_transfer_keys is
 -- Every transfer there is, refusals included, with its id and time.
 insert into crypto.ledger_transfer_keys (transfer_id, idempotency_key, created_at)
 overriding system value
-select t.id, t.idempotency_key, t.created_at
+select
+    t.id,
+    t.idempotency_key,
+    t.created_at
 from crypto.ledger_transfers as t
 order by t.id;
 select setval(

@@ -94,8 +94,10 @@ alter table crypto.ledger_transfers
 add constraint ledger_transfers_pkey primary key (id, created_at),
 add constraint ledger_transfers_key_fkey foreign key (id) references crypto.ledger_transfer_keys (transfer_id),
 add constraint ledger_transfers_idempotency_key_check check (length(idempotency_key) between 3 and 200),
-add constraint ledger_transfers_debit_account_id_fkey foreign key (debit_account_id) references crypto.ledger_accounts,
-add constraint ledger_transfers_credit_account_id_fkey foreign key (credit_account_id) references crypto.ledger_accounts,
+add constraint ledger_transfers_debit_account_id_fkey
+foreign key (debit_account_id) references crypto.ledger_accounts,
+add constraint ledger_transfers_credit_account_id_fkey
+foreign key (credit_account_id) references crypto.ledger_accounts,
 add constraint ledger_transfers_amount_check check (amount > 0),
 add constraint ledger_transfers_reason_check check (reason ~ '^[a-z_]+$'),
 add constraint ledger_transfers_refusal_check check (refusal ~ '^OX[0-9]{3}$'),
@@ -139,8 +141,9 @@ begin
 end
 $parents$;
 
-insert into crypto.ledger_transfers
-    (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at, refusal)
+insert into crypto.ledger_transfers (
+    id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo, created_at, refusal
+)
 select
     t.id,
     t.idempotency_key,
@@ -211,7 +214,10 @@ alter table crypto.ledger_transfers enable row level security;
 alter table crypto.ledger_entries enable row level security;
 create policy "Ledger entries are visible to the account owner" on crypto.ledger_entries
 for select to app_user using (
-    account_id in (select a.id from crypto.ledger_accounts as a where a.user_id = (select crypto.auth_uid()))
+    account_id in (
+        select a.id from crypto.ledger_accounts as a
+        where a.user_id = (select crypto.auth_uid())
+    )
 );
 alter table crypto.ledger_transfers owner to oxp_owner;
 alter table crypto.ledger_entries owner to oxp_owner;

@@ -192,7 +192,9 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         max_id = db.execute("select max(id) from crypto.audit_logs").fetchone()[0]
         max_prediction = db.execute("select max(id) from crypto.predictions").fetchone()[0]
         max_entry = db.execute("select max(id) from crypto.ledger_entries").fetchone()[0]
-        before_max_transfer = db.execute("select max(id) from crypto.ledger_transfers").fetchone()[0]
+        before_max_transfer = db.execute("select max(id) from crypto.ledger_transfers").fetchone()[
+            0
+        ]
         assert before[7] == 4 and before[9] is not None  # predictions, corrections
         assert before[10] == 3 and before[12] == 6  # an adjustment and two awards, their entries
 
@@ -241,10 +243,16 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
         # transfers; the entries' identity resumes and the books balance.
         assert db.execute(
             "select tableoid::regclass::text, count(*) from crypto.ledger_transfers group by 1 order by 1"
-        ).fetchall() == [("crypto.ledger_transfers_p2026_03", 1), ("crypto.ledger_transfers_p2026_11", 2)]
+        ).fetchall() == [
+            ("crypto.ledger_transfers_p2026_03", 1),
+            ("crypto.ledger_transfers_p2026_11", 2),
+        ]
         assert db.execute(
             "select tableoid::regclass::text, count(*) from crypto.ledger_entries group by 1 order by 1"
-        ).fetchall() == [("crypto.ledger_entries_p2026_03", 2), ("crypto.ledger_entries_p2026_11", 4)]
+        ).fetchall() == [
+            ("crypto.ledger_entries_p2026_03", 2),
+            ("crypto.ledger_entries_p2026_11", 4),
+        ]
         assert db.execute(
             "select nextval(pg_get_serial_sequence('crypto.ledger_entries', 'id'))"
         ).fetchone() == (max_entry + 1,)
