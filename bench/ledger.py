@@ -39,15 +39,27 @@ select crypto.ledger_page((select user_id from crypto.ledger_accounts where id =
 # balance_after is known without sorting 50M rows (the integrity check
 # recomputes every one). Written in bulk without a foreign-key check per row
 # (session_replication_role = replica), on this throwaway cluster only. Dated
-# from 2026-01-01, though written after the seed: a page shows it older.
+# evenly from 2026-01-01 to a day before the bench, though written after the
+# seed: a page shows it older. Each transfer's key first, which hands out
+# its id (sql/0040); before 0040 (an A/B run on an older tree) the transfer
+# takes its own identity.
+PREFILL_KEYS = """
+insert into crypto.ledger_transfer_keys (transfer_id, idempotency_key, created_at)
+overriding system value
+select %(ids)s + 1 + k - %(from)s, 'prefill:' || k, %(start)s::timestamptz + k * %(step)s::interval
+from generate_series(%(from)s::bigint, %(to)s::bigint - 1) as k
+order by k
+"""
 PREFILL_TRANSFERS = """
 insert into crypto.ledger_transfers
-    (idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+    (id, idempotency_key, debit_account_id, credit_account_id, amount, reason, created_at)
+overriding system value
 select
+    %(ids)s + 1 + k - %(from)s,
     'prefill:' || k,
     case when x.r %% 2 = 0 then x.a else x.a + 1 end,
     case when x.r %% 2 = 0 then x.a + 1 else x.a end,
-    1, 'bench', %(start)s::timestamptz + k * interval '100 ms'
+    1, 'bench', %(start)s::timestamptz + k * %(step)s::interval
 from generate_series(%(from)s::bigint, %(to)s::bigint - 1) as k
 cross join lateral (select %(first)s + 2 * (k %% %(pairs)s) as a, k / %(pairs)s as r) as x
 order by k
@@ -74,12 +86,24 @@ where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
 """
 
 
+PREFILL_START = "2026-01-01 00:00:00+00"
+
+
 def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -> float:
     """`entries` entries of history before the bench, in batches of a
     million transfers; the seconds it took."""
     started = time.perf_counter()
     pairs = accounts // 2
     transfers = entries // 2
+    # The months the history spans (partitioned, sql/0041): made first, as
+    # the hourly maintenance made them when that history was written. A
+    # no-op before 0041.
+    conn.execute(
+        "select crypto.partition_ensure(t, m, 1)"
+        " from unnest(array['crypto.ledger_transfers', 'crypto.ledger_entries']) as t,"
+        " generate_series(%s::timestamptz, now(), interval '1 month') as m",
+        (PREFILL_START,),
+    )
     conn.execute("set session_replication_role = replica")
     try:
         _prefill_batches(conn, first, pairs, transfers, started)
@@ -94,6 +118,12 @@ def _prefill_batches(
     conn: psycopg.Connection, first: int, pairs: int, transfers: int, started: float
 ) -> None:
     batch = 1_000_000
+    keyed = conn.execute("select to_regclass('crypto.ledger_transfer_keys') is not null").fetchone()
+    step = conn.execute(
+        "select ((now() - interval '1 day' - %s::timestamptz) / greatest(%s, 1))::text",
+        (PREFILL_START, transfers),
+    ).fetchone()
+    assert keyed is not None and step is not None
     for low in range(0, transfers, batch):
         high = min(low + batch, transfers)
         with conn.transaction():
@@ -101,16 +131,18 @@ def _prefill_batches(
                 "select coalesce(max(id), 0) from crypto.ledger_transfers"
             ).fetchone()
             assert row is not None
-            conn.execute(
-                PREFILL_TRANSFERS,
-                {
-                    "start": "2026-01-01 00:00:00+00",
-                    "from": low,
-                    "to": high,
-                    "first": first,
-                    "pairs": pairs,
-                },
-            )
+            params = {
+                "start": PREFILL_START,
+                "step": step[0],
+                "ids": row[0],
+                "from": low,
+                "to": high,
+                "first": first,
+                "pairs": pairs,
+            }
+            if keyed[0]:
+                conn.execute(PREFILL_KEYS, params)
+            conn.execute(PREFILL_TRANSFERS, params)
             conn.execute(PREFILL_ENTRIES, {"ids": row[0], "first": first})
         print(f"  prefill: {2 * high:,} entries, {time.perf_counter() - started:.0f} s", flush=True)
     if transfers:
@@ -120,6 +152,13 @@ def _prefill_batches(
             conn.execute(
                 PREFILL_BALANCES,
                 {"first": first, "pairs": pairs, "last": last, "reached": reached},
+            )
+            # The identity that hands out transfer ids resumes after the history.
+            conn.execute(
+                "select setval(pg_get_serial_sequence(%s, %s), (select max(id) from crypto.ledger_transfers))",
+                ("crypto.ledger_transfer_keys", "transfer_id")
+                if keyed[0]
+                else ("crypto.ledger_transfers", "id"),
             )
 
 
@@ -179,15 +218,20 @@ def main() -> None:
             conn.execute("vacuum analyze")
             conn.execute("checkpoint")
             filled = prefill(conn, first, 10000, args.prefill) if args.prefill else 0.0
+            # Summed over the partitions (a parent itself holds nothing), and
+            # the transfers' keys with them when they have a table (sql/0040).
             sizes = conn.execute(
-                "select pg_size_pretty(pg_total_relation_size('crypto.ledger_entries')),"
-                " pg_size_pretty(pg_total_relation_size('crypto.ledger_transfers')),"
+                "select pg_size_pretty((select sum(pg_total_relation_size(p.relid))"
+                "  from pg_partition_tree('crypto.ledger_entries') as p)),"
+                " pg_size_pretty((select sum(pg_total_relation_size(p.relid))"
+                "  from pg_partition_tree('crypto.ledger_transfers') as p)"
+                "  + coalesce(pg_total_relation_size(to_regclass('crypto.ledger_transfer_keys')), 0)),"
                 " (select count(*) from crypto.ledger_entries)"
             ).fetchone()
             assert sizes is not None
         print(
             f"  ledger before the runs: {sizes[2]:,} entries (entries {sizes[0]},"
-            f" transfers {sizes[1]} with indexes); prefill took {filled:.0f} s",
+            f" transfers {sizes[1]} with their keys and indexes); prefill took {filled:.0f} s",
             flush=True,
         )
         script = Path(work) / "transfer.sql"
