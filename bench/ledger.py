@@ -89,6 +89,35 @@ where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
 PREFILL_START = "2026-01-01 00:00:00+00"
 
 
+def seed_accounts(conn: psycopg.Connection, users: int) -> int:
+    """`users` players (l<i>@example.com) with accounts in a row of ids,
+    each seeded rich enough that no transfer is refused: through the audited
+    adjustment, so the integrity check finds every point's cause. The first
+    account's id."""
+    conn.execute(
+        "insert into crypto.users (id, email, password_hash)"
+        " select gen_random_uuid(), 'l' || i || '@example.com', '$argon2id$bench'"
+        " from generate_series(1, %s) as i",
+        (users,),
+    )
+    conn.execute(
+        "insert into crypto.ledger_accounts (kind, user_id)"
+        " select 'user', id from crypto.users where email like 'l%%' order by email"
+    )
+    first = conn.execute(
+        "select min(a.id) from crypto.ledger_accounts as a"
+        " join crypto.users as u on u.id = a.user_id where u.email like 'l%%'"
+    ).fetchone()
+    assert first is not None
+    conn.execute(
+        "select count(crypto.adjust_points(u.email, 1000000, 'bench seed', 'seed:' || u.id))"
+        " from crypto.users as u where u.email like 'l%%'"
+    )
+    conn.execute("vacuum analyze")
+    conn.execute("checkpoint")
+    return int(first[0])
+
+
 def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -> float:
     """`entries` entries of history before the bench, in batches of a
     million transfers; the seconds it took."""
@@ -197,26 +226,7 @@ def main() -> None:
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
         migrate(url, "development")
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "insert into crypto.users (id, email, password_hash)"
-                " select gen_random_uuid(), 'l' || i || '@example.com', '$argon2id$bench'"
-                " from generate_series(1, 10000) as i"
-            )
-            conn.execute(
-                "insert into crypto.ledger_accounts (kind, user_id)"
-                " select 'user', id from crypto.users order by email"
-            )
-            first = conn.execute(
-                "select min(id) from crypto.ledger_accounts where kind = 'user'"
-            ).fetchone()[0]  # type: ignore[index]
-            # Everyone starts rich enough that no transfer is refused; through
-            # the audited adjustment, so the integrity check finds every point's cause.
-            conn.execute(
-                "select count(crypto.adjust_points(u.email, 1000000, 'bench seed', 'seed:' || u.id))"
-                " from crypto.users as u"
-            )
-            conn.execute("vacuum analyze")
-            conn.execute("checkpoint")
+            first = seed_accounts(conn, 10000)
             filled = prefill(conn, first, 10000, args.prefill) if args.prefill else 0.0
             # Summed over the partitions (a parent itself holds nothing), and
             # the transfers' keys with them when they have a table (sql/0040).

@@ -2,7 +2,10 @@
 the ledger) for growing numbers of predictions, 10 symbols per user.
 --history N first writes N predictions over the year's earlier trading days
 (the days settled, their awards not paid), so that the day is settled beside
-a history: partitioned by month (sql/0038), it is read from its own month."""
+a history: partitioned by month (sql/0038), it is read from its own month.
+--ledger N first writes a ledger history of N entries (bench/ledger's
+prefill, over the months before the day): the day's awards are written
+beside it (partitioned by month, sql/0041)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from psycopg import sql
 
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.migrate import migrate
+from ledger import prefill, seed_accounts
 from throwaway import run_script, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +156,7 @@ def main() -> None:
     # with the default 256MB the 1M run measures eviction, not settlement.
     parser.add_argument("--shared-buffers", default="4GB")
     parser.add_argument("--history", type=int, default=0, help="predictions of earlier days")
+    parser.add_argument("--ledger", type=int, default=0, help="ledger entries of history")
     args = parser.parse_args()
     results: list[dict[str, float]] = []
     with throwaway_cluster(args.shared_buffers) as (work, port):
@@ -183,6 +188,13 @@ def main() -> None:
                     )
         if args.history:
             write_history(template, args.history)
+        if args.ledger:
+            with psycopg.connect(template, autocommit=True) as conn:
+                conn.execute("select crypto.clock_reset()")
+                took = prefill(conn, seed_accounts(conn, 10000), 10000, args.ledger)
+                count = conn.execute("select count(*) from crypto.ledger_entries").fetchone()
+                assert count is not None
+            print(f"  ledger history: {count[0]:,} entries, written in {took:.0f} s", flush=True)
         for size in (int(s) for s in args.sizes.split(",")):
             results.append(run_size(admin, "oxp_bench_template", size))
             r = results[-1]
