@@ -42,7 +42,7 @@ declare
     t text;
 begin
     foreach t in array array[
-        'ledger_transfers', 'ledger_entries', 'ledger_transfer_keys', 'settlements',
+        'ledger_transfers', 'ledger_entries', 'ledger_transfer_keys', 'ledger_verifications', 'settlements',
         'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers'
     ] loop
         execute format(

@@ -29,3 +29,13 @@ language sql immutable
 as $$ select substring(p_key from '^settlement:[0-9]{4}-[0-9]{2}-[0-9]{2}:([0-9]+)$')::bigint $$;
 
 grant execute on function crypto.award_key_prediction(text) to oxp_service, app_admin, auditor;
+
+-- The day an award key pays for, or null for any other key: with the
+-- prediction, the key of crypto.predictions (partitioned by day).
+create or replace function crypto.award_key_day(p_key text) returns date
+language sql immutable
+as $$
+    select case when p_key ~ '^settlement:[0-9]{4}-[0-9]{2}-[0-9]{2}:[0-9]+$' then
+        make_date(substr(p_key, 12, 4)::integer, substr(p_key, 17, 2)::integer, substr(p_key, 20, 2)::integer)
+    end
+$$;

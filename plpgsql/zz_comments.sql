@@ -191,8 +191,12 @@ comment on function crypto.worker_heartbeat(text, jsonb) is
 'The worker reports it is alive, with its state, for health and alerts (oxp_service).';
 comment on function crypto.integrity_violations() is
 'Every broken invariant of points, stock and settlement; none when healthy (oxp integrity, admins, auditor).';
-comment on function crypto.run_integrity_check() is
-'pg_cron daily: records the integrity check''s findings, alerts on any, returns the count.';
+comment on function crypto.run_integrity_check(boolean) is
+'pg_cron daily: checks what was written since the last clean run (everything weekly or when asked), records '
+'the findings, alerts on any, moves the players'' ledger checkpoints on when clean; returns the count.';
+comment on function crypto.integrity_violations(timestamptz) is
+'The integrity checks over what was written since a time (-infinity: everything), continuing each player''s '
+'balance chain from their checkpoint (run_integrity_check alone; integrity_violations() is everything).';
 comment on function crypto.enqueue_job(text, jsonb, text, integer) is
 'Queues work for the sidecar worker, once per key (rules, oxp, admins).';
 comment on function crypto.claim_job(text[]) is

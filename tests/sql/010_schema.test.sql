@@ -10,7 +10,7 @@ select set_eq($$
     $$, array[
     'error_codes', 'settings', 'users', 'oauth_states', 'trading_calendar', 'session_control',
     'active_universe', 'predictions', 'user_daily_limits', 'eod_prices', 'eod_fetch_logs',
-    'settlements', 'ledger_accounts', 'ledger_transfers', 'ledger_entries', 'ledger_transfer_keys', 'rewards_inventory',
+    'settlements', 'ledger_accounts', 'ledger_transfers', 'ledger_entries', 'ledger_transfer_keys', 'ledger_checkpoints', 'ledger_verifications', 'rewards_inventory',
     'rewards_redemptions', 'ads', 'ad_impressions', 'ad_unlocks', 'idempotent_requests', 'rate_limits', 'audit_logs',
     'system_health', 'job_runs', 'jobs', 'refresh_tokens', 'worker_heartbeats', 'replica_heartbeat',
     'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',

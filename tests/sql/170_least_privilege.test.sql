@@ -272,7 +272,7 @@ select set_eq(
         'crypto.replica_heartbeat()',
         'crypto.reward_json(crypto.rewards_inventory)',
         'crypto.rollup_metrics()',
-        'crypto.run_integrity_check()',
+        'crypto.run_integrity_check(boolean)',
         'crypto.schedule_tick(text)',
         'crypto.secret_digest(text)',
         'crypto.setting_rule_text(text)',
