@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import psycopg
+from ledger import prefill, seed_accounts
 from psycopg import sql
 
 from ox_sidecar.calendar_sync import nyse_sessions
 from ox_sidecar.migrate import migrate
-from ledger import prefill, seed_accounts
 from throwaway import run_script, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
