@@ -5,7 +5,8 @@ comment on function crypto.award_key_prefix(date) is
 comment on function crypto.award_key_prediction(text) is
 'The prediction id an award key pays, or null for any other ledger key (audit views, oxp, auditor).';
 comment on function crypto.award_key_day(text) is
-'The trading day an award key pays for, or null for any other ledger key: with award_key_prediction, a prediction''s key.';
+'The trading day an award key pays for, or null for any other ledger key: with award_key_prediction, '
+'a prediction''s key.';
 comment on function crypto.lock_daily_limits(uuid, date) is
 'A player''s limits row of a session, created if need be and locked: serialises predictions, ad clicks and ad rewards.';
 comment on function crypto.require_trading_day(date) is
