@@ -3,20 +3,26 @@ with the accounts spread (10,000 users) or concentrated (4 users), and the
 TPC-B figure of the same cluster for scale. Durable commits throughout.
 --prefill N first writes a history of N ledger entries (issue 14 item 6:
 does an unpartitioned ledger of 50M entries slow down?), and the bench adds
-a player's ledger page and the integrity check, timed."""
+a player's ledger page and the integrity check, timed. --convert-from REV
+builds the schema and writes that history as release REV had them (its
+sql/, plpgsql/ and pg_cron/, from git), then times the migration to this
+tree's schema (sql/0040 and 0041 partition the ledger in place) before the
+runs."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import subprocess
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 
 from ox_sidecar.migrate import migrate
-from throwaway import throwaway_cluster
+from throwaway import ROOT, throwaway_cluster
 
 # One transfer of 1 point between two different user accounts, keyed like a
 # real caller (a unique key per transfer). Account ids of users run from
@@ -87,6 +93,28 @@ where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
 
 
 PREFILL_START = "2026-01-01 00:00:00+00"
+
+
+def release_files(revision: str, into: Path) -> None:
+    """The migrations of a git revision of this repository, unpacked."""
+    archive = into / "release.tar"
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "archive",
+            "-o",
+            str(archive),
+            revision,
+            "sql",
+            "plpgsql",
+            "pg_cron",
+        ],
+        check=True,
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
 
 
 def seed_accounts(conn: psycopg.Connection, users: int) -> int:
@@ -191,6 +219,25 @@ def _prefill_batches(
             )
 
 
+def nightly_check(conn: psycopg.Connection, label: str) -> str:
+    """One daily run as pg_cron calls it (sql/0042): the first reads
+    everything and sets the checkpoints, the next only the ledger since the
+    last clean run less a day (here the history's last day and the bench's
+    transfers). Nothing to say before 0042 (an A/B run on an older tree)."""
+    if conn.execute("select to_regclass('crypto.ledger_checkpoints')").fetchone() == (None,):
+        return ""
+    started = time.perf_counter()
+    found = conn.execute("select crypto.run_integrity_check()").fetchone()
+    run = conn.execute(
+        "select since::text, accounts_advanced from crypto.ledger_verifications order by id desc limit 1"
+    ).fetchone()
+    assert found is not None and run is not None
+    return (
+        f"  nightly integrity run, {label}: {time.perf_counter() - started:.1f} s,"
+        f" {found[0]} violations, read since {run[0]}, {run[1]:,} checkpoints moved"
+    )
+
+
 def pgbench(url: str, clients: int, seconds: int, extra: list[str]) -> tuple[float, float]:
     command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2))]
     command += ["-T", str(seconds), *extra, url]
@@ -213,6 +260,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument(
+        "--convert-from",
+        default=None,
+        help="a git revision: fill the ledger on its schema, then time the migration to this one",
+    )
+    parser.add_argument(
         "--prefill",
         type=int,
         default=0,
@@ -224,10 +276,22 @@ def main() -> None:
     with throwaway_cluster() as (work, port):
         admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
-        migrate(url, "development")
+        with tempfile.TemporaryDirectory() as old:
+            if args.convert_from:
+                release_files(args.convert_from, Path(old))
+            migrate(url, "development", root=Path(old) if args.convert_from else ROOT)
+            with psycopg.connect(url, autocommit=True) as conn:
+                first = seed_accounts(conn, 10000)
+                filled = prefill(conn, first, 10000, args.prefill) if args.prefill else 0.0
+        if args.convert_from:
+            started = time.perf_counter()
+            report = migrate(url, "development")
+            print(
+                f"  migrated from {args.convert_from} in {time.perf_counter() - started:.1f} s"
+                f" ({', '.join(report.applied)} and the repeatable files)",
+                flush=True,
+            )
         with psycopg.connect(url, autocommit=True) as conn:
-            first = seed_accounts(conn, 10000)
-            filled = prefill(conn, first, 10000, args.prefill) if args.prefill else 0.0
             # Summed over the partitions (a parent itself holds nothing), and
             # the transfers' keys with them when they have a table (sql/0040).
             sizes = conn.execute(
@@ -239,6 +303,7 @@ def main() -> None:
                 " (select count(*) from crypto.ledger_entries)"
             ).fetchone()
             assert sizes is not None
+            first_night = nightly_check(conn, "before the runs (the first: full)")
         print(
             f"  ledger before the runs: {sizes[2]:,} entries (entries {sizes[0]},"
             f" transfers {sizes[1]} with their keys and indexes); prefill took {filled:.0f} s",
@@ -283,6 +348,7 @@ def main() -> None:
                 "select count(*) from crypto.integrity_violations()"
             ).fetchone()[0]  # type: ignore[index]
             integrity_seconds = time.perf_counter() - started
+            nightly = nightly_check(conn, "after the runs (incremental)")
             # pg_cron's sealer ran every minute during the run; seal the rest, verify all.
             sealed = conn.execute("select crypto.audit_seal()").fetchone()[0]  # type: ignore[index]
             started = time.perf_counter()
@@ -292,6 +358,9 @@ def main() -> None:
         f"bench/ledger on {os.cpu_count()} cores, {args.seconds} s per run, durable commits;"
         f" integrity violations afterwards: {violations} (the check took {integrity_seconds:.1f} s)"
     )
+    for said in (first_night, nightly):
+        if said:
+            print(said)
     print(
         f"  audit chain: {verified['rows_checked']:,} rows ({sealed:,} sealed at the end, the rest"
         f" by pg_cron during the run); verified in {verify_seconds:.2f} s, ok: {verified['ok']}"
