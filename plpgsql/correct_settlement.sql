@@ -47,9 +47,8 @@ set search_path = crypto, pg_temp
 as $$
     select
         coalesce((
-            select t.amount from crypto.ledger_transfer_keys as k
-            join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
-            where k.idempotency_key = crypto.award_key(p_day, p_prediction) and t.refusal is null
+            select t.amount from crypto.ledger_transfer_by_key(crypto.award_key(p_day, p_prediction)) as t
+            where t.refusal is null
         ), 0)
         + coalesce((
             select sum(c.amount) from crypto.correction_transfers as c

@@ -1,3 +1,21 @@
+-- A transfer is dated when its transaction began (crypto.now()), and the
+-- nightly integrity check reads from a day before its last clean run
+-- (crypto.run_integrity_check): a transfer written in a transaction begun
+-- long before would be read only by the weekly check. Nothing that moves
+-- points runs that long (the API's roles time out in seconds); an
+-- operator's session left open is told to begin again.
+create or replace function crypto.require_fresh_transaction(p_max interval default '1 hour') returns void
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+begin
+    if clock_timestamp() - now() > p_max then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = format('Points move in a transaction begun less than %s ago: commit or roll back, then retry', p_max);
+    end if;
+end
+$$;
+
 -- The one function that moves points. Every caller passes an idempotency
 -- key derived from the cause (settlement:D:prediction, redeem:<key>, ...).
 -- The key remembers the first result, a refusal included: the same key with
@@ -29,6 +47,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'A transfer moves a positive amount between two accounts under a key';
     end if;
+    perform crypto.require_fresh_transaction();
 
     -- Fixed lock order (by id) on the user accounts involved: parallel
     -- transfers never deadlock. System accounts keep no running balance,
@@ -57,12 +76,8 @@ begin
     on conflict (idempotency_key) do nothing
     returning transfer_id into v_id;
     if v_id is null then
-        -- A retry. Planned afresh each time, so it always finds the index,
-        -- and the transfer in its month.
-        execute 'select t.* from crypto.ledger_transfer_keys as k '
-            'join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at '
-            'where k.idempotency_key = $1'
-            into v_transfer using p_key;
+        -- A retry: the stored transfer, in its month.
+        v_transfer := crypto.ledger_transfer_by_key(p_key);
         if (v_transfer.debit_account_id, v_transfer.credit_account_id, v_transfer.amount, v_transfer.reason)
             is distinct from (p_debit_account, p_credit_account, p_amount, p_reason) then
             raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
@@ -121,14 +136,38 @@ end
 $$;
 
 -- A transfer by its id alone (a redemption's debit, an ad unlock's
--- reward): its key knows its time, so only its month is read.
+-- reward) or by its key (a retry, an award): its key row knows its time,
+-- so only its month is read. In two statements: with the time a value,
+-- PostgreSQL prunes the other months before it starts the scan (a join on
+-- the key's time would set up a scan of every month, ~1 ms at 44 months).
 create or replace function crypto.ledger_transfer_by_id(p_id bigint) returns crypto.ledger_transfers
-language sql stable
+language plpgsql stable
 set search_path = crypto, pg_temp
 as $$
-    select t.* from crypto.ledger_transfer_keys as k
-    join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
-    where k.transfer_id = p_id
+declare
+    v_at timestamptz;
+    v_transfer crypto.ledger_transfers;
+begin
+    select k.created_at into v_at from crypto.ledger_transfer_keys as k where k.transfer_id = p_id;
+    select t.* into v_transfer from crypto.ledger_transfers as t where t.id = p_id and t.created_at = v_at;
+    return v_transfer;
+end
+$$;
+
+create or replace function crypto.ledger_transfer_by_key(p_key text) returns crypto.ledger_transfers
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_id bigint;
+    v_at timestamptz;
+    v_transfer crypto.ledger_transfers;
+begin
+    select k.transfer_id, k.created_at into v_id, v_at from crypto.ledger_transfer_keys as k
+    where k.idempotency_key = p_key;
+    select t.* into v_transfer from crypto.ledger_transfers as t where t.id = v_id and t.created_at = v_at;
+    return v_transfer;
+end
 $$;
 
 create or replace function crypto.system_account(p_code text) returns bigint
@@ -169,6 +208,7 @@ declare
     v_accounts bigint[];
     v_amounts bigint[];
 begin
+    perform crypto.require_fresh_transaction();
     if not exists (select from crypto.ledger_accounts as a where a.id = p_debit_account and a.kind = 'system') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'Batch credits come from a system account';

@@ -1,3 +1,4 @@
+-- migrate: atomic with the repeatable pass
 -- A transfer's idempotency key gets its own, unpartitioned table, the first
 -- of two steps to partitioning the ledger by month (sql/0041). A unique key
 -- of a partitioned table must hold its partition key, but a key must stay
@@ -17,10 +18,20 @@
 --
 -- Applied without partitioning anything, so it is independent of
 -- pg_partman (tests/python/test_partitions.py applies it before 0034).
+--
+-- ATOMIC (first line): this file, 0041 and the repeatable pass commit
+-- together. The transfers' id loses its identity here, which the previous
+-- release's ledger_transfer relies on: callers wait on the locks below,
+-- then find the new bodies.
 set local timezone = 'UTC';
--- Every transfer writes here: give up after 2 s waiting for a lock (run
--- migrate again) rather than queue a settlement behind a long transaction.
+-- Give up after 2 s waiting for a lock (run migrate again) rather than
+-- queue a settlement behind a long transaction.
 set local lock_timeout = '2s';
+-- No transfer, redemption, ad reward or correction is written from here
+-- to the commit: the keys copied below are every transfer's, and the
+-- foreign keys added below hold for every row.
+lock table crypto.ledger_transfers, crypto.rewards_redemptions, crypto.ad_unlocks, crypto.correction_transfers
+in share row exclusive mode;
 
 create table crypto.ledger_transfer_keys (
     transfer_id bigint generated always as identity primary key,

@@ -1,3 +1,4 @@
+-- migrate: atomic with the repeatable pass
 -- The ledger (ledger_transfers, ledger_entries) becomes range-partitioned
 -- by month of created_at, kept by pg_partman like predictions (sql/0038),
 -- converted in place: every row is copied with its id, and the entries'
@@ -8,9 +9,11 @@
 --
 -- A unique constraint (and a foreign key's target) of a partitioned table
 -- must hold the partition key:
---   * ledger_transfers' primary key is (id, created_at); its id is unique by
---     its foreign key to ledger_transfer_keys' primary key, and its
---     idempotency key there (sql/0040).
+--   * ledger_transfers' primary key is (id, created_at). Its id comes from
+--     its key's identity (sql/0040), and its foreign key names a key; two
+--     months holding one id (only a writer past crypto.ledger_transfer
+--     could) is integrity_violations' `transfer_key` (a third index on the
+--     keys, on every transfer, would make it a constraint).
 --   * ledger_entries' primary key is (id, created_at); only the identity
 --     makes ids unique (`generated always`). An entry is written with its
 --     transfer's created_at (crypto.ledger_transfer, ledger_credit_many):
@@ -28,12 +31,12 @@ drop view if exists audit.account_balances;
 drop view if exists audit.user_points_history;
 drop view if exists audit.daily_settlements;
 -- So are the functions whose signature names the transfers' row type: the
--- repeatable pass makes them again, on the new table's type. Until it
--- commits (seconds), no points move: another reason to run this outside
--- settlement and the rush.
+-- repeatable pass makes them again, on the new table's type, in this
+-- file's transaction (ATOMIC, first line): callers wait, never miss them.
 drop function if exists crypto.ledger_transfer(text, bigint, bigint, bigint, text, text);
 drop function if exists crypto.raise_refusal(crypto.ledger_transfers);
 drop function if exists crypto.ledger_transfer_by_id(bigint);
+drop function if exists crypto.ledger_transfer_by_key(text);
 
 alter table crypto.ledger_entries rename to ledger_entries_unpartitioned;
 alter sequence crypto.ledger_entries_id_seq rename to ledger_entries_unpartitioned_id_seq;
@@ -204,6 +207,12 @@ foreign key (transfer_id, created_at) references crypto.ledger_transfers (id, cr
 -- The old tables' append-only guards refuse TRUNCATE, and DROP is not one.
 drop table crypto.ledger_entries_unpartitioned;
 drop table crypto.ledger_transfers_unpartitioned;
+-- PostgreSQL 15's autovacuum never analyzes a partitioned parent, whose
+-- statistics plan the joins through it (partition_maintenance analyzes the
+-- money tables again when it makes a month).
+analyze crypto.ledger_transfers;
+analyze crypto.ledger_entries;
+analyze crypto.ledger_transfer_keys;
 
 -- The grants and policy of sql/0003 and sql/0016 on the new parents;
 -- partitions get none (every role reads through the parent, whose policy

@@ -1,5 +1,13 @@
 """Versioned migrations (sql/, applied once, checksummed) then repeatable ones
-(plpgsql/, pg_cron/, re-applied every run), all under one advisory lock."""
+(plpgsql/, pg_cron/, re-applied every run), all under one advisory lock.
+
+Each versioned file commits on its own, and the repeatable pass after them
+in one transaction. A versioned file that the running code cannot outlive
+until the repeatable pass commits (it drops a function the pass makes again,
+or changes a table under the bodies the pass replaces) starts with ATOMIC:
+from it on, the pending versioned files and the repeatable pass are one
+transaction, so callers wait on its locks and then find the new code, and a
+failure anywhere leaves the database as it was."""
 
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ from .config import ROOT
 LOCK_KEY = 0x0F0A_7E57  # one number for "a migration is running"
 VERSIONED = "sql"
 REPEATABLE = ("plpgsql", "pg_cron")
+ATOMIC = "-- migrate: atomic with the repeatable pass"
 
 
 class MigrationError(Exception):
@@ -33,6 +42,14 @@ def _checksum(path: Path) -> str:
 
 def _files(root: Path, folder: str) -> list[Path]:
     return sorted((root / folder).glob("*.sql"))
+
+
+def _apply(conn: psycopg.Connection, path: Path, checksum: str) -> None:
+    conn.execute(path.read_text())
+    conn.execute(
+        "insert into migrations.applied (version, checksum) values (%s, %s)",
+        (path.name, checksum),
+    )
 
 
 def pending(conn: psycopg.Connection, root: Path = ROOT) -> list[str]:
@@ -70,6 +87,7 @@ def migrate(
             unknown = set(recorded) - {p.name for p in files}
             if unknown:
                 raise MigrationError(f"applied but missing from {VERSIONED}/: {sorted(unknown)}")
+            todo: list[tuple[Path, str]] = []
             for path in files:
                 checksum = _checksum(path)
                 if path.name in recorded:
@@ -79,14 +97,18 @@ def migrate(
                             "add a new migration instead"
                         )
                     continue
+                todo.append((path, checksum))
+            joined = next(
+                (i for i, (p, _) in enumerate(todo) if p.read_text().startswith(ATOMIC)), len(todo)
+            )
+            for path, checksum in todo[:joined]:
                 with conn.transaction():
-                    conn.execute(path.read_text())
-                    conn.execute(
-                        "insert into migrations.applied (version, checksum) values (%s, %s)",
-                        (path.name, checksum),
-                    )
+                    _apply(conn, path, checksum)
                 report.applied.append(path.name)
             with conn.transaction():
+                for path, checksum in todo[joined:]:
+                    _apply(conn, path, checksum)
+                    report.applied.append(path.name)
                 # Bodies refer to functions defined in later files.
                 conn.execute("set local check_function_bodies = off")
                 for folder in REPEATABLE:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from ox_sidecar.config import ROOT
-from ox_sidecar.migrate import MigrationError, migrate, pending, reset
+from ox_sidecar.migrate import ATOMIC, MigrationError, migrate, pending, reset
 from support import act_as, new_user, service
 
 # Listed here, not with the migrator's glob: every versioned file is
@@ -60,6 +60,35 @@ def test_a_new_versioned_file_is_applied_once(
     assert migrate(db_url, "development", root=tmp_path).applied == ["9999_extra.sql"]
     assert migrate(db_url, "development", root=tmp_path).applied == []
     assert db.execute("select to_regclass('crypto.extra') is not null").fetchone() == (True,)
+
+
+def test_an_atomic_file_commits_with_the_repeatable_pass_or_not_at_all(
+    db: psycopg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    # 9998 commits on its own; 9999 (ATOMIC) only with the repeatable pass,
+    # so a pass that fails leaves 9999 unapplied and its change undone, and
+    # the next migrate applies both.
+    for folder in ("sql", "plpgsql", "pg_cron"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "sql" / "9998_plain.sql").write_text("create table crypto.plain (id integer);\n")
+    (tmp_path / "sql" / "9999_atomic.sql").write_text(
+        f"{ATOMIC}\ndrop function crypto.award_key_day(text);\n"
+    )
+    broken = tmp_path / "pg_cron" / "zzz_broken.sql"
+    broken.write_text("select 1 / 0;\n")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        migrate(db_url, "development", root=tmp_path)
+    assert db.execute(
+        "select to_regclass('crypto.plain') is not null,"
+        " to_regprocedure('crypto.award_key_day(text)') is not null,"
+        " exists (select from migrations.applied where version = '9999_atomic.sql')"
+    ).fetchone() == (True, True, False)
+    broken.unlink()
+    assert migrate(db_url, "development", root=tmp_path).applied == ["9999_atomic.sql"]
+    # The pass that ran with it made the function again in the same commit.
+    assert db.execute(
+        "select to_regprocedure('crypto.award_key_day(text)') is not null"
+    ).fetchone() == (True,)
 
 
 def test_reset_rebuilds_and_refuses_production(db: psycopg.Connection, db_url: str) -> None:

@@ -1,5 +1,5 @@
 begin;
-select plan(31);
+select plan(33);
 
 -- The ledger is partitioned by month of created_at (sql/0041); a transfer's
 -- key, unique for all time, is its own unpartitioned row (sql/0040), which
@@ -136,6 +136,16 @@ select tests.authenticate_as(:'p');
 select is((select count(*)::int from crypto.ledger_entries), 5, 'a player reads their own entries (and no system one)');
 select throws_ok('select * from crypto.ledger_entries_p2026_11', '42501', null, 'but no partition by its name');
 select tests.clear_authentication();
+
+-- A transfer is dated when its transaction began: one begun long ago (an
+-- operator's session left open) is refused, so the nightly check's day of
+-- overlap reads it (here with a bound of 0 s, a transaction being older).
+select lives_ok('select crypto.require_fresh_transaction()', 'a transaction begun just now moves points');
+select pg_sleep(0.01);
+select throws_ok(
+    $$ select crypto.require_fresh_transaction('0 seconds') $$, 'OX000', null,
+    'one older than the bound is told to begin again'
+);
 
 select * from finish();
 rollback;
