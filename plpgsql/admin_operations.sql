@@ -108,10 +108,12 @@ begin
     v_count := crypto.run_integrity_check();
     return jsonb_build_object(
         'violations', v_count,
-        -- What that run found (its first 100), not a second, full read.
+        -- What that run found (its first 100), not a second, full read:
+        -- its own row (this transaction's), not a cron run's meanwhile.
         'items', (
             select coalesce(h.details -> 'first', '[]') from crypto.system_health as h
-            where h.check_name = 'integrity' order by h.id desc limit 1
+            where h.check_name = 'integrity' and h.xmin = pg_current_xact_id()::xid
+            order by h.id desc limit 1
         ),
         'audit_chain', crypto.audit_verify()
     );

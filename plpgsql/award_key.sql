@@ -32,10 +32,16 @@ grant execute on function crypto.award_key_prediction(text) to oxp_service, app_
 
 -- The day an award key pays for, or null for any other key: with the
 -- prediction, the key of crypto.predictions (partitioned by day).
+-- A key naming no real day (2026-02-30) gives null, never an error: the
+-- integrity check reads every award key and must report a forged one.
 create or replace function crypto.award_key_day(p_key text) returns date
 language sql immutable
 as $$
-    select case when p_key ~ '^settlement:[0-9]{4}-[0-9]{2}-[0-9]{2}:[0-9]+$' then
-        make_date(substr(p_key, 12, 4)::integer, substr(p_key, 17, 2)::integer, substr(p_key, 20, 2)::integer)
-    end
+    select case when x.day is not null and extract(day from x.day) = substr(p_key, 20, 2)::integer then x.day end
+    from (
+        select case when p_key ~ '^settlement:[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]):[0-9]+$' then
+            make_date(substr(p_key, 12, 4)::integer, substr(p_key, 17, 2)::integer, 1)
+            + (substr(p_key, 20, 2)::integer - 1)
+        end as day
+    ) as x
 $$;

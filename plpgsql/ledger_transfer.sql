@@ -311,6 +311,19 @@ begin
 
     select count(*), sum(i.amount), min(i.id), max(i.id) into v_new, v_total, v_first, v_last
     from inserted as i;
+    -- A key claimed meanwhile by another transaction (waited for, then
+    -- skipped): it must be this credit's, or the batch is refused as the
+    -- single form refuses it. A new statement, so it sees that commit.
+    if v_new < cardinality(v_keys) and exists (
+        select from unnest(v_keys, v_accounts, v_amounts) as i (key, account, amount)
+        join crypto.ledger_transfer_keys as k on k.idempotency_key = i.key
+        left join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
+        where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
+            is distinct from (p_debit_account, i.account, i.amount, p_reason)
+    ) then
+        raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
+            detail = 'A transfer key of this batch was used meanwhile for another transfer';
+    end if;
     -- One audit row per batch: a million audit rows (each written now and
     -- hashed into the chain by crypto.audit_seal later) would double the
     -- settlement's writes, and the transfers themselves are append-only;

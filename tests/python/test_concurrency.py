@@ -146,6 +146,102 @@ def test_concurrent_transfers_never_overspend_nor_double_apply(
     assert db.execute("select sum(amount) from crypto.ledger_entries").fetchone() == (0,)
 
 
+def _held_then_raced(
+    db_url: str,
+    first: tuple[str, tuple[Any, ...]],
+    second: tuple[str, tuple[Any, ...]],
+    waits_like: str,
+) -> str:
+    """`first` runs and holds its transaction open; `second`, on another
+    connection, runs meanwhile and must wait on the first's key (seen in
+    pg_stat_activity, whatever the machine's speed); then the first
+    commits. What the second ended with: its result, or its SQLSTATE."""
+    # The watcher polls on its own connection: inside a transaction,
+    # pg_stat_activity is read once and kept.
+    with psycopg.connect(db_url) as holder, psycopg.connect(db_url, autocommit=True) as watcher:
+        holder.execute(*first)
+        result: list[str] = []
+
+        def late() -> None:
+            with psycopg.connect(db_url) as conn:
+                try:
+                    row = conn.execute(*second).fetchone()
+                    conn.commit()
+                    result.append(str(row[0]) if row else "none")
+                except psycopg.Error as exc:
+                    result.append(str(exc.sqlstate))
+
+        waiter = threading.Thread(target=late)
+        waiter.start()
+        for _ in range(400):
+            row = watcher.execute(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like %s",
+                (waits_like,),
+            ).fetchone()
+            if row and row[0]:
+                break
+            threading.Event().wait(0.05)
+        else:
+            raise AssertionError("the second call never waited on the first's key")
+        holder.commit()
+        waiter.join(30)
+    return result[0]
+
+
+def test_two_transfers_under_one_key_at_once_pay_once(db: psycopg.Connection, db_url: str) -> None:
+    # Between two system accounts no account row is locked: the key alone
+    # decides. The second waits for the first's uncommitted key, then
+    # answers with the first's transfer.
+    call = (
+        "select (crypto.ledger_transfer('race:same', crypto.system_account('issuance'),"
+        " crypto.system_account('adjustments'), %s, 'adjustment')).id"
+    )
+    second = _held_then_raced(db_url, (call, (5,)), (call, (5,)), "%race:same%")
+    assert db.execute(
+        "select count(*), min(t.id)::text from crypto.ledger_transfers as t"
+        " where t.idempotency_key = 'race:same'"
+    ).fetchone() == (1, second)
+    assert db.execute(
+        "select count(*) from crypto.ledger_entries as e join crypto.ledger_transfers as t"
+        " on t.id = e.transfer_id and t.created_at = e.created_at"
+        " where t.idempotency_key = 'race:same'"
+    ).fetchone() == (2,)
+
+
+def test_a_batch_meeting_a_key_claimed_meanwhile_for_another_transfer_is_refused(
+    db: psycopg.Connection, db_url: str
+) -> None:
+    # A single transfer holds the key; a batch credit (an award) under the
+    # same key for another player waits for it, then finds it taken for
+    # something else: refused (OX007) as the single form refuses it, never
+    # skipped as if paid.
+    accounts = [
+        db.execute(
+            "select crypto.user_account(%s)", (new_user(db, f"k{i}@example.com"),)
+        ).fetchone()[0]  # type: ignore[index]
+        for i in range(2)
+    ]
+    first = (
+        "select (crypto.ledger_transfer('race:batch', crypto.system_account('issuance'), %s, 7,"
+        " 'settlement_award')).id"
+    )
+    second = (
+        "select crypto.ledger_credit_many(crypto.system_account('issuance'), 'settlement_award',"
+        " array['race:batch'], array[%s]::bigint[], array[7]::bigint[])"
+    )
+    outcome = _held_then_raced(
+        db_url, (first, (accounts[0],)), (second, (accounts[1],)), "%ledger_credit_many%"
+    )
+    assert outcome == "OX007"
+    assert db.execute(
+        "select count(*), min(credit_account_id) from crypto.ledger_transfers"
+        " where idempotency_key = 'race:batch'"
+    ).fetchone() == (1, accounts[0])
+    assert db.execute(
+        "select balance from crypto.ledger_accounts where id = %s", (accounts[1],)
+    ).fetchone() == (0,)
+
+
 def test_retries_with_one_key_at_once_make_one_prediction(
     db: psycopg.Connection, db_url: str
 ) -> None:

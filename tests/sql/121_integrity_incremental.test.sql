@@ -1,5 +1,5 @@
 begin;
-select plan(24);
+select plan(26);
 
 -- The nightly run reads the ledger written since its last clean run, less
 -- a day, continuing each player's balance chain from their checkpoint; it
@@ -118,7 +118,27 @@ select crypto.run_integrity_check();
 select is((pg_temp.last_run()).since, '-infinity'::timestamptz, 'a week after the last full run, the run reads everything');
 select is(pg_temp.ledger_found(), 0::bigint, 'whole');
 
--- Who may not.
+-- Who may not. A forged key would make an award be skipped as paid, a
+-- forged checkpoint or clean run would move what the nightly run trusts:
+-- only the owner's functions write them, and only the service and the
+-- auditor read them.
+select is_empty(
+    $$ select r, t, p
+       from unnest(array['anon', 'app_user', 'app_admin', 'auth_service', 'ad_network', 'oxp_service',
+           'oxp_operator', 'auditor', 'authenticator', 'admin_authenticator']) as r,
+           unnest(array['crypto.ledger_transfer_keys', 'crypto.ledger_checkpoints', 'crypto.ledger_verifications']) as t,
+           unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) as p
+       where has_table_privilege(r, t, p) $$,
+    'no role writes the transfer keys, the checkpoints or the runs'
+);
+select is_empty(
+    $$ select r, t
+       from unnest(array['anon', 'app_user', 'app_admin', 'auth_service', 'ad_network',
+           'authenticator', 'admin_authenticator']) as r,
+           unnest(array['crypto.ledger_transfer_keys', 'crypto.ledger_checkpoints', 'crypto.ledger_verifications']) as t
+       where has_table_privilege(r, t, 'SELECT') $$,
+    'nor reads them but the service (and the operator''s CLI, its member) and the auditor'
+);
 select throws_ok('update crypto.ledger_verifications set violations = 0', 'OX003', null, 'the runs are append-only');
 select tests.authenticate_as(:'a');
 select throws_ok('select crypto.run_integrity_check()', '42501', null, 'a player cannot run the check');
