@@ -1,0 +1,176 @@
+"""The ledger's upgrade from the release before it was partitioned (3769874,
+the last main without sql/0040-0042): a database built and written by that
+release's own files (its functions wrote the ledger) is migrated to today's.
+Every transfer gets its key, every row is kept in its month, the identity
+that hands out transfer ids resumes after the largest, a retry of an old key
+finds its transfer and pays nothing, and the books balance, read whole and
+read from the checkpoints on."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from test_partitions import empty_db  # noqa: F401 (a fixture)
+
+from ox_sidecar.config import ROOT
+from ox_sidecar.migrate import migrate
+
+RELEASE = "3769874"
+LEDGER = """
+select
+    (select count(*) from crypto.ledger_transfers),
+    (select md5(string_agg(
+        concat_ws('|', id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo,
+            created_at, refusal), ',' order by id))
+     from crypto.ledger_transfers),
+    (select count(*) from crypto.ledger_entries),
+    (select md5(string_agg(
+        concat_ws('|', id, transfer_id, account_id, amount, balance_after, created_at), ',' order by id))
+     from crypto.ledger_entries),
+    (select md5(string_agg(concat_ws('|', id, balance), ',' order by id)) from crypto.ledger_accounts)
+"""
+
+
+def release_files(into: Path) -> None:
+    """That release's migrations, from this repository's history."""
+    known = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{RELEASE}^{{commit}}"], check=False
+    )
+    if known.returncode != 0:
+        pytest.skip(f"this clone has no history back to {RELEASE}")
+    archive = into / "release.tar"
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "archive",
+            "-o",
+            str(archive),
+            RELEASE,
+            "sql",
+            "plpgsql",
+            "pg_cron",
+        ],
+        check=True,
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+
+
+def write_ledger(db: psycopg.Connection[Any]) -> None:
+    """Awards of a settled November day and an adjustment in March, by that
+    release's own functions (with today's pgTAP helpers, which it runs)."""
+    db.execute((ROOT / "tests" / "sql" / "helpers" / "setup.sql").read_text())
+    db.execute("select tests.load_calendar()")
+    a = db.execute("select tests.create_user('a@example.com')").fetchone()[0]  # type: ignore[index]
+    b = db.execute("select tests.create_user('b@example.com')").fetchone()[0]  # type: ignore[index]
+    db.execute("select tests.open_session('2026-11-24')")
+    db.execute("select crypto.set_universe('2026-11-24', array['AAPL', 'MSFT'])")
+    for user, symbol, choice in ((a, "AAPL", "UP"), (a, "MSFT", "DOWN"), (b, "AAPL", "DOWN")):
+        db.execute(
+            "insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)"
+            " values (%s, '2026-11-24', %s, %s, crypto.now())",
+            (user, symbol, choice),
+        )
+    db.execute("select crypto.clock_set('2026-11-24 22:00Z')")
+    db.execute("select crypto.close_session('2026-11-24')")
+    db.execute(
+        "select crypto.load_eod_prices(%s, 'test')",
+        (
+            '[{"trading_day": "2026-11-23", "symbol": "AAPL", "close": 100},'
+            ' {"trading_day": "2026-11-23", "symbol": "MSFT", "close": 100},'
+            ' {"trading_day": "2026-11-24", "symbol": "AAPL", "close": 101},'
+            ' {"trading_day": "2026-11-24", "symbol": "MSFT", "close": 99}]',
+        ),
+    )
+    db.execute("select crypto.settle_session('2026-11-24')")
+    db.execute("select crypto.clock_set('2026-03-05 12:00Z')")
+    db.execute(
+        "select crypto.ledger_transfer('adjust:test:march', crypto.system_account('adjustments'),"
+        " crypto.user_account(%s), 40, 'adjustment')",
+        (a,),
+    )
+    db.execute("select crypto.clock_reset()")
+
+
+def test_a_ledger_written_by_the_release_before_upgrades_whole(
+    empty_db: str,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    release_files(tmp_path)
+    assert not (tmp_path / "sql" / "0040_ledger_transfer_keys.sql").exists()
+    migrate(empty_db, "development", root=tmp_path)
+    with psycopg.connect(empty_db, autocommit=True) as db:
+        # Awards by that release's settlement, an adjustment in March and a
+        # refusal, all by its own functions.
+        write_ledger(db)
+        user = "(select id from crypto.users where email = 'b@example.com')"
+        refused = db.execute(
+            f"select (crypto.ledger_transfer('spend:test:1', crypto.user_account({user}),"
+            " crypto.system_account('redemptions'), 1000000, 'redemption')).refusal"
+        ).fetchone()
+        assert refused == ("OX201",)
+        before = db.execute(LEDGER).fetchone()
+        assert before is not None and before[0] == 4 and before[2] == 6
+        top = db.execute("select max(id) from crypto.ledger_transfers").fetchone()
+        assert top is not None
+
+    report = migrate(empty_db, "development")
+    assert report.applied == [
+        "0040_ledger_transfer_keys.sql",
+        "0041_partition_ledger.sql",
+        "0042_ledger_checkpoints.sql",
+    ]
+
+    with psycopg.connect(empty_db, autocommit=True) as db:
+        assert db.execute(LEDGER).fetchone() == before
+        # Every transfer, the refusal too, has its key, with its time.
+        assert db.execute(
+            "select count(*), count(*) filter (where k.idempotency_key = t.idempotency_key"
+            " and k.created_at = t.created_at)"
+            " from crypto.ledger_transfers as t"
+            " left join crypto.ledger_transfer_keys as k on k.transfer_id = t.id"
+        ).fetchone() == (4, 4)
+        assert db.execute(
+            "select array_agg(distinct tableoid::regclass::text order by tableoid::regclass::text)"
+            " from crypto.ledger_transfers"
+        ).fetchone() == (["crypto.ledger_transfers_p2026_03", "crypto.ledger_transfers_p2026_11"],)
+        user = "(select id from crypto.users where email = 'a@example.com')"
+        # A retry of the March key finds its transfer and moves nothing;
+        # the refusal is remembered; a new transfer takes the next id.
+        again: Any = db.execute(
+            "select (t).id, (t).created_at < '2026-04-01' from (select crypto.ledger_transfer("
+            f"'adjust:test:march', crypto.system_account('adjustments'), crypto.user_account({user}),"
+            " 40, 'adjustment') as t) as x"
+        ).fetchone()
+        assert again[1] is True
+        assert db.execute(
+            "select (crypto.ledger_transfer('spend:test:1', crypto.user_account("
+            "(select id from crypto.users where email = 'b@example.com')),"
+            " crypto.system_account('redemptions'), 1000000, 'redemption')).refusal"
+        ).fetchone() == ("OX201",)
+        assert db.execute(LEDGER).fetchone() == before
+        moved = db.execute(
+            "select (crypto.ledger_transfer('adjust:test:after', crypto.system_account('adjustments'),"
+            f" crypto.user_account({user}), 5, 'adjustment')).id"
+        ).fetchone()
+        # (a retry's claim spends an id too, as the transfers' own identity did)
+        assert moved is not None and moved[0] > top[0]
+        # The books balance, read whole and then from the checkpoints on.
+        ledger_checks = (
+            "('transfer_entries', 'transfer_key', 'ledger_sum', 'balance_mismatch', 'balance_chain',"
+            " 'negative_balance', 'award_without_win', 'win_without_award')"
+        )
+        assert db.execute(
+            f"select count(*) from crypto.integrity_violations() where check_name in {ledger_checks}"
+        ).fetchone() == (0,)
+        db.execute("select crypto.run_integrity_check()")
+        assert db.execute(
+            "select since = '-infinity' from crypto.ledger_verifications order by id desc limit 1"
+        ).fetchone() == (True,)
