@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 
-from ox_sidecar.migrate import migrate
+from ox_sidecar.migrate import migrate, migration_files
 from throwaway import ROOT, throwaway_cluster
 
 # One transfer of 1 point between two different user accounts, keyed like a
@@ -93,28 +92,6 @@ where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
 
 
 PREFILL_START = "2026-01-01 00:00:00+00"
-
-
-def release_files(revision: str, into: Path) -> None:
-    """The migrations of a git revision of this repository, unpacked."""
-    archive = into / "release.tar"
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(ROOT),
-            "archive",
-            "-o",
-            str(archive),
-            revision,
-            "sql",
-            "plpgsql",
-            "pg_cron",
-        ],
-        check=True,
-    )
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
 
 
 def seed_accounts(conn: psycopg.Connection, users: int) -> int:
@@ -278,7 +255,7 @@ def main() -> None:
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
         with tempfile.TemporaryDirectory() as old:
             if args.convert_from:
-                release_files(args.convert_from, Path(old))
+                migration_files(args.convert_from, Path(old))
             migrate(url, "development", root=Path(old) if args.convert_from else ROOT)
             with psycopg.connect(url, autocommit=True) as conn:
                 first = seed_accounts(conn, 10000)

@@ -12,6 +12,9 @@ failure anywhere leaves the database as it was."""
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +53,22 @@ def _apply(conn: psycopg.Connection, path: Path, checksum: str) -> None:
         "insert into migrations.applied (version, checksum) values (%s, %s)",
         (path.name, checksum),
     )
+
+
+def migration_files(revision: str, into: Path, root: Path = ROOT) -> None:
+    """The migrations of a git revision of this repository, unpacked into
+    `into` (a root for migrate): to build a database as an earlier release
+    had it and test, or time, the upgrade (tests/python/test_upgrade_ledger.py,
+    bench/ledger --convert-from)."""
+    archive = into / "release.tar"
+    git = shutil.which("git") or "git"
+    subprocess.run(  # noqa: S603 (an argument list, no shell)
+        [git, "-C", str(root), "archive", "-o", str(archive), revision, VERSIONED, *REPEATABLE],
+        check=True,
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    archive.unlink()
 
 
 def pending(conn: psycopg.Connection, root: Path = ROOT) -> list[str]:

@@ -21,8 +21,23 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from ox_sidecar.config import ROOT
 from ox_sidecar.migrate import migrate
 
-# Every column of every row, in id (or key) order: equal digests are equal rows.
-DIGEST = """
+# Every column of every row of the ledger, in id order: equal digests are
+# equal rows (with the accounts' balances).
+LEDGER_DIGEST = """
+    (select count(*) from crypto.ledger_transfers),
+    (select md5(string_agg(
+        concat_ws('|', id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo,
+            created_at, refusal), ',' order by id))
+     from crypto.ledger_transfers),
+    (select count(*) from crypto.ledger_entries),
+    (select md5(string_agg(
+        concat_ws('|', id, transfer_id, account_id, amount, balance_after, created_at), ',' order by id))
+     from crypto.ledger_entries),
+    (select md5(string_agg(concat_ws('|', id, balance), ',' order by id)) from crypto.ledger_accounts)
+"""
+# ... and of the log tables, the predictions and the corrections.
+DIGEST = (
+    """
 select
     (select count(*) from crypto.audit_logs),
     (select md5(string_agg(
@@ -45,24 +60,18 @@ select
         concat_ws('|', correction_id, prediction_id, target, amount, transfer_id, written_off), ','
         order by prediction_id, correction_id))
      from crypto.correction_transfers),
-    (select count(*) from crypto.ledger_transfers),
-    (select md5(string_agg(
-        concat_ws('|', id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo,
-            created_at, refusal), ',' order by id))
-     from crypto.ledger_transfers),
-    (select count(*) from crypto.ledger_entries),
-    (select md5(string_agg(
-        concat_ws('|', id, transfer_id, account_id, amount, balance_after, created_at), ',' order by id))
-     from crypto.ledger_entries),
     (select md5(string_agg(concat_ws('|', transfer_id, idempotency_key, created_at), ',' order by transfer_id))
-     from crypto.ledger_transfer_keys)
+     from crypto.ledger_transfer_keys),
 """
+    + LEDGER_DIGEST
+)
 
 
-def place_and_correct(db: psycopg.Connection[Any]) -> None:
+def place_and_correct(db: psycopg.Connection[Any], corrections: bool = True) -> None:
     """Two days of predictions (March and November), the November one
-    settled, and a correction's rows for two of them. With the pgTAP
-    helpers (tests/sql/helpers)."""
+    settled, an adjustment in March, and (unless told not to: they are
+    written as the schema before 0038 wrote them) a correction's rows for
+    two of them. With the pgTAP helpers (tests/sql/helpers)."""
     db.execute((ROOT / "tests" / "sql" / "helpers" / "setup.sql").read_text())
     db.execute("select tests.load_calendar()")
     a = db.execute("select tests.create_user('a@example.com')").fetchone()[0]
@@ -101,18 +110,19 @@ def place_and_correct(db: psycopg.Connection[Any]) -> None:
         " crypto.user_account(%s), 40, 'adjustment')",
         (a,),
     )
-    # Rows as the correct_settlement of before 0038 wrote them (today's
-    # writes the column 0038 adds): two predictions' targets, nothing moved.
-    db.execute(
-        "insert into crypto.settlement_corrections (trading_day, reason, actor, created_at)"
-        " values ('2026-11-24', 'test', 'test', crypto.now())"
-    )
-    db.execute(
-        "insert into crypto.correction_transfers"
-        " (correction_id, prediction_id, target, amount, transfer_id, written_off)"
-        " select (select max(c.id) from crypto.settlement_corrections as c), p.id, 0, 0, null, 0"
-        " from crypto.predictions as p where p.trading_day = '2026-11-24' and p.symbol = 'AAPL'"
-    )
+    if corrections:
+        # Rows as the correct_settlement of before 0038 wrote them (today's
+        # writes the column 0038 adds): two predictions' targets, nothing moved.
+        db.execute(
+            "insert into crypto.settlement_corrections (trading_day, reason, actor, created_at)"
+            " values ('2026-11-24', 'test', 'test', crypto.now())"
+        )
+        db.execute(
+            "insert into crypto.correction_transfers"
+            " (correction_id, prediction_id, target, amount, transfer_id, written_off)"
+            " select (select max(c.id) from crypto.settlement_corrections as c), p.id, 0, 0, null, 0"
+            " from crypto.predictions as p where p.trading_day = '2026-11-24' and p.symbol = 'AAPL'"
+        )
     db.execute("select crypto.clock_reset()")
 
 
@@ -196,7 +206,7 @@ def test_partitioning_keeps_every_row(empty_db: str, tmp_path: Path) -> None:
             0
         ]
         assert before[7] == 4 and before[9] is not None  # predictions, corrections
-        assert before[10] == 3 and before[12] == 6  # an adjustment and two awards, their entries
+        assert before[11] == 3 and before[13] == 6  # an adjustment and two awards, their entries
 
     report = migrate(empty_db, "development")
     assert report.applied == PARTITIONED_SINCE

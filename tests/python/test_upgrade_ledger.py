@@ -9,31 +9,18 @@ read from the checkpoints on."""
 from __future__ import annotations
 
 import subprocess
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from test_partitions import empty_db  # noqa: F401 (a fixture)
+from test_partitions import LEDGER_DIGEST, empty_db, place_and_correct  # noqa: F401 (a fixture)
 
 from ox_sidecar.config import ROOT
-from ox_sidecar.migrate import migrate
+from ox_sidecar.migrate import migrate, migration_files
 
 RELEASE = "3769874"
-LEDGER = """
-select
-    (select count(*) from crypto.ledger_transfers),
-    (select md5(string_agg(
-        concat_ws('|', id, idempotency_key, debit_account_id, credit_account_id, amount, reason, memo,
-            created_at, refusal), ',' order by id))
-     from crypto.ledger_transfers),
-    (select count(*) from crypto.ledger_entries),
-    (select md5(string_agg(
-        concat_ws('|', id, transfer_id, account_id, amount, balance_after, created_at), ',' order by id))
-     from crypto.ledger_entries),
-    (select md5(string_agg(concat_ws('|', id, balance), ',' order by id)) from crypto.ledger_accounts)
-"""
+LEDGER = "select" + LEDGER_DIGEST
 
 
 def release_files(into: Path) -> None:
@@ -43,60 +30,7 @@ def release_files(into: Path) -> None:
     )
     if known.returncode != 0:
         pytest.skip(f"this clone has no history back to {RELEASE}")
-    archive = into / "release.tar"
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(ROOT),
-            "archive",
-            "-o",
-            str(archive),
-            RELEASE,
-            "sql",
-            "plpgsql",
-            "pg_cron",
-        ],
-        check=True,
-    )
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
-
-
-def write_ledger(db: psycopg.Connection[Any]) -> None:
-    """Awards of a settled November day and an adjustment in March, by that
-    release's own functions (with today's pgTAP helpers, which it runs)."""
-    db.execute((ROOT / "tests" / "sql" / "helpers" / "setup.sql").read_text())
-    db.execute("select tests.load_calendar()")
-    a = db.execute("select tests.create_user('a@example.com')").fetchone()[0]  # type: ignore[index]
-    b = db.execute("select tests.create_user('b@example.com')").fetchone()[0]  # type: ignore[index]
-    db.execute("select tests.open_session('2026-11-24')")
-    db.execute("select crypto.set_universe('2026-11-24', array['AAPL', 'MSFT'])")
-    for user, symbol, choice in ((a, "AAPL", "UP"), (a, "MSFT", "DOWN"), (b, "AAPL", "DOWN")):
-        db.execute(
-            "insert into crypto.predictions (user_id, trading_day, symbol, choice, created_at)"
-            " values (%s, '2026-11-24', %s, %s, crypto.now())",
-            (user, symbol, choice),
-        )
-    db.execute("select crypto.clock_set('2026-11-24 22:00Z')")
-    db.execute("select crypto.close_session('2026-11-24')")
-    db.execute(
-        "select crypto.load_eod_prices(%s, 'test')",
-        (
-            '[{"trading_day": "2026-11-23", "symbol": "AAPL", "close": 100},'
-            ' {"trading_day": "2026-11-23", "symbol": "MSFT", "close": 100},'
-            ' {"trading_day": "2026-11-24", "symbol": "AAPL", "close": 101},'
-            ' {"trading_day": "2026-11-24", "symbol": "MSFT", "close": 99}]',
-        ),
-    )
-    db.execute("select crypto.settle_session('2026-11-24')")
-    db.execute("select crypto.clock_set('2026-03-05 12:00Z')")
-    db.execute(
-        "select crypto.ledger_transfer('adjust:test:march', crypto.system_account('adjustments'),"
-        " crypto.user_account(%s), 40, 'adjustment')",
-        (a,),
-    )
-    db.execute("select crypto.clock_reset()")
+    migration_files(RELEASE, into)
 
 
 def test_a_ledger_written_by_the_release_before_upgrades_whole(
@@ -109,7 +43,9 @@ def test_a_ledger_written_by_the_release_before_upgrades_whole(
     with psycopg.connect(empty_db, autocommit=True) as db:
         # Awards by that release's settlement, an adjustment in March and a
         # refusal, all by its own functions.
-        write_ledger(db)
+        # Awards of a settled November day and an adjustment in March, by
+        # that release's own functions.
+        place_and_correct(db, corrections=False)
         user = "(select id from crypto.users where email = 'b@example.com')"
         refused = db.execute(
             f"select (crypto.ledger_transfer('spend:test:1', crypto.user_account({user}),"
