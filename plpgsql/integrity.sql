@@ -40,27 +40,29 @@ begin
     ) end;
 
     return query
-    -- A posted transfer has exactly its two entries: -amount on the debit
-    -- account, +amount on the credit account. A refused one has none.
-    select 'transfer_entries', 'transfer:' || t.id,
+    -- A posted transfer has exactly its two entries, of its time (its
+    -- month): -amount on the debit account, +amount on the credit account.
+    -- A refused one has none, and no entry is without its transfer.
+    select 'transfer_entries', 'transfer:' || coalesce(t.id, e.transfer_id),
         jsonb_build_object('refusal', t.refusal, 'entries', coalesce(e.n, 0), 'debit_side', e.debit_side,
-            'credit_side', e.credit_side, 'amount', t.amount)
-    from crypto.ledger_transfers as t
-    left join (
+            'credit_side', e.credit_side, 'amount', t.amount, 'entries_at', e.times, 'transfer_at', t.created_at)
+    from (select z.* from crypto.ledger_transfers as z where z.created_at >= p_since) as t
+    full join (
         select x.transfer_id, count(*) as n,
             sum(x.amount) filter (where x.amount < 0) as debit_side,
             sum(x.amount) filter (where x.amount > 0) as credit_side,
-            array_agg(x.account_id order by x.amount) as accounts
+            array_agg(x.account_id order by x.amount) as accounts,
+            array_agg(distinct x.created_at) as times
         from crypto.ledger_entries as x where x.created_at >= p_since group by x.transfer_id
     ) as e on e.transfer_id = t.id
-    where t.created_at >= p_since and (
-        (t.refusal is not null and e.n is not null)
+    where t.id is null
+        or (t.refusal is not null and e.n is not null)
         or (t.refusal is null and (
             e.n is distinct from 2 or e.debit_side is distinct from -t.amount
             or e.credit_side is distinct from t.amount
             or e.accounts is distinct from array[t.debit_account_id, t.credit_account_id]
+            or e.times is distinct from array[t.created_at]
         ))
-    )
 
     -- Every transfer is its key's (a foreign key), and every key has its
     -- transfer, under the same key and time: both are written by one
