@@ -240,10 +240,12 @@ begin
             detail = 'Batch credits go to user accounts';
     end if;
 
+    -- (A key without its transfer, which only a writer past these functions
+    -- could leave, is refused too: skipping it would count it as paid.)
     if exists (
         select from unnest(p_keys, p_credit_accounts, p_amounts) as i (key, account, amount)
         join crypto.ledger_transfer_keys as k on k.idempotency_key = i.key
-        join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
+        left join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
         where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
             is distinct from (p_debit_account, i.account, i.amount, p_reason)
     ) then

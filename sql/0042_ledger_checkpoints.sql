@@ -1,3 +1,4 @@
+-- migrate: atomic with the repeatable pass
 -- The nightly integrity check becomes incremental (issue 14 item 6): it
 -- re-reads only the ledger written since its last clean run (less a day's
 -- overlap), continuing each player's balance chain from the point it last

@@ -2,12 +2,12 @@
 (plpgsql/, pg_cron/, re-applied every run), all under one advisory lock.
 
 Each versioned file commits on its own, and the repeatable pass after them
-in one transaction. A versioned file that the running code cannot outlive
-until the repeatable pass commits (it drops a function the pass makes again,
-or changes a table under the bodies the pass replaces) starts with ATOMIC:
-from it on, the pending versioned files and the repeatable pass are one
-transaction, so callers wait on its locks and then find the new code, and a
-failure anywhere leaves the database as it was."""
+in one transaction. Versioned files that the running code cannot outlive
+until the repeatable pass commits (they drop a function the pass makes
+again, or change a table under the bodies the pass replaces) start with
+ATOMIC: a run of them and the repeatable pass are one transaction (a
+failure anywhere leaves the database as it was); the files after the run
+commit one by one again, and the pass runs once more after them."""
 
 from __future__ import annotations
 
@@ -45,6 +45,25 @@ def _checksum(path: Path) -> str:
 
 def _files(root: Path, folder: str) -> list[Path]:
     return sorted((root / folder).glob("*.sql"))
+
+
+def _repeatable_pass(
+    conn: psycopg.Connection, root: Path, environment: str, report: MigrationReport
+) -> None:
+    # Bodies refer to functions defined in later files.
+    conn.execute("set local check_function_bodies = off")
+    report.repeatable = []
+    for folder in REPEATABLE:
+        for path in _files(root, folder):
+            conn.execute(path.read_text())
+            report.repeatable.append(f"{folder}/{path.name}")
+    # /ready compares what is applied with what ships.
+    conn.execute("grant usage on schema migrations to authenticator")
+    conn.execute("grant select on migrations.applied to authenticator")
+    conn.execute(
+        "update crypto.settings set value = to_jsonb(%s::text) where key = 'environment'",
+        (environment,),
+    )
 
 
 def _apply(conn: psycopg.Connection, path: Path, checksum: str) -> None:
@@ -117,31 +136,31 @@ def migrate(
                         )
                     continue
                 todo.append((path, checksum))
-            joined = next(
-                (i for i, (p, _) in enumerate(todo) if p.read_text().startswith(ATOMIC)), len(todo)
-            )
-            for path, checksum in todo[:joined]:
+            marked = [p.read_text().startswith(ATOMIC) for p, _ in todo]
+            start = marked.index(True) if True in marked else len(todo)
+            end = start
+            while end < len(todo) and marked[end]:
+                end += 1
+            for path, checksum in todo[:start]:
                 with conn.transaction():
                     _apply(conn, path, checksum)
                 report.applied.append(path.name)
-            with conn.transaction():
-                for path, checksum in todo[joined:]:
+            if start < end:
+                with conn.transaction():
+                    for path, checksum in todo[start:end]:
+                        _apply(conn, path, checksum)
+                        # Its `set local`s end with it, as with its own commit.
+                        conn.execute("reset all")
+                        conn.execute("set client_min_messages = warning")
+                    _repeatable_pass(conn, root, environment, report)
+                report.applied += [path.name for path, _ in todo[start:end]]
+            for path, checksum in todo[end:]:
+                with conn.transaction():
                     _apply(conn, path, checksum)
-                    report.applied.append(path.name)
-                # Bodies refer to functions defined in later files.
-                conn.execute("set local check_function_bodies = off")
-                for folder in REPEATABLE:
-                    for path in _files(root, folder):
-                        conn.execute(path.read_text())
-                        report.repeatable.append(f"{folder}/{path.name}")
-                # /ready compares what is applied with what ships.
-                conn.execute("grant usage on schema migrations to authenticator")
-                conn.execute("grant select on migrations.applied to authenticator")
-                conn.execute(
-                    "update crypto.settings set value = to_jsonb(%s::text)"
-                    " where key = 'environment'",
-                    (environment,),
-                )
+                report.applied.append(path.name)
+            if end == start or end < len(todo):
+                with conn.transaction():
+                    _repeatable_pass(conn, root, environment, report)
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
     return report

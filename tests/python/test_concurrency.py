@@ -147,42 +147,41 @@ def test_concurrent_transfers_never_overspend_nor_double_apply(
 
 
 def _held_then_raced(
-    db_url: str,
-    first: tuple[str, tuple[Any, ...]],
-    second: tuple[str, tuple[Any, ...]],
-    waits_like: str,
+    db_url: str, first: tuple[str, tuple[Any, ...]], second: tuple[str, tuple[Any, ...]]
 ) -> str:
     """`first` runs and holds its transaction open; `second`, on another
-    connection, runs meanwhile and must wait on the first's key (seen in
-    pg_stat_activity, whatever the machine's speed); then the first
-    commits. What the second ended with: its result, or its SQLSTATE."""
-    # The watcher polls on its own connection: inside a transaction,
-    # pg_stat_activity is read once and kept.
+    connection, runs meanwhile and must be blocked by the first (seen in
+    pg_blocking_pids, whatever the machine's speed); then the first commits.
+    What the second ended with: its result, or its SQLSTATE and detail."""
     with psycopg.connect(db_url) as holder, psycopg.connect(db_url, autocommit=True) as watcher:
         holder.execute(*first)
         result: list[str] = []
+        waiter_pid: list[int] = []
 
         def late() -> None:
             with psycopg.connect(db_url) as conn:
+                waiter_pid.append(conn.info.backend_pid)
                 try:
                     row = conn.execute(*second).fetchone()
                     conn.commit()
                     result.append(str(row[0]) if row else "none")
                 except psycopg.Error as exc:
-                    result.append(str(exc.sqlstate))
+                    result.append(f"{exc.sqlstate} {exc.diag.message_detail}")
 
         waiter = threading.Thread(target=late)
         waiter.start()
+        # The watcher polls on its own connection: inside a transaction,
+        # pg_stat_activity is read once and kept.
         for _ in range(400):
             row = watcher.execute(
-                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like %s",
-                (waits_like,),
+                "select %s = any(pg_blocking_pids(%s))",
+                (holder.info.backend_pid, waiter_pid[0] if waiter_pid else 0),
             ).fetchone()
             if row and row[0]:
                 break
             threading.Event().wait(0.05)
         else:
-            raise AssertionError("the second call never waited on the first's key")
+            raise AssertionError("the second call was never blocked by the first")
         holder.commit()
         waiter.join(30)
     return result[0]
@@ -196,7 +195,7 @@ def test_two_transfers_under_one_key_at_once_pay_once(db: psycopg.Connection, db
         "select (crypto.ledger_transfer('race:same', crypto.system_account('issuance'),"
         " crypto.system_account('adjustments'), %s, 'adjustment')).id"
     )
-    second = _held_then_raced(db_url, (call, (5,)), (call, (5,)), "%race:same%")
+    second = _held_then_raced(db_url, (call, (5,)), (call, (5,)))
     assert db.execute(
         "select count(*), min(t.id)::text from crypto.ledger_transfers as t"
         " where t.idempotency_key = 'race:same'"
@@ -229,10 +228,10 @@ def test_a_batch_meeting_a_key_claimed_meanwhile_for_another_transfer_is_refused
         "select crypto.ledger_credit_many(crypto.system_account('issuance'), 'settlement_award',"
         " array['race:batch'], array[%s]::bigint[], array[7]::bigint[])"
     )
-    outcome = _held_then_raced(
-        db_url, (first, (accounts[0],)), (second, (accounts[1],)), "%ledger_credit_many%"
-    )
-    assert outcome == "OX007"
+    outcome = _held_then_raced(db_url, (first, (accounts[0],)), (second, (accounts[1],)))
+    # Refused by the check after the insert (the key was not yet taken when
+    # the batch looked), not by the one before it.
+    assert outcome == "OX007 A transfer key of this batch was used meanwhile for another transfer"
     assert db.execute(
         "select count(*), min(credit_account_id) from crypto.ledger_transfers"
         " where idempotency_key = 'race:batch'"

@@ -41,11 +41,11 @@ def test_a_ledger_written_by_the_release_before_upgrades_whole(
     assert not (tmp_path / "sql" / "0040_ledger_transfer_keys.sql").exists()
     migrate(empty_db, "development", root=tmp_path)
     with psycopg.connect(empty_db, autocommit=True) as db:
-        # Awards by that release's settlement, an adjustment in March and a
-        # refusal, all by its own functions.
-        # Awards of a settled November day and an adjustment in March, by
-        # that release's own functions.
+        # Awards of a settled November day, an adjustment in March (audited
+        # as adjust_points audits one) and a refusal, by that release's own
+        # functions.
         place_and_correct(db, corrections=False)
+        db.execute("select crypto.audit('test', 'points.adjust', 'adjust:test:march', '{}')")
         user = "(select id from crypto.users where email = 'b@example.com')"
         refused = db.execute(
             f"select (crypto.ledger_transfer('spend:test:1', crypto.user_account({user}),"
@@ -93,20 +93,17 @@ def test_a_ledger_written_by_the_release_before_upgrades_whole(
         ).fetchone() == ("OX201",)
         assert db.execute(LEDGER).fetchone() == before
         moved = db.execute(
-            "select (crypto.ledger_transfer('adjust:test:after', crypto.system_account('adjustments'),"
-            f" crypto.user_account({user}), 5, 'adjustment')).id"
+            "select (crypto.adjust_points('a@example.com', 5, 'test', 'test:after') ->> 'transfer_id')::bigint"
         ).fetchone()
         # (a retry's claim spends an id too, as the transfers' own identity did)
         assert moved is not None and moved[0] > top[0]
-        # The books balance, read whole and then from the checkpoints on.
-        ledger_checks = (
-            "('transfer_entries', 'transfer_key', 'ledger_sum', 'balance_mismatch', 'balance_chain',"
-            " 'negative_balance', 'award_without_win', 'win_without_award')"
-        )
+        # The books balance, read whole (the first run after 0042), then
+        # from the checkpoints on, after one more movement.
+        assert db.execute("select count(*) from crypto.integrity_violations()").fetchone() == (0,)
+        assert db.execute("select crypto.run_integrity_check()").fetchone() == (0,)
+        db.execute("select crypto.adjust_points('b@example.com', 3, 'test', 'test:later')")
+        assert db.execute("select crypto.run_integrity_check()").fetchone() == (0,)
         assert db.execute(
-            f"select count(*) from crypto.integrity_violations() where check_name in {ledger_checks}"
-        ).fetchone() == (0,)
-        db.execute("select crypto.run_integrity_check()")
-        assert db.execute(
-            "select since = '-infinity' from crypto.ledger_verifications order by id desc limit 1"
-        ).fetchone() == (True,)
+            "select array_agg(since = '-infinity' order by id), array_agg(accounts_advanced order by id)"
+            " from crypto.ledger_verifications"
+        ).fetchone() == ([True, False], [1, 1])  # a's checkpoint, then b's first entry
