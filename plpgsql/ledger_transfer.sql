@@ -180,6 +180,26 @@ language sql stable
 set search_path = crypto, pg_temp
 as $$ select a.id from crypto.ledger_accounts as a where a.user_id = p_user $$;
 
+-- Whether a key of a batch of credits names another transfer than its
+-- credit (ledger_credit_many refuses the batch, as ledger_transfer refuses
+-- a key reused). A key without its transfer, which only a writer past
+-- these functions could leave, counts as taken: skipping it would count
+-- it as paid.
+create or replace function crypto.batch_key_taken(
+    p_debit_account bigint, p_reason text, p_keys text[], p_credit_accounts bigint[], p_amounts bigint[]
+) returns boolean
+language sql stable
+set search_path = crypto, pg_temp
+as $$
+    select exists (
+        select from unnest(p_keys, p_credit_accounts, p_amounts) as i (key, account, amount)
+        join crypto.ledger_transfer_keys as k on k.idempotency_key = i.key
+        left join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
+        where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
+            is distinct from (p_debit_account, i.account, i.amount, p_reason)
+    )
+$$;
+
 -- The set-based form of ledger_transfer for a day's awards: many credits
 -- from one system account to user accounts, in one statement, so a million
 -- winners settle in seconds. Credits only: no user balance can go down.
@@ -240,15 +260,7 @@ begin
             detail = 'Batch credits go to user accounts';
     end if;
 
-    -- (A key without its transfer, which only a writer past these functions
-    -- could leave, is refused too: skipping it would count it as paid.)
-    if exists (
-        select from unnest(p_keys, p_credit_accounts, p_amounts) as i (key, account, amount)
-        join crypto.ledger_transfer_keys as k on k.idempotency_key = i.key
-        left join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
-        where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
-            is distinct from (p_debit_account, i.account, i.amount, p_reason)
-    ) then
+    if crypto.batch_key_taken(p_debit_account, p_reason, p_keys, p_credit_accounts, p_amounts) then
         raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
             detail = 'A transfer key of this batch was used for another transfer';
     end if;
@@ -316,13 +328,8 @@ begin
     -- A key claimed meanwhile by another transaction (waited for, then
     -- skipped): it must be this credit's, or the batch is refused as the
     -- single form refuses it. A new statement, so it sees that commit.
-    if v_new < cardinality(v_keys) and exists (
-        select from unnest(v_keys, v_accounts, v_amounts) as i (key, account, amount)
-        join crypto.ledger_transfer_keys as k on k.idempotency_key = i.key
-        left join crypto.ledger_transfers as t on t.id = k.transfer_id and t.created_at = k.created_at
-        where (t.debit_account_id, t.credit_account_id, t.amount, t.reason)
-            is distinct from (p_debit_account, i.account, i.amount, p_reason)
-    ) then
+    if v_new < cardinality(v_keys)
+        and crypto.batch_key_taken(p_debit_account, p_reason, v_keys, v_accounts, v_amounts) then
         raise exception using errcode = 'OX007', message = 'IDEMPOTENCY_KEY_REUSED',
             detail = 'A transfer key of this batch was used meanwhile for another transfer';
     end if;
