@@ -21,23 +21,33 @@ return array[
 -- The guards of plpgsql/append_only.sql on one partition: its row triggers
 -- are cloned from the parent, a TRUNCATE trigger is not (PostgreSQL clones
 -- only row triggers), and a partition can be truncated by its own name.
+-- Only what is missing is done: altering a partition locks it, and every
+-- API request writes the current rate-limit day (a migration holding the
+-- ledger's locks must not queue behind one, nor it behind the migration).
 create or replace function crypto.partition_guard(p_partition regclass) returns void
 language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
+declare
+    v_table pg_class;
 begin
+    select c.* into v_table from pg_class as c where c.oid = p_partition;
     if (select i.inhparent from pg_inherits as i where i.inhrelid = p_partition) in (
         'crypto.audit_logs'::regclass, 'crypto.ledger_transfers'::regclass, 'crypto.ledger_entries'::regclass
-    ) then
+    ) and not exists (select from pg_trigger as g where g.tgrelid = p_partition and g.tgname = 'no_truncate') then
         execute format(
-            'create or replace trigger no_truncate before truncate on %s '
+            'create trigger no_truncate before truncate on %s '
             'for each statement execute function crypto.tg_append_only__refuse()', p_partition);
     end if;
     -- Row security as on every crypto table; no grants (reads go through the
     -- parent); the owner of every table (plpgsql/zz_owner.sql skips tables
     -- that depend on another, as a partition does on its parent).
-    execute format('alter table %s enable row level security', p_partition);
-    execute format('alter table %s owner to oxp_owner', p_partition);
+    if not v_table.relrowsecurity then
+        execute format('alter table %s enable row level security', p_partition);
+    end if;
+    if v_table.relowner <> 'oxp_owner'::regrole then
+        execute format('alter table %s owner to oxp_owner', p_partition);
+    end if;
 end
 $$;
 
@@ -155,6 +165,7 @@ declare
     v_part record;
     v_created integer := 0;
     v_before integer;
+    v_added integer;
     v_dropped text [] := '{}'::text [];
     v_errors jsonb := '[]'::jsonb;
     v_alarm boolean := false;
@@ -201,14 +212,14 @@ begin
                 )
             )) is null;
         end;
-        v_before := (select count(*) from pg_inherits as i where i.inhparent = v_parent::regclass) - v_before;
-        v_created := v_created + v_before;
+        v_added := (select count(*) from pg_inherits as i where i.inhparent = v_parent::regclass) - v_before;
+        v_created := v_created + v_added;
         -- PostgreSQL 15's autovacuum analyzes partitions, never their
         -- parent, whose statistics plan the joins through it: the money
         -- tables' parents are analyzed when a month is added (monthly).
         -- Never at the cost of the hour's work: a table autovacuum holds is
         -- skipped, and any failure is reported with the rest.
-        if v_before > 0 and v_parent in ('crypto.predictions', 'crypto.ledger_transfers', 'crypto.ledger_entries') then
+        if v_added > 0 and v_parent in ('crypto.predictions', 'crypto.ledger_transfers', 'crypto.ledger_entries') then
             begin
                 execute format('analyze (skip_locked) %s', v_parent);
             exception when others then
@@ -298,26 +309,15 @@ begin
 end
 $partman_owner$;
 
--- Partitions made by the migration get their guards at once; those that
--- have them are left alone: altering a partition locks it, and every API
--- request writes the current rate-limit day (a migration holding the
--- ledger's locks must not queue behind one, nor it behind the migration).
+-- Partitions made by the migration get their guards at once (those that
+-- have them are left alone: crypto.partition_guard).
 do $guards$
 declare
     v_part regclass;
 begin
     for v_part in
-        select i.inhrelid::regclass from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+        select i.inhrelid::regclass from pg_inherits as i
         where i.inhparent in (select to_regclass(t) from unnest(crypto.partitioned_tables()) as t)
-            and (not c.relrowsecurity or c.relowner <> 'oxp_owner'::regrole or (
-                i.inhparent in (
-                    'crypto.audit_logs'::regclass, to_regclass('crypto.ledger_transfers'),
-                    to_regclass('crypto.ledger_entries')
-                )
-                and not exists (
-                    select from pg_trigger as g where g.tgrelid = i.inhrelid and g.tgname = 'no_truncate'
-                )
-            ))
     loop
         perform crypto.partition_guard(v_part);
     end loop;

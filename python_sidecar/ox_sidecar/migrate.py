@@ -74,6 +74,16 @@ def _apply(conn: psycopg.Connection, path: Path, checksum: str) -> None:
     )
 
 
+def _apply_each(
+    conn: psycopg.Connection, files: list[tuple[Path, str]], report: MigrationReport
+) -> None:
+    """Each file in a transaction of its own."""
+    for path, checksum in files:
+        with conn.transaction():
+            _apply(conn, path, checksum)
+        report.applied.append(path.name)
+
+
 def migration_files(revision: str, into: Path, root: Path = ROOT) -> None:
     """The migrations of a git revision of this repository, unpacked into
     `into` (a root for migrate): to build a database as an earlier release
@@ -141,10 +151,7 @@ def migrate(
             end = start
             while end < len(todo) and marked[end]:
                 end += 1
-            for path, checksum in todo[:start]:
-                with conn.transaction():
-                    _apply(conn, path, checksum)
-                report.applied.append(path.name)
+            _apply_each(conn, todo[:start], report)
             if start < end:
                 with conn.transaction():
                     for path, checksum in todo[start:end]:
@@ -154,10 +161,7 @@ def migrate(
                         conn.execute("set client_min_messages = warning")
                     _repeatable_pass(conn, root, environment, report)
                 report.applied += [path.name for path, _ in todo[start:end]]
-            for path, checksum in todo[end:]:
-                with conn.transaction():
-                    _apply(conn, path, checksum)
-                report.applied.append(path.name)
+            _apply_each(conn, todo[end:], report)
             if end == start or end < len(todo):
                 with conn.transaction():
                     _repeatable_pass(conn, root, environment, report)
