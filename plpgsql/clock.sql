@@ -23,6 +23,27 @@ $$;
 
 grant execute on function crypto.now() to anon, app_user, app_admin, oxp_service, auditor;
 
+-- Entries written after a clock moved back are dated before older ones:
+-- crypto.ledger_page's shortcut no longer holds (ledger_dates_follow_ids).
+create or replace function crypto.clock_moved_back() returns void
+language plpgsql volatile
+set search_path = crypto, pg_temp
+as $$
+begin
+    update crypto.settings set value = 'false', updated_at = now()
+    where key = 'ledger.dates_follow_ids' and value <> 'false';
+end
+$$;
+
+create or replace function crypto.ledger_dates_follow_ids() returns boolean
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+begin
+    return coalesce((select s.value = 'true' from crypto.settings as s where s.key = 'ledger.dates_follow_ids'), false);
+end
+$$;
+
 create or replace function crypto.clock_set(p_at timestamptz) returns timestamptz
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -31,6 +52,9 @@ begin
     if crypto.is_production() then
         raise exception using errcode = 'OX008', message = 'REFUSED_IN_PRODUCTION',
             detail = 'The clock cannot be shifted in production';
+    end if;
+    if p_at < crypto.now() then
+        perform crypto.clock_moved_back();
     end if;
     update crypto.settings
     set value = to_jsonb(extract(epoch from p_at - now())), updated_at = now()
@@ -53,6 +77,9 @@ language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 begin
+    if crypto.now() > now() then
+        perform crypto.clock_moved_back();
+    end if;
     update crypto.settings set value = '0', updated_at = now()
     where key = 'clock.offset_seconds';
     perform crypto.audit(crypto.current_actor(), 'clock.reset', null, '{}');

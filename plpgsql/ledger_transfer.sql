@@ -1,9 +1,10 @@
 -- A transfer is dated when its transaction began (crypto.now()), and the
 -- nightly integrity check reads from a day before its last clean run
 -- (crypto.run_integrity_check): a transfer written in a transaction begun
--- long before would be read only by the weekly check. Nothing that moves
--- points runs that long (the API's roles time out in seconds); an
--- operator's session left open is told to begin again.
+-- long before would be read only by the weekly check, and a ledger page
+-- reads the last month with only a day before it (crypto.ledger_page).
+-- Nothing that moves points runs that long (the API's roles time out in
+-- seconds); an operator's session left open is told to begin again.
 create or replace function crypto.require_fresh_transaction(p_max interval default '1 hour') returns void
 language plpgsql volatile
 set search_path = crypto, pg_temp
@@ -46,7 +47,6 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'A transfer moves a positive amount between two accounts under a key';
     end if;
-    perform crypto.require_fresh_transaction();
 
     -- Claim the key first: its unique index decides, whatever plan PL/pgSQL
     -- cached (a generic plan made while the ledger looked empty would scan
@@ -77,6 +77,9 @@ begin
     where a.id in (p_debit_account, p_credit_account) and a.kind = 'user'
     order by a.id
     for update;
+    -- Under the locks, so that an entry is written less than an hour after
+    -- its transaction began, however long it waited here.
+    perform crypto.require_fresh_transaction();
 
     select a.* into v_account from crypto.ledger_accounts as a
     where a.id = p_debit_account;
@@ -232,7 +235,6 @@ declare
     v_accounts bigint[];
     v_amounts bigint[];
 begin
-    perform crypto.require_fresh_transaction();
     if not exists (select from crypto.ledger_accounts as a where a.id = p_debit_account and a.kind = 'system') then
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'Batch credits come from a system account';
@@ -255,6 +257,7 @@ begin
     where a.kind = 'user'
     order by a.id
     for update of a;
+    perform crypto.require_fresh_transaction();
     if (
         select count(*) from crypto.ledger_accounts as a
         join (select distinct x.id from unnest(p_credit_accounts) as x (id)) as c on c.id = a.id
