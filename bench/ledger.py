@@ -215,9 +215,23 @@ def nightly_check(conn: psycopg.Connection, label: str) -> str:
     )
 
 
-def pgbench(url: str, clients: int, seconds: int, extra: list[str]) -> tuple[float, float]:
+def server_cpu_seconds(work: Path) -> float:
+    """CPU seconds the cluster's ended backends used (the postmaster's reaped
+    children: cutime + cstime), so that a run's CPU per transaction can be
+    read beside its throughput. On a shared 2-core machine throughput moves
+    by tens of percent between runs; CPU per transaction moves far less."""
+    pid = (work / "pg" / "postmaster.pid").read_text().split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def pgbench(
+    url: str, clients: int, seconds: int, extra: list[str], work: Path | None = None
+) -> tuple[float, float, float]:
+    """(tx/s, average latency in ms, server CPU ms per transaction or 0)."""
     command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2))]
     command += ["-T", str(seconds), *extra, url]
+    before = server_cpu_seconds(work) if work else 0.0
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"pgbench failed: {done.stderr[-2000:]}")
@@ -229,7 +243,14 @@ def pgbench(url: str, clients: int, seconds: int, extra: list[str]) -> tuple[flo
     failed = next((x for x in lines if x.startswith("number of failed")), "")
     if failed and not failed.split(":")[1].strip().startswith("0"):
         raise SystemExit(f"pgbench reported failures: {failed}")
-    return tps, latency
+    cpu = 0.0
+    if work:
+        time.sleep(1)  # the backends have exited and been reaped
+        done_tx = next(
+            int(x.split(":")[1]) for x in lines if x.startswith("number of transactions actually")
+        )
+        cpu = (server_cpu_seconds(work) - before) * 1000 / max(done_tx, 1)
+    return tps, latency, cpu
 
 
 def main() -> None:
@@ -290,30 +311,33 @@ def main() -> None:
         script.write_text(TRANSFER)
         page = Path(work) / "page.sql"
         page.write_text(LEDGER_PAGE)
-        tps, latency = pgbench(
-            url, 8, args.seconds, ["-f", str(page), "-D", "n=10000", "-D", f"first={first}"]
+        tps, latency, cpu = pgbench(
+            url, 8, args.seconds, ["-f", str(page), "-D", "n=10000", "-D", f"first={first}"], work
         )
         rows.append(("a player's ledger page (20 entries)", 8, tps, latency))
         print(
-            f"  {rows[-1][0]:<48} {8:>3} clients  {tps:9,.0f} tx/s  {latency:7.2f} ms avg",
+            f"  {rows[-1][0]:<48} {8:>3} clients  {tps:9,.0f} tx/s  {latency:7.2f} ms avg"
+            f"  {cpu:5.2f} ms CPU/tx",
             flush=True,
         )
         for label, n in (("spread over 10,000 accounts", 10000), ("concentrated on 4 accounts", 4)):
             for c in clients:
-                tps, latency = pgbench(
+                tps, latency, cpu = pgbench(
                     url,
                     c,
                     args.seconds,
                     ["-f", str(script), "-D", f"n={n}", "-D", f"first={first}"],
+                    work,
                 )
                 rows.append((f"ledger_transfer, {label}", c, tps, latency))
                 print(
-                    f"  {rows[-1][0]:<48} {c:>3} clients  {tps:9,.0f} tx/s  {latency:7.2f} ms avg",
+                    f"  {rows[-1][0]:<48} {c:>3} clients  {tps:9,.0f} tx/s  {latency:7.2f} ms avg"
+                    f"  {cpu:5.2f} ms CPU/tx",
                     flush=True,
                 )
         subprocess.run(["pgbench", "-i", "-q", "-s", "10", admin], check=True, capture_output=True)
         for c in clients:
-            tps, latency = pgbench(admin, c, args.seconds, [])
+            tps, latency, _ = pgbench(admin, c, args.seconds, [])
             rows.append(("pgbench TPC-B (scale 10)", c, tps, latency))
             print(
                 f"  {rows[-1][0]:<48} {c:>3} clients  {tps:9,.0f} tx/s  {latency:7.2f} ms avg",
