@@ -94,11 +94,13 @@ where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
 PREFILL_START = "2026-01-01 00:00:00+00"
 
 
-def seed_accounts(conn: psycopg.Connection, users: int) -> int:
+def seed_accounts(conn: psycopg.Connection, users: int, history: bool = False) -> int:
     """`users` players (l<i>@example.com) with accounts in a row of ids,
     each seeded rich enough that no transfer is refused: through the audited
-    adjustment, so the integrity check finds every point's cause. The first
-    account's id."""
+    adjustment, so the integrity check finds every point's cause. With a
+    `history` to follow (prefill), the seed is dated before it, so that the
+    ledger's dates follow its ids as a real one's do (crypto.ledger_page
+    relies on that). The first account's id."""
     conn.execute(
         "insert into crypto.users (id, email, password_hash)"
         " select gen_random_uuid(), 'l' || i || '@example.com', '$argon2id$bench'"
@@ -114,10 +116,16 @@ def seed_accounts(conn: psycopg.Connection, users: int) -> int:
         " join crypto.users as u on u.id = a.user_id where u.email like 'l%%'"
     ).fetchone()
     assert first is not None
+    if history:
+        conn.execute(
+            "select crypto.clock_set(%s::timestamptz - interval '1 day')", (PREFILL_START,)
+        )
     conn.execute(
         "select count(crypto.adjust_points(u.email, 1000000, 'bench seed', 'seed:' || u.id))"
         " from crypto.users as u where u.email like 'l%%'"
     )
+    if history:
+        conn.execute("select crypto.clock_reset()")
     conn.execute("vacuum analyze")
     conn.execute("checkpoint")
     return int(first[0])
@@ -143,6 +151,10 @@ def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -
         _prefill_batches(conn, first, pairs, transfers, started)
     finally:
         conn.execute("set session_replication_role = origin")
+    # The seed, then the history, then the runs at the real time: written in
+    # date order, as by a clock that never moved, though the seed's clock
+    # did (which turned this off).
+    conn.execute("update crypto.settings set value = 'true' where key = 'ledger.dates_follow_ids'")
     conn.execute("vacuum analyze crypto.ledger_transfers, crypto.ledger_entries")
     conn.execute("checkpoint")
     return time.perf_counter() - started
@@ -279,7 +291,7 @@ def main() -> None:
                 migration_files(args.convert_from, Path(old))
             migrate(url, "development", root=Path(old) if args.convert_from else ROOT)
             with psycopg.connect(url, autocommit=True) as conn:
-                first = seed_accounts(conn, 10000)
+                first = seed_accounts(conn, 10000, history=args.prefill > 0)
                 filled = prefill(conn, first, 10000, args.prefill) if args.prefill else 0.0
         if args.convert_from:
             started = time.perf_counter()

@@ -191,7 +191,7 @@ def main() -> None:
         if args.ledger:
             with psycopg.connect(template, autocommit=True) as conn:
                 conn.execute("select crypto.clock_reset()")
-                took = prefill(conn, seed_accounts(conn, 10000), 10000, args.ledger)
+                took = prefill(conn, seed_accounts(conn, 10000, history=True), 10000, args.ledger)
                 count = conn.execute("select count(*) from crypto.ledger_entries").fetchone()
                 assert count is not None
             print(f"  ledger history: {count[0]:,} entries, written in {took:.0f} s", flush=True)

@@ -62,23 +62,22 @@ insert into crypto.settings (key, value, description) values
 )
 on conflict (key) do nothing;
 
--- Whether every ledger entry is dated less than a day before any entry
--- written after it (crypto.ledger_page reads only the last month then).
--- True on a new ledger and in production, where the clock never moves;
--- crypto.clock_set and clock_reset make it false for good when they move
--- the clock back. A development ledger that predates this setting may
--- have been written under a clock moved back: false.
+-- Whether no ledger entry is dated more than a day before one written
+-- earlier (crypto.ledger_page then reads only the last month). True on a
+-- new ledger, and on one whose clock never moved (no clock.set or
+-- clock.reset in the audit log, which is never dropped); crypto.clock_set
+-- and clock_reset make it false for good.
 insert into crypto.settings (key, value, description)
 select
     'ledger.dates_follow_ids' as key,
     to_jsonb(
         not exists (select from crypto.ledger_entries)
-        or exists (
-            select from crypto.settings as s
-            where s.key = 'environment' and s.value = '"production"'
+        or not exists (
+            select from crypto.audit_logs as l
+            where l.action in ('clock.set', 'clock.reset')
         )
     ) as value,
-    'false once the clock was moved back: ledger pages then read every month' as description
+    'false once the clock was moved: ledger pages then read every month' as description
 on conflict (key) do nothing;
 
 create or replace function crypto.setting(p_key text) returns jsonb

@@ -23,9 +23,12 @@ $$;
 
 grant execute on function crypto.now() to anon, app_user, app_admin, oxp_service, auditor;
 
--- Entries written after a clock moved back are dated before older ones:
--- crypto.ledger_page's shortcut no longer holds (ledger_dates_follow_ids).
-create or replace function crypto.clock_moved_back() returns void
+-- Once the clock moved, an entry may be dated long before one written
+-- earlier (the clock moved back, or forward while a transfer that had
+-- read the old time waited for a lock): crypto.ledger_page's shortcut no
+-- longer holds (ledger_dates_follow_ids). Any move, not only a move back:
+-- two clock_set at once could each look like a move forward.
+create or replace function crypto.clock_moved() returns void
 language plpgsql volatile
 set search_path = crypto, pg_temp
 as $$
@@ -53,9 +56,7 @@ begin
         raise exception using errcode = 'OX008', message = 'REFUSED_IN_PRODUCTION',
             detail = 'The clock cannot be shifted in production';
     end if;
-    if p_at < crypto.now() then
-        perform crypto.clock_moved_back();
-    end if;
+    perform crypto.clock_moved();
     update crypto.settings
     set value = to_jsonb(extract(epoch from p_at - now())), updated_at = now()
     where key = 'clock.offset_seconds';
@@ -77,9 +78,7 @@ language plpgsql volatile security definer
 set search_path = crypto, pg_temp
 as $$
 begin
-    if crypto.now() > now() then
-        perform crypto.clock_moved_back();
-    end if;
+    perform crypto.clock_moved();
     update crypto.settings set value = '0', updated_at = now()
     where key = 'clock.offset_seconds';
     perform crypto.audit(crypto.current_actor(), 'clock.reset', null, '{}');

@@ -71,8 +71,10 @@ begin
     end if;
 
     -- Fixed lock order (by id) on the user accounts involved: parallel
-    -- transfers never deadlock. System accounts keep no running balance,
-    -- so they are never locked and never a hot spot.
+    -- transfers never deadlock on accounts (only a key reused at the same
+    -- moment by a transaction that already holds one of them can: 40P01,
+    -- a retry). System accounts keep no running balance, so they are never
+    -- locked and never a hot spot.
     perform 1 from crypto.ledger_accounts as a
     where a.id in (p_debit_account, p_credit_account) and a.kind = 'user'
     order by a.id

@@ -65,20 +65,22 @@ begin
     -- First the last month's entries (and a day before it), which is where
     -- an active player's page is: only those months' partitions are read
     -- (every month's index cost a page ~0.1 ms more at 16 months). Exact
-    -- when that month alone fills the page: an entry written later has a
-    -- larger id and is dated when its transaction began, less than a day
+    -- when that month alone fills the page: a player's entries are written
+    -- under their account's lock, so an entry written later has a larger
+    -- id, and each is dated when its transaction began, less than an hour
     -- before it wrote (crypto.require_fresh_transaction, checked under the
-    -- accounts' locks), so no entry dated before the day read can outrank
-    -- one dated within the month. A clock once moved back breaks that
-    -- (outside production only: crypto.ledger_dates_follow_ids), and every
-    -- month is read then.
+    -- locks): no entry dated before the day read can outrank one dated
+    -- within the month. A clock that ever moved (outside production only)
+    -- breaks that (crypto.ledger_dates_follow_ids), and every month is read
+    -- then. The cursor as a bound (not `is null or`): a generic plan can
+    -- then use it in the index.
     if crypto.ledger_dates_follow_ids() then
         select
             array_agg(x.e order by (x.e).id desc), count(*) filter (where (x.e).created_at >= v_since)
         into v_entries, v_recent
         from (
             select e from crypto.ledger_entries as e
-            where e.account_id = v_account and (p_cursor is null or e.id < p_cursor)
+            where e.account_id = v_account and e.id < coalesce(p_cursor, 9223372036854775807)
                 and e.created_at >= v_since - interval '1 day'
             order by e.id desc
             limit p_limit
@@ -89,7 +91,7 @@ begin
         into v_entries
         from (
             select e from crypto.ledger_entries as e
-            where e.account_id = v_account and (p_cursor is null or e.id < p_cursor)
+            where e.account_id = v_account and e.id < coalesce(p_cursor, 9223372036854775807)
             order by e.id desc
             limit p_limit
         ) as x;

@@ -14,7 +14,7 @@ as $$
     from (values
         ('environment', 'fixed', null, null, 'set by ENV when migrating'),
         ('clock.offset_seconds', 'fixed', null, null, 'use oxp clock set / oxp clock reset'),
-        ('ledger.dates_follow_ids', 'fixed', null, null, 'false once oxp clock set or reset moved the clock back'),
+        ('ledger.dates_follow_ids', 'fixed', null, null, 'false once oxp clock set or reset moved the clock'),
         ('points.per_win', 'integer', 1, 1000000, null),
         ('leaderboard.min_decided', 'integer', 1, 1000, 'decided predictions before an accuracy counts'),
         ('predictions.base_limit', 'integer', 1, 100, null),
