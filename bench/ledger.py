@@ -243,6 +243,10 @@ def pgbench(
     """(tx/s, average latency in ms, server CPU ms per transaction or 0)."""
     command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2))]
     command += ["-T", str(seconds), *extra, url]
+    if work:
+        # A backend whose connection just closed (the first, full integrity
+        # run's: a minute of CPU) is reaped a moment later: not this run's.
+        time.sleep(2)
     before = server_cpu_seconds(work) if work else 0.0
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode != 0:

@@ -97,6 +97,9 @@ def test_reset_rebuilds_and_refuses_production(db: psycopg.Connection, db_url: s
     )
     reset(db_url, "development")
     assert db.execute("select count(*) from crypto.rewards_inventory").fetchone() == (0,)
+    # A new ledger's dates follow its ids, so a ledger page may read the
+    # last month alone (crypto.ledger_page).
+    assert db.execute("select crypto.ledger_dates_follow_ids()").fetchone() == (True,)
     with pytest.raises(MigrationError, match="production"):
         reset(db_url, "production")
     migrate(db_url, "production")
