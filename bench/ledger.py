@@ -131,6 +131,15 @@ def seed_accounts(conn: psycopg.Connection, users: int, history: bool = False) -
     return int(first[0])
 
 
+def in_date_order(conn: psycopg.Connection) -> None:
+    """The seed, then the history, then the runs at the real time: written
+    in date order, as by a clock that never moved, though the seed's clock
+    did (which turned ledger.dates_follow_ids off, and a migration from a
+    release without the setting starts it off): a page reads as in
+    production. Nothing before that setting existed."""
+    conn.execute("update crypto.settings set value = 'true' where key = 'ledger.dates_follow_ids'")
+
+
 def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -> float:
     """`entries` entries of history before the bench, in batches of a
     million transfers; the seconds it took."""
@@ -151,10 +160,7 @@ def prefill(conn: psycopg.Connection, first: int, accounts: int, entries: int) -
         _prefill_batches(conn, first, pairs, transfers, started)
     finally:
         conn.execute("set session_replication_role = origin")
-    # The seed, then the history, then the runs at the real time: written in
-    # date order, as by a clock that never moved, though the seed's clock
-    # did (which turned this off).
-    conn.execute("update crypto.settings set value = 'true' where key = 'ledger.dates_follow_ids'")
+    in_date_order(conn)
     conn.execute("vacuum analyze crypto.ledger_transfers, crypto.ledger_entries")
     conn.execute("checkpoint")
     return time.perf_counter() - started
@@ -300,6 +306,9 @@ def main() -> None:
         if args.convert_from:
             started = time.perf_counter()
             report = migrate(url, "development")
+            if args.prefill:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    in_date_order(conn)
             print(
                 f"  migrated from {args.convert_from} in {time.perf_counter() - started:.1f} s"
                 f" ({', '.join(report.applied)} and the repeatable files)",

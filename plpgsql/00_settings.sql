@@ -64,9 +64,10 @@ on conflict (key) do nothing;
 
 -- Whether no ledger entry is dated more than a day before one written
 -- earlier (crypto.ledger_page then reads only the last month). True on a
--- new ledger, and on one whose clock never moved (no clock.set or
--- clock.reset in the audit log, which is never dropped); crypto.clock_set
--- and clock_reset make it false for good.
+-- new ledger, and on one whose clock never moved (no clock.set in the
+-- audit log, which is never dropped: only clock_set shifts the clock);
+-- crypto.clock_set, and clock_reset of a shifted clock, make it false for
+-- good.
 insert into crypto.settings (key, value, description)
 select
     'ledger.dates_follow_ids' as key,
@@ -74,7 +75,7 @@ select
         not exists (select from crypto.ledger_entries)
         or not exists (
             select from crypto.audit_logs as l
-            where l.action in ('clock.set', 'clock.reset')
+            where l.action = 'clock.set'
         )
     ) as value,
     'false once the clock was moved: ledger pages then read every month' as description

@@ -8,7 +8,7 @@ from .common import AsJson, call, parse_time, say, service_connection
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="The database clock crypto.now(): show it; set or reset it (refused in production)",
+    help="The database clock crypto.now(): show it; set it (refused in production) or reset it",
 )
 
 OFFSET = """

@@ -45,13 +45,20 @@ $$;
 -- dates new entries before old ones, and a move forward while a transfer
 -- that read the old time waits for a lock dates it before one written
 -- earlier.
+update crypto.settings set value = 'true' where key = 'ledger.dates_follow_ids';
 select crypto.clock_set('2030-01-01 00:00Z');
 select is(crypto.ledger_dates_follow_ids(), false, 'a clock moved: dates no longer follow ids');
 update crypto.settings set value = 'true' where key = 'ledger.dates_follow_ids';
 select crypto.clock_set('2030-01-02 00:00Z');
 select is(crypto.ledger_dates_follow_ids(), false, 'a move forward clears it too');
+select crypto.clock_reset();
+update crypto.settings set value = 'true' where key = 'ledger.dates_follow_ids';
+select crypto.clock_reset();
+select is(
+    crypto.ledger_dates_follow_ids(), true,
+    'a reset of a clock that is not shifted (production''s) moves nothing and keeps it'
+);
 select pg_temp.at('2026-06-03 12:00Z');
-select is(crypto.ledger_dates_follow_ids(), true, 'as a ledger whose clock never moved has it');
 
 select pg_temp.credit('lp:jun:' || i) from generate_series(1, 5) as i;
 select pg_temp.at('2026-11-20 12:00Z');
