@@ -43,7 +43,7 @@ language plpgsql stable
 set search_path = crypto, pg_temp
 as $$
 begin
-    return coalesce((select s.value = 'true' from crypto.settings as s where s.key = 'ledger.dates_follow_ids'), false);
+    return crypto.setting('ledger.dates_follow_ids') = 'true';
 end
 $$;
 
