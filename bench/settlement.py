@@ -168,7 +168,9 @@ def main() -> None:
             conn.execute("alter system set max_wal_size = '16GB'")
             conn.execute("select pg_reload_conf()")
             conn.execute("create database oxp_bench_template")
-        migrate(template, "development")
+        # This tree's migrations (ROOT), whichever sidecar is imported: an A/B
+        # runs an older tree's files with this one's bench.
+        migrate(template, "development", root=ROOT)
         with psycopg.connect(template, autocommit=True) as conn:
             conn.execute(
                 "select crypto.sync_calendar(%s::jsonb)", (json.dumps(nyse_sessions(2026, 2026)),)
