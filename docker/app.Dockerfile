@@ -18,9 +18,12 @@ COPY cli cli
 RUN uv sync --frozen --no-dev
 
 FROM python:3.11-slim-bookworm AS runtime
+# The worker's log archive (ARCHIVE_DIR) is its one writable folder: a
+# volume mounted there starts with this owner.
 RUN groupadd --system --gid 10001 oxp \
  && useradd --system --uid 10001 --gid oxp --no-create-home --home-dir /nonexistent \
-    --shell /usr/sbin/nologin oxp
+    --shell /usr/sbin/nologin oxp \
+ && mkdir -p /var/lib/oxp/archive && chown oxp:oxp /var/lib/oxp/archive
 WORKDIR /app
 # Owned by root and read-only to the service: it writes only to /tmp
 # (Prometheus' per-process files).

@@ -40,9 +40,12 @@ begin
         ('oxp-audit-seal', '* * * * *', $$select crypto.audit_seal()$$),
         -- Rate-limit windows older than two hours are never read again.
         ('oxp-rate-limit-cleanup', '7 * * * *', $$select crypto.rate_limit_cleanup()$$),
-        -- Partitions of the logs made ahead, old ones of eod_fetch_logs and
-        -- rate_limits dropped after their retention setting.
+        -- Partitions made ahead, old rate-limit days dropped after their
+        -- retention setting.
         ('oxp-partitions', '37 * * * *', $$select crypto.partition_maintenance()$$),
+        -- Price-fetch log months past their retention: the worker writes
+        -- each to the archive, then drops it (06:45 KST).
+        ('oxp-archive', '45 21 * * *', $$select crypto.enqueue_archive()$$),
         -- Expired sign-in states, refresh families, links, idempotent requests.
         ('oxp-expire-auth', '17 * * * *', $$select crypto.expire_auth_rows()$$),
         -- 07:00 KST daily, after the day's settlement: every ledger, stock and

@@ -73,6 +73,9 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 ('OX175', 'ARCHIVE_FAILED', 500, 'WAL does not reach the backup repository'),
 ('OX176', 'DATABASE_NOT_EMPTY', 409, 'The target database holds data already'),
 ('OX177', 'REPLACES_PRODUCTION', 409, 'This replaces the production database; say so explicitly'),
+-- The log archive (plpgsql/partition_archive.sql).
+('OX178', 'PARTITION_NOT_DUE', 409, 'The partition is not a log partition past its retention'),
+('OX179', 'ARCHIVE_MISMATCH', 409, 'The archive does not hold the rows read in this transaction'),
 ('OX250', 'REPLICA_FAILED', 500, 'The read replica could not be set up or reached'),
 ('OX251', 'REPLICA_EXISTS', 409, 'A replica is set up in that folder already'),
 ('OX265', 'JOB_LEASE_LOST', 409, 'The worker no longer holds this job: another attempt took it'),

@@ -43,7 +43,8 @@ declare
 begin
     foreach t in array array[
         'ledger_transfers', 'ledger_entries', 'ledger_transfer_keys', 'ledger_verifications', 'settlements',
-        'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers'
+        'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
+        'partition_archives'
     ] loop
         execute format(
             'create or replace trigger %1$s_append_only before update or delete on crypto.%1$I '

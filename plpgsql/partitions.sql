@@ -5,8 +5,9 @@
 -- never dropped nor detached: it is the hash chain, and the proof that an
 -- adjustment ran once (crypto.adjust_points, integrity_violations read it).
 -- The money tables (predictions, ledger_transfers, ledger_entries) are
--- never dropped either: only their months ahead are made here. Settings: retention.eod_fetch_logs_days,
--- retention.rate_limits_days.
+-- never dropped either: only their months ahead are made here. Settings:
+-- retention.rate_limits_days here, retention.eod_fetch_logs_days in the
+-- archive (plpgsql/partition_archive.sql).
 
 -- The tables kept here, in the order maintenance makes their partitions.
 -- Retention (partition_maintenance) names its own, shorter list: a table
@@ -169,9 +170,6 @@ declare
     v_dropped text [] := '{}'::text [];
     v_errors jsonb := '[]'::jsonb;
     v_alarm boolean := false;
-    v_keep interval;
-    v_end timestamptz;
-    v_cutoff timestamptz;
     v_lock_timeout text := current_setting('lock_timeout');
 begin
     -- Creating a partition (with a default one) and dropping one lock the
@@ -237,37 +235,19 @@ begin
         perform crypto.partition_guard(v_part.rel);
     end loop;
 
-    -- Retention: whole partitions that end before the earlier of the wall
-    -- clock and crypto.now(), less the setting: a clock shifted ahead never
-    -- drops the rows of the real present.
-    foreach v_parent in array array['crypto.eod_fetch_logs', 'crypto.rate_limits'] loop
-        v_keep := case v_parent
-            when 'crypto.eod_fetch_logs' then crypto.setting_interval('retention.eod_fetch_logs_days')
-            else crypto.setting_interval('retention.rate_limits_days')
+    -- Retention: the rate-limit days past their setting are dropped
+    -- (crypto.partitions_past_retention). The price-fetch log's months go
+    -- to the archive first and are dropped there (plpgsql/partition_archive.sql).
+    for v_part in select r.partition as rel, r.relname from crypto.partitions_past_retention('crypto.rate_limits') as r loop
+        begin
+            execute format('drop table %s', v_part.rel);
+            v_dropped := v_dropped || v_part.relname::text;
+        exception when lock_not_available then
+            -- Old rows wait an hour more: no alert.
+            v_errors := v_errors || jsonb_build_object(
+                'table', v_part.relname, 'error', sqlerrm, 'code', sqlstate
+            );
         end;
-        v_cutoff := least(now(), crypto.now()) - v_keep;
-        for v_part in
-            select
-                i.inhrelid::regclass as rel,
-                c.relname
-            from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
-            where i.inhparent = v_parent::regclass and pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
-            order by c.relname
-        loop
-            select p.child_end_time into v_end
-            from partman.show_partition_info(format('crypto.%I', v_part.relname), p_parent_table => v_parent) as p;
-            if v_end <= v_cutoff then
-                begin
-                    execute format('drop table %s', v_part.rel);
-                    v_dropped := v_dropped || v_part.relname::text;
-                exception when lock_not_available then
-                    -- Old rows wait an hour more: no alert.
-                    v_errors := v_errors || jsonb_build_object(
-                        'table', v_part.relname, 'error', sqlerrm, 'code', sqlstate
-                    );
-                end;
-            end if;
-        end loop;
     end loop;
 
     perform set_config('lock_timeout', v_lock_timeout, true);

@@ -1,6 +1,7 @@
 comment on function crypto.partition_maintenance() is
-'pg_cron hourly (oxp_service): pg_partman creates the partitions ahead; eod_fetch_logs and rate_limits '
-'partitions past their retention setting are dropped; audit_logs and predictions partitions never are.';
+'pg_cron hourly (oxp_service): pg_partman creates the partitions ahead; rate_limits partitions past their '
+'retention setting are dropped (eod_fetch_logs'' go through the archive); audit_logs'' and the money tables'' '
+'never are.';
 comment on function crypto.partition_maintenance(text) is
 'The work of crypto.partition_maintenance(); puts the caller''s search_path back, which pg_partman overrides.';
 comment on function crypto.partitioned_tables() is
@@ -9,3 +10,14 @@ comment on function crypto.clock_moved() is
 'Marks the ledger''s dates as no longer following its ids (clock_set, clock_reset; owner only).';
 comment on function crypto.ledger_dates_follow_ids() is
 'Whether a ledger page may read the last month alone (false once the clock moved; owner only).';
+comment on function crypto.partitions_to_archive() is
+'The log partitions past their retention that the archive (job partition.archive) writes to a file and drops; '
+'oldest first.';
+comment on function crypto.enqueue_archive() is
+'pg_cron daily (oxp_service): enqueues the partition.archive job when a log partition is past its retention.';
+comment on function crypto.partition_archive_rows(text) is
+'The worker''s read of a due log partition: its rows as JSON in id order, its writers held off until the '
+'transaction ends (OX178 when not due).';
+comment on function crypto.partition_archived(text, bigint, text, text) is
+'The worker''s word that the rows read in this transaction are in a file it read back: records the file '
+'(crypto.partition_archives) and drops the partition, or changes nothing (OX178, OX179).';

@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     pg_os_user: str = "postgres"
 
+    # The log archive (README "Partitions and retention"): price-fetch log
+    # months past their retention are written here, then dropped. Cold
+    # storage in production (a volume kept apart from the database's).
+    archive_dir: Path = ROOT / ".local" / "archive"
+
     cors_origins: list[str] = []
     # Proxies whose X-Forwarded-For is believed (addresses or CIDRs).
     trusted_proxies: list[str] = []

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import alerts, backups, mail
+from . import alerts, archive, backups, mail
 from .config import get_worker_settings
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
@@ -147,6 +147,8 @@ HANDLERS: dict[str, Handler] = {
     "backup.diff": backups.run_job,
     "backup.incr": backups.run_job,
     "backup.verify": backups.run_job,
+    # The log archive, on pg_cron's schedule (plpgsql/partition_archive.sql).
+    "partition.archive": archive.run_job,
 }
 
 

@@ -81,7 +81,7 @@ select results_eq(
     order by 1
     $$,
     $$ values ('audit_logs' collate "C"), ('correction_transfers'), ('eod_price_corrections'), ('ledger_entries'),
-        ('ledger_transfer_keys'), ('ledger_transfers'), ('ledger_verifications'), ('settlement_corrections'), ('settlement_revisions'), ('settlements') $$,
+        ('ledger_transfer_keys'), ('ledger_transfers'), ('ledger_verifications'), ('partition_archives'), ('settlement_corrections'), ('settlement_revisions'), ('settlements') $$,
     'every history table refuses UPDATE, DELETE and TRUNCATE (plpgsql/append_only.sql)'
 );
 

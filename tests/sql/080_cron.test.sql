@@ -4,6 +4,7 @@ select plan(4);
 select results_eq(
     $$ select jobname::text collate "default", schedule, command from cron.job where jobname like 'oxp-%' order by jobname $$,
     $$ values
+        ('oxp-archive', '45 21 * * *', 'select crypto.enqueue_archive()'),
         ('oxp-audit-seal', '* * * * *', 'select crypto.audit_seal()'),
         ('oxp-backup-diff', '30 22 * * 0-5', 'select crypto.enqueue_backup(''diff'')'),
         ('oxp-backup-full', '30 22 * * 6', 'select crypto.enqueue_backup(''full'')'),
@@ -22,7 +23,7 @@ select results_eq(
         ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')'),
         ('oxp-wal-archive-check', '* * * * *', 'select crypto.check_wal_archive()')
     $$,
-    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, the cutoff, 07:00, 07:30 backups, 09:00, and the minute catch-up'
+    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, 06:45 archive, the cutoff, 07:00, 07:30 backups, 09:00, and the minute catch-up'
 );
 select is(
     (select count(*)::int from cron.job where jobname like 'oxp-%' and (username <> 'oxp_service' or not active

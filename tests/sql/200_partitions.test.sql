@@ -1,5 +1,5 @@
 begin;
-select plan(51);
+select plan(52);
 
 -- The log tables are partitioned parents, kept by pg_partman.
 select has_extension('pg_partman', 'pg_partman is installed');
@@ -246,10 +246,11 @@ select throws_ok(
     'rate_limits keeps at least a day'
 );
 
--- Retention: a price-fetch month 500 days old (400 kept) is dropped; with
--- the clock shifted 500 days ahead, this month's logs are not (the cutoff
--- is on the earlier of the wall clock and crypto.now()); the audit log
--- keeps every partition.
+-- Retention: a price-fetch month 500 days old (400 kept) is not dropped
+-- here but by its archive (204_partition_archives), and is due there; with
+-- the clock shifted 500 days ahead, this month's logs are not due (the
+-- cutoff is on the earlier of the wall clock and crypto.now()); the audit
+-- log keeps every partition.
 select array_agg(c.relname::text order by c.relname) as audit_parts
 from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
 where i.inhparent = 'crypto.audit_logs'::regclass \gset
@@ -262,17 +263,23 @@ set local role oxp_service;
 select crypto.partition_maintenance() as report \gset
 reset role;
 select ok(
-    (:'report'::jsonb -> 'dropped') ? ('eod_fetch_logs_p' || to_char(now() at time zone 'UTC' - interval '500 days', 'YYYY_MM')),
-    'an eod_fetch_logs month past its retention is dropped'
+    not (:'report'::jsonb -> 'dropped') ? ('eod_fetch_logs_p' || to_char(now() at time zone 'UTC' - interval '500 days', 'YYYY_MM')),
+    'an eod_fetch_logs month past its retention is not dropped by maintenance'
 );
 select is(
-    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test:old'), 0, 'with its rows'
+    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test:old'), 1, 'its rows wait for the archive'
 );
 select ok(
-    not (:'report'::jsonb -> 'dropped') ? :'eod_part', 'a clock 500 days ahead does not drop this month'
+    ('eod_fetch_logs_p' || to_char(now() at time zone 'UTC' - interval '500 days', 'YYYY_MM'))
+    in (select d.partition from crypto.partitions_to_archive() as d),
+    'and the archive has it due'
+);
+select ok(
+    :'eod_part' not in (select d.partition from crypto.partitions_to_archive() as d),
+    'a clock 500 days ahead does not make this month due'
 );
 select is(
-    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test:now'), 1, 'nor its rows'
+    (select count(*)::int from crypto.eod_fetch_logs where provider = 'test:now'), 1, 'nor drop its rows'
 );
 select is_empty(
     format(

@@ -1,0 +1,165 @@
+-- The log tables' months past retention go to the archive before they go
+-- (sql/0043_partition_archives.sql, issue 14 item 6). The worker
+-- (python_sidecar/ox_sidecar/archive.py, job partition.archive, enqueued
+-- daily by pg_cron) reads a month's rows here under a lock that holds its
+-- writers off, writes them to a file and reads the file back, then, in that
+-- same transaction, crypto.partition_archived records the file and drops
+-- the month. Nothing else drops an archived table's partition.
+
+-- The log tables archived this way. Rate-limit windows are counters of the
+-- last minutes, not a record: partition_maintenance drops them. audit_logs
+-- and the money tables never leave the database.
+create or replace function crypto.archived_tables() returns text[]
+language sql immutable
+return array['crypto.eod_fetch_logs'];
+
+-- A log table's partitions that end before its retention, measured on the
+-- earlier of the wall clock and crypto.now() (a clock shifted ahead never
+-- takes the present), oldest first.
+create or replace function crypto.partitions_past_retention(p_parent text)
+returns table (partition regclass, relname text, range_from timestamptz, range_to timestamptz)
+language plpgsql stable
+set search_path = crypto, pg_temp
+set timezone = 'UTC'
+as $$
+declare
+    v_cutoff timestamptz;
+begin
+    if p_parent is null or p_parent not in ('crypto.eod_fetch_logs', 'crypto.rate_limits') then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = format('%s has no retention: only the log tables leave', coalesce(p_parent, 'null'));
+    end if;
+    v_cutoff := least(now(), crypto.now()) - crypto.setting_interval(
+        case p_parent
+            when 'crypto.eod_fetch_logs' then 'retention.eod_fetch_logs_days'
+            else 'retention.rate_limits_days'
+        end
+    );
+    return query
+    select i.inhrelid::regclass, c.relname::text, p.child_start_time, p.child_end_time
+    from pg_inherits as i
+    join pg_class as c on c.oid = i.inhrelid
+    cross join lateral partman.show_partition_info(
+        format('crypto.%I', c.relname), p_parent_table => p_parent
+    ) as p
+    where i.inhparent = p_parent::regclass
+        and pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+        and p.child_end_time <= v_cutoff
+    order by p.child_start_time;
+end
+$$;
+
+-- The archive's work: every archived table's partitions past retention.
+create or replace function crypto.partitions_to_archive()
+returns table (parent text, partition text, range_from timestamptz, range_to timestamptz)
+language sql stable security definer
+set search_path = crypto, pg_temp
+as $$
+    select t.parent, p.relname, p.range_from, p.range_to
+    from unnest(crypto.archived_tables()) as t (parent)
+    cross join lateral crypto.partitions_past_retention(t.parent) as p
+    order by p.range_from, t.parent
+$$;
+
+grant execute on function crypto.partitions_to_archive() to oxp_service, oxp_operator;
+
+-- Daily from pg_cron: the archive job, when a month is due (once a day).
+create or replace function crypto.enqueue_archive() returns bigint
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    if not exists (select from crypto.partitions_to_archive()) then
+        return null;
+    end if;
+    return crypto.enqueue_job(
+        'partition.archive', '{}',
+        format('partition.archive:%s', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD')), 3
+    );
+end
+$$;
+
+grant execute on function crypto.enqueue_archive() to oxp_service;
+
+-- One due partition's rows as JSON, in id order. Its writers are held off
+-- (SHARE) until the transaction ends, so the rows the archiver writes are
+-- the rows partition_archived counts and drops in that transaction.
+create or replace function crypto.partition_archive_rows(p_partition text) returns setof jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+begin
+    if not exists (select from crypto.partitions_to_archive() as d where d.partition = p_partition) then
+        raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
+            detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
+    end if;
+    execute format('lock table crypto.%I in share mode', p_partition);
+    -- What partition_archived checks (with the lock): a ShareLock alone can
+    -- be this transaction's for another reason (an index built on it).
+    perform set_config('oxp.archive_read', p_partition, true);
+    return query execute format('select to_jsonb(r) from crypto.%I as r order by r.id', p_partition);
+end
+$$;
+
+grant execute on function crypto.partition_archive_rows(text) to oxp_service;
+
+-- The archiver's word that the rows read in this transaction are in a file
+-- it read back (its rows, the SHA-256 of its content, where it is): the
+-- file is recorded and the partition dropped, or nothing changes. The rows
+-- must have been read in this transaction (its SHARE lock held) and still
+-- number p_rows.
+create or replace function crypto.partition_archived(
+    p_partition text, p_rows bigint, p_sha256 text, p_location text
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = crypto, pg_temp
+as $$
+declare
+    v_due record;
+    v_rows bigint;
+    v_id bigint;
+    v_lock_timeout text := current_setting('lock_timeout');
+begin
+    if p_rows is null or p_rows < 0 or p_sha256 is null or p_sha256 !~ '^[0-9a-f]{64}$'
+        or p_location is null or length(p_location) not between 1 and 1000 then
+        raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
+            detail = 'An archive names its rows, the SHA-256 of its content (64 hex digits) and its location';
+    end if;
+    select d.* into v_due from crypto.partitions_to_archive() as d where d.partition = p_partition;
+    if not found then
+        raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
+            detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
+    end if;
+    if current_setting('oxp.archive_read', true) is distinct from p_partition or not exists (
+        select from pg_locks as l
+        where l.locktype = 'relation' and l.pid = pg_backend_pid() and l.granted and l.mode = 'ShareLock'
+            and l.relation = format('crypto.%I', p_partition)::regclass
+    ) then
+        raise exception using errcode = 'OX179', message = 'ARCHIVE_MISMATCH',
+            detail = format('%s was not read in this transaction (crypto.partition_archive_rows)', p_partition);
+    end if;
+    execute format('select count(*) from crypto.%I', p_partition) into v_rows;
+    if v_rows <> p_rows then
+        raise exception using errcode = 'OX179', message = 'ARCHIVE_MISMATCH',
+            detail = format('%s holds %s rows, the archive %s', p_partition, v_rows, p_rows);
+    end if;
+    insert into crypto.partition_archives
+        (parent, partition, range_from, range_to, rows, sha256, location, archived_at)
+    values (v_due.parent, p_partition, v_due.range_from, v_due.range_to, p_rows, p_sha256, p_location, crypto.now())
+    returning id into v_id;
+    -- Dropping a partition locks its parent: the price fetch waits at most
+    -- 2 s, or the job fails and is retried (nothing recorded).
+    perform set_config('lock_timeout', '2s', true);
+    execute format('drop table crypto.%I', p_partition);
+    perform set_config('lock_timeout', v_lock_timeout, true);
+    perform crypto.audit(crypto.current_actor(), 'partition.archived', p_partition, jsonb_build_object(
+        'parent', v_due.parent, 'rows', p_rows, 'sha256', p_sha256, 'location', p_location
+    ));
+    return jsonb_build_object(
+        'id', v_id, 'parent', v_due.parent, 'partition', p_partition, 'rows', p_rows,
+        'range_from', v_due.range_from, 'range_to', v_due.range_to, 'sha256', p_sha256, 'location', p_location
+    );
+end
+$$;
+
+grant execute on function crypto.partition_archived(text, bigint, text, text) to oxp_service;
