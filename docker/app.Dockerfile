@@ -26,7 +26,7 @@ RUN groupadd --system --gid 10001 oxp \
  && mkdir -p /var/lib/oxp/archive && chown oxp:oxp /var/lib/oxp/archive
 WORKDIR /app
 # Owned by root and read-only to the service: it writes only to /tmp
-# (Prometheus' per-process files).
+# (Prometheus' per-process files) and the worker to its archive.
 COPY --from=build /app/.venv /app/.venv
 COPY pyproject.toml ./
 COPY python_sidecar python_sidecar

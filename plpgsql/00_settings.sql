@@ -47,7 +47,7 @@ insert into crypto.settings (key, value, description) values
 ('retention.expired_days', '30', 'Days expired sign-in states, refresh tokens, links and idempotent requests are kept'),
 (
     'retention.eod_fetch_logs_days', '400',
-    'Days of price-fetch logs kept; older whole months of crypto.eod_fetch_logs are dropped'
+    'Days of price-fetch logs kept; older whole months of crypto.eod_fetch_logs are archived, then dropped'
 ),
 (
     'retention.rate_limits_days', '1',

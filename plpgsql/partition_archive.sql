@@ -74,26 +74,35 @@ begin
     end if;
     return crypto.enqueue_job(
         'partition.archive', '{}',
-        format('partition.archive:%s', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD')), 3
+        format('partition.archive:%s', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD'))
     );
 end
 $$;
 
 grant execute on function crypto.enqueue_archive() to oxp_service;
 
--- One due partition's rows as JSON, in id order. Its writers are held off
--- (SHARE) until the transaction ends, so the rows the archiver writes are
--- the rows partition_archived counts and drops in that transaction.
+-- One due partition's rows as JSON, in id order (in UTC: a file does not
+-- depend on the reader's time zone). Its writers are held off (SHARE)
+-- until the transaction ends, so the rows the archiver writes are the rows
+-- partition_archived checks and drops in that transaction. A worker that
+-- stops answering meanwhile loses its session after a minute (the month's
+-- writers wait no longer), and the lock is waited for 2 s at most.
 create or replace function crypto.partition_archive_rows(p_partition text) returns setof jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+set timezone = 'UTC'
 as $$
+declare
+    v_lock_timeout text := current_setting('lock_timeout');
 begin
     if not exists (select from crypto.partitions_to_archive() as d where d.partition = p_partition) then
         raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
             detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
     end if;
+    perform set_config('lock_timeout', '2s', true);
     execute format('lock table crypto.%I in share mode', p_partition);
+    perform set_config('lock_timeout', v_lock_timeout, true);
+    perform set_config('idle_in_transaction_session_timeout', '60s', true);
     -- What partition_archived checks (with the lock): a ShareLock alone can
     -- be this transaction's for another reason (an index built on it).
     perform set_config('oxp.archive_read', p_partition, true);
@@ -104,19 +113,24 @@ $$;
 grant execute on function crypto.partition_archive_rows(text) to oxp_service;
 
 -- The archiver's word that the rows read in this transaction are in a file
--- it read back (its rows, the SHA-256 of its content, where it is): the
--- file is recorded and the partition dropped, or nothing changes. The rows
--- must have been read in this transaction (its SHARE lock held) and still
--- number p_rows.
+-- it wrote and read back (its rows, the SHA-256 of its content, where it
+-- is): the file is recorded and the partition dropped, or nothing changes.
+-- Only the worker, while it holds a partition.archive job (its claim), after
+-- reading the rows in this transaction (their SHARE lock held). The rows
+-- and checksum are computed again here from the rows themselves (JSON lines
+-- as partition_archive_rows gives them): a file of other content, or none
+-- read back, is refused.
 create or replace function crypto.partition_archived(
     p_partition text, p_rows bigint, p_sha256 text, p_location text
 ) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
+set timezone = 'UTC'
 as $$
 declare
     v_due record;
     v_rows bigint;
+    v_sha256 text;
     v_id bigint;
     v_lock_timeout text := current_setting('lock_timeout');
 begin
@@ -130,6 +144,13 @@ begin
         raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
             detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
     end if;
+    if not exists (
+        select from crypto.jobs as j
+        where j.kind = 'partition.archive' and j.status = 'running' and j.claimed_pid = pg_backend_pid()
+    ) then
+        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
+            detail = 'Only a worker holding a partition.archive job archives a partition';
+    end if;
     if current_setting('oxp.archive_read', true) is distinct from p_partition or not exists (
         select from pg_locks as l
         where l.locktype = 'relation' and l.pid = pg_backend_pid() and l.granted and l.mode = 'ShareLock'
@@ -138,18 +159,34 @@ begin
         raise exception using errcode = 'OX179', message = 'ARCHIVE_MISMATCH',
             detail = format('%s was not read in this transaction (crypto.partition_archive_rows)', p_partition);
     end if;
-    execute format('select count(*) from crypto.%I', p_partition) into v_rows;
-    if v_rows <> p_rows then
+    execute format(
+        'select count(*), encode(sha256(convert_to('
+        'coalesce(string_agg(to_jsonb(r)::text || E''\n'', '''' order by r.id), ''''), ''UTF8'')), ''hex'') '
+        'from crypto.%I as r', p_partition
+    ) into v_rows, v_sha256;
+    if (v_rows, v_sha256) is distinct from (p_rows, p_sha256) then
         raise exception using errcode = 'OX179', message = 'ARCHIVE_MISMATCH',
-            detail = format('%s holds %s rows, the archive %s', p_partition, v_rows, p_rows);
+            detail = format('%s holds %s rows (SHA-256 %s), the archive %s (%s)', p_partition, v_rows, v_sha256,
+                p_rows, p_sha256);
+    end if;
+    -- A writer of this old month waits on its SHARE lock while it holds the
+    -- parent, which the drop needs: never a deadlock that kills the writer.
+    -- The archive gives way (55P03) and its job is retried.
+    if exists (
+        select from pg_locks as l
+        where l.locktype = 'relation' and not l.granted and l.relation = format('crypto.%I', p_partition)::regclass
+    ) then
+        raise exception using errcode = '55P03', message = 'lock_not_available',
+            detail = format('a writer waits on %s: archived at the next attempt', p_partition);
     end if;
     insert into crypto.partition_archives
         (parent, partition, range_from, range_to, rows, sha256, location, archived_at)
     values (v_due.parent, p_partition, v_due.range_from, v_due.range_to, p_rows, p_sha256, p_location, crypto.now())
     returning id into v_id;
-    -- Dropping a partition locks its parent: the price fetch waits at most
-    -- 2 s, or the job fails and is retried (nothing recorded).
-    perform set_config('lock_timeout', '2s', true);
+    -- Dropping a partition locks its parent: waited for half a second at
+    -- most (below the deadlock check's second), or the job is retried.
+    perform set_config('lock_timeout', '500ms', true);
+    execute format('lock table %s in access exclusive mode', v_due.parent);
     execute format('drop table crypto.%I', p_partition);
     perform set_config('lock_timeout', v_lock_timeout, true);
     perform crypto.audit(crypto.current_actor(), 'partition.archived', p_partition, jsonb_build_object(

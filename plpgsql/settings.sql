@@ -57,7 +57,7 @@ as $$
         ('auth.email_verify_hours', 'integer', 1, 720, null),
         ('retention.expired_days', 'integer', 1, 3650, null),
         -- Whole partitions go: eod_fetch_logs by month, rate_limits by day (2 hours are read).
-        ('retention.eod_fetch_logs_days', 'integer', 31, 36500, 'old months go at the next hourly maintenance'),
+        ('retention.eod_fetch_logs_days', 'integer', 31, 36500, 'old months go to the archive at the next daily job'),
         ('retention.rate_limits_days', 'integer', 1, 30, null),
         ('calendar.cutoff_minutes', 'integer', 1, 120, 'applies from the next oxp calendar sync'),
         -- After New York's latest close (06:00 KST in winter), before the earliest cutoff.

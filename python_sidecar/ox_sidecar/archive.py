@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import hashlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def _fsync(path: Path) -> None:
 
 def _read_back(path: Path) -> tuple[int, str]:
     """Rows and SHA-256 of the file's uncompressed content, from the disk."""
-    digest = hashlib.sha256()
+    digest = sha256()
     rows = 0
     with gzip.open(path, "rb") as f:
         for line in f:
@@ -54,19 +55,41 @@ def _read_back(path: Path) -> tuple[int, str]:
     return rows, digest.hexdigest()
 
 
+def _place(partial: Path, path: Path) -> None:
+    """The written file under its final name, never over an existing one: a
+    hard link (fails if the name exists), or on a store without hard links
+    an exclusive create and a copy."""
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        with partial.open("rb") as src, path.open("xb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+    partial.unlink()
+
+
 def archive_partition(
     conn: psycopg.Connection, root: Path, parent: str, partition: str
 ) -> Archived:
     """One due month: its rows as JSON lines (id order, gzip) in a new file
     named by the month and the time, never over an earlier archive (a month
-    made again by a late row is archived again, beside the first file)."""
+    made again by a late row is archived again, beside the first file).
+
+    The file is removed again on any failure before the commit (nothing was
+    recorded); once the commit was tried it is kept whatever happened (a
+    commit whose answer was lost may have dropped the month)."""
     folder = root / parent.removeprefix("crypto.")
+    made = [d for d in (root, folder) if not d.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{partition}.{stamp}.jsonl.gz"
     partial = path.with_name(path.name + ".partial")
-    digest = hashlib.sha256()
+    digest = sha256()
     rows = 0
+    placed = committing = False
     try:
         with conn.transaction():
             # A server-side cursor: a month is read in batches, not held whole.
@@ -83,17 +106,22 @@ def archive_partition(
                     digest.update(data)
                     rows += 1
             _fsync(partial)
-            # A hard link fails if the name exists: an archive is never replaced.
-            os.link(partial, path)
-            partial.unlink()
-            _fsync(folder)
+            _place(partial, path)
+            placed = True
+            # The new name, and any folder made for it, survive a crash.
+            for d in (folder, *(m.parent for m in made)):
+                _fsync(d)
             if _read_back(path) != (rows, digest.hexdigest()):
-                path.unlink()
                 raise ArchiveError(f"{path} does not read back as written")
             conn.execute(
                 "select crypto.partition_archived(%s, %s, %s, %s)",
                 (partition, rows, digest.hexdigest(), str(path)),
             )
+            committing = True
+    except BaseException:
+        if placed and not committing:
+            path.unlink(missing_ok=True)
+        raise
     finally:
         partial.unlink(missing_ok=True)
     log.info(
@@ -115,5 +143,10 @@ def archive_due(conn: psycopg.Connection, root: Path) -> list[Archived]:
 
 
 def run_job(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
-    """The worker's handler for partition.archive (enqueued daily by pg_cron)."""
-    archive_due(conn, get_worker_settings().archive_dir)
+    """The worker's handler for partition.archive (enqueued daily by pg_cron).
+    In production the archive is cold storage the operator names: the default
+    folder (in the application's tree) is refused, and the job fails."""
+    settings = get_worker_settings()
+    if settings.env == "production" and "archive_dir" not in settings.model_fields_set:
+        raise ArchiveError("ARCHIVE_DIR must name the archive's cold storage in production")
+    archive_due(conn, settings.archive_dir)

@@ -100,11 +100,14 @@ def test_a_month_past_retention_is_written_read_back_recorded_then_dropped(
         " values ((now() - interval '500 days')::date, 'late', now(), 'succeeded')"
     )
     worker.execute("select crypto.partition_maintenance()")
-    done = archive.archive_due(worker, tmp_path / "archive")
-    assert [(d.partition, d.rows) for d in done] == [(old_month, 1)]
-    assert sorted(f.name for f in (tmp_path / "archive" / "eod_fetch_logs").iterdir()) == sorted(
-        [files[0].name, done[0].path.name]
-    )
+    db.execute("select crypto.enqueue_job('partition.archive', '{}')")  # today's is done
+    assert run_once(worker, ["partition.archive"]) is True
+    again = sorted(f.name for f in (tmp_path / "archive" / "eod_fetch_logs").iterdir())
+    assert len(again) == 2 and files[0].name in again
+    second = tmp_path / "archive" / "eod_fetch_logs" / next(n for n in again if n != files[0].name)
+    assert [
+        json.loads(x)["provider"] for x in gzip.decompress(second.read_bytes()).splitlines()
+    ] == ["late"]
     assert db.execute(
         "select count(*), count(distinct location) from crypto.partition_archives where partition = %s",
         (old_month,),
@@ -133,13 +136,55 @@ def test_a_file_that_cannot_be_written_or_read_back_drops_nothing(
     # A file that does not read back as written (a bad disk): removed, and
     # the month stays.
     (tmp_path / "archive").unlink()
+    db.execute("update crypto.jobs set run_after = now() where kind = 'partition.archive'")
     monkeypatch.setattr(archive, "_read_back", lambda path: (OLD_ROWS, "0" * 64))
-    with pytest.raises(archive.ArchiveError):
-        archive.archive_due(worker, tmp_path / "archive")
+    assert run_once(worker, ["partition.archive"]) is True
+    job = db.execute(
+        "select status::text, last_error from crypto.jobs where kind = 'partition.archive'"
+    ).fetchone()
+    assert job is not None and job[0] == "queued" and "does not read back" in job[1]
     assert list((tmp_path / "archive" / "eod_fetch_logs").iterdir()) == []
     assert len(rows_of(db, "old")) == OLD_ROWS
     assert db.execute("select count(*) from crypto.partition_archives").fetchone() == (0,)
     assert db.execute("select to_regclass(%s)", (f"crypto.{old_month}",)).fetchone() != (None,)
+
+
+def test_the_database_refuses_a_file_of_other_rows_and_the_file_goes(
+    db: psycopg.Connection,
+    old_month: str,
+    worker: psycopg.Connection,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file that reads back as the worker wrote it, but not as the month's
+    rows are (a bug in what was written): partition_archived computes the
+    checksum itself and refuses; the file is removed, the month stays."""
+    # The worker's own checksum (written, then read back) agrees with itself
+    # but not with the rows: as if it had written other content.
+    monkeypatch.setattr(archive, "sha256", lambda: hashlib.sha256(b"other content"))
+    db.execute("select crypto.enqueue_job('partition.archive', '{}')")
+    assert run_once(worker, ["partition.archive"]) is True
+    job = db.execute(
+        "select last_error from crypto.jobs where kind = 'partition.archive'"
+    ).fetchone()
+    assert job is not None and "ARCHIVE_MISMATCH" in job[0]
+    assert list((tmp_path / "archive" / "eod_fetch_logs").iterdir()) == []
+    assert len(rows_of(db, "old")) == OLD_ROWS
+
+
+def test_production_needs_its_own_archive_folder(
+    db: psycopg.Connection,
+    old_month: str,
+    worker: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ARCHIVE_DIR")
+    monkeypatch.setenv("ENV", "production")
+    monkeypatch.setenv("WORKER_DATABASE_URL", "postgresql://oxp_service@127.0.0.1/oxp")
+    clear_settings()
+    with pytest.raises(archive.ArchiveError, match="ARCHIVE_DIR"):
+        archive.run_job(worker, {})
+    assert len(rows_of(db, "old")) == OLD_ROWS
 
 
 def test_only_the_worker_reads_a_month_out_or_drops_it(db_url: str, old_month: str) -> None:
