@@ -86,7 +86,9 @@ grant execute on function crypto.enqueue_archive() to oxp_service;
 -- until the transaction ends, so the rows the archiver writes are the rows
 -- partition_archived checks and drops in that transaction. A worker that
 -- stops answering meanwhile loses its session after a minute (the month's
--- writers wait no longer), and the lock is waited for 2 s at most.
+-- writers wait no longer), and the lock is waited for 2 s at most. The rows
+-- are gathered in the server (RETURN QUERY); the worker reads them in
+-- batches.
 create or replace function crypto.partition_archive_rows(p_partition text) returns setof jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -102,7 +104,10 @@ begin
     perform set_config('lock_timeout', '2s', true);
     execute format('lock table crypto.%I in share mode', p_partition);
     perform set_config('lock_timeout', v_lock_timeout, true);
-    perform set_config('idle_in_transaction_session_timeout', '60s', true);
+    if current_setting('idle_in_transaction_session_timeout')::interval
+        not between interval '1 ms' and interval '60 s' then
+        perform set_config('idle_in_transaction_session_timeout', '60s', true);
+    end if;
     -- What partition_archived checks (with the lock): a ShareLock alone can
     -- be this transaction's for another reason (an index built on it).
     perform set_config('oxp.archive_read', p_partition, true);
@@ -155,6 +160,7 @@ begin
         select from pg_locks as l
         where l.locktype = 'relation' and l.pid = pg_backend_pid() and l.granted and l.mode = 'ShareLock'
             and l.relation = format('crypto.%I', p_partition)::regclass
+            and l.database = (select d.oid from pg_database as d where d.datname = current_database())
     ) then
         raise exception using errcode = 'OX179', message = 'ARCHIVE_MISMATCH',
             detail = format('%s was not read in this transaction (crypto.partition_archive_rows)', p_partition);
@@ -170,25 +176,34 @@ begin
                 p_rows, p_sha256);
     end if;
     -- A writer of this old month waits on its SHARE lock while it holds the
-    -- parent, which the drop needs: never a deadlock that kills the writer.
-    -- The archive gives way (55P03) and its job is retried.
+    -- parent, which the drop needs: the archive gives way (55P03, its job is
+    -- retried) rather than deadlock with it. Checked just before the
+    -- parent's lock, which is waited for half the deadlock check's delay at
+    -- most: a writer that begins to wait in between makes this lock time
+    -- out before either deadlock check runs.
     if exists (
         select from pg_locks as l
         where l.locktype = 'relation' and not l.granted and l.relation = format('crypto.%I', p_partition)::regclass
+            and l.database = (select d.oid from pg_database as d where d.datname = current_database())
     ) then
         raise exception using errcode = '55P03', message = 'lock_not_available',
             detail = format('a writer waits on %s: archived at the next attempt', p_partition);
     end if;
+    perform set_config(
+        'lock_timeout',
+        greatest(1, (extract(epoch from current_setting('deadlock_timeout')::interval) * 500)::int) || 'ms',
+        true
+    );
+    execute format('lock table %s in access exclusive mode', v_due.parent);
+    execute format('drop table crypto.%I', p_partition);
+    perform set_config('lock_timeout', v_lock_timeout, true);
     insert into crypto.partition_archives
         (parent, partition, range_from, range_to, rows, sha256, location, archived_at)
     values (v_due.parent, p_partition, v_due.range_from, v_due.range_to, p_rows, p_sha256, p_location, crypto.now())
     returning id into v_id;
-    -- Dropping a partition locks its parent: waited for half a second at
-    -- most (below the deadlock check's second), or the job is retried.
-    perform set_config('lock_timeout', '500ms', true);
-    execute format('lock table %s in access exclusive mode', v_due.parent);
-    execute format('drop table crypto.%I', p_partition);
-    perform set_config('lock_timeout', v_lock_timeout, true);
+    -- The parent stays locked until the worker commits: a worker that
+    -- stalls now loses its session after 2 s, and nothing of this is kept.
+    perform set_config('idle_in_transaction_session_timeout', '2s', true);
     perform crypto.audit(crypto.current_actor(), 'partition.archived', p_partition, jsonb_build_object(
         'parent', v_due.parent, 'rows', p_rows, 'sha256', p_sha256, 'location', p_location
     ));

@@ -19,5 +19,6 @@ comment on function crypto.partition_archive_rows(text) is
 'The worker''s read of a due log partition: its rows as JSON in id order, its writers held off until the '
 'transaction ends (OX178 when not due).';
 comment on function crypto.partition_archived(text, bigint, text, text) is
-'The worker''s word that the rows read in this transaction are in a file it read back: records the file '
-'(crypto.partition_archives) and drops the partition, or changes nothing (OX178, OX179).';
+'The worker''s word, while it holds a partition.archive job, that the rows read in this transaction are in a '
+'file it read back: counts them and computes their SHA-256 itself, records the file (crypto.partition_archives) '
+'and drops the partition, or changes nothing (OX178, OX179, OX265; 55P03 when a writer waits on the month).';

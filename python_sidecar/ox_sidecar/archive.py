@@ -58,17 +58,21 @@ def _read_back(path: Path) -> tuple[int, str]:
 def _place(partial: Path, path: Path) -> None:
     """The written file under its final name, never over an existing one: a
     hard link (fails if the name exists), or on a store without hard links
-    an exclusive create and a copy."""
+    an exclusive create and a copy (removed again if the copy fails)."""
     try:
         os.link(partial, path)
     except FileExistsError:
         raise
     except OSError:
+        # "xb" fails if the name exists: only a file made here is removed.
         with partial.open("rb") as src, path.open("xb") as dst:
-            shutil.copyfileobj(src, dst)
-            dst.flush()
-            os.fsync(dst.fileno())
-    partial.unlink()
+            try:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
 
 
 def archive_partition(
@@ -82,7 +86,6 @@ def archive_partition(
     recorded); once the commit was tried it is kept whatever happened (a
     commit whose answer was lost may have dropped the month)."""
     folder = root / parent.removeprefix("crypto.")
-    made = [d for d in (root, folder) if not d.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{partition}.{stamp}.jsonl.gz"
@@ -108,8 +111,10 @@ def archive_partition(
             _fsync(partial)
             _place(partial, path)
             placed = True
-            # The new name, and any folder made for it, survive a crash.
-            for d in (folder, *(m.parent for m in made)):
+            partial.unlink()
+            # The new name, and the folders made for it (now or by an earlier
+            # attempt that failed before this), survive a crash.
+            for d in (folder, root, root.parent):
                 _fsync(d)
             if _read_back(path) != (rows, digest.hexdigest()):
                 raise ArchiveError(f"{path} does not read back as written")

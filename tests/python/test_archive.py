@@ -187,6 +187,32 @@ def test_production_needs_its_own_archive_folder(
     assert len(rows_of(db, "old")) == OLD_ROWS
 
 
+def test_without_hard_links_the_file_is_copied_and_a_failed_copy_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partial, path = tmp_path / "m.jsonl.gz.partial", tmp_path / "m.jsonl.gz"
+    partial.write_bytes(b"x" * 100_000)
+
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError("no hard links here")
+
+    monkeypatch.setattr(archive.os, "link", no_links)
+    archive._place(partial, path)
+    assert path.read_bytes() == b"x" * 100_000
+    with pytest.raises(FileExistsError):  # never over an archive
+        archive._place(partial, path)
+    assert path.read_bytes() == b"x" * 100_000
+
+    def disk_full(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(archive.shutil, "copyfileobj", disk_full)
+    other = tmp_path / "n.jsonl.gz"
+    with pytest.raises(OSError, match="No space"):
+        archive._place(partial, other)
+    assert not other.exists()
+
+
 def test_only_the_worker_reads_a_month_out_or_drops_it(db_url: str, old_month: str) -> None:
     for role in ("app_user", "app_admin", "auditor", "authenticator"):
         with psycopg.connect(db_url, autocommit=True) as conn:

@@ -1,5 +1,5 @@
 begin;
-select plan(31);
+select plan(33);
 
 -- The price-fetch log's months past their retention go to the archive
 -- (sql/0043, plpgsql/partition_archive.sql): the worker reads a month under
@@ -107,6 +107,10 @@ select ok(
     ),
     'its writers wait until the transaction ends'
 );
+select is(
+    current_setting('idle_in_transaction_session_timeout'), '1min',
+    'and no longer than a minute for a worker that stops answering'
+);
 select throws_ok(
     format($$ select crypto.partition_archived(%L, 2, %L, '/archive/x.jsonl.gz') $$, :'old_part', :'sha'),
     'OX179', 'ARCHIVE_MISMATCH', 'an archive of fewer rows than the month holds is refused'
@@ -128,6 +132,10 @@ select is(
 );
 
 select crypto.partition_archived(:'old_part', 3, :'real_sha', '/archive/eod_fetch_logs/x.jsonl.gz') as done \gset
+select is(
+    current_setting('idle_in_transaction_session_timeout'), '2s',
+    'the parent, locked until the commit, for 2 s of a stalled worker at most'
+);
 reset role;
 select is(
     (select (p.parent, p.rows, p.sha256, p.location, p.range_to > p.range_from)::text
