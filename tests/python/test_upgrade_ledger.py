@@ -62,6 +62,7 @@ def test_a_ledger_written_by_the_release_before_upgrades_whole(
         "0040_ledger_transfer_keys.sql",
         "0041_partition_ledger.sql",
         "0042_ledger_checkpoints.sql",
+        "0043_partition_archives.sql",
     ]
 
     with psycopg.connect(empty_db, autocommit=True) as db:
