@@ -63,6 +63,22 @@ $$;
 
 grant execute on function crypto.partitions_to_archive() to oxp_service, oxp_operator;
 
+-- One partition of the archive's work, or OX178: what the read and the
+-- drop both require (owner only).
+create or replace function crypto.partition_due(p_partition text)
+returns table (parent text, partition text, range_from timestamptz, range_to timestamptz)
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+begin
+    return query select d.* from crypto.partitions_to_archive() as d where d.partition = p_partition;
+    if not found then
+        raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
+            detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
+    end if;
+end
+$$;
+
 -- Daily from pg_cron: the archive job, when a month is due (once a day).
 create or replace function crypto.enqueue_archive() returns bigint
 language plpgsql volatile security definer
@@ -97,10 +113,7 @@ as $$
 declare
     v_lock_timeout text := current_setting('lock_timeout');
 begin
-    if not exists (select from crypto.partitions_to_archive() as d where d.partition = p_partition) then
-        raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
-            detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
-    end if;
+    perform crypto.partition_due(p_partition);
     perform set_config('lock_timeout', '2s', true);
     execute format('lock table crypto.%I in share mode', p_partition);
     perform set_config('lock_timeout', v_lock_timeout, true);
@@ -144,11 +157,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'An archive names its rows, the SHA-256 of its content (64 hex digits) and its location';
     end if;
-    select d.* into v_due from crypto.partitions_to_archive() as d where d.partition = p_partition;
-    if not found then
-        raise exception using errcode = 'OX178', message = 'PARTITION_NOT_DUE',
-            detail = format('%s is not a log partition past its retention', coalesce(p_partition, 'null'));
-    end if;
+    select d.* into v_due from crypto.partition_due(p_partition) as d;
     if not exists (
         select from crypto.jobs as j
         where j.kind = 'partition.archive' and j.status = 'running' and j.claimed_pid = pg_backend_pid()
