@@ -14,7 +14,9 @@ select is_empty(
         relid => case when p.prorettype = 'trigger'::regtype then coalesce(
             (select t.tgrelid from pg_trigger as t where t.tgfoid = p.oid order by t.tgrelid limit 1),
             'crypto.ledger_entries'::regclass
-        ) else 0 end
+        ) else 0 end,
+        -- A statement trigger's rows, under the name its trigger gives them.
+        newtable => (select t.tgnewtable from pg_trigger as t where t.tgfoid = p.oid order by t.tgrelid limit 1)
     ) as c
     where n.nspname in ('crypto', 'api') and l.lanname = 'plpgsql'
     $$,
