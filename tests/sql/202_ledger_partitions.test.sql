@@ -1,5 +1,5 @@
 begin;
-select plan(34);
+select plan(42);
 
 -- The ledger is partitioned by month of created_at (sql/0041); a transfer's
 -- key, unique for all time, is its own unpartitioned row (sql/0040), which
@@ -22,10 +22,20 @@ select is(
      where c.contype = 'f' and c.confrelid = 'crypto.ledger_transfer_keys'::regclass and c.conparentid = 0),
     array[
         'crypto.ad_unlocks.transfer_id', 'crypto.correction_transfers.transfer_id',
-        'crypto.ledger_entries.transfer_id', 'crypto.ledger_transfers.id',
         'crypto.rewards_redemptions.debit_transfer_id', 'crypto.rewards_redemptions.refund_transfer_id'
     ],
-    'every transfer has its key, and what names a transfer by id points at the keys'
+    'what names a transfer by id points at the keys'
+);
+-- The ledger's own rows are checked against their keys once a statement
+-- (sql/0044): a foreign key's check a row cost a day's awards seconds.
+select is(
+    (select array_agg(t.tgrelid::regclass::text || ' ' || p.proname order by t.tgname)
+     from pg_trigger as t join pg_proc as p on p.oid = t.tgfoid
+     where t.tgname in ('ledger_transfers_keyed', 'ledger_entries_keyed')
+         and t.tgtype = (1 << 2)  -- AFTER INSERT FOR EACH STATEMENT
+         and t.tgnewtable = 'new_rows' and t.tgenabled = 'O' and t.tgparentid = 0),
+    array['crypto.ledger_entries tg_ledger_entries__keyed', 'crypto.ledger_transfers tg_ledger_transfers__keyed'],
+    'every transfer and entry is checked against its key, after each statement'
 );
 select is(to_regclass('crypto.ledger_transfers_default'), null, 'transfers have no default partition');
 select is(to_regclass('crypto.ledger_entries_default'), null, 'nor do entries');
@@ -101,9 +111,31 @@ select throws_ok(
         values (-99, %s, 1, 1, now()) $$, :acct),
     '23503', null, 'no entry of a transfer that was never keyed'
 );
+select throws_ok(
+    format($$ with k as (
+            insert into crypto.ledger_transfer_keys (idempotency_key, created_at) values ('x:mine', now())
+            returning transfer_id, created_at
+        )
+        insert into crypto.ledger_transfers (id, idempotency_key, debit_account_id, credit_account_id,
+            amount, reason, created_at)
+        select k.transfer_id, 'x:other', %s, %s, 1, 'adjustment', k.created_at from k $$, :adj, :acct),
+    '23503', 'a transfer without its key', 'no transfer under a key other than its id''s'
+);
+select throws_ok(
+    format($$ insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
+        values (%s, %s, 1, 1, '2026-11-24 12:00Z') $$, :mar, :acct),
+    '23503', 'an entry without its transfer''s key', 'no entry at another time than its transfer'
+);
+select throws_ok(
+    format($$ insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
+        values (%1$s, %2$s, 1, 1, '2026-11-24 12:00Z'), (-99, %2$s, 1, 1, now()) $$, :nov, :acct),
+    '23503', null, 'a statement with one entry unkeyed among keyed ones is refused whole'
+);
+-- A month written by its partition's name (only the owner can) skips the
+-- statement's check; the nightly integrity run reads every row.
 savepoint elsewhere;
-insert into crypto.ledger_entries (transfer_id, account_id, amount, balance_after, created_at)
-values (:mar, :acct, 1, 1, '2026-11-24 12:00Z');
+insert into crypto.ledger_entries_p2026_11 (id, transfer_id, account_id, amount, balance_after, created_at)
+values (nextval(pg_get_serial_sequence('crypto.ledger_entries', 'id')), :mar, :acct, 1, 1, '2026-11-24 12:00Z');
 select is(
     (select count(*)::int from crypto.integrity_violations() where check_name = 'transfer_entries'),
     1, 'an entry in another month than its transfer is an integrity violation'
@@ -151,6 +183,20 @@ select pg_sleep(0.01);
 select throws_ok(
     $$ select crypto.require_fresh_transaction('0 seconds') $$, 'OX000', null,
     'one older than the bound is told to begin again'
+);
+
+-- Cold storage (plpgsql/ledger_cold.sql; the moves themselves in
+-- test_ledger_cold.py, which makes the tablespace): without a tablespace
+-- oxp_cold, no month is due and the job says why; a month not due is never
+-- moved, and the setting keeps at least 90 days on fast storage.
+select is_empty($$ select * from crypto.ledger_cold_due() $$, 'no month is due without the tablespace oxp_cold');
+select is(crypto.ledger_cold_storage(), '{"due": 0, "moved": null, "reason": "no tablespace oxp_cold"}'::jsonb,
+    'and the daily job says so');
+select throws_ok($$ select crypto.ledger_cold_move('ledger_entries_p2026_03') $$, 'OX178', null,
+    'a month not due is not moved');
+select is(
+    (select array[min_value, max_value] from crypto.setting_rules() where key = 'retention.ledger_hot_days'),
+    array[90, 36500]::numeric [], 'a ledger month stays hot 90 days at least'
 );
 
 select * from finish();
