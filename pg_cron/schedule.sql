@@ -46,10 +46,6 @@ begin
         -- Price-fetch log months past their retention: the worker writes
         -- each to the archive, then drops it (06:45 KST).
         ('oxp-archive', '45 21 * * *', $$select crypto.enqueue_archive()$$),
-        -- Ledger months past retention.ledger_hot_days, one a day, to the
-        -- tablespace oxp_cold if there is one (10:15 KST: after Sunday's
-        -- restore drill, far from the cutoff and the settlement).
-        ('oxp-ledger-cold', '15 1 * * *', $$select crypto.ledger_cold_storage()$$),
         -- Expired sign-in states, refresh families, links, idempotent requests.
         ('oxp-expire-auth', '17 * * * *', $$select crypto.expire_auth_rows()$$),
         -- 07:00 KST daily, after the day's settlement: every ledger, stock and

@@ -50,11 +50,6 @@ insert into crypto.settings (key, value, description) values
     'Days of price-fetch logs kept; older whole months of crypto.eod_fetch_logs are archived, then dropped'
 ),
 (
-    'retention.ledger_hot_days', '730',
-    'Days a ledger month stays on fast storage; older months move to the tablespace oxp_cold, if there is one, '
-    'once a restore drill has verified a backup of them (never dropped)'
-),
-(
     'retention.rate_limits_days', '1',
     'Days of rate-limit windows kept; older whole days of crypto.rate_limits are dropped (only 2 hours are read)'
 ),

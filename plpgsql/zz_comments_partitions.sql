@@ -22,9 +22,3 @@ comment on function crypto.partition_archived(text, bigint, text, text) is
 'The worker''s word, while it holds a partition.archive job, that the rows read in this transaction are in a '
 'file it read back: counts them and computes their SHA-256 itself, records the file (crypto.partition_archives) '
 'and drops the partition, or changes nothing (OX178, OX179, OX265; 55P03 when a writer waits on the month).';
-comment on function crypto.ledger_cold_due() is
-'The ledger months older than retention.ledger_hot_days that a restore drill has verified a backup of (the drill''s '
-'job_runs id), not yet in the tablespace oxp_cold; none without that tablespace. Oldest first.';
-comment on function crypto.ledger_cold_storage() is
-'pg_cron daily (oxp_service): moves the oldest ledger month due (crypto.ledger_cold_due) whole into the tablespace '
-'oxp_cold, still attached and guarded, after comparing the copy row for row; one month a call. Never drops money.';

@@ -9,8 +9,12 @@
 -- not: the transfer's key and time are its key's, an entry's time its
 -- transfer's. The key's row lock guarded nothing: keys are append-only.
 -- Atomic with the repeatable pass: the ledger is never without either
--- check. The lock below holds writers off until both are in place.
+-- check. The lock below holds writers off until both are in place: every
+-- table whose foreign key goes, in the order writers take them (the key
+-- first, then its transfer and entries), all at once, so the drops that
+-- follow never wait with a lock held (dropping a foreign key locks the
+-- referenced keys exclusively too).
 set local lock_timeout = '2s';
-lock table crypto.ledger_transfers, crypto.ledger_entries in share row exclusive mode;
+lock table crypto.ledger_transfer_keys, crypto.ledger_transfers, crypto.ledger_entries in access exclusive mode;
 alter table crypto.ledger_transfers drop constraint ledger_transfers_key_fkey;
 alter table crypto.ledger_entries drop constraint ledger_entries_transfer_id_fkey;

@@ -234,10 +234,7 @@ def load_cmd(
     with os.fdopen(handle, "w") as out:
         out.write("\n".join(keep) + "\n")
     cmd = [_pg_tool("pg_restore"), "--exit-on-error", "--single-transaction", "-L", str(contents)]
-    # Into the default tablespace: the ledger's cold months (tablespace
-    # oxp_cold) load on a machine without one, and its daily job moves
-    # them again where there is.
-    cmd += ["--no-tablespaces", "-d", settings.database_url]
+    cmd += ["-d", settings.database_url]
     if tables:
         cmd += ["--clean", "--if-exists"]
     done = subprocess.run(  # noqa: S603 (an argument list, no shell)

@@ -271,11 +271,10 @@ def verify(settings: Settings) -> dict[str, Any]:
         raise BackupError("BACKUP_FAILED", "there is no backup to verify")
     work = Path(tempfile.mkdtemp(prefix="oxp-verify."))
     work.chmod(0o755)
-    data, spaces = work / "pg", work / "tablespaces"
-    for folder in (data, spaces):
-        folder.mkdir(mode=0o700)
-        if os.geteuid() == 0:
-            shutil.chown(folder, settings.pg_os_user, settings.pg_os_user)
+    data = work / "pg"
+    data.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(data, settings.pg_os_user, settings.pg_os_user)
     port = _free_port()
     dbname = conninfo_to_dict(settings.database_url).get("dbname", "oxp")
     try:
@@ -283,10 +282,6 @@ def verify(settings: Settings) -> dict[str, Any]:
             settings,
             "restore",
             f"--pg1-path={data}",
-            # Tablespaces (oxp_cold: the ledger's old months) into the
-            # drill's folder too: by default pgBackRest restores them to
-            # their recorded paths, which are the live cluster's.
-            f"--tablespace-map-all={spaces}",
             "--archive-mode=off",
             "--type=default",
             code="RESTORE_FAILED",

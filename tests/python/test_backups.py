@@ -56,15 +56,6 @@ def backed_up(jwt_key_file: Path) -> Iterator[dict[str, Any]]:
         )
         url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
         migrate(url, "development")
-        # A tablespace with a table in it, as oxp_cold holds the ledger's old
-        # months: backups, restores, the drill and a dump carry it.
-        cold = work / "cold"
-        cold.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(cold, "postgres", "postgres")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"create tablespace oxp_cold location '{cold}'")
-            conn.execute("create table public.cold_probe tablespace oxp_cold as select 1 as one")
         for key, value in {
             "DATABASE_URL": url,
             "BACKUP_CONFIG": str(repo / "pgbackrest.conf"),
@@ -296,10 +287,6 @@ def test_dump_and_load(
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
         query = "select count(*), coalesce(sum(amount), 0) from crypto.ledger_entries"
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
-        # A table of oxp_cold loads into the default tablespace (--no-tablespaces).
-        query = "select one, reltablespace from public.cold_probe, pg_class where relname = 'cold_probe'"
-        assert source.execute(query).fetchone() != (1, 0)
-        assert conn.execute(query).fetchone() == (1, 0)
     monkeypatch.setenv("DATABASE_URL", url)
     clear_settings()
 

@@ -14,7 +14,6 @@ select results_eq(
         ('oxp-evaluate-alerts', '* * * * *', 'select crypto.evaluate_alerts()'),
         ('oxp-expire-auth', '17 * * * *', 'select crypto.expire_auth_rows()'),
         ('oxp-integrity-check', '0 22 * * *', 'select crypto.run_integrity_check()'),
-        ('oxp-ledger-cold', '15 1 * * *', 'select crypto.ledger_cold_storage()'),
         ('oxp-metrics-rollup', '*/10 * * * *', 'select crypto.rollup_metrics()'),
         ('oxp-open-session', '0 21 * * *', 'select crypto.schedule_tick(''open_session'')'),
         ('oxp-partitions', '37 * * * *', 'select crypto.partition_maintenance()'),
@@ -24,7 +23,7 @@ select results_eq(
         ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')'),
         ('oxp-wal-archive-check', '* * * * *', 'select crypto.check_wal_archive()')
     $$,
-    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, 06:45 archive, the cutoff, 07:00, 07:30 backups, 09:00, 10:15 ledger months to cold storage, and the minute catch-up'
+    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, 06:45 archive, the cutoff, 07:00, 07:30 backups, 09:00, and the minute catch-up'
 );
 select is(
     (select count(*)::int from cron.job where jobname like 'oxp-%' and (username <> 'oxp_service' or not active

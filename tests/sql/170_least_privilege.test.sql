@@ -247,8 +247,6 @@ select set_eq(
         'crypto.job_json(crypto.jobs)',
         'crypto.kst(timestamp with time zone)',
         'crypto.leaderboard_start(text,date)',
-        'crypto.ledger_cold_due()',
-        'crypto.ledger_cold_storage()',
         'crypto.load_eod_price(date,text,numeric,text,timestamp with time zone)',
         'crypto.log_eod_fetch(date,text,timestamp with time zone,crypto.run_status,integer,text)',
         'crypto.mask_secret(text)',

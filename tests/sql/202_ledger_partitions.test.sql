@@ -1,5 +1,5 @@
 begin;
-select plan(42);
+select plan(38);
 
 -- The ledger is partitioned by month of created_at (sql/0041); a transfer's
 -- key, unique for all time, is its own unpartitioned row (sql/0040), which
@@ -183,20 +183,6 @@ select pg_sleep(0.01);
 select throws_ok(
     $$ select crypto.require_fresh_transaction('0 seconds') $$, 'OX000', null,
     'one older than the bound is told to begin again'
-);
-
--- Cold storage (plpgsql/ledger_cold.sql; the moves themselves in
--- test_ledger_cold.py, which makes the tablespace): without a tablespace
--- oxp_cold, no month is due and the job says why; a month not due is never
--- moved, and the setting keeps at least 90 days on fast storage.
-select is_empty($$ select * from crypto.ledger_cold_due() $$, 'no month is due without the tablespace oxp_cold');
-select is(crypto.ledger_cold_storage(), '{"due": 0, "moved": null, "reason": "no tablespace oxp_cold"}'::jsonb,
-    'and the daily job says so');
-select throws_ok($$ select crypto.ledger_cold_move('ledger_entries_p2026_03') $$, 'OX178', null,
-    'a month not due is not moved');
-select is(
-    (select array[min_value, max_value] from crypto.setting_rules() where key = 'retention.ledger_hot_days'),
-    array[90, 36500]::numeric [], 'a ledger month stays hot 90 days at least'
 );
 
 select * from finish();
