@@ -149,13 +149,15 @@ PARTITIONED_SINCE = [
     "0037_prediction_rate_in_the_call.sql",
     "0038_partition_predictions.sql",
     "0041_partition_ledger.sql",
+    "0044_ledger_key_checks.sql",
 ]
 
 
 def migrate_before_0034(url: str, tmp_path: Path) -> None:
     """The schema as it was before 0034: every other file of today but 0036,
     which alters a table 0034 partitions, 0037, which comments on it, 0038,
-    which partitions predictions, and 0041, which partitions the ledger.
+    which partitions predictions, 0041, which partitions the ledger, and
+    0044, which drops two of its foreign keys.
     Today's repeatable files need 0035, 0039 (its type crypto.rate_window is
     in their signatures) and 0040 (the transfer keys), so those are applied
     before 0034 here, out of their order."""
