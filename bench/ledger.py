@@ -7,12 +7,15 @@ a player's ledger page and the integrity check, timed. --convert-from REV
 builds the schema and writes that history as release REV had them (its
 sql/, plpgsql/ and pg_cron/, from git), then times the migration to this
 tree's schema (sql/0040 and 0041 partition the ledger in place) before the
-runs."""
+runs. --checks-ab ROUNDS instead times the single transfer's key checks
+(sql/0044: two statement triggers) against none and against the foreign
+keys they replaced, on one cluster, in interleaved rounds (below)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -92,6 +95,41 @@ where a.kind = 'user' and a.id - %(first)s between 0 and 2 * %(pairs)s - 1
 
 
 PREFILL_START = "2026-01-01 00:00:00+00"
+
+# The checks on a transfer's key (sql/0044), in the three forms compared by
+# --checks-ab: (made so, undone after the round).
+CHECKS = {
+    "statement triggers (this tree)": ("", ""),
+    "no check": (
+        "alter table crypto.ledger_transfers disable trigger ledger_transfers_keyed;"
+        " alter table crypto.ledger_entries disable trigger ledger_entries_keyed",
+        "alter table crypto.ledger_transfers enable trigger ledger_transfers_keyed;"
+        " alter table crypto.ledger_entries enable trigger ledger_entries_keyed",
+    ),
+    "foreign keys (before 0044)": (
+        "alter table crypto.ledger_transfers disable trigger ledger_transfers_keyed;"
+        " alter table crypto.ledger_entries disable trigger ledger_entries_keyed;"
+        " alter table crypto.ledger_transfers add constraint ledger_transfers_key_fkey"
+        "  foreign key (id) references crypto.ledger_transfer_keys (transfer_id);"
+        " alter table crypto.ledger_entries add constraint ledger_entries_transfer_id_fkey"
+        "  foreign key (transfer_id) references crypto.ledger_transfer_keys (transfer_id)",
+        "alter table crypto.ledger_transfers drop constraint ledger_transfers_key_fkey;"
+        " alter table crypto.ledger_entries drop constraint ledger_entries_transfer_id_fkey;"
+        " alter table crypto.ledger_transfers enable trigger ledger_transfers_keyed;"
+        " alter table crypto.ledger_entries enable trigger ledger_entries_keyed",
+    ),
+}
+# `n` transfers of 1 point in one statement of one session, each its own
+# crypto.ledger_transfer call with its own key, between accounts spread over
+# the 10,000 (never the same two: :first + (i * 7919) % 10000 walks them all).
+LOOP = """
+select count((crypto.ledger_transfer(
+    'loop:' || gen_random_uuid(),
+    %(first)s + (i * 7919) %% 10000,
+    %(first)s + (i * 7919 + 1 + i %% 9998) %% 10000,
+    1, 'bench')).id)
+from generate_series(1, %(n)s) as i
+"""
 
 
 def seed_accounts(conn: psycopg.Connection, users: int, history: bool = False) -> int:
@@ -275,6 +313,37 @@ def pgbench(
     return tps, latency, cpu
 
 
+def checks_ab(url: str, first: int, rounds: int, n: int) -> None:
+    """The CPU a single transfer spends, with each form of the key checks in
+    turn, round after round on the same cluster and data: `n` transfers in
+    one server-side statement, commits asynchronous, so neither the disk
+    nor the scheduling of 8 clients on 2 cores (which moved pgbench's CPU
+    per transfer from 0.75 to 1.56 ms between rounds of one configuration)
+    is in the figure. The medians, and each round's."""
+    times: dict[str, list[float]] = {name: [] for name in CHECKS}
+    for round_ in range(rounds):
+        for name, (make, undo) in CHECKS.items():
+            with psycopg.connect(url, autocommit=True) as conn:
+                if make:
+                    conn.execute(make)
+                try:
+                    conn.execute("set synchronous_commit = off")
+                    conn.execute(LOOP, {"first": first, "n": 200})  # the session's plans
+                    started = time.perf_counter()
+                    conn.execute(LOOP, {"first": first, "n": n})
+                    times[name].append((time.perf_counter() - started) * 1e6 / n)
+                finally:
+                    if undo:
+                        conn.execute(undo)
+            print(
+                f"  round {round_ + 1}: {name:<32} {times[name][-1]:6.0f} us a transfer", flush=True
+            )
+    print(f"bench/ledger --checks-ab: {n:,} transfers a round, {rounds} rounds, medians:")
+    for name, spent in times.items():
+        each = ", ".join(f"{x:.0f}" for x in spent)
+        print(f"  {name:<32} {statistics.median(spent):6.0f} us a transfer ({each})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
@@ -290,7 +359,23 @@ def main() -> None:
         default=0,
         help="ledger entries of history written before the bench (e.g. 50000000)",
     )
+    parser.add_argument(
+        "--checks-ab",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only compare the key checks' forms on single transfers, in ROUNDS interleaved rounds",
+    )
+    parser.add_argument("--loop", type=int, default=20000, help="transfers a round of --checks-ab")
     args = parser.parse_args()
+    if args.checks_ab:
+        with throwaway_cluster() as (_, port):
+            url = f"postgresql://postgres@127.0.0.1:{port}/oxp"
+            migrate(url, "development")
+            with psycopg.connect(url, autocommit=True) as conn:
+                first = seed_accounts(conn, 10000)
+            checks_ab(url, first, args.checks_ab, args.loop)
+        return
     clients = [int(c) for c in args.clients.split(",")]
     rows: list[tuple[str, int, float, float]] = []
     with throwaway_cluster() as (work, port):

@@ -146,6 +146,13 @@ def service_connection(
     except CliError:
         conn.close()
         raise
+    # What oxp_operator's own login gets (plpgsql/00_login_idle_limits.sql):
+    # this session logs in as DATABASE_URL's user, and a role's settings are
+    # its login's. In a transaction of its own, as the naming's: a statement
+    # outside one would open the implicit transaction that the command's
+    # own would then only nest in.
+    with conn.transaction():
+        conn.execute("set idle_in_transaction_session_timeout = '15min'")
     try:
         if autocommit:
             conn.execute("set role oxp_operator")

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from . import alerts, archive, backups, mail
 from .config import get_worker_settings
+from .db import connection_lost
 from .eod import fetch_day, provider_named
 from .tokens import new_refresh_token
 from .vendor import VendorRefused, VendorUnavailable, VendorUnknown, vendor_for
@@ -221,8 +222,10 @@ def run_forever(
     while True:
         try:
             _serve(url, poll_seconds, kinds or list(HANDLERS))
-        except psycopg.OperationalError as exc:
-            if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):
+        except psycopg.Error as exc:
+            # Gone, not wrong: no answer, a restart, or the session ended for
+            # idling in a transaction (plpgsql/00_login_idle_limits.sql).
+            if not connection_lost(exc):
                 raise
             log.warning("database unreachable; reconnecting in 2 s", extra={"error": str(exc)})
             time.sleep(2)

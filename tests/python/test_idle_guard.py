@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from ox_sidecar import worker
 from ox_sidecar.db import connection_lost
 
 
@@ -32,3 +33,50 @@ def test_a_session_idle_in_its_transaction_is_ended_and_counts_as_unreachable(
             conn.execute("select 1")
     # Answered DATABASE_UNAVAILABLE (503), never an unmapped 500.
     assert connection_lost(ended.value), (ended.value.sqlstate, ended.value)
+
+
+def test_the_worker_reconnects_when_its_session_is_ended_for_idling(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's login is bounded too (plpgsql/00_login_idle_limits.sql):
+    a session it left idle in a transaction is ended by the server, and the
+    worker reconnects rather than exits; a statement's own error still
+    stops it."""
+    with psycopg.connect(make_conninfo(db_url, user="oxp_service")) as conn:
+        assert conn.execute("show idle_in_transaction_session_timeout").fetchone() == ("5min",)
+        conn.execute("set idle_in_transaction_session_timeout = '200ms'")
+        conn.commit()
+        conn.execute("select 1")
+        time.sleep(1)
+        with pytest.raises(psycopg.Error) as ended:
+            conn.execute("select 1")
+    assert ended.value.sqlstate in (None, "25P03")
+    with psycopg.connect(db_url) as conn, pytest.raises(psycopg.Error) as wrong:
+        conn.execute("select 1 / 0")
+
+    served: list[str] = []
+
+    def serve(url: str, poll_seconds: float, kinds: list[str]) -> None:
+        served.append(url)
+        raise (ended if len(served) == 1 else wrong).value
+
+    monkeypatch.setattr(worker, "_serve", serve)
+    monkeypatch.setattr(worker.time, "sleep", lambda _: None)
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        worker.run_forever(db_url)
+    assert served == [db_url, db_url]  # ended: served again; wrong: raised
+
+
+def test_the_cli_bounds_its_session_like_the_operator_login(env: None) -> None:
+    """`oxp` logs in as DATABASE_URL's user, whose settings are not
+    oxp_operator's: it sets the operator's limit itself, and its command
+    still commits (the setting's own transaction ends before the command's)."""
+    from ox_cli.common import service_connection
+
+    with service_connection() as conn:
+        assert conn.execute("show idle_in_transaction_session_timeout").fetchone() == ("15min",)
+        conn.execute("select crypto.clock_set(now() + interval '30 days')")
+    with service_connection() as conn:
+        assert conn.execute("select crypto.now() - now() > interval '29 days'").fetchone() == (
+            True,
+        )
