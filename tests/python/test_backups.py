@@ -287,6 +287,52 @@ def test_dump_and_load(
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
         query = "select count(*), coalesce(sum(amount), 0) from crypto.ledger_entries"
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
+
+    # A dump that breaks an invariant the restore cannot see (no trigger
+    # fires in it): a transfer key without its transfer, written past the
+    # triggers. Refused whole: the database it went into holds nothing.
+    with psycopg.connect(copy, autocommit=True) as conn:
+        conn.execute("set session_replication_role = replica")
+        conn.execute(
+            "insert into crypto.ledger_transfer_keys (idempotency_key, created_at)"
+            " values ('tampered:1', now())"
+        )
+    tampered = tmp_path / "tampered.dump"
+    assert runner.invoke(app, ["db", "dump", str(tampered)]).exit_code == 0
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(dump.read_bytes()[:-64])  # its TOC whole, its last data not
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop database if exists empty")
+        conn.execute("create database empty")
+    monkeypatch.setenv("DATABASE_URL", url.rsplit("/", 1)[0] + "/empty")
+    clear_settings()
+    refused = oxp("db", "load", str(tampered))
+    assert refused["exit"] == 1 and refused["error"]["code"] == "RESTORE_FAILED", refused
+    assert "transfer_key transfer:" in refused["error"]["detail"]
+    # A dump cut short (a copy that did not finish): pg_restore stops in the
+    # middle of the data, and what it had sent is never committed.
+    refused = oxp("db", "load", str(cut))
+    assert refused["exit"] == 1 and refused["error"]["code"] == "RESTORE_FAILED", refused
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/empty") as conn:
+        assert conn.execute(
+            "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')"
+        ).fetchone() == (0,)
+
+    # Over a database that holds one (--replace --yes): a good dump replaces
+    # it, a bad one leaves it as it was.
+    monkeypatch.setenv("DATABASE_URL", copy)
+    clear_settings()
+    tampered_key = (
+        "select count(*) from crypto.ledger_transfer_keys where idempotency_key = 'tampered:1'"
+    )
+    loaded = oxp("db", "load", str(dump), "--replace", "--yes")
+    assert loaded["exit"] == 0, loaded
+    refused = oxp("db", "load", str(tampered), "--replace", "--yes")
+    assert refused["exit"] == 1 and refused["error"]["code"] == "RESTORE_FAILED", refused
+    with psycopg.connect(copy) as conn, psycopg.connect(url) as source:
+        assert conn.execute(tampered_key).fetchone() == (0,)
+        query = "select count(*), coalesce(sum(amount), 0) from crypto.ledger_entries"
+        assert conn.execute(query).fetchone() == source.execute(query).fetchone()
     monkeypatch.setenv("DATABASE_URL", url)
     clear_settings()
 
