@@ -5,6 +5,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import psycopg
@@ -38,6 +39,33 @@ def _refuse_another_environment(settings: Settings, url: str, role: str | None =
         raise fail("ENVIRONMENT_MISMATCH", reason)
 
 
+METRICS_PREFIX = "oxp-metrics."
+
+
+def metrics_dir(base: Path | None = None) -> str:
+    """A new directory for this start's counters, named by its pid; the ones
+    of `oxp serve` processes that are gone are deleted first. The atexit
+    clean-up alone left one behind at every stop: uvicorn, once shut down,
+    raises the SIGTERM it caught again, and the process dies of it without
+    running atexit (as it does of SIGKILL)."""
+    base = base or Path(tempfile.gettempdir())
+    for old in base.glob(f"{METRICS_PREFIX}*.*"):
+        pid = old.name[len(METRICS_PREFIX) :].split(".")[0]
+        if pid.isdigit() and old.stat().st_uid == os.getuid() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}.", dir=base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
@@ -50,7 +78,7 @@ def serve(
     # Prometheus counters shared by the worker processes, in a fresh
     # directory per start (set before any of them imports the client).
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="oxp-metrics.")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir()
         atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
     uvicorn.run(
         "ox_sidecar.app:app",

@@ -3,8 +3,10 @@ the database's gauges, for the operator's network only; real uvicorn."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -103,3 +105,22 @@ def test_each_process_reports_its_answers_for_the_5xx_alert(
             time.sleep(0.1)
     assert reported >= 5, "the answers reached the database's per-minute counts"
     assert db.execute("select sum(errors) from crypto.http_counts").fetchone() == (0,)
+
+
+def test_a_stopped_api_leaves_no_counters_directory_behind(env: None, tmp_path: Path) -> None:
+    """`oxp serve` keeps its processes' counters in a directory of its own,
+    which its stop (SIGTERM, re-raised by uvicorn, so no atexit) or a kill
+    leaves behind: the next start deletes it, never a running one's."""
+    from ox_cli.cmd_run import metrics_dir
+
+    with running_api(env={"TMPDIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": ""}) as base:
+        assert httpx.get(f"{base}/ready").status_code == 200
+        serving = list(tmp_path.glob("oxp-metrics.*"))
+        assert len(serving) == 1 and any(serving[0].iterdir())  # its counters' files
+        # A start meanwhile (another `oxp serve`) leaves the running one's.
+        other = Path(metrics_dir(tmp_path))
+        assert serving[0].is_dir()
+    assert serving[0].is_dir()  # outlived its process
+    Path(metrics_dir(tmp_path)).rmdir()
+    assert not serving[0].exists()
+    assert other.is_dir() and other.name.startswith(f"oxp-metrics.{os.getpid()}.")  # alive
