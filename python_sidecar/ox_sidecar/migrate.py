@@ -15,15 +15,20 @@ import hashlib
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from . import environment as environments
 from .config import ROOT
 
 LOCK_KEY = 0x0F0A_7E57  # one number for "a migration is running"
+# "a migration is running in this cluster", taken in its postgres database
+CLUSTER_LOCK_KEY = LOCK_KEY + 1
 VERSIONED = "sql"
 REPEATABLE = ("plpgsql", "pg_cron")
 ATOMIC = "-- migrate: atomic with the repeatable pass"
@@ -109,9 +114,35 @@ def pending(conn: psycopg.Connection, root: Path = ROOT) -> list[str]:
     return [p.name for p in _files(root, VERSIONED) if p.name not in done]
 
 
+@contextmanager
+def one_per_cluster(dsn: str) -> Iterator[None]:
+    """Roles are the cluster's, and every migration alters and grants them
+    (sql/0001, plpgsql/00_*): two databases of one cluster migrated at once
+    failed one time in four with "tuple concurrently updated". An advisory
+    lock is a database's, so the cluster's is taken in its maintenance
+    database, postgres, under a key of its own (a migration of postgres
+    itself takes both). A login that cannot reach it migrates under its
+    database's lock alone, as before."""
+    try:
+        conn = psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True)
+    except psycopg.OperationalError:
+        conn = None
+    if conn is None:
+        yield
+        return
+    with conn:  # closing it ends the lock, however the migration ends
+        conn.execute("select pg_advisory_lock(%s)", (CLUSTER_LOCK_KEY,))
+        yield
+
+
 def migrate(
     dsn: str, environment: str, root: Path = ROOT, environment_given: bool = True
 ) -> MigrationReport:
+    with one_per_cluster(dsn):
+        return _migrate(dsn, environment, root, environment_given)
+
+
+def _migrate(dsn: str, environment: str, root: Path, environment_given: bool) -> MigrationReport:
     """`environment` is written to the database at the end; a production
     database is never turned back into development (a migrate run without
     ENV would otherwise do it silently), so that is refused before anything."""

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from ox_sidecar.config import ROOT
-from ox_sidecar.migrate import ATOMIC, MigrationError, migrate, pending, reset
+from ox_sidecar.migrate import (
+    ATOMIC,
+    CLUSTER_LOCK_KEY,
+    MigrationError,
+    migrate,
+    pending,
+    reset,
+)
 from support import act_as, new_user, service
 
 # Listed here, not with the migrator's glob: every versioned file is
@@ -181,3 +191,39 @@ def test_0033_marks_every_call_from_before_the_mark(db: psycopg.Connection, db_u
     assert refused.value.sqlstate == "OX150", "a tried call may have made a voucher: no refund"
     cancelled = service(db, "select crypto.cancel_redemption(%s, 'before')", ids["fresh"])
     assert cancelled["status"] == "CANCELLED", "one never tried is cancelled as before"
+
+
+def test_one_migration_at_a_time_in_a_cluster(db_url: str) -> None:
+    """Roles are the cluster's: a migration of another database waits for
+    the one running (its lock is in the postgres database), and goes on
+    when it ends. Two at once failed one time in four ("tuple concurrently
+    updated" on the roles they both alter)."""
+    others = make_conninfo(db_url, dbname="postgres")
+    with psycopg.connect(others, autocommit=True) as running:
+        running.execute("select pg_advisory_lock(%s)", (CLUSTER_LOCK_KEY,))
+        done = threading.Event()
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                migrate(db_url, "development")
+            except BaseException as exc:  # reported below
+                failed.append(exc)
+            done.set()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not running.execute(
+            "select exists (select from pg_locks as l join pg_database as d on d.oid = l.database"
+            " where d.datname = 'postgres' and l.locktype = 'advisory' and not l.granted"
+            " and l.objid = %s)",
+            (CLUSTER_LOCK_KEY,),
+        ).fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the migration never asked for the cluster's lock"
+            time.sleep(0.05)
+        assert not done.wait(0.5), "it ran beside the other"
+        running.execute("select pg_advisory_unlock(%s)", (CLUSTER_LOCK_KEY,))
+        assert done.wait(60), "it never went on"
+        thread.join()
+    assert failed == []
