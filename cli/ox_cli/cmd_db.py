@@ -214,28 +214,21 @@ $check$;
 # by schema and extension, not object by object as pg_restore --clean does:
 # its drops of a partition's inherited constraints fail ("cannot drop
 # inherited constraint"), so a partitioned database could not be replaced.
-# pg_cron stays (its jobs are the cluster's; `oxp db migrate` schedules
-# ours again), and plpgsql, which every database has.
-LOAD_REPLACE = """
-do $replace$
-declare
-    r record;
-begin
-    for r in
-        select e.extname from pg_extension as e where e.extname not in ('plpgsql', 'pg_cron')
-    loop
-        execute format('drop extension %I cascade', r.extname);
-    end loop;
-    for r in
-        select n.nspname from pg_namespace as n
-        where n.nspname not in ('public', 'cron', 'information_schema')
-            and n.nspname !~ '^pg_'
-    loop
-        execute format('drop schema %I cascade', r.nspname);
-    end loop;
-end
-$replace$;
-"""
+# Only the schemas and extensions the dump makes again, as --clean would
+# (a pgbouncer schema or pg_stat_statements of the operator's stay);
+# pg_cron, left out of the load, stays with its jobs. Waits 10 s at most
+# for a session that reads them (an auditor's), rather than holding the
+# locks taken so far while it waits.
+TOC_NAMESPACE = re.compile(r"^\d+; \d+ \d+ (SCHEMA|EXTENSION) - ([a-z_][a-z0-9_]*)\b")
+
+
+def _replace_sql(listing: list[str]) -> str:
+    found = [m.groups() for m in map(TOC_NAMESPACE.match, listing) if m]
+    drops = [f"drop extension if exists {n} cascade;" for k, n in found if k == "EXTENSION"]
+    drops += [
+        f"drop schema if exists {n} cascade;" for k, n in found if k == "SCHEMA" and n != "public"
+    ]
+    return "\n".join(["set local lock_timeout = '10s';", *drops, "set local lock_timeout = 0;", ""])
 
 
 @app.command("load")
@@ -288,43 +281,47 @@ def load_cmd(
     # ledger's keys are checked by statement triggers (sql/0044), which a
     # restore does not fire, where the foreign keys before them were
     # validated; the check reads every row, as the nightly full one does.
-    # The check is sent only after pg_restore has written the whole script;
-    # if pg_restore stops early, psql is killed first, so a part of a dump
-    # is never committed.
-    script = [_pg_tool("pg_restore"), "-L", str(contents), "-f", "-"]
-    cmd = [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]
-    cmd += ["-d", settings.database_url, "-f", "-"]
-    # Both tools' messages to files: a pipe left unread could fill and stall
-    # the copy between them.
-    with tempfile.TemporaryFile() as restore_errors, tempfile.TemporaryFile() as psql_errors:
-        restore = subprocess.Popen(  # noqa: S603 (an argument list, no shell)
-            [*script, str(file)], stdout=subprocess.PIPE, stderr=restore_errors
-        )
-        psql = subprocess.Popen(  # noqa: S603 (an argument list, no shell)
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_errors
-        )
-        assert restore.stdout is not None and psql.stdin is not None
-        try:
-            if tables:
-                psql.stdin.write(LOAD_REPLACE.encode())
-            shutil.copyfileobj(restore.stdout, psql.stdin, 1 << 20)
-            if restore.wait() == 0:
-                psql.stdin.write(LOAD_CHECK.encode())
+    # The transaction is ours, not psql's --single-transaction (which
+    # commits when its input ends, however it ends): COMMIT is sent only
+    # after pg_restore wrote the whole script and the check. Input that ends
+    # before it (pg_restore stopped, this process killed) ends psql with the
+    # transaction open, and the server rolls it back.
+    script = [_pg_tool("pg_restore"), "-L", str(contents), "-f", "-", str(file)]
+    cmd = [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", settings.database_url]
+    cmd += ["-f", "-"]
+    try:
+        # Both tools' messages to files: a pipe left unread could fill and
+        # stall the copy between them.
+        with tempfile.TemporaryFile() as restore_errors, tempfile.TemporaryFile() as psql_errors:
+            restore = subprocess.Popen(  # noqa: S603 (an argument list, no shell)
+                script, stdout=subprocess.PIPE, stderr=restore_errors
+            )
+            psql = subprocess.Popen(  # noqa: S603 (an argument list, no shell)
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_errors
+            )
+            assert restore.stdout is not None and psql.stdin is not None
+            try:
+                psql.stdin.write(b"begin;\n")
+                if tables:
+                    psql.stdin.write(_replace_sql(keep).encode())
+                shutil.copyfileobj(restore.stdout, psql.stdin, 1 << 20)
+                if restore.wait() == 0:
+                    psql.stdin.write((LOAD_CHECK + "commit;\n").encode())
                 psql.stdin.close()
-            else:
-                # Before its input ends: psql never sends COMMIT, and the
-                # server rolls back what the part of the dump wrote.
+            except BrokenPipeError:  # psql stopped at an error: its messages say which
+                restore.kill()
+            except BaseException:
+                restore.kill()
                 psql.kill()
-                psql.stdin.close()
-        except BrokenPipeError:  # psql stopped at an error: its messages say which
-            restore.kill()
-        restore.wait()
-        psql.wait()
-        said = b""
-        for errors in (restore_errors, psql_errors):
-            errors.seek(0)
-            said += errors.read()
-    contents.unlink()
+                raise
+            restore.wait()
+            psql.wait()
+            said = b""
+            for errors in (restore_errors, psql_errors):
+                errors.seek(0)
+                said += errors.read()
+    finally:
+        contents.unlink(missing_ok=True)
     done = subprocess.CompletedProcess(
         cmd, psql.returncode or restore.returncode, "", said.decode(errors="replace")
     )

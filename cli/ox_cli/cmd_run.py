@@ -51,7 +51,13 @@ def metrics_dir(base: Path | None = None) -> str:
     base = base or Path(tempfile.gettempdir())
     for old in base.glob(f"{METRICS_PREFIX}*.*"):
         pid = old.name[len(METRICS_PREFIX) :].split(".")[0]
-        if pid.isdigit() and old.stat().st_uid == os.getuid() and not _alive(int(pid)):
+        try:  # another start may sweep it first
+            mine = old.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        # Our own pid is a process before us: in a container (init: true)
+        # every restart of `oxp serve` gets the same small one.
+        if pid.isdigit() and mine and (int(pid) == os.getpid() or not _alive(int(pid))):
             shutil.rmtree(old, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}.", dir=base)
 

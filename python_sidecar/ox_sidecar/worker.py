@@ -224,8 +224,12 @@ def run_forever(
             _serve(url, poll_seconds, kinds or list(HANDLERS))
         except psycopg.Error as exc:
             # Gone, not wrong: no answer, a restart, or the session ended for
-            # idling in a transaction (plpgsql/00_login_idle_limits.sql).
-            if not connection_lost(exc):
+            # idling in a transaction (plpgsql/00_login_idle_limits.sql). An
+            # error psycopg raises itself (no SQLSTATE, the link still up: a
+            # bad parameter) is a bug to stop on, not an outage to wait out.
+            if not connection_lost(exc) or (
+                exc.sqlstate is None and not isinstance(exc, psycopg.OperationalError)
+            ):
                 raise
             log.warning("database unreachable; reconnecting in 2 s", extra={"error": str(exc)})
             time.sleep(2)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner
 
 from ox_cli.main import app
@@ -325,16 +326,73 @@ def test_dump_and_load(
     tampered_key = (
         "select count(*) from crypto.ledger_transfer_keys where idempotency_key = 'tampered:1'"
     )
+    with psycopg.connect(copy, autocommit=True) as conn:
+        # Not the dump's (an operator's, as README's pgbouncer lookup): it stays.
+        conn.execute("create schema operators_own")
+        conn.execute("create table operators_own.note (t text)")
     loaded = oxp("db", "load", str(dump), "--replace", "--yes")
     assert loaded["exit"] == 0, loaded
     refused = oxp("db", "load", str(tampered), "--replace", "--yes")
     assert refused["exit"] == 1 and refused["error"]["code"] == "RESTORE_FAILED", refused
     with psycopg.connect(copy) as conn, psycopg.connect(url) as source:
         assert conn.execute(tampered_key).fetchone() == (0,)
+        assert conn.execute("select to_regclass('operators_own.note')").fetchone() != (None,)
         query = "select count(*), coalesce(sum(amount), 0) from crypto.ledger_entries"
         assert conn.execute(query).fetchone() == source.execute(query).fetchone()
     monkeypatch.setenv("DATABASE_URL", url)
     clear_settings()
+
+
+def test_a_load_killed_midway_commits_nothing(env: None, db_url: str, tmp_path: Path) -> None:
+    """`oxp db load` stopped while psql is writing the dump's rows (an
+    operator's ^C, a container stopped): psql's input ends without COMMIT,
+    and the server rolls back every row it had written."""
+    killed = f"{conninfo_to_dict(db_url)['dbname']}_killed"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # Rows enough that the load is still copying them when stopped.
+        conn.execute(
+            "create table crypto.bulk as select g as id, md5(g::text) as v"
+            " from generate_series(1, 2000000) as g"
+        )
+    dump = tmp_path / "big.dump"
+    assert runner.invoke(app, ["db", "dump", str(dump)]).exit_code == 0
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"create database {killed}")
+    target = make_conninfo(db_url, dbname=killed)
+    load = subprocess.Popen(
+        [OXP, "db", "load", str(dump)],
+        env={**os.environ, "DATABASE_URL": target},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while conn.execute(
+                "select count(*) from pg_stat_activity"
+                " where datname = %s and query ilike 'copy crypto.bulk%%'",
+                (killed,),
+            ).fetchone() == (0,):
+                assert load.poll() is None, "the load ended before its rows were copied"
+                assert time.monotonic() < deadline, "the copy never started"
+                time.sleep(0.05)
+        load.send_signal(signal.SIGTERM)  # the oxp process only, as `docker stop` would
+        load.wait(timeout=30)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            while conn.execute(
+                "select count(*) from pg_stat_activity where datname = %s", (killed,)
+            ).fetchone() != (0,):
+                assert time.monotonic() < deadline, "psql stayed connected"
+                time.sleep(0.1)
+        with psycopg.connect(target) as conn:
+            assert conn.execute(
+                "select count(*) from pg_tables"
+                " where schemaname not in ('pg_catalog', 'information_schema')"
+            ).fetchone() == (0,)
+    finally:
+        load.kill()
+        load.wait()
 
 
 def test_scheduled_backup_and_a_failing_archive_alert(backed_up: dict[str, Any]) -> None:

@@ -51,20 +51,31 @@ def test_the_worker_reconnects_when_its_session_is_ended_for_idling(
         with pytest.raises(psycopg.Error) as ended:
             conn.execute("select 1")
     assert ended.value.sqlstate in (None, "25P03")
-    with psycopg.connect(db_url) as conn, pytest.raises(psycopg.Error) as wrong:
-        conn.execute("select 1 / 0")
+    # Errors that stop it: a statement's own (the server's SQLSTATE), and one
+    # psycopg raises itself on a live link (no SQLSTATE: a parameter missing).
+    stoppers: list[psycopg.Error] = []
+    with psycopg.connect(db_url) as conn:
+        for bad in ("select 1 / 0", "select %s"):
+            with pytest.raises(psycopg.Error) as wrong:
+                conn.execute(bad, ())
+            stoppers.append(wrong.value)
+            conn.rollback()
+    assert stoppers[0].sqlstate == "22012" and stoppers[1].sqlstate is None
 
-    served: list[str] = []
-
-    def serve(url: str, poll_seconds: float, kinds: list[str]) -> None:
-        served.append(url)
-        raise (ended if len(served) == 1 else wrong).value
-
-    monkeypatch.setattr(worker, "_serve", serve)
     monkeypatch.setattr(worker.time, "sleep", lambda _: None)
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        worker.run_forever(db_url)
-    assert served == [db_url, db_url]  # ended: served again; wrong: raised
+    for stopper in stoppers:
+        served: list[str] = []
+
+        def serve(url: str, poll_seconds: float, kinds: list[str], s: list[str] = served) -> None:
+            s.append(url)
+            if len(s) > 2:  # it waited the stopper out as an outage
+                raise RuntimeError("served again after an error that should stop it")
+            raise ended.value if len(s) == 1 else stopper  # noqa: B023 (used at once)
+
+        monkeypatch.setattr(worker, "_serve", serve)
+        with pytest.raises(type(stopper)):
+            worker.run_forever(db_url)
+        assert served == [db_url, db_url]  # ended: served again; the stopper: raised
 
 
 def test_the_cli_bounds_its_session_like_the_operator_login(env: None) -> None:

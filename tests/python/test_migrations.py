@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -199,6 +200,9 @@ def test_one_migration_at_a_time_in_a_cluster(db_url: str) -> None:
     when it ends. Two at once failed one time in four ("tuple concurrently
     updated" on the roles they both alter)."""
     others = make_conninfo(db_url, dbname="postgres")
+    # Its sessions' name, kept on the postgres connection: the waiter found
+    # below is this migration, not another test's.
+    name = f"lock-test-{os.getpid()}-{time.monotonic_ns()}"
     with psycopg.connect(others, autocommit=True) as running:
         running.execute("select pg_advisory_lock(%s)", (CLUSTER_LOCK_KEY,))
         done = threading.Event()
@@ -206,7 +210,7 @@ def test_one_migration_at_a_time_in_a_cluster(db_url: str) -> None:
 
         def run() -> None:
             try:
-                migrate(db_url, "development")
+                migrate(make_conninfo(db_url, application_name=name), "development")
             except BaseException as exc:  # reported below
                 failed.append(exc)
             done.set()
@@ -215,14 +219,18 @@ def test_one_migration_at_a_time_in_a_cluster(db_url: str) -> None:
         thread.start()
         deadline = time.monotonic() + 30
         while not running.execute(
-            "select exists (select from pg_locks as l join pg_database as d on d.oid = l.database"
-            " where d.datname = 'postgres' and l.locktype = 'advisory' and not l.granted"
-            " and l.objid = %s)",
-            (CLUSTER_LOCK_KEY,),
+            "select exists (select from pg_locks as l join pg_stat_activity as a on a.pid = l.pid"
+            " where a.datname = 'postgres' and a.application_name = %s"
+            " and l.locktype = 'advisory' and not l.granted and l.objid = %s)",
+            (name, CLUSTER_LOCK_KEY),
         ).fetchone()[0]:  # type: ignore[index]
             assert time.monotonic() < deadline, "the migration never asked for the cluster's lock"
             time.sleep(0.05)
-        assert not done.wait(0.5), "it ran beside the other"
+        # Nothing of it has run: its own database's lock is not taken yet.
+        assert not done.is_set()
+        assert running.execute(
+            "select count(*) from pg_stat_activity where application_name = %s", (name,)
+        ).fetchone() == (1,)
         running.execute("select pg_advisory_unlock(%s)", (CLUSTER_LOCK_KEY,))
         assert done.wait(60), "it never went on"
         thread.join()
