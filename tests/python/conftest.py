@@ -26,8 +26,7 @@ from ox_sidecar.migrate import migrate
 from support import free_port, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
-# One per pytest-xdist worker (make test runs two): each migrates its own.
-TEMPLATE = f"oxp_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+TEMPLATE = "oxp_template"
 _counter = itertools.count()
 
 
