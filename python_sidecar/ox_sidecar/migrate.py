@@ -138,14 +138,14 @@ def one_per_cluster(dsn: str) -> Iterator[None]:
 def migrate(
     dsn: str, environment: str, root: Path = ROOT, environment_given: bool = True
 ) -> MigrationReport:
+    """`environment` is written to the database at the end; a production
+    database is never turned back into development (a migrate run without
+    ENV would otherwise do it silently), so that is refused before anything."""
     with one_per_cluster(dsn):
         return _migrate(dsn, environment, root, environment_given)
 
 
 def _migrate(dsn: str, environment: str, root: Path, environment_given: bool) -> MigrationReport:
-    """`environment` is written to the database at the end; a production
-    database is never turned back into development (a migrate run without
-    ENV would otherwise do it silently), so that is refused before anything."""
     report = MigrationReport()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
