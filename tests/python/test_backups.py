@@ -350,8 +350,10 @@ def test_a_load_killed_midway_commits_nothing(env: None, db_url: str, tmp_path: 
     killed = f"{conninfo_to_dict(db_url)['dbname']}_killed"
     with psycopg.connect(db_url, autocommit=True) as conn:
         # Rows enough that the load is still copying them when stopped.
+        # One text column: a COPY cut anywhere still parses, so only the
+        # missing COMMIT can keep these rows out.
         conn.execute(
-            "create table crypto.bulk as select g as id, md5(g::text) as v"
+            "create table crypto.bulk as select md5(g::text) || '-' || g as v"
             " from generate_series(1, 2000000) as g"
         )
     dump = tmp_path / "big.dump"
@@ -381,7 +383,9 @@ def test_a_load_killed_midway_commits_nothing(env: None, db_url: str, tmp_path: 
         with psycopg.connect(db_url, autocommit=True) as conn:
             deadline = time.monotonic() + 30
             while conn.execute(
-                "select count(*) from pg_stat_activity where datname = %s", (killed,)
+                "select count(*) from pg_stat_activity"
+                " where datname = %s and backend_type = 'client backend'",
+                (killed,),
             ).fetchone() != (0,):
                 assert time.monotonic() < deadline, "psql stayed connected"
                 time.sleep(0.1)
@@ -393,6 +397,43 @@ def test_a_load_killed_midway_commits_nothing(env: None, db_url: str, tmp_path: 
     finally:
         load.kill()
         load.wait()
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("drop table if exists crypto.bulk")
+            conn.execute(f"drop database if exists {killed} with (force)")
+
+
+def test_a_dump_with_large_objects_is_refused(env: None, db_url: str, tmp_path: Path) -> None:
+    """pg_restore commits large objects' data in transactions of its own,
+    so a load could not be all or nothing: refused before it begins."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        oid = conn.execute("select lo_from_bytea(0, 'not oxp''s')").fetchone()[0]  # type: ignore[index]
+    try:
+        dump = tmp_path / "blob.dump"
+        assert runner.invoke(app, ["db", "dump", str(dump)]).exit_code == 0
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("select lo_unlink(%s)", (oid,))
+    target = f"{conninfo_to_dict(db_url)['dbname']}_blob"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {target}")
+        conn.execute(f"create database {target}")
+    try:
+        refused = subprocess.run(
+            [OXP, "db", "load", str(dump)],
+            env={**os.environ, "DATABASE_URL": make_conninfo(db_url, dbname=target)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode == 1 and "VALIDATION_FAILED" in refused.stdout + refused.stderr
+        with psycopg.connect(make_conninfo(db_url, dbname=target)) as conn:
+            assert conn.execute(
+                "select (select count(*) from pg_tables where schemaname = 'crypto'),"
+                " (select count(*) from pg_largeobject_metadata)"
+            ).fetchone() == (0, 0)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(f"drop database if exists {target} with (force)")
 
 
 def test_scheduled_backup_and_a_failing_archive_alert(backed_up: dict[str, Any]) -> None:
