@@ -46,6 +46,10 @@ begin
         -- Price-fetch log months past their retention: the worker writes
         -- each to the archive, then drops it (06:45 KST).
         ('oxp-archive', '45 21 * * *', $$select crypto.enqueue_archive()$$),
+        -- The ledger's months past retention.ledger_hot_months, to the
+        -- tablespace oxp_cold where it exists (10:15 KST, between the
+        -- settlement's work and the cutoff rush).
+        ('oxp-cold-storage', '15 1 * * *', $$select crypto.enqueue_cold_storage()$$),
         -- Expired sign-in states, refresh families, links, idempotent requests.
         ('oxp-expire-auth', '17 * * * *', $$select crypto.expire_auth_rows()$$),
         -- 07:00 KST daily, after the day's settlement: every ledger, stock and

@@ -76,6 +76,9 @@ insert into crypto.error_codes (sqlstate, code, http_status, title) values
 -- The log archive (plpgsql/partition_archive.sql).
 ('OX178', 'PARTITION_NOT_DUE', 409, 'The partition is not a log partition past its retention'),
 ('OX179', 'ARCHIVE_MISMATCH', 409, 'The archive does not hold the rows read in this transaction'),
+-- Cold storage of the ledger's months (plpgsql/cold_storage.sql).
+('OX181', 'COLD_NOT_DUE', 409, 'The partition is not a ledger month due for cold storage'),
+('OX182', 'COLD_MISMATCH', 500, 'The copy does not hold the month''s rows as they were frozen'),
 ('OX250', 'REPLICA_FAILED', 500, 'The read replica could not be set up or reached'),
 ('OX251', 'REPLICA_EXISTS', 409, 'A replica is set up in that folder already'),
 ('OX265', 'JOB_LEASE_LOST', 409, 'The worker no longer holds this job: another attempt took it'),

@@ -50,6 +50,10 @@ insert into crypto.settings (key, value, description) values
     'Days of price-fetch logs kept; older whole months of crypto.eod_fetch_logs are archived, then dropped'
 ),
 (
+    'retention.ledger_hot_months', '13',
+    'Whole months of the ledger kept on the main disk; older ones move to the tablespace oxp_cold, where it exists'
+),
+(
     'retention.rate_limits_days', '1',
     'Days of rate-limit windows kept; older whole days of crypto.rate_limits are dropped (only 2 hours are read)'
 ),

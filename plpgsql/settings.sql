@@ -59,6 +59,7 @@ as $$
         -- Whole partitions go: eod_fetch_logs by month, rate_limits by day (2 hours are read).
         ('retention.eod_fetch_logs_days', 'integer', 31, 36500, 'old months go to the archive at the next daily job'),
         ('retention.rate_limits_days', 'integer', 1, 30, null),
+        ('retention.ledger_hot_months', 'integer', 1, 1200, 'moved, never dropped: only where the tablespace oxp_cold exists'),
         ('calendar.cutoff_minutes', 'integer', 1, 120, 'applies from the next oxp calendar sync'),
         -- After New York's latest close (06:00 KST in winter), before the earliest cutoff.
         ('schedule.open_hour_kst', 'integer', 6, 21, null),

@@ -22,3 +22,14 @@ comment on function crypto.partition_archived(text, bigint, text, text) is
 'The worker''s word, while it holds a partition.archive job, that the rows read in this transaction are in a '
 'file it read back: counts them and computes their SHA-256 itself, records the file (crypto.partition_archives) '
 'and drops the partition, or changes nothing (OX178, OX179, OX265; 55P03 when a writer waits on the month).';
+comment on function crypto.cold_months_due() is
+'The ledger''s months past retention.ledger_hot_months not yet in the tablespace oxp_cold, oldest first, with '
+'their next step (freeze, digest, wait for a restore drill, move); none without oxp_cold.';
+comment on function crypto.enqueue_cold_storage() is
+'pg_cron daily (oxp_service): enqueues the partition.cold job when a ledger month has a step to take.';
+comment on function crypto.cold_backed_up(jsonb, text) is
+'The restore drill''s word, while the worker holds a backup.verify job: these frozen months were found in the '
+'restored backup with these rows and digest; those that match what was frozen may move (OX265).';
+comment on function crypto.cold_step(text) is
+'The worker''s next step of one ledger month on its way to oxp_cold, while it holds a partition.cold job: '
+'freeze, digest, copy, keys, their check, or the swap (OX181, OX182, OX265; 55P03 when its locks are held).';

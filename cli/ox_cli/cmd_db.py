@@ -297,7 +297,9 @@ def load_cmd(
     # after pg_restore wrote the whole script and the check. Input that ends
     # before it (pg_restore stopped, this process killed) ends psql with the
     # transaction open, and the server rolls it back.
-    script = [_pg_tool("pg_restore"), "-L", str(contents), "-f", "-", str(file)]
+    # Into the target's default tablespace: a cluster loaded into may have
+    # no oxp_cold (the ledger's months moved there, README "Cold storage").
+    script = [_pg_tool("pg_restore"), "--no-tablespaces", "-L", str(contents), "-f", "-", str(file)]
     cmd = [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", settings.database_url]
     cmd += ["-f", "-"]
     try:
@@ -389,3 +391,76 @@ def replica_status_cmd(
         as_json,
         **done,
     )
+
+
+# --- cold storage of the ledger's old months; README "Cold storage" ---
+
+cold_app = typer.Typer(no_args_is_help=True, help="The ledger's old months on cheaper disk")
+app.add_typer(cold_app, name="cold-storage")
+
+
+@cold_app.command("init")
+def cold_init_cmd(
+    path: Annotated[
+        Path, typer.Argument(help="An empty folder on the cold disk, owned by PostgreSQL's user")
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Make the tablespace oxp_cold at PATH (a superuser's); old months then move there."""
+    settings = get_settings()
+    if not path.is_absolute():
+        raise fail("VALIDATION_FAILED", f"{path} is not an absolute path")
+    try:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            made = conn.execute(
+                "select pg_tablespace_location(oid) from pg_catalog.pg_tablespace"
+                " where spcname = 'oxp_cold'"
+            ).fetchone()
+            if made is not None:
+                if made[0] != str(path):
+                    raise fail("CONFLICT", f"oxp_cold exists already, at {made[0]}")
+            else:
+                # A standby replays CREATE TABLESPACE at the same path: on
+                # this machine, the primary's folder (which replay empties).
+                standbys = conn.execute(
+                    "select (select count(*) from pg_catalog.pg_stat_replication)"
+                    " + (select count(*) from pg_catalog.pg_replication_slots)"
+                ).fetchone()[0]  # type: ignore[index]
+                if standbys:
+                    raise fail(
+                        "REPLICA_EXISTS",
+                        "a standby or replication slot follows this cluster: make oxp_cold"
+                        " before the replicas (README, Cold storage)",
+                    )
+                conn.execute(f"create tablespace oxp_cold location '{_quote(str(path))}'")
+            conn.execute("grant create on tablespace oxp_cold to oxp_owner")
+    except psycopg.OperationalError as exc:
+        raise fail("DATABASE_UNAVAILABLE", " ".join(str(exc).split())) from exc
+    except psycopg.Error as exc:
+        raise fail("VALIDATION_FAILED", " ".join(str(exc).split())) from exc
+    say(
+        f"oxp_cold at {path}: months older than retention.ledger_hot_months move there"
+        " once a restore drill holds them; take a full backup now",
+        as_json,
+        tablespace="oxp_cold",
+        location=str(path),
+    )
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+@cold_app.command("status")
+def cold_status_cmd(as_json: AsJson = False) -> None:
+    """The months due and the months moved, with their rows and backup."""
+    settings = get_settings()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        due = conn.execute(
+            "select coalesce(jsonb_agg(to_jsonb(d)), '[]') from crypto.cold_months_due() as d"
+        ).fetchone()[0]  # type: ignore[index]
+        months = conn.execute(
+            "select coalesce(jsonb_agg(to_jsonb(m) order by m.partition), '[]')"
+            " from crypto.cold_months as m"
+        ).fetchone()[0]  # type: ignore[index]
+    emit({"due": due, "months": months}, as_json)

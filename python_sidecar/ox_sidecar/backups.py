@@ -261,20 +261,52 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def backup_tablespaces(settings: Settings, label: str) -> set[str]:
+    """The tablespaces one backup holds (pgBackRest's info of that set)."""
+    (stanza,) = json.loads(pgbackrest(settings, "info", f"--set={label}", "--output=json")) or [{}]
+    (held,) = [b for b in stanza.get("backup", []) if b["label"] == label] or [{}]
+    return {t["name"] for t in held.get("tablespace") or []}
+
+
+def live_tablespaces(settings: Settings) -> set[str]:
+    """The cluster's own tablespaces (oxp_cold, or an operator's)."""
+    with _connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "select spcname from pg_catalog.pg_tablespace"
+            " where spcname not in ('pg_default', 'pg_global')"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
 def verify(settings: Settings) -> dict[str, Any]:
     """The restore drill: the latest backup and all archived WAL into a
     throwaway cluster on a free port (archiving off: it never writes to the
-    repository), then the books' own checks there."""
+    repository), then the books' own checks there, and the digests of the
+    ledger months frozen for cold storage (what the backup holds of them).
+
+    Tablespaces are restored into the drill's folder, never to where the
+    live cluster keeps them. A backup older than a live tablespace is
+    refused: replaying its CREATE TABLESPACE from the WAL would use the
+    live folder (PostgreSQL empties it first)."""
     started = time.monotonic()
     listed = backups(settings)
     if not listed:
         raise BackupError("BACKUP_FAILED", "there is no backup to verify")
+    missing = live_tablespaces(settings) - backup_tablespaces(settings, listed[-1]["label"])
+    if missing:
+        raise BackupError(
+            "BACKUP_FAILED",
+            f"the latest backup ({listed[-1]['label']}) is older than the tablespace(s)"
+            f" {', '.join(sorted(missing))}: replaying their creation would use the live"
+            " cluster's folder; take a full backup (`oxp db backup --type full`), then drill",
+        )
     work = Path(tempfile.mkdtemp(prefix="oxp-verify."))
     work.chmod(0o755)
-    data = work / "pg"
-    data.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(data, settings.pg_os_user, settings.pg_os_user)
+    data, spaces = work / "pg", work / "tablespaces"
+    for folder in (data, spaces):
+        folder.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            shutil.chown(folder, settings.pg_os_user, settings.pg_os_user)
     port = _free_port()
     dbname = conninfo_to_dict(settings.database_url).get("dbname", "oxp")
     try:
@@ -283,6 +315,7 @@ def verify(settings: Settings) -> dict[str, Any]:
             "restore",
             f"--pg1-path={data}",
             "--archive-mode=off",
+            f"--tablespace-map-all={spaces}",
             "--type=default",
             code="RESTORE_FAILED",
         )
@@ -299,6 +332,10 @@ def verify(settings: Settings) -> dict[str, Any]:
             ).fetchone()[0]  # type: ignore[index]
             audit = conn.execute("select crypto.audit_verify()").fetchone()[0]  # type: ignore[index]
             entries = conn.execute("select count(*) from crypto.ledger_entries").fetchone()[0]  # type: ignore[index]
+            cold = conn.execute(
+                "select case when to_regprocedure('crypto.cold_backup_digests()') is not null"
+                " then crypto.cold_backup_digests() else '[]' end"
+            ).fetchone()[0]  # type: ignore[index]
     finally:
         with contextlib.suppress(BackupError):
             _pg_ctl(settings, data, "-m", "immediate", "-w", "stop")
@@ -307,6 +344,7 @@ def verify(settings: Settings) -> dict[str, Any]:
         "ok": violations == [] and bool(audit.get("ok")),
         "backup": listed[-1]["label"],
         "ledger_entries": entries,
+        "cold_months": cold,
         "violations": violations,
         "audit": audit,
         "seconds": round(time.monotonic() - started, 1),
@@ -341,3 +379,9 @@ def run_job(conn: psycopg.Connection, payload: dict[str, Any]) -> None:
     )
     if not ok:
         raise BackupError("BACKUP_FAILED", f"the restore drill failed: {done}")
+    if done.get("cold_months"):
+        # The frozen ledger months the restored backup holds, whole: those
+        # may now leave the main disk (plpgsql/cold_storage.sql).
+        conn.execute(
+            "select crypto.cold_backed_up(%s, %s)", (Jsonb(done["cold_months"]), done["backup"])
+        )

@@ -42,11 +42,27 @@ def init(settings: Settings, data: Path, port: int) -> dict[str, Any]:
     if os.geteuid() == 0 and settings.pg_os_user != "root":
         shutil.chown(data, settings.pg_os_user, settings.pg_os_user)
     data.chmod(0o700)
+    # The primary's tablespaces (oxp_cold) into folders of the replica's own:
+    # on this machine their paths would be the primary's folders.
+    mapping = []
+    with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+        spaces = conn.execute(
+            "select spcname, pg_tablespace_location(oid) from pg_catalog.pg_tablespace"
+            " where spcname not in ('pg_default', 'pg_global')"
+        ).fetchall()
+    for name, location in spaces:
+        folder = data.parent / f"{data.name}.tablespaces" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0 and settings.pg_os_user != "root":
+            for made in (folder.parent, folder):
+                shutil.chown(made, settings.pg_os_user, settings.pg_os_user)
+        mapping.append(f"--tablespace-mapping={location}={folder}")
     try:
         _run(
             settings,
             [
                 str(settings.pg_bin_dir / "pg_basebackup"),
+                *mapping,
                 "-h",
                 str(primary.get("host", "127.0.0.1")),
                 "-p",

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import alerts, archive, backups, mail
+from . import alerts, archive, backups, cold, mail
 from .config import get_worker_settings
 from .db import connection_lost
 from .eod import fetch_day, provider_named
@@ -150,6 +150,8 @@ HANDLERS: dict[str, Handler] = {
     "backup.verify": backups.run_job,
     # The log archive, on pg_cron's schedule (plpgsql/partition_archive.sql).
     "partition.archive": archive.run_job,
+    # The ledger's old months to the tablespace oxp_cold (plpgsql/cold_storage.sql).
+    "partition.cold": cold.run_job,
 }
 
 

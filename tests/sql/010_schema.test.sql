@@ -16,7 +16,7 @@ select set_eq($$
     'settlement_corrections', 'eod_price_corrections', 'settlement_revisions', 'correction_transfers',
     'known_symbols', 'email_verifications', 'auth_failures', 'daily_activity', 'daily_metrics', 'leaderboard',
     'leaderboard_days', 'user_streaks', 'leaderboard_stamps', 'server_secrets',
-    'alerts', 'alert_deliveries', 'http_counts', 'orphan_vouchers', 'partition_archives'
+    'alerts', 'alert_deliveries', 'http_counts', 'orphan_vouchers', 'partition_archives', 'cold_months'
 ], 'Schema crypto should have the correct tables');
 select enum_has_labels('crypto', 'session_phase', array['OPEN', 'CLOSED', 'SETTLING', 'SETTLED']);
 

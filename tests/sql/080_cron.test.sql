@@ -9,6 +9,7 @@ select results_eq(
         ('oxp-backup-diff', '30 22 * * 0-5', 'select crypto.enqueue_backup(''diff'')'),
         ('oxp-backup-full', '30 22 * * 6', 'select crypto.enqueue_backup(''full'')'),
         ('oxp-calendar-runway', '0 0 * * *', 'select crypto.check_calendar_runway()'),
+        ('oxp-cold-storage', '15 1 * * *', 'select crypto.enqueue_cold_storage()'),
         ('oxp-cutoff', '25 13,14 * * 1-5', 'select crypto.schedule_tick(''cutoff'')'),
         ('oxp-eod-fetch', '15 21 * * *', 'select crypto.schedule_tick(''eod_fetch'')'),
         ('oxp-evaluate-alerts', '* * * * *', 'select crypto.evaluate_alerts()'),
@@ -23,7 +24,7 @@ select results_eq(
         ('oxp-settle', '30 21 * * *', 'select crypto.schedule_tick(''settle'')'),
         ('oxp-wal-archive-check', '* * * * *', 'select crypto.check_wal_archive()')
     $$,
-    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, 06:45 archive, the cutoff, 07:00, 07:30 backups, 09:00, and the minute catch-up'
+    'the KST day as UTC cron lines: 06:00, 06:15, 06:30, 06:45 archive, the cutoff, 07:00, 07:30 backups, 09:00, 10:15 cold storage, and the minute catch-up'
 );
 select is(
     (select count(*)::int from cron.job where jobname like 'oxp-%' and (username <> 'oxp_service' or not active

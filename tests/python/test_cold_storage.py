@@ -1,0 +1,208 @@
+"""Cold storage of the ledger's old months (plpgsql/cold_storage.sql): a
+month is frozen and digested, leaves the main disk only once a real restore
+drill found exactly its rows, and is swapped in from the tablespace oxp_cold
+while players' transfers go on. On a cluster of this module's own, with
+pgBackRest (the fixture of test_backups)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from ox_sidecar import backups
+from ox_sidecar.config import get_worker_settings
+from ox_sidecar.worker import run_once
+from psycopg import errors
+from test_backups import backed_up, books_clean, oxp
+
+from support import new_user
+
+__all__ = ["backed_up"]
+
+PLAYERS = [f"cold{i}@example.com" for i in range(3)]
+MARCH = "created_at >= '2026-03-01' and created_at < '2026-04-01'"
+
+
+def month_books(url: str) -> tuple[Any, ...]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            f"select (select count(*) from crypto.ledger_transfers where {MARCH}),"
+            f" (select count(*) from crypto.ledger_entries where {MARCH}),"
+            f" (select sum(amount) from crypto.ledger_entries where {MARCH} and amount > 0),"
+            f" (select sum(amount) from crypto.ledger_transfers where {MARCH})"
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def tablespace_of(url: str, partition: str) -> str | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select t.spcname from pg_class as c"
+            " left join pg_tablespace as t on t.oid = c.reltablespace where c.relname = %s",
+            (partition,),
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def worker_runs(url: str, kind: str, enqueue: str) -> None:
+    """pg_cron's enqueue, then the worker's run of that job."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute(f"select {enqueue}").fetchone() != (None,)
+        conn.execute("set role oxp_service")
+        assert run_once(conn, [kind])
+        conn.execute("reset role")
+        state = conn.execute(
+            "select status::text, last_error from crypto.jobs where kind = %s"
+            " order by id desc limit 1",
+            (kind,),
+        ).fetchone()
+        assert state == ("done", None), state
+
+
+def files_of(folder: Path) -> dict[str, int]:
+    """Each file's inode: a folder emptied and made again has new ones."""
+    return {str(p): p.stat().st_ino for p in folder.rglob("*")}
+
+
+def kept(before: dict[str, int], after: dict[str, int]) -> bool:
+    return all(after.get(name) == inode for name, inode in before.items())
+
+
+def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
+    backed_up: dict[str, Any],
+) -> None:
+    url = backed_up["url"]
+    cold = backed_up["data"].parent / "cold"
+    cold.mkdir()
+    if os.geteuid() == 0:
+        owner = get_worker_settings().pg_os_user
+        shutil.chown(cold, owner, owner)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for email in PLAYERS:
+            if (
+                conn.execute("select from crypto.users where email = %s", (email,)).fetchone()
+                is None
+            ):
+                new_user(conn, email)
+        # March 2026: 300 adjustments, audited as an operator's.
+        conn.execute("select crypto.clock_set('2026-03-05 12:00Z')")
+        conn.execute("set role oxp_operator")
+        conn.execute(
+            "select crypto.adjust_points((%s::text[])[1 + g %% 3], g, 'cold', 'cold:' || g)"
+            " from generate_series(1, 300) as g",
+            (PLAYERS,),
+        )
+        conn.execute("reset role")
+        conn.execute("select crypto.clock_reset()")
+        conn.execute("select crypto.setting_set('retention.ledger_hot_months', '1')")
+        # Without oxp_cold nothing is due, and the job is not even enqueued.
+        assert conn.execute("select count(*) from crypto.cold_months_due()").fetchone() == (0,)
+        assert conn.execute("select crypto.enqueue_cold_storage()").fetchone() == (None,)
+    march = month_books(url)
+    assert march[0] == 300 and march[1] == 600
+
+    # The backup the drill would restore is older than oxp_cold.
+    assert oxp("db", "backup", "--type", "full")["exit"] == 0
+    made = oxp("db", "cold-storage", "init", str(cold))
+    assert made["exit"] == 0, made
+    again = oxp("db", "cold-storage", "init", str(cold))  # the same place: nothing to do
+    assert again["exit"] == 0, again
+    elsewhere = oxp("db", "cold-storage", "init", str(cold.parent))
+    assert elsewhere["exit"] == 1 and elsewhere["error"]["code"] == "CONFLICT", elsewhere
+    live = files_of(cold)
+    assert live, "oxp_cold made its folder"
+    with pytest.raises(backups.BackupError, match="older than the tablespace"):
+        backups.verify(get_worker_settings())
+    assert kept(live, files_of(cold))
+
+    # Freeze and digest; then the month waits for a drill.
+    worker_runs(url, "partition.cold", "crypto.enqueue_cold_storage()")
+    with psycopg.connect(url, autocommit=True) as conn:
+        months = conn.execute(
+            "select partition, rows, backed_up_at from crypto.cold_months"
+            " where partition like '%p2026_03' order by 1"
+        ).fetchall()
+        assert months == [
+            ("ledger_entries_p2026_03", 600, None),
+            ("ledger_transfers_p2026_03", 300, None),
+        ]
+        assert {s for (s,) in conn.execute("select step from crypto.cold_months_due()")} == {"wait"}
+        # No row may join a frozen month, even with the clock moved back.
+        conn.execute("select crypto.clock_set('2026-03-06 12:00Z')")
+        conn.execute("set role oxp_operator")
+        with pytest.raises(errors.CheckViolation):
+            conn.execute("select crypto.adjust_points(%s, 5, 'late', 'cold:late')", (PLAYERS[0],))
+        conn.execute("reset role")
+        conn.execute("select crypto.clock_reset()")
+    assert tablespace_of(url, "ledger_entries_p2026_03") is None
+
+    # A full backup and the drill: it finds the frozen months whole.
+    assert oxp("db", "backup", "--type", "full")["exit"] == 0
+    worker_runs(url, "backup.verify", "crypto.enqueue_backup('verify')")
+    with psycopg.connect(url) as conn:
+        assert conn.execute(
+            "select count(*) from crypto.cold_months where backed_up_at is null"
+        ).fetchone() == (0,)
+
+    # The move, while players' transfers go on in the current month.
+    stop = threading.Event()
+    done: list[str] = []
+    failed: list[BaseException] = []
+
+    def player() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("set role oxp_operator")
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    conn.execute(
+                        "select crypto.adjust_points(%s, 1, 'during', %s)",
+                        (PLAYERS[n % 3], f"cold:during:{n}"),
+                    )
+                    done.append(f"cold:during:{n}")
+                except BaseException as exc:  # noqa: BLE001 (every failure is the finding)
+                    failed.append(exc)
+                    return
+
+    writer = threading.Thread(target=player)
+    writer.start()
+    try:
+        # Again today: past the daily job's dedupe key.
+        worker_runs(url, "partition.cold", "crypto.enqueue_job('partition.cold', '{}')")
+    finally:
+        stop.set()
+        writer.join()
+    assert failed == [] and len(done) > 10, (failed, len(done))
+    assert tablespace_of(url, "ledger_entries_p2026_03") == "oxp_cold"
+    assert tablespace_of(url, "ledger_transfers_p2026_03") == "oxp_cold"
+    assert month_books(url) == march
+    with psycopg.connect(url) as conn:
+        assert conn.execute(
+            "select count(*) from crypto.ledger_transfers where idempotency_key like 'adjust:cold:during:%'"
+        ).fetchone() == (len(done),)
+        assert conn.execute(
+            "select count(*) from crypto.cold_months where moved_at is null"
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "select count(*) from crypto.audit_logs where action = 'partition.cold'"
+        ).fetchone() == (conn.execute("select count(*) from crypto.cold_months").fetchone()[0],)  # type: ignore[index]
+        # A retry of a March key finds its transfer in cold storage.
+        assert conn.execute(
+            "select (crypto.ledger_transfer_by_key('adjust:cold:7')).amount"
+        ).fetchone() == (7,)
+    books_clean(url)
+
+    # A drill of a backup holding oxp_cold restores it into its own folder.
+    live = files_of(cold)
+    assert oxp("db", "backup", "--type", "full")["exit"] == 0
+    drill = backups.verify(get_worker_settings())
+    assert drill["ok"], drill
+    assert kept(live, files_of(cold))
