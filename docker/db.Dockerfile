@@ -11,9 +11,11 @@ RUN apt-get update \
     libtap-parser-sourcehandler-pgtap-perl pgbackrest \
  && rm -rf /var/lib/apt/lists/* \
  && install -d -o postgres -g postgres -m 750 /var/lib/pgbackrest \
-    /var/lib/pgbackrest/spool /var/lib/pgbackrest/lock /var/lib/pgbackrest/log
-# The pgBackRest repository's folders, the cluster user's: a named volume
-# mounted there (compose's `pgbackrest`) starts as a copy of them.
+    /var/lib/pgbackrest/spool /var/lib/pgbackrest/lock /var/lib/pgbackrest/log \
+ && install -d -o postgres -g postgres -m 700 /var/lib/postgresql/cold
+# The pgBackRest repository's folders and oxp_cold's, the cluster user's: a
+# named volume mounted there (compose's `pgbackrest`, `pgcold`) starts as a
+# copy of them.
 # POSTGRES_DB creates the database on first start; the migrate step does
 # the rest (extensions, roles, the login roles' passwords).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=5 \
