@@ -170,7 +170,7 @@ grant execute on function crypto.cold_backed_up(jsonb, text) to oxp_service;
 -- transaction, which should end right after it: every lock taken is
 -- waited for half the deadlock check's delay at most (55P03: try again).
 -- Returns the step taken: frozen, digested, waiting (for a restore drill),
--- copied, keyed, checked or moved.
+-- copied, keyed, checked (or discarded: a copy that changed) or moved.
 create or replace function crypto.cold_step(p_partition text) returns jsonb
 language plpgsql volatile security definer
 set search_path = crypto, pg_temp
@@ -243,6 +243,8 @@ begin
             ' and created_at >= %L and created_at < %L)', v_copy, v_due.range_from, v_due.range_to
         );
         execute format('alter table crypto.%I add constraint cold_frozen check (false) not valid', v_copy);
+        -- Statistics from the start: a month attached without them is planned blind.
+        execute format('analyze crypto.%I', v_copy);
         update crypto.cold_months set copied_at = clock_timestamp() where partition = p_partition;
         v_step := 'copied';
     elsif exists (
@@ -274,7 +276,18 @@ begin
         loop
             execute format('alter table crypto.%I validate constraint %I', v_copy, v_key.conname);
         end loop;
-        v_step := 'checked';
+        -- The copy once more, just before it takes the month's place (it
+        -- waited between transactions): still exactly the frozen rows, or it
+        -- is discarded and made again from the original (whose copy is
+        -- checked against the digest in turn: OX182 if the original moved).
+        select d.rows, d.digest into v_rows, v_digest from crypto.cold_digest(v_copy) as d;
+        if (v_rows, v_digest) is distinct from (v_month.rows, v_month.digest) then
+            execute format('drop table crypto.%I', v_copy);
+            update crypto.cold_months set copied_at = null where partition = p_partition;
+            v_step := 'discarded';
+        else
+            v_step := 'checked';
+        end if;
     else
         -- Every lock in one statement, waited for half the deadlock check's
         -- delay at most: a session that holds one and waits for another
