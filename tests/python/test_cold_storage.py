@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,10 @@ import pytest
 from psycopg import errors
 from test_backups import backed_up, books_clean, oxp
 
-from ox_sidecar import backups
+from ox_sidecar import backups, replica
 from ox_sidecar.config import get_worker_settings
 from ox_sidecar.worker import run_once
-from support import new_user
+from support import free_port, new_user
 
 __all__ = ["backed_up"]
 
@@ -206,3 +207,22 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
     drill = backups.verify(get_worker_settings())
     assert drill["ok"], drill
     assert kept(live, files_of(cold))
+
+    # A replica on this machine gets a copy of oxp_cold of its own, and
+    # reads the cold months from it.
+    settings = get_worker_settings()
+    standby = backed_up["data"].parent / "replica"
+    port = free_port()
+    made = replica.init(settings, standby, port)
+    try:
+        with psycopg.connect(made["url"]) as conn:
+            assert conn.execute(
+                "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'oxp_cold'"
+            ).fetchone() == (str(standby.parent / "replica.tablespaces" / "oxp_cold"),)
+            deadline = time.monotonic() + 30
+            while month_books(made["url"]) != march:
+                assert time.monotonic() < deadline, "the replica never showed March"
+                time.sleep(0.2)
+        assert kept(live, files_of(cold))
+    finally:
+        replica.stop(settings, standby)
