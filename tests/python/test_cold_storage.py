@@ -200,6 +200,12 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
             "select (crypto.ledger_transfer_by_key('adjust:cold:7')).amount"
         ).fetchone() == (7,)
     books_clean(url)
+    status = oxp("db", "cold-storage", "status")
+    assert status["due"] == [] and {m["partition"] for m in status["months"]} >= {
+        "ledger_entries_p2026_03",
+        "ledger_transfers_p2026_03",
+    }, status
+    assert all(m["moved_at"] and m["backup"] for m in status["months"]), status
 
     # A drill of a backup holding oxp_cold restores it into its own folder.
     live = files_of(cold)
