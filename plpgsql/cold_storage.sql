@@ -7,9 +7,10 @@
 -- worker's partition.cold job), because no step may hold what players'
 -- transfers need while it works:
 --
---   freeze  a NOT VALID CHECK (false) on the month: no row may join it from
---           then on (nothing should: rows are dated by crypto.now(); a clock
---           moved back by an operator is what it guards against);
+--   freeze  a trigger that refuses any row joining the month (nothing should:
+--           rows are dated by crypto.now(); a clock moved back by an operator
+--           is what it guards against). A trigger, not a CHECK: making it
+--           locks out the month's writers only, not its readers;
 --   digest  its rows and their SHA-256, once, of what is now fixed;
 --   (wait)  until a restore drill found those very rows in a restored
 --           backup (crypto.cold_backed_up, from the drill): the month is
@@ -23,6 +24,18 @@
 --           place under its name: catalog work only, under every lock at
 --           once, waited for half the deadlock check's delay at most
 --           (55P03 and a later attempt rather than a deadlock).
+
+-- A frozen month's guard: no row joins it (its rows are never updated or
+-- deleted either: the append-only triggers cloned from the parent).
+create or replace function crypto.tg_cold_frozen__refuse() returns trigger
+language plpgsql
+set search_path = crypto, pg_temp
+as $$
+begin
+    raise exception using errcode = '23514', message = 'VALIDATION_FAILED',
+        detail = format('%s is frozen for cold storage: no row may join it (crypto.cold_months)', tg_table_name);
+end
+$$;
 
 -- The tables that move: append-only and dated by crypto.now(). Predictions
 -- are updated by settlement and corrections, and audit_logs by the seal.
@@ -113,7 +126,8 @@ $$;
 grant execute on function crypto.enqueue_cold_storage() to oxp_service;
 
 -- From the restore drill, run in the restored cluster: the digest of every
--- frozen month there. Its rows are what the backup holds.
+-- frozen month there that no drill vouched for yet. Its rows are what the
+-- backup holds.
 create or replace function crypto.cold_backup_digests() returns jsonb
 language plpgsql stable security definer
 set search_path = crypto, pg_temp
@@ -124,7 +138,11 @@ declare
     v_rows bigint;
     v_digest text;
 begin
-    for v_month in select m.partition from crypto.cold_months as m where m.digest is not null order by 1 loop
+    for v_month in
+        select m.partition from crypto.cold_months as m
+        where m.digest is not null and m.backed_up_at is null
+        order by 1
+    loop
         select d.rows, d.digest into v_rows, v_digest from crypto.cold_digest(v_month.partition) as d;
         v_found := v_found || jsonb_build_object('partition', v_month.partition, 'rows', v_rows, 'digest', v_digest);
     end loop;
@@ -154,6 +172,14 @@ begin
     ) then
         raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
             detail = 'Only a worker holding a backup.verify job reports what a restored backup holds';
+    end if;
+    -- An operator may do the worker's work (a member of oxp_service), and so
+    -- could claim a drill's job: not this one, whose word lets a month leave
+    -- the main disk. The worker's own login (or a superuser's) only.
+    if pg_has_role(session_user, 'oxp_operator', 'member')
+        and not (select r.rolsuper from pg_catalog.pg_roles as r where r.rolname = session_user) then
+        raise exception using errcode = '42501', message = 'FORBIDDEN',
+            detail = 'Only the worker''s login reports what a restored backup holds, not an operator''s';
     end if;
     update crypto.cold_months as m
     set backed_up_at = clock_timestamp(), backup = p_backup
@@ -195,6 +221,9 @@ begin
         raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
             detail = 'Only a worker holding a partition.cold job moves a month';
     end if;
+    -- One step at a time across workers: two partition.cold jobs never
+    -- work on what the other reads (the state below is read after this).
+    perform pg_advisory_xact_lock(hashtext('crypto.cold_step'));
     select d.* into v_due from crypto.cold_months_due() as d where d.partition = p_partition;
     if not found then
         raise exception using errcode = 'OX181', message = 'COLD_NOT_DUE',
@@ -206,7 +235,10 @@ begin
     perform set_config('lock_timeout', v_wait, true);
 
     if v_due.step = 'freeze' then
-        execute format('alter table crypto.%I add constraint cold_frozen check (false) not valid', p_partition);
+        -- Waits for the month's writers (none: it is months old), never for
+        -- its readers (CREATE TRIGGER takes a SHARE ROW EXCLUSIVE lock).
+        execute format('create trigger cold_frozen before insert on crypto.%I'
+            ' for each row execute function crypto.tg_cold_frozen__refuse()', p_partition);
         insert into crypto.cold_months (partition, parent, range_from, range_to, frozen_at)
         values (p_partition, v_due.parent, v_due.range_from, v_due.range_to, clock_timestamp());
         v_step := 'frozen';
@@ -242,7 +274,17 @@ begin
             'alter table crypto.%I add constraint cold_bounds check (created_at is not null'
             ' and created_at >= %L and created_at < %L)', v_copy, v_due.range_from, v_due.range_to
         );
-        execute format('alter table crypto.%I add constraint cold_frozen check (false) not valid', v_copy);
+        -- The guards of a month from the start (row security, no insert, no
+        -- update or delete, no truncate): nothing changes the copy while it
+        -- waits between transactions. cold_append_only gives way to the
+        -- parent's own clone at the swap.
+        execute format('alter table crypto.%I enable row level security', v_copy);
+        execute format('create trigger cold_frozen before insert on crypto.%I'
+            ' for each row execute function crypto.tg_cold_frozen__refuse()', v_copy);
+        execute format('create trigger cold_append_only before update or delete on crypto.%I'
+            ' for each row execute function crypto.tg_append_only__refuse()', v_copy);
+        execute format('create trigger no_truncate before truncate on crypto.%I'
+            ' for each statement execute function crypto.tg_append_only__refuse()', v_copy);
         -- Statistics from the start: a month attached without them is planned blind.
         execute format('analyze crypto.%I', v_copy);
         update crypto.cold_months set copied_at = clock_timestamp() where partition = p_partition;
@@ -304,6 +346,7 @@ begin
         execute format('alter table %s attach partition crypto.%I for values from (%L) to (%L)',
             v_due.parent, p_partition, v_due.range_from, v_due.range_to);
         execute format('alter table crypto.%I drop constraint cold_bounds', p_partition);
+        execute format('drop trigger cold_append_only on crypto.%I', p_partition);
         for v_key in
             select i.relname from pg_catalog.pg_index as x join pg_catalog.pg_class as i on i.oid = x.indexrelid
             where x.indrelid = format('crypto.%I', p_partition)::regclass and left(i.relname, length(v_copy)) = v_copy

@@ -29,7 +29,8 @@ comment on function crypto.enqueue_cold_storage() is
 'pg_cron daily (oxp_service): enqueues the partition.cold job when a ledger month has a step to take.';
 comment on function crypto.cold_backed_up(jsonb, text) is
 'The restore drill''s word, while the worker holds a backup.verify job: these frozen months were found in the '
-'restored backup with these rows and digest; those that match what was frozen may move (OX265).';
+'restored backup with these rows and digest; those that match what was frozen may move (OX265; 42501 for an '
+'operator''s login).';
 comment on function crypto.cold_step(text) is
 'The worker''s next step of one ledger month on its way to oxp_cold, while it holds a partition.cold job: '
 'freeze, digest, copy, keys, their check, or the swap (OX181, OX182, OX265; 55P03 when its locks are held).';

@@ -205,6 +205,13 @@ begin
     if not (crypto.audit_verify() ->> 'ok')::boolean then
         raise exception 'the dump''s audit chain does not verify, nothing was loaded';
     end if;
+    -- What the source cluster's drills vouched for is not this cluster's
+    -- backups, and its cold months are in the default tablespace here
+    -- (--no-tablespaces): they move again, after a drill of this cluster.
+    if to_regclass('crypto.cold_months') is not null then
+        update crypto.cold_months
+        set backed_up_at = null, backup = null, copied_at = null, moved_at = null;
+    end if;
 end
 $check$;
 """
@@ -219,7 +226,7 @@ $check$;
 # pg_cron, left out of the load, stays with its jobs. Waits 10 s at most
 # for a session that reads them (an auditor's), rather than holding the
 # locks taken so far while it waits.
-TOC_NAMESPACE = re.compile(r"^\d+; \d+ \d+ (SCHEMA|EXTENSION) - ([a-z_][a-z0-9_$-]*)(?= |$)")
+TOC_NAMESPACE = re.compile(r"^\d+; \d+ \d+ (SCHEMA|EXTENSION) - ([A-Za-z_][A-Za-z0-9_$-]*)(?= |$)")
 # pg_restore writes a large object's data in a transaction of its own
 # (BEGIN; ... COMMIT;), which would commit the part of the load before it,
 # unchecked. oxp makes none: a dump holding one is not oxp's to load.
@@ -431,6 +438,14 @@ def cold_init_cmd(
                         "REPLICA_EXISTS",
                         "a standby or replication slot follows this cluster: make oxp_cold"
                         " before the replicas (README, Cold storage)",
+                    )
+                # `oxp db replica init`'s standby takes no slot: stopped, it is
+                # seen only here, and it would replay this at the same path.
+                if (settings.replica_dir / "PG_VERSION").exists():
+                    raise fail(
+                        "REPLICA_EXISTS",
+                        f"a local replica is set up in {settings.replica_dir} (stopped or not):"
+                        " remove it, make oxp_cold, then `oxp db replica init` again",
                     )
                 conn.execute(f"create tablespace oxp_cold location '{_quote(str(path))}'")
             conn.execute("grant create on tablespace oxp_cold to oxp_owner")

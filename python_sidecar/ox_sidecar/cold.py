@@ -21,9 +21,9 @@ log = logging.getLogger("ox_sidecar.cold")
 LOCK_RETRIES = 24
 
 
-def advance(conn: psycopg.Connection, partition: str) -> dict[str, Any]:
-    """One month's steps, each in its own transaction, until it is moved
-    or waits for a restore drill. `conn` is autocommit."""
+def advance_one(conn: psycopg.Connection, partition: str) -> str:
+    """One month's next step, in a transaction of its own (`conn` is
+    autocommit), taken again while its locks are held elsewhere."""
     tries = 0
     while True:
         try:
@@ -37,13 +37,18 @@ def advance(conn: psycopg.Connection, partition: str) -> dict[str, Any]:
                 raise
             time.sleep(0.05 * 2 ** min(tries, 6))
             continue
-        tries = 0
         log.info("cold storage step", extra=step)
-        if step["step"] in ("waiting", "moved"):
-            return step
+        return str(step["step"])
 
 
-def move_due(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def advance(conn: psycopg.Connection, partition: str) -> str:
+    """One month's steps until it is moved or waits for a restore drill."""
+    while (step := advance_one(conn, partition)) not in ("waiting", "moved"):
+        pass
+    return step
+
+
+def move_due(conn: psycopg.Connection) -> list[str]:
     """Every month with a step to take, oldest first."""
     due = conn.execute(
         "select partition from crypto.cold_months_due() where step <> 'wait'"

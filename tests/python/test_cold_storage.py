@@ -16,10 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import errors
+from psycopg.conninfo import make_conninfo
 from test_backups import backed_up, books_clean, oxp
 
 from ox_sidecar import backups, replica
-from ox_sidecar.config import get_worker_settings
+from ox_sidecar import cold as cold_storage
+from ox_sidecar.config import clear_settings, get_worker_settings
 from ox_sidecar.worker import run_once
 from support import free_port, new_user
 
@@ -67,17 +69,24 @@ def worker_runs(url: str, kind: str, enqueue: str) -> None:
         assert state == ("done", None), state
 
 
-def files_of(folder: Path) -> dict[str, int]:
-    """Each file's inode: a folder emptied and made again has new ones."""
-    return {str(p): p.stat().st_ino for p in folder.rglob("*")}
+def files_of(folder: Path) -> dict[str, tuple[int, bool]]:
+    """Each file's inode, and whether it is a folder: a folder emptied and
+    made again has a new one."""
+    return {str(p): (p.stat().st_ino, p.is_dir()) for p in folder.rglob("*")}
 
 
-def kept(before: dict[str, int], after: dict[str, int]) -> bool:
-    return all(after.get(name) == inode for name, inode in before.items())
+def kept(before: dict[str, tuple[int, bool]], after: dict[str, tuple[int, bool]]) -> bool:
+    """Every folder is the same one, and so is every file still there (a
+    checkpoint removes the files of tables dropped since the last one)."""
+    return any(d for _, d in before.values()) and all(
+        after.get(name) == (inode, folder)
+        for name, (inode, folder) in before.items()
+        if folder or name in after
+    )
 
 
 def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
-    backed_up: dict[str, Any],
+    backed_up: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = backed_up["url"]
     cold = backed_up["data"].parent / "cold"
@@ -111,6 +120,19 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
 
     # The backup the drill would restore is older than oxp_cold.
     assert oxp("db", "backup", "--type", "full")["exit"] == 0
+    # A local replica, even stopped, would replay CREATE TABLESPACE at the
+    # primary's path: refused until it is gone.
+    standby = backed_up["data"].parent / "replica"
+    monkeypatch.setenv("REPLICA_DIR", str(standby))
+    clear_settings()
+    replica.init(get_worker_settings(), standby, free_port())
+    replica.stop(get_worker_settings(), standby)
+    refused = oxp("db", "cold-storage", "init", str(cold))
+    assert refused["exit"] == 1 and refused["error"]["code"] == "REPLICA_EXISTS", refused
+    assert "oxp_cold" not in {
+        name for (name,) in psycopg.connect(url).execute("select spcname from pg_tablespace")
+    }
+    shutil.rmtree(standby)
     made = oxp("db", "cold-storage", "init", str(cold))
     assert made["exit"] == 0, made
     again = oxp("db", "cold-storage", "init", str(cold))  # the same place: nothing to do
@@ -151,6 +173,30 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
         assert conn.execute(
             "select count(*) from crypto.cold_months where backed_up_at is null"
         ).fetchone() == (0,)
+
+    # The entries' month by hand up to its copy, which is then changed
+    # behind the guards (as only a superuser could): the check before the
+    # swap finds it, discards it and makes it again from the original.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "insert into crypto.jobs (kind, status, attempts, run_after, locked_at, claimed_pid,"
+            " created_at) values ('partition.cold', 'running', 1, now(), now(), pg_backend_pid(),"
+            " now()) returning id"
+        )
+        steps = [cold_storage.advance_one(conn, "ledger_entries_p2026_03") for _ in range(1)]
+        assert steps == ["copied"], steps
+        conn.execute("set session_replication_role = replica")
+        conn.execute(
+            "delete from crypto.ledger_entries_p2026_03_cold"
+            " where id = (select min(id) from crypto.ledger_entries_p2026_03_cold)"
+        )
+        conn.execute("set session_replication_role = origin")
+        steps = [cold_storage.advance_one(conn, "ledger_entries_p2026_03") for _ in range(3)]
+        assert steps == ["keyed", "discarded", "copied"], steps
+        conn.execute(
+            "update crypto.jobs set status = 'done', finished_at = now()"
+            " where kind = 'partition.cold' and claimed_pid = pg_backend_pid()"
+        )
 
     # The move, while players' transfers go on in the current month.
     stop = threading.Event()
@@ -217,7 +263,6 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
     # A replica on this machine gets a copy of oxp_cold of its own, and
     # reads the cold months from it.
     settings = get_worker_settings()
-    standby = backed_up["data"].parent / "replica"
     port = free_port()
     made = replica.init(settings, standby, port)
     try:
@@ -232,3 +277,27 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
         assert kept(live, files_of(cold))
     finally:
         replica.stop(settings, standby)
+
+    # A dump loaded elsewhere: the cold months are in the default tablespace
+    # there, and wait for a drill of that cluster's own backups.
+    dump = backed_up["data"].parent / "cold.dump"
+    assert oxp("db", "dump", str(dump))["exit"] == 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create database loaded")
+    loaded = make_conninfo(url, dbname="loaded")
+    monkeypatch.setenv("DATABASE_URL", loaded)
+    clear_settings()
+    assert oxp("db", "load", str(dump))["exit"] == 0
+    assert tablespace_of(loaded, "ledger_entries_p2026_03") is None
+    assert month_books(loaded) == march
+    with psycopg.connect(loaded) as conn:
+        assert conn.execute(
+            "select count(*) from crypto.cold_months"
+            " where backed_up_at is not null or moved_at is not null or backup is not null"
+        ).fetchone() == (0,)
+        assert {
+            (partition, step)
+            for partition, step in conn.execute(
+                "select partition, step from crypto.cold_months_due() where partition like '%p2026_03'"
+            )
+        } == {("ledger_entries_p2026_03", "wait"), ("ledger_transfers_p2026_03", "wait")}

@@ -1,5 +1,5 @@
 begin;
-select plan(14);
+select plan(16);
 
 -- Cold storage of the ledger's old months (sql/0045, plpgsql/cold_storage.sql):
 -- who may take a step, what is refused, and that a refusal changes nothing.
@@ -48,8 +48,21 @@ select throws_ok($$ select crypto.cold_step('ledger_entries_p2020_01; drop table
 reset role;
 select is_empty($$ select * from crypto.cold_months $$, 'the refusals recorded nothing');
 select is(
-    (select count(*)::int from pg_constraint where conname = 'cold_frozen'), 0, 'and froze nothing'
+    (select count(*)::int from pg_trigger where tgname = 'cold_frozen'), 0, 'and froze nothing'
 );
+
+-- An operator may do the worker's work, but not vouch for a backup: a
+-- drill's job claimed by an operator's own login is refused.
+create role tests_cold_operator login in role oxp_operator;
+insert into crypto.jobs (kind, status, attempts, run_after, locked_at, claimed_pid, created_at)
+values ('backup.verify', 'running', 1, now(), now(), pg_backend_pid(), now());
+set local session authorization tests_cold_operator;
+select throws_ok($$ select crypto.cold_backed_up('[]', 'forged') $$, '42501', 'FORBIDDEN',
+    'an operator''s login cannot say what a restored backup holds');
+reset session authorization;
+set local role oxp_service;
+select is(crypto.cold_backed_up('[]', 'x'), 0, 'the worker''s role, holding the drill''s job, may (nothing to vouch for here)');
+reset role;
 
 select * from finish();
 rollback;
