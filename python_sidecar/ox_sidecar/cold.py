@@ -33,6 +33,7 @@ def advance_one(conn: psycopg.Connection, partition: str) -> str:
                 ).fetchone()[0]  # type: ignore[index]
         except errors.LockNotAvailable:
             tries += 1
+            log.info("cold storage step gave way", extra={"partition": partition, "tries": tries})
             if tries > LOCK_RETRIES:
                 raise
             time.sleep(0.05 * 2 ** min(tries, 6))

@@ -6,6 +6,7 @@ pgBackRest (the fixture of test_backups)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -86,7 +87,7 @@ def kept(before: dict[str, tuple[int, bool]], after: dict[str, tuple[int, bool]]
 
 
 def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
-    backed_up: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    backed_up: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = backed_up["url"]
     cold = backed_up["data"].parent / "cold"
@@ -193,6 +194,21 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
         conn.execute("set session_replication_role = origin")
         steps = [cold_storage.advance_one(conn, "ledger_entries_p2026_03") for _ in range(3)]
         assert steps == ["keyed", "discarded", "copied"], steps
+        # A transfer in flight holds ledger_accounts for 1.5 s: the keys'
+        # step gives way (it waits half a second at most) and is taken again.
+        with psycopg.connect(url) as holder:
+            holder.execute("lock table crypto.ledger_accounts in row exclusive mode")
+            release = threading.Timer(1.5, holder.rollback)
+            release.start()
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="ox_sidecar.cold"):
+                started = time.monotonic()
+                assert cold_storage.advance_one(conn, "ledger_entries_p2026_03") == "keyed"
+            release.join()
+        assert time.monotonic() - started >= 1.4
+        assert (
+            len([r for r in caplog.records if r.getMessage() == "cold storage step gave way"]) >= 2
+        )
         conn.execute(
             "update crypto.jobs set status = 'done', finished_at = now()"
             " where kind = 'partition.cold' and claimed_pid = pg_backend_pid()"
