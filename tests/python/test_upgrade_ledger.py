@@ -64,6 +64,7 @@ def test_a_ledger_written_by_the_release_before_upgrades_whole(
         "0042_ledger_checkpoints.sql",
         "0043_partition_archives.sql",
         "0044_ledger_key_checks.sql",
+        "0045_cold_months.sql",
     ]
 
     with psycopg.connect(empty_db, autocommit=True) as db:
