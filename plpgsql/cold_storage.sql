@@ -22,8 +22,8 @@
 --   check   them validated (no lock a transfer waits on);
 --   swap    the original detached and dropped, the copy attached in its
 --           place under its name: catalog work only, under every lock at
---           once, waited for half the deadlock check's delay at most
---           (55P03 and a later attempt rather than a deadlock).
+--           once, waited for 100 ms at most (below half the deadlock
+--           check's delay: 55P03 and a later attempt, never a deadlock).
 
 -- A frozen month's guard: no row joins it (its rows are never updated or
 -- deleted either: the append-only triggers cloned from the parent).
@@ -194,7 +194,7 @@ grant execute on function crypto.cold_backed_up(jsonb, text) to oxp_service;
 
 -- The next step of one month (see the top of this file), in the caller's
 -- transaction, which should end right after it: every lock taken is
--- waited for half the deadlock check's delay at most (55P03: try again).
+-- waited for 100 ms at most (55P03: try again).
 -- Returns the step taken: frozen, digested, waiting (for a restore drill),
 -- copied, keyed, checked (or discarded: a copy that changed) or moved.
 create or replace function crypto.cold_step(p_partition text) returns jsonb
@@ -212,7 +212,13 @@ declare
     v_key record;
     v_step text;
     v_lock_timeout text := current_setting('lock_timeout');
-    v_wait text := greatest(1, (extract(epoch from current_setting('deadlock_timeout')::interval) * 500)::int) || 'ms';
+    -- Every lock is waited for 100 ms at most, and never half the deadlock
+    -- check's delay: what queues behind a step's lock request (transfers,
+    -- behind the keys' and the swap's) waits no longer than that, and a
+    -- step holding a lock another waits for gives way before either
+    -- deadlock check runs.
+    v_wait text := least(100, greatest(1,
+        (extract(epoch from current_setting('deadlock_timeout')::interval) * 500)::int)) || 'ms';
 begin
     if not exists (
         select from crypto.jobs as j
@@ -318,8 +324,8 @@ begin
         loop
             execute format('alter table crypto.%I validate constraint %I', v_copy, v_key.conname);
         end loop;
-        -- The copy once more, just before it takes the month's place (it
-        -- waited between transactions): still exactly the frozen rows, or it
+        -- The copy once more, in the last step before the swap (it waited
+        -- between transactions): still exactly the frozen rows, or it
         -- is discarded and made again from the original (whose copy is
         -- checked against the digest in turn: OX182 if the original moved).
         select d.rows, d.digest into v_rows, v_digest from crypto.cold_digest(v_copy) as d;
@@ -331,9 +337,9 @@ begin
             v_step := 'checked';
         end if;
     else
-        -- Every lock in one statement, waited for half the deadlock check's
-        -- delay at most: a session that holds one and waits for another
-        -- makes this one give way before either deadlock check runs.
+        -- Every lock in one statement, each waited for 100 ms at most: a
+        -- session that holds one and waits for another makes this one give
+        -- way before either deadlock check runs.
         -- ledger_accounts first, and exclusively: detaching, attaching and
         -- dropping a month add and remove the foreign keys' triggers there,
         -- and a transfer locks its accounts before it writes its month.
@@ -346,7 +352,7 @@ begin
         execute format('alter table %s attach partition crypto.%I for values from (%L) to (%L)',
             v_due.parent, p_partition, v_due.range_from, v_due.range_to);
         execute format('alter table crypto.%I drop constraint cold_bounds', p_partition);
-        execute format('drop trigger cold_append_only on crypto.%I', p_partition);
+        execute format('drop trigger if exists cold_append_only on crypto.%I', p_partition);
         for v_key in
             select i.relname from pg_catalog.pg_index as x join pg_catalog.pg_class as i on i.oid = x.indexrelid
             where x.indrelid = format('crypto.%I', p_partition)::regclass and left(i.relname, length(v_copy)) = v_copy

@@ -429,23 +429,22 @@ def cold_init_cmd(
             else:
                 # A standby replays CREATE TABLESPACE at the same path: on
                 # this machine, the primary's folder (which replay empties).
-                standbys = conn.execute(
-                    "select (select count(*) from pg_catalog.pg_stat_replication)"
-                    " + (select count(*) from pg_catalog.pg_replication_slots)"
-                ).fetchone()[0]  # type: ignore[index]
-                if standbys:
+                # `oxp db replica init` leaves a slot of its folder's name
+                # (oxp_replica_*), so that a stopped one is seen here too.
+                streaming, slots = conn.execute(
+                    "select (select count(*) from pg_catalog.pg_stat_replication),"
+                    " (select coalesce(string_agg(slot_name, ', ' order by slot_name), '')"
+                    "  from pg_catalog.pg_replication_slots)"
+                ).fetchone()  # type: ignore[misc]
+                if streaming or slots or (settings.replica_dir / "PG_VERSION").exists():
                     raise fail(
                         "REPLICA_EXISTS",
-                        "a standby or replication slot follows this cluster: make oxp_cold"
-                        " before the replicas (README, Cold storage)",
-                    )
-                # `oxp db replica init`'s standby takes no slot: stopped, it is
-                # seen only here, and it would replay this at the same path.
-                if (settings.replica_dir / "PG_VERSION").exists():
-                    raise fail(
-                        "REPLICA_EXISTS",
-                        f"a local replica is set up in {settings.replica_dir} (stopped or not):"
-                        " remove it, make oxp_cold, then `oxp db replica init` again",
+                        f"a standby follows this cluster ({streaming} streaming;"
+                        f" slots: {slots or 'none'}; {settings.replica_dir}):"
+                        " stopped or not, it would replay oxp_cold's"
+                        " creation at the same path. Remove it (and its slot:"
+                        " select pg_drop_replication_slot(name)), make oxp_cold, then the"
+                        " replicas again (README, Cold storage)",
                     )
                 conn.execute(f"create tablespace oxp_cold location '{_quote(str(path))}'")
             conn.execute("grant create on tablespace oxp_cold to oxp_owner")

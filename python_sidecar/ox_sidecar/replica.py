@@ -5,6 +5,7 @@ DATABASE_REPLICA_URL (README "Read replica")."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +32,11 @@ def replica_url(settings: Settings, port: int | None = None) -> str:
     return f"postgresql://{user}@127.0.0.1:{port or settings.replica_port}/{db}"
 
 
+def marker_slot(data: Path) -> str:
+    """The name that marks a local replica's folder on its primary."""
+    return "oxp_replica_" + hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:16]
+
+
 def init(settings: Settings, data: Path, port: int) -> dict[str, Any]:
     """A copy of the primary that follows it (primary_conninfo and
     standby.signal from -R), hot standby on `port`, started."""
@@ -50,6 +56,14 @@ def init(settings: Settings, data: Path, port: int) -> dict[str, Any]:
             "select spcname, pg_tablespace_location(oid) from pg_catalog.pg_tablespace"
             " where spcname not in ('pg_default', 'pg_global')"
         ).fetchall()
+        # Where a standby of this cluster lives, for `oxp db cold-storage
+        # init`: a stopped one is seen nowhere else. An unreserved slot,
+        # never used: it keeps no WAL.
+        conn.execute(
+            "select pg_create_physical_replication_slot(%s, false)"
+            " where not exists (select from pg_replication_slots where slot_name = %s)",
+            (marker_slot(data), marker_slot(data)),
+        )
     for name, location in spaces:
         folder = data.parent / f"{data.name}.tablespaces" / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -130,10 +130,14 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
     replica.stop(get_worker_settings(), standby)
     refused = oxp("db", "cold-storage", "init", str(cold))
     assert refused["exit"] == 1 and refused["error"]["code"] == "REPLICA_EXISTS", refused
+    # Made in a folder of its own (--dir) it is seen all the same, by its slot.
+    shutil.rmtree(standby)
+    assert oxp("db", "cold-storage", "init", str(cold))["error"]["code"] == "REPLICA_EXISTS"
     assert "oxp_cold" not in {
         name for (name,) in psycopg.connect(url).execute("select spcname from pg_tablespace")
     }
-    shutil.rmtree(standby)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select pg_drop_replication_slot(%s)", (replica.marker_slot(standby),))
     made = oxp("db", "cold-storage", "init", str(cold))
     assert made["exit"] == 0, made
     again = oxp("db", "cold-storage", "init", str(cold))  # the same place: nothing to do
@@ -146,8 +150,12 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
         backups.verify(get_worker_settings())
     assert kept(live, files_of(cold))
 
-    # Freeze and digest; then the month waits for a drill.
-    worker_runs(url, "partition.cold", "crypto.enqueue_cold_storage()")
+    # Freeze and digest, while a reader holds both ledgers open (the
+    # freeze does not wait for it); then the month waits for a drill.
+    with psycopg.connect(url) as reader:
+        reader.execute("select count(*) from crypto.ledger_entries")
+        reader.execute("select count(*) from crypto.ledger_transfers")
+        worker_runs(url, "partition.cold", "crypto.enqueue_cold_storage()")
     with psycopg.connect(url, autocommit=True) as conn:
         months = conn.execute(
             "select partition, rows, backed_up_at from crypto.cold_months"
@@ -248,6 +256,24 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
     assert tablespace_of(url, "ledger_transfers_p2026_03") == "oxp_cold"
     assert month_books(url) == march
     with psycopg.connect(url) as conn:
+        for month in ("ledger_entries_p2026_03", "ledger_transfers_p2026_03"):
+            guards = conn.execute(
+                "select c.relrowsecurity, c.relowner::regrole::text,"
+                " array(select t.tgname::text from pg_trigger as t"
+                "  where t.tgrelid = c.oid and not t.tgisinternal order by 1),"
+                " array(select coalesce(s.spcname, '-') from pg_index as x"
+                "  join pg_class as i on i.oid = x.indexrelid"
+                "  left join pg_tablespace as s on s.oid = i.reltablespace where x.indrelid = c.oid)"
+                " from pg_class as c where c.relname = %s",
+                (month,),
+            ).fetchone()
+            parent = month.rsplit("_p", 1)[0]
+            assert guards == (
+                True,
+                "oxp_owner",
+                sorted(["cold_frozen", f"{parent}_append_only", "no_truncate"]),
+                ["oxp_cold"] * len(guards[3]),  # type: ignore[index]
+            ), guards
         assert conn.execute(
             "select count(*) from crypto.ledger_transfers where idempotency_key like 'adjust:cold:during:%'"
         ).fetchone() == (len(done),)

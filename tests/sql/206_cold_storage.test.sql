@@ -60,9 +60,9 @@ set local session authorization tests_cold_operator;
 select throws_ok($$ select crypto.cold_backed_up('[]', 'forged') $$, '42501', 'FORBIDDEN',
     'an operator''s login cannot say what a restored backup holds');
 reset session authorization;
-set local role oxp_service;
-select is(crypto.cold_backed_up('[]', 'x'), 0, 'the worker''s role, holding the drill''s job, may (nothing to vouch for here)');
-reset role;
+set local session authorization oxp_service;
+select is(crypto.cold_backed_up('[]', 'x'), 0, 'the worker''s own login, holding the drill''s job, may (nothing to vouch for here)');
+reset session authorization;
 
 select * from finish();
 rollback;
