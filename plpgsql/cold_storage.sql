@@ -166,13 +166,7 @@ begin
         raise exception using errcode = 'OX000', message = 'VALIDATION_FAILED',
             detail = 'The drill reports an array of months (partition, rows, digest) and the backup it restored';
     end if;
-    if not exists (
-        select from crypto.jobs as j
-        where j.kind = 'backup.verify' and j.status = 'running' and j.claimed_pid = pg_backend_pid()
-    ) then
-        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
-            detail = 'Only a worker holding a backup.verify job reports what a restored backup holds';
-    end if;
+    perform crypto.require_job_claim('backup.verify', 'reports what a restored backup holds');
     -- An operator may do the worker's work (a member of oxp_service), and so
     -- could claim a drill's job: not this one, whose word lets a month leave
     -- the main disk. The worker's own login (or a superuser's) only.
@@ -220,13 +214,7 @@ declare
     v_wait text := least(100, greatest(1,
         (extract(epoch from current_setting('deadlock_timeout')::interval) * 500)::int)) || 'ms';
 begin
-    if not exists (
-        select from crypto.jobs as j
-        where j.kind = 'partition.cold' and j.status = 'running' and j.claimed_pid = pg_backend_pid()
-    ) then
-        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
-            detail = 'Only a worker holding a partition.cold job moves a month';
-    end if;
+    perform crypto.require_job_claim('partition.cold', 'moves a month');
     -- One step at a time across workers: two partition.cold jobs never
     -- work on what the other reads (the state below is read after this).
     perform pg_advisory_xact_lock(hashtext('crypto.cold_step'));

@@ -143,3 +143,21 @@ comment on column crypto.jobs.claimed_pid is
 'The backend that claimed the current attempt: with (id, attempts) the claim''s fence for complete_job, fail_job, '
 'a vendor call (crypto.redemption_sending, crypto.redemption_claim_check), and the pre-0031 complete_job/fail_job '
 'shims (drop those in the release after 0035; keep this column).';
+
+-- What only the worker holding a running job of this kind may do (its
+-- claim: crypto.claim_job records the session): OX265 for anyone else,
+-- an operator's session or a worker whose claim another attempt retook.
+create or replace function crypto.require_job_claim(p_kind text, p_what text) returns void
+language plpgsql stable
+set search_path = crypto, pg_temp
+as $$
+begin
+    if not exists (
+        select from crypto.jobs as j
+        where j.kind = p_kind and j.status = 'running' and j.claimed_pid = pg_backend_pid()
+    ) then
+        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
+            detail = format('Only a worker holding a %s job %s', p_kind, p_what);
+    end if;
+end
+$$;

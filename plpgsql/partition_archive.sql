@@ -158,13 +158,7 @@ begin
             detail = 'An archive names its rows, the SHA-256 of its content (64 hex digits) and its location';
     end if;
     select d.* into v_due from crypto.partition_due(p_partition) as d;
-    if not exists (
-        select from crypto.jobs as j
-        where j.kind = 'partition.archive' and j.status = 'running' and j.claimed_pid = pg_backend_pid()
-    ) then
-        raise exception using errcode = 'OX265', message = 'JOB_LEASE_LOST',
-            detail = 'Only a worker holding a partition.archive job archives a partition';
-    end if;
+    perform crypto.require_job_claim('partition.archive', 'archives a partition');
     if current_setting('oxp.archive_read', true) is distinct from p_partition or not exists (
         select from pg_locks as l
         where l.locktype = 'relation' and l.pid = pg_backend_pid() and l.granted and l.mode = 'ShareLock'
