@@ -450,6 +450,8 @@ def cold_init_cmd(
             conn.execute("grant create on tablespace oxp_cold to oxp_owner")
     except psycopg.OperationalError as exc:
         raise fail("DATABASE_UNAVAILABLE", " ".join(str(exc).split())) from exc
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise fail("FORBIDDEN", "making a tablespace takes a superuser's DATABASE_URL") from exc
     except psycopg.Error as exc:
         raise fail("VALIDATION_FAILED", " ".join(str(exc).split())) from exc
     say(

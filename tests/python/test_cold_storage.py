@@ -119,6 +119,16 @@ def test_a_month_moves_to_cold_storage_once_a_drill_holds_it(
     march = month_books(url)
     assert march[0] == 300 and march[1] == 600
 
+    # Only a superuser makes a tablespace: an operator's login may not.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create role tests_cold_op login in role oxp_operator")
+    monkeypatch.setenv("DATABASE_URL", make_conninfo(url, user="tests_cold_op"))
+    clear_settings()
+    forbidden = oxp("db", "cold-storage", "init", str(cold))
+    assert forbidden["exit"] == 1 and forbidden["error"]["code"] == "FORBIDDEN", forbidden
+    monkeypatch.setenv("DATABASE_URL", url)
+    clear_settings()
+
     # The backup the drill would restore is older than oxp_cold.
     assert oxp("db", "backup", "--type", "full")["exit"] == 0
     # A local replica, even stopped, would replay CREATE TABLESPACE at the
